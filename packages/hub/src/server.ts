@@ -64,7 +64,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   if (!existsSync(cfg.dataDir)) mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const db = await openDatabase(cfg.db, cfg.dataDir);
   try {
-    const applied = await migrate(db.db, ALL_MIGRATIONS);
+    const applied = await migrate(db.db, ALL_MIGRATIONS, db.schema);
     log.info({ db: db.describe, applied }, 'database ready');
   } catch (err) {
     await db.close();

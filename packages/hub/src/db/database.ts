@@ -21,6 +21,8 @@ export interface DbHandle<DB = any> {
   db: Kysely<DB>;
   /** Human-readable location with no password in it, for logs. */
   describe: string;
+  /** PostgreSQL schema holding Tether's tables (public unless the URL says otherwise). */
+  schema?: string;
   close(): Promise<void>;
 }
 
@@ -102,6 +104,7 @@ export async function openDatabase<DB = any>(url: string, baseDir = process.cwd(
     kind: parsed.kind,
     db,
     describe: parsed.describe,
+    ...(parsed.kind === 'postgres' ? { schema: parsed.pg!.schema ?? 'public' } : {}),
     close: async () => {
       await db.destroy();
       await closeExtra();

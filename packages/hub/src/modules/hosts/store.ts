@@ -1,7 +1,7 @@
 /**
  * The host inventory. Owns the `hosts` table; other modules go through HostStore.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { randomUUID } from 'node:crypto';
 import type { Capability, HostFacts, Labels, Selector } from '@tether/protocol';
 import { matchesSelector } from '@tether/protocol';
@@ -142,7 +142,8 @@ export class HostStore {
     if (!query.includeRevoked) qb = qb.where('revoked_at', 'is', null);
     if (query.q) {
       const needle = query.q.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c);
-      qb = qb.where((eb) => eb('search', 'like', `%${needle}%`));
+      // An explicit ESCAPE: SQLite has no default escape character, PostgreSQL uses backslash.
+      qb = qb.where(sql<boolean>`search like ${`%${needle}%`} escape '\\'`);
     }
     const rows = await qb.execute();
     let hosts = rows.map(toHost);
