@@ -421,17 +421,17 @@ export function readInetSockets(procRoot: string, protos: RawSocket['proto'][] =
 }
 
 /**
- * The inet socket tables, read at most once per maxAgeMs: the processes and connections collectors
- * run in the same tick and both need them, and reading /proc/net/tcp costs kernel time in
- * proportion to the host's hash table size, not to its socket count.
+ * The inet socket tables, read once per collection time: the processes and connections collectors
+ * both need them when they run in the same tick (same `now`), and reading /proc/net/tcp costs
+ * kernel time in proportion to the host's hash table size, not to its socket count.
  */
 export class InetTables {
   private cache: RawSocket[] = [];
-  private readAt = -Infinity;
-  constructor(private readonly procRoot: string, private readonly maxAgeMs = 1000) {}
+  private readAt = NaN;
+  constructor(private readonly procRoot: string) {}
 
   get(now: number): RawSocket[] {
-    if (now - this.readAt > this.maxAgeMs || now < this.readAt) {
+    if (now !== this.readAt) {
       this.cache = readInetSockets(this.procRoot);
       this.readAt = now;
     }
