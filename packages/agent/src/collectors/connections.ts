@@ -74,7 +74,8 @@ export function connectionsCollector(roots: Roots, opts: ConnectionsOptions = {}
         }
         return out;
       };
-      const inet = tables.get(now);
+      const { sockets: inet, timeWait } = tables.get(now);
+      if (timeWait) tcpCounts['TIME_WAIT'] = timeWait;
       const unixAll = parseUnixTable(readText(join(procRoot, 'net', 'unix'), 'latin1', true) ?? '');
       const wanted = inet.map((s) => s.inode);
       for (const u of unixAll) if (u.listening) wanted.push(u.inode);

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import type { Collector, ProcessInfo, ProcessSummary } from './types.js';
 import {
-  CLOCK_TICKS, InetTables, SocketOwners, bootTimeMs, bounded, isListening, listPids, parsePidStat, readMeminfo,
+  CLOCK_TICKS, InetTables, ProcessTable, SocketOwners, bootTimeMs, bounded, isListening, parsePidStat, readMeminfo,
   readText, round, UserNames, type Roots,
 } from './util.js';
 
@@ -51,12 +51,14 @@ export function detectPageSize(procRoot: string): number {
   return 2 ** Math.round(Math.log2(rss / st.rssPages));
 }
 
-export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, shared?: { owners: SocketOwners; users: UserNames; tables: InetTables }): Collector<ProcessSummary> {
+export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, shared?: { users: UserNames; tables: InetTables; procs: ProcessTable }): Collector<ProcessSummary> {
   const topN = opts.topN ?? 15;
   const maxCmd = opts.maxCommandLength ?? 512;
   const withSockets = opts.sockets ?? true;
   const users = shared?.users ?? new UserNames(roots.etcRoot);
-  const owners = shared?.owners ?? new SocketOwners(roots.procRoot);
+  const procs = shared?.procs ?? new ProcessTable(roots.procRoot);
+  // its own map: it looks at the reported processes only, the connections collector at all
+  const owners = new SocketOwners(roots.procRoot);
   const tables = shared?.tables ?? new InetTables(roots.procRoot);
   // pid → (start time, cpu ticks) at the previous collection; a different start time is a reused pid
   let prev = new Map<number, { start: number; ticks: number }>();
@@ -82,11 +84,8 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
       let anyCpu = false;
 
       // Pass 1, every process: /proc/<pid>/stat only (one read each).
-      for (const pid of listPids(procRoot)) {
-        const statText = readText(join(procRoot, String(pid), 'stat'));
-        if (statText === undefined) continue; // exited between readdir and read
-        const st = parsePidStat(statText);
-        if (!st) continue;
+      for (const st of procs.get(now)) {
+        const pid = st.pid;
         const ticks = st.utime + st.stime;
         next.set(pid, { start: st.startTicks, ticks });
         const rss = st.rssPages * pageSize;
@@ -141,11 +140,13 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
       const listen = new Map<number, Set<number>>();
       const conns = new Map<number, number>();
       if (withSockets) {
-        const sockets = tables.get(now);
-        const map = owners.get(sockets.map((s) => s.inode), now);
+        // Sockets are matched to owners through the fds of the reported processes only: a bounded
+        // cost, whatever the host's connection churn.
+        const { sockets } = tables.get(now);
+        const map = owners.get(sockets.map((s) => s.inode), now, [...chosenPids]);
         for (const s of sockets) {
           const pid = map.get(s.inode);
-          if (pid === undefined || !chosenPids.has(pid)) continue;
+          if (pid === undefined) continue;
           if (isListening(s)) {
             let set = listen.get(pid);
             if (!set) listen.set(pid, (set = new Set()));
