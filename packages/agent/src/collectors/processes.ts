@@ -2,8 +2,8 @@
 import { join } from 'node:path';
 import type { Collector, ProcessInfo, ProcessSummary } from './types.js';
 import {
-  CLOCK_TICKS, InetTables, ProcessTable, SocketOwners, bootTimeMs, bounded, isListening, parsePidStat, readMeminfo,
-  readText, round, UserNames, type Roots,
+  CLOCK_TICKS, InetTables, clamp, ProcessTable, SocketOwners, bootTimeMs, bounded, isListening, parsePidStat, readMeminfo,
+  readText, round, UserNames, type ProcEntry, type Roots,
 } from './util.js';
 
 export interface ProcessesOptions {
@@ -13,6 +13,12 @@ export interface ProcessesOptions {
   maxCommandLength?: number;
   /** map sockets to processes for listening ports and connection counts: default true */
   sockets?: boolean;
+}
+
+interface Ranked {
+  st: ProcEntry;
+  rss: number;
+  cpu: number | undefined;
 }
 
 interface StatusFields {
@@ -52,8 +58,9 @@ export function detectPageSize(procRoot: string): number {
 }
 
 export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, shared?: { users: UserNames; tables: InetTables; procs: ProcessTable }): Collector<ProcessSummary> {
-  const topN = opts.topN ?? 15;
-  const maxCmd = opts.maxCommandLength ?? 512;
+  // clamped to the wire schema's bounds (at most 1000 processes, commands of 4096 characters)
+  const topN = clamp(opts.topN ?? 15, 1, 500);
+  const maxCmd = clamp(opts.maxCommandLength ?? 512, 16, 4096);
   const withSockets = opts.sockets ?? true;
   const users = shared?.users ?? new UserNames(roots.etcRoot);
   const procs = shared?.procs ?? new ProcessTable(roots.procRoot);
@@ -76,21 +83,49 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
       const elapsedSec = prevAt === undefined ? 0 : (now - prevAt) / 1000;
       const memTotal = readMeminfo(procRoot).get('MemTotal') ?? 0;
       const next = new Map<number, { start: number; ticks: number }>();
-      const all: ProcessInfo[] = [];
       const totals: ProcessSummary['totals'] = {
         processes: 0, threads: 0, running: 0, sleeping: 0, blocked: 0, zombie: 0, stopped: 0, other: 0, rssBytes: 0,
       };
       let cpuSum = 0;
       let anyCpu = false;
 
-      // Pass 1, every process: /proc/<pid>/stat only (one read each).
+      // Pass 1, every process: /proc/<pid>/stat only (one read each), ranked without building
+      // the reported objects.
+      const ranked: Ranked[] = [];
       for (const st of procs.get(now)) {
-        const pid = st.pid;
         const ticks = st.utime + st.stime;
-        next.set(pid, { start: st.startTicks, ticks });
+        next.set(st.pid, { start: st.startTicks, ticks });
         const rss = st.rssPages * pageSize;
+        let cpu: number | undefined;
+        const before = prev.get(st.pid);
+        if (before && before.start === st.startTicks && elapsedSec > 0 && ticks >= before.ticks) {
+          cpu = round(((ticks - before.ticks) / CLOCK_TICKS / elapsedSec) * 100);
+          cpuSum += cpu;
+          anyCpu = true;
+        }
+        totals.processes++;
+        totals.threads += st.threads;
+        totals.rssBytes += rss;
+        switch (st.state) {
+          case 'R': totals.running++; break;
+          case 'S': case 'I': totals.sleeping++; break;
+          case 'D': totals.blocked++; break;
+          case 'Z': totals.zombie++; break;
+          case 'T': case 't': totals.stopped++; break;
+          default: totals.other++;
+        }
+        ranked.push({ st, rss, cpu });
+      }
+      if (anyCpu) totals.cpuPercent = round(cpuSum);
+      prev = next;
+      prevAt = now;
+
+      const byCpuThenRss = (a: Ranked, b: Ranked) => (b.cpu ?? 0) - (a.cpu ?? 0) || b.rss - a.rss;
+      const byCpu = [...ranked].sort(byCpuThenRss).slice(0, topN);
+      const byMem = ranked.sort((a, b) => b.rss - a.rss).slice(0, topN);
+      const chosen: ProcessInfo[] = [...new Set([...byCpu, ...byMem])].sort(byCpuThenRss).map(({ st, rss, cpu }) => {
         const p: ProcessInfo = {
-          pid,
+          pid: st.pid,
           ppid: st.ppid,
           uid: 0,
           user: '',
@@ -106,34 +141,9 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
           listenPorts: [],
           connections: 0,
         };
-        const before = prev.get(pid);
-        if (before && before.start === st.startTicks && elapsedSec > 0 && ticks >= before.ticks) {
-          p.cpuPercent = round(((ticks - before.ticks) / CLOCK_TICKS / elapsedSec) * 100);
-          cpuSum += p.cpuPercent;
-          anyCpu = true;
-        }
-        totals.processes++;
-        totals.threads += st.threads;
-        totals.rssBytes += rss;
-        switch (st.state) {
-          case 'R': totals.running++; break;
-          case 'S': case 'I': totals.sleeping++; break;
-          case 'D': totals.blocked++; break;
-          case 'Z': totals.zombie++; break;
-          case 'T': case 't': totals.stopped++; break;
-          default: totals.other++;
-        }
-        all.push(p);
-      }
-      if (anyCpu) totals.cpuPercent = round(cpuSum);
-      prev = next;
-      prevAt = now;
-
-      const byCpu = [...all].sort((a, b) => (b.cpuPercent ?? 0) - (a.cpuPercent ?? 0) || b.rssBytes - a.rssBytes).slice(0, topN);
-      const byMem = [...all].sort((a, b) => b.rssBytes - a.rssBytes).slice(0, topN);
-      const chosen = [...new Set([...byCpu, ...byMem])].sort(
-        (a, b) => (b.cpuPercent ?? 0) - (a.cpuPercent ?? 0) || b.rssBytes - a.rssBytes,
-      );
+        if (cpu !== undefined) p.cpuPercent = cpu;
+        return p;
+      });
 
       // Pass 2, only the reported processes: owner, swap, command line, sockets.
       const chosenPids = new Set(chosen.map((p) => p.pid));
@@ -172,7 +182,7 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
         p.connections = conns.get(p.pid) ?? 0;
       }
 
-      const out: ProcessSummary = { ts: now, totals, processes: chosen, truncated: chosen.length < all.length };
+      const out: ProcessSummary = { ts: now, totals, processes: chosen, truncated: chosen.length < ranked.length };
       if (elapsedSec > 0) out.intervalMs = Math.round(elapsedSec * 1000);
       return out;
     },

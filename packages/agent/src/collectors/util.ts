@@ -90,6 +90,10 @@ export function counterRate(prev: number | undefined, cur: number, elapsedSec: n
   return (cur - prev) / elapsedSec;
 }
 
+export function clamp(n: number, min: number, max: number): number {
+  return Number.isFinite(n) ? Math.min(max, Math.max(min, Math.floor(n))) : min;
+}
+
 export function round(n: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
