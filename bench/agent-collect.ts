@@ -259,6 +259,15 @@ const lines = [
   `- Steady RSS ≤ 45 MB (collecting every 100 ms): ${mb(steadyKb(stress))} MB → **${steadyKb(stress) / 1024 <= 45 ? 'met' : 'not met'}**; a bare idle Node process here is ${mb(steadyKb(rssRuns[3]!))} MB, of which ${mb(rssRuns[3]!.fileKb)} MB are file-backed pages of the node binary.`,
   '',
 ];
+lines.push(
+  '### Reading these figures',
+  '',
+  '- The full collection is a worst case that the agent never runs: at the default intervals the collectors run at different times, and per second they cost the figure above. node-exporter has no per-process or per-socket data; the host-metrics line is the comparable one.',
+  `- About ${f(inetMs, 1)} ms of each full collection is the kernel walking its TCP hash table twice (for /proc/net/tcp and tcp6). That cost depends on the table's size, which is set from the host's memory, not on how many sockets exist. Only a netlink sock_diag socket avoids it, as \`ss\` does, and Node cannot open one without a native addon.`,
+  `- RSS: ${mb(rssRuns[3]!.fileKb)} MB of an idle Node process are file-backed pages of the node binary. They are shared with every other Node process and the kernel can reclaim them. What the collectors add is the anonymous part: compare the RssAnon column with the bare process.`,
+  '- The machine was shared with two other engineers\' work while this ran. CPU figures from one run to the next varied by about ±30 % during development.',
+  '',
+);
 const out = join(repo, 'bench', 'results', 'agent-collect.md');
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, lines.filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n'));
