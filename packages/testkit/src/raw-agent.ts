@@ -33,6 +33,9 @@ export function fakeFacts(hostname: string, ip = '10.0.0.1'): HostFacts {
 export class RawAgent {
   readonly ws: WebSocket;
   readonly received: Message[] = [];
+  /** keep received messages for next(); a benchmark turns this off and uses onMessage */
+  keep = true;
+  onMessage: ((m: Message) => void) | undefined;
   nonce = '';
   closeCode: number | undefined;
   closeReason = '';
@@ -59,6 +62,8 @@ export class RawAgent {
       const d = decodeFrame(data as Buffer);
       if (d.ok) {
         if (d.msg.type === 'challenge') this.nonce = (d.msg.body as BodyOf<'challenge'>).nonce;
+        this.onMessage?.(d.msg);
+        if (!this.keep) return;
         this.received.push(d.msg);
         this.notify();
       }

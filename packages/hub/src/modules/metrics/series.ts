@@ -77,10 +77,15 @@ export function parseKey(key: string): { family: string; dim?: string } {
 }
 
 type Out = Record<string, number>;
+// Series count per output object, kept beside it rather than recounted on every insert.
+const counts = new WeakMap<Out, number>();
 const put = (o: Out, family: string, v: number | undefined, dim?: string | number) => {
   if (v === undefined || !Number.isFinite(v)) return;
-  if (Object.keys(o).length >= MAX_SERIES_PER_REPORT) return;
-  o[seriesKey(family, dim)] = v;
+  const n = counts.get(o) ?? 0;
+  if (n >= MAX_SERIES_PER_REPORT) return;
+  const key = seriesKey(family, dim);
+  if (!(key in o)) counts.set(o, n + 1);
+  o[key] = v;
 };
 
 export function flattenUsage(u: HostUsage): Out {

@@ -1,0 +1,136 @@
+/**
+ * Hub ingestion under a fleet: N simulated agents (real protocol, real signatures) each send a
+ * usage report every 5 s — a real sample from this machine's collector, re-stamped — for a measured
+ * period. Reported: report→ack round trip seen by the agents (parse, validate, store, commit, ack),
+ * the hub's own receive→commit latency, hub CPU and RSS.
+ *
+ * Usage: node bench/dist/ingest.js [N=10000] [sqlite|postgres] [seconds=60]
+ */
+import { TestHub, fakeFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
+import { collectOnce, createCollectors, type HostUsage } from '@tether/agent';
+import { encodeFrame, newMessageId } from '@tether/protocol';
+import { cpuSec, machine, percentile, pool, record, rssMiB } from './lib/util.js';
+
+const N = Number(process.argv[2] ?? 10000);
+const db = (process.argv[3] ?? 'sqlite') as 'sqlite' | 'postgres';
+const SECONDS = Number(process.argv[4] ?? 60);
+const INTERVAL = 5000;
+
+async function realUsage(): Promise<HostUsage> {
+  const c = createCollectors({ enabled: { static: false, processes: false, connections: false, sensors: false, gpu: false, self: false } });
+  await collectOnce(c);
+  await new Promise((r) => setTimeout(r, 1000));
+  const { report } = await collectOnce(c);
+  return report.usage!;
+}
+
+async function main(): Promise<void> {
+  const sample = await realUsage();
+  const hub = await TestHub.start({ db, heartbeat: '10s', env: { TETHER_LOG_LEVEL: 'info' } });
+  const sockets: RawAgent[] = [];
+  const rtt: number[] = [];
+  let acks = 0;
+  let sent = 0;
+  try {
+    const token = await hub.enrollToken({ expiresInSec: 3600 });
+    const t0 = performance.now();
+    await pool(Array.from({ length: N }, (_, i) => i), 256, async (i) => {
+      const a = await simConnect(hub.url, newSimIdentity(), { token, facts: fakeFacts(`sim-${i}`) });
+      a.keep = false;
+      sockets[i] = a;
+    });
+    const connectSec = (performance.now() - t0) / 1000;
+    const pending = new Map<string, number>();
+    for (const a of sockets) {
+      a.onMessage = (m) => {
+        if (m.type !== 'ack' || !m.re) return;
+        const s = pending.get(m.re);
+        if (s !== undefined) {
+          pending.delete(m.re);
+          if (measuring) rtt.push(performance.now() - s);
+          acks++;
+        }
+      };
+    }
+    const rss0 = rssMiB(hub.proc.pid);
+    // Every agent reports every 5 s, spread evenly over the interval (as real agents drift apart).
+    let measuring = false;
+    const bodyOf = (ts: number, i: number) => ({ ...sample, ts, load: { one: (i % 100) / 10, five: 1, fifteen: 1 } });
+    const timers: NodeJS.Timeout[] = [];
+    const start = Date.now();
+    for (let i = 0; i < N; i++) {
+      const offset = (i / N) * INTERVAL;
+      const send = () => {
+        const id = newMessageId();
+        pending.set(id, performance.now());
+        sockets[i]!.sendRaw(encodeFrame('report.usage', bodyOf(Date.now(), i), { id }));
+        sent++;
+      };
+      timers.push(setTimeout(() => {
+        send();
+        timers.push(setInterval(send, INTERVAL));
+      }, offset));
+    }
+    // Warm up for two intervals, then measure.
+    await new Promise((r) => setTimeout(r, 2 * INTERVAL));
+    measuring = true;
+    const cpu0 = cpuSec(hub.proc.pid);
+    const m0 = Date.now();
+    let peakRss = 0;
+    while (Date.now() - m0 < SECONDS * 1000) {
+      await new Promise((r) => setTimeout(r, 1000));
+      peakRss = Math.max(peakRss, rssMiB(hub.proc.pid));
+    }
+    measuring = false;
+    const hubCpuPct = ((cpuSec(hub.proc.pid) - cpu0) / ((Date.now() - m0) / 1000)) * 100;
+    for (const t of timers) clearTimeout(t);
+    const prom = await (await hub.raw('GET', '/metrics')).text();
+    const q = (k: string) => Number(prom.match(new RegExp(`tether_hub_ingest_latency_seconds\\{quantile="${k}"\\} ([0-9.e-]+)`))?.[1] ?? NaN) * 1000;
+    const writeErrors = Number(prom.match(/tether_hub_write_errors_total (\d+)/)?.[1] ?? NaN);
+    rtt.sort((a, b) => a - b);
+    const result = {
+      date: new Date().toISOString(),
+      machine: machine(),
+      db,
+      agents: N,
+      intervalSec: INTERVAL / 1000,
+      reportsPerSec: Math.round(N / (INTERVAL / 1000)),
+      measuredSec: SECONDS,
+      connectSec: +connectSec.toFixed(1),
+      reportBytes: encodeFrame('report.usage', bodyOf(Date.now(), 0)).length,
+      seriesPerReport: null as number | null,
+      ackRoundTripMs: { p50: +percentile(rtt, 50).toFixed(1), p99: +percentile(rtt, 99).toFixed(1), max: +(rtt[rtt.length - 1] ?? NaN).toFixed(1), samples: rtt.length },
+      hubReceiveToCommitMs: { p50: +q('0.5').toFixed(2), p99: +q('0.99').toFixed(2) },
+      hubCpuPercent: +hubCpuPct.toFixed(1),
+      hubRssMiB: { connectedIdle: rss0, peak: peakRss },
+      sent,
+      acked: acks,
+      writeErrors,
+      elapsedSec: Math.round((Date.now() - start) / 1000),
+    };
+    const md = [
+      `## Ingestion: ${N} agents every ${INTERVAL / 1000} s on ${db} — ${result.date}`,
+      ``,
+      `Machine: ${result.machine}. Hub process and all simulated agents share the 2 cores. Each report is a real usage sample of this machine (${result.reportBytes} bytes on the wire), ${result.reportsPerSec} reports/s, measured for ${SECONDS} s after a 10 s warm-up.`,
+      ``,
+      `| figure | value | target |`,
+      `|---|---|---|`,
+      `| report → ack round trip (agent side) p50 / p99 / max | ${result.ackRoundTripMs.p50} / ${result.ackRoundTripMs.p99} / ${result.ackRoundTripMs.max} ms | p99 < 50 ms |`,
+      `| hub receive → commit p50 / p99 | ${result.hubReceiveToCommitMs.p50} / ${result.hubReceiveToCommitMs.p99} ms | |`,
+      `| hub CPU | ${result.hubCpuPercent} % of one core | |`,
+      `| hub RSS connected idle / peak while ingesting | ${rss0} / ${peakRss} MiB | < 1 GiB |`,
+      `| reports sent / acknowledged / write errors | ${sent} / ${acks} / ${writeErrors} | |`,
+      ``,
+    ].join('\n');
+    record(`ingest-${db}-${N}`, md, result);
+    process.stdout.write(md + '\n');
+  } finally {
+    for (const s of sockets) s?.ws.terminate();
+    await hub.cleanup();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
