@@ -1,1 +1,5 @@
-export const PACKAGE = '@tether/agent';
+export * from './config.js';
+export * from './agent.js';
+export * from './facts.js';
+export * from './identity.js';
+export * from './backoff.js';

@@ -1,1 +1,8 @@
-export const PACKAGE = '@tether/protocol';
+export * from './limits.js';
+export * from './labels.js';
+export * from './facts.js';
+export * from './messages.js';
+export * from './codec.js';
+export * from './auth.js';
+export const TETHER_VERSION = '0.1.0';
+export * from './config.js';

@@ -1,0 +1,250 @@
+/**
+ * The agent: dials out to the hub (the host opens no port), proves its identity, reports facts,
+ * keeps the link alive with heartbeats, and reconnects with jittered backoff when it drops.
+ * What it may do is decided by its local configuration (capabilities), never by the hub.
+ */
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import type { Logger } from 'pino';
+import {
+  HUB_TO_AGENT,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  TETHER_VERSION,
+  authPayload,
+  decodeFrame,
+  encodeFrame,
+  signPayload,
+  type BodyOf,
+  type HostFacts,
+  type Message,
+  type MessageType,
+  type RefusedBody,
+} from '@tether/protocol';
+import type { AgentConfig } from './config.js';
+import { loadOrCreateIdentity, saveAgentId, type Identity } from './identity.js';
+import { gatherFacts } from './facts.js';
+import { fullJitterMs } from './backoff.js';
+
+export interface AgentExit {
+  /** why the agent gave up (only for refusals where retrying cannot help) or `stopped` */
+  code: RefusedBody['code'] | 'stopped';
+  reason: string;
+}
+
+export interface AgentEvents {
+  connected: [agentId: string];
+  disconnected: [reason: string];
+  refused: [body: RefusedBody];
+}
+
+interface ConnOutcome {
+  welcomed: boolean;
+  refused?: RefusedBody;
+}
+
+export class Agent extends EventEmitter<AgentEvents> {
+  private identity: Identity;
+  private ws: WebSocket | undefined;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private facts: HostFacts;
+  private factsTimer: NodeJS.Timeout | undefined;
+  readonly stats = { reconnects: 0, connectedSince: 0 };
+
+  constructor(
+    readonly cfg: AgentConfig,
+    private readonly log: Logger,
+    private readonly opts: { factsIntervalMs?: number; gather?: () => HostFacts } = {},
+  ) {
+    super();
+    this.identity = loadOrCreateIdentity(cfg.stateDir);
+    this.facts = (opts.gather ?? gatherFacts)();
+  }
+
+  get agentId(): string | undefined {
+    return this.identity.agentId;
+  }
+
+  /** Runs until stopped or refused for good. */
+  async run(): Promise<AgentExit> {
+    if (!this.identity.agentId && !this.cfg.token) {
+      return { code: 'bad_token', reason: `not enrolled yet (no identity in ${this.cfg.stateDir}) and no enrollment token given` };
+    }
+    if (this.identity.agentId && this.identity.hubUrl && this.identity.hubUrl !== this.cfg.hubUrl) {
+      this.log.warn({ enrolledWith: this.identity.hubUrl, hub: this.cfg.hubUrl }, 'hub URL differs from the one this agent enrolled with');
+    }
+    this.factsTimer = setInterval(() => this.refreshFacts(), this.opts.factsIntervalMs ?? 60_000);
+    this.factsTimer.unref();
+    let attempt = 0;
+    try {
+      while (!this.stopped) {
+        const out = await this.connectOnce();
+        if (this.stopped) break;
+        if (out.refused && !out.refused.retry) {
+          this.log.error({ code: out.refused.code }, `hub refused this agent: ${out.refused.reason}`);
+          return { code: out.refused.code, reason: out.refused.reason };
+        }
+        if (out.welcomed) attempt = 0;
+        const delay = fullJitterMs(attempt, this.cfg.reconnectCapSec * 1000);
+        attempt++;
+        this.stats.reconnects++;
+        this.log.info({ delayMs: delay, attempt }, 'reconnecting');
+        await new Promise<void>((res) => {
+          const t = setTimeout(res, delay);
+          this.wake = () => {
+            clearTimeout(t);
+            res();
+          };
+        });
+        this.wake = undefined;
+      }
+      return { code: 'stopped', reason: 'stopped' };
+    } finally {
+      clearInterval(this.factsTimer);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wake?.();
+    this.ws?.close(1001, 'agent stopping');
+  }
+
+  private wsUrl(): string {
+    const u = new URL(this.cfg.hubUrl);
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    u.pathname = u.pathname.replace(/\/$/, '') + '/api/v1/agent/ws';
+    return u.toString();
+  }
+
+  send<T extends MessageType>(type: T, body: BodyOf<T>, re?: string): boolean {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(encodeFrame(type, body, re ? { re } : {}));
+    return true;
+  }
+
+  private refreshFacts(): void {
+    const next = (this.opts.gather ?? gatherFacts)();
+    if (JSON.stringify(next) !== JSON.stringify(this.facts)) {
+      this.facts = next;
+      if (this.send('facts', { facts: next })) this.log.info('host facts changed; sent to hub');
+    }
+  }
+
+  private connectOnce(): Promise<ConnOutcome> {
+    return new Promise((resolve) => {
+      const out: ConnOutcome = { welcomed: false };
+      const ws = new WebSocket(this.wsUrl(), { maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 15_000, perMessageDeflate: false });
+      this.ws = ws;
+      let phase: 'challenge' | 'welcome' | 'ready' = 'challenge';
+      let lastRecv = Date.now();
+      let hbTimer: NodeJS.Timeout | undefined;
+      // Until the welcome names the heartbeat, the handshake itself must finish in bounded time.
+      const handshakeTimer = setTimeout(() => {
+        this.log.warn('handshake with hub timed out');
+        ws.terminate();
+      }, 30_000);
+
+      const startHeartbeat = (hbSec: number) => {
+        const hb = hbSec * 1000;
+        let lastPing = Date.now();
+        hbTimer = setInterval(() => {
+          const now = Date.now();
+          if (now - lastRecv > 3 * hb) {
+            this.log.warn({ silentMs: now - lastRecv }, 'hub missed 3 heartbeats; dropping the connection');
+            ws.terminate();
+            return;
+          }
+          if (now - lastPing >= hb) {
+            lastPing = now;
+            try {
+              ws.ping();
+            } catch {
+              /* closing */
+            }
+          }
+        }, Math.max(25, hb / 4));
+      };
+
+      ws.on('open', () => this.log.debug({ url: this.wsUrl() }, 'connected; waiting for challenge'));
+      ws.on('pong', () => (lastRecv = Date.now()));
+      ws.on('ping', () => (lastRecv = Date.now()));
+      ws.on('message', (data, isBinary) => {
+        lastRecv = Date.now();
+        const d = isBinary ? ({ ok: false, error: 'binary frame' } as const) : decodeFrame(data as Buffer);
+        if (!d.ok) {
+          this.log.warn({ error: d.error }, 'bad frame from hub');
+          if (phase === 'ready') this.send('error', { code: 'bad_frame', message: d.error.slice(0, 4000) });
+          else ws.terminate();
+          return;
+        }
+        const msg = d.msg;
+        if (!HUB_TO_AGENT.has(msg.type)) {
+          this.send('error', { code: 'unexpected_type', message: `an agent does not accept ${msg.type}` }, msg.id);
+          return;
+        }
+        if (msg.type === 'refused') {
+          out.refused = msg.body as RefusedBody;
+          this.emit('refused', out.refused);
+          this.log.warn({ code: out.refused.code, retry: out.refused.retry }, `refused by hub: ${out.refused.reason}`);
+          return; // the hub closes the socket
+        }
+        if (phase === 'challenge' && msg.type === 'challenge') {
+          this.sendHello((msg as Message<'challenge'>).body.nonce);
+          phase = 'welcome';
+          return;
+        }
+        if (phase === 'welcome' && msg.type === 'welcome') {
+          const w = (msg as Message<'welcome'>).body;
+          clearTimeout(handshakeTimer);
+          if (!this.identity.agentId) {
+            saveAgentId(this.cfg.stateDir, w.agentId, this.cfg.hubUrl);
+            this.log.info({ agentId: w.agentId }, 'enrolled');
+          }
+          this.identity.agentId = w.agentId;
+          this.identity.hubUrl = this.cfg.hubUrl;
+          phase = 'ready';
+          out.welcomed = true;
+          this.stats.connectedSince = Date.now();
+          startHeartbeat(w.heartbeatSec);
+          this.log.info({ agentId: w.agentId, heartbeatSec: w.heartbeatSec }, 'connected to hub');
+          this.emit('connected', w.agentId);
+          return;
+        }
+        if (msg.type === 'error') {
+          this.log.warn({ re: msg.re, ...(msg.body as BodyOf<'error'>) }, 'hub reported an error');
+          return;
+        }
+        this.log.warn({ type: msg.type, phase }, 'unexpected message');
+      });
+      ws.on('error', (err) => this.log.warn({ err: err.message }, 'hub connection error'));
+      ws.on('close', (code, reason) => {
+        clearTimeout(handshakeTimer);
+        clearInterval(hbTimer);
+        const why = `${code}${reason.length ? ' ' + reason.toString() : ''}`;
+        if (out.welcomed) {
+          this.log.info({ why }, 'disconnected from hub');
+          this.emit('disconnected', why);
+        }
+        resolve(out);
+      });
+    });
+  }
+
+  private sendHello(nonce: string): void {
+    const id = this.identity;
+    const enrolling = !id.agentId;
+    const subject = enrolling ? id.publicKey : id.agentId!;
+    const body: BodyOf<'hello'> = {
+      protocol: PROTOCOL_VERSION,
+      agentVersion: TETHER_VERSION,
+      signature: signPayload(id.privateKeyPem, authPayload(nonce, subject)),
+      facts: this.facts,
+      capabilities: this.cfg.capabilities,
+      ...(enrolling ? { enrollToken: this.cfg.token!, publicKey: id.publicKey } : { agentId: id.agentId! }),
+    };
+    this.send('hello', body);
+  }
+}

@@ -1,0 +1,314 @@
+#!/usr/bin/env node
+/**
+ * `tether` — one command for the hub, the agent and operating the fleet.
+ */
+import { Command, Option } from 'commander';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { ConfigError, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol';
+import { createHub, loadHubConfig, REDACT, type HubFlags } from '@tether/hub';
+import { Agent, loadAgentConfig } from '@tether/agent';
+import { ApiError, Client, saveState } from './client.js';
+import { ago, table } from './table.js';
+
+const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
+
+function fail(err: unknown): never {
+  if (err instanceof ConfigError) process.stderr.write(`tether: ${err.message}\n`);
+  else if (err instanceof ApiError) process.stderr.write(`tether: ${err.message} (${err.status} ${err.code})\n`);
+  else process.stderr.write(`tether: ${(err as Error).message ?? String(err)}\n`);
+  process.exit(1);
+}
+
+const hubOptions = (c: Command) =>
+  c
+    .option('--listen <host:port>', 'address to listen on (TETHER_LISTEN; default 127.0.0.1:8080)')
+    .option('--data <dir>', 'data directory (TETHER_DATA; default ./data)')
+    .option('--db <url>', 'sqlite:PATH or postgres://… (TETHER_DB; default sqlite:<data>/tether.db)')
+    .option('--heartbeat <duration>', 'agent heartbeat interval (TETHER_HEARTBEAT; default 10s)')
+    .option('--handshake-timeout <duration>', 'close agent connections that send no hello within this (default 60s)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (TETHER_LOG_LEVEL)')
+    .option('--config <file>', 'TOML config file (TETHER_CONFIG)');
+
+function hubFlags(o: Record<string, unknown>): HubFlags {
+  const f: HubFlags = {};
+  for (const k of ['listen', 'data', 'db', 'heartbeat', 'handshakeTimeout', 'logLevel', 'config'] as const) if (o[k] !== undefined) (f as Record<string, unknown>)[k] = o[k];
+  return f;
+}
+
+function onSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
+      stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+      setTimeout(() => process.exit(1), 10_000).unref();
+    });
+  }
+}
+
+hubOptions(program.command('hub').description('run the hub')).action(async (o) => {
+  try {
+    const hub = await createHub(loadHubConfig(hubFlags(o)));
+    onSignals(() => hub.stop());
+  } catch (err) {
+    fail(err);
+  }
+});
+
+program
+  .command('agent')
+  .description('run the agent on this host (the first run needs an enrollment token; later runs do not)')
+  .option('--hub <url>', 'hub URL, e.g. http://hub.example:8080 (TETHER_HUB)')
+  .option('--token <token>', 'enrollment token for the first run (TETHER_TOKEN; prefer the variable: arguments are visible to other users)')
+  .option('--state <dir>', 'state directory holding the key and id (TETHER_STATE; default /var/lib/tether-agent)')
+  .option('--reconnect-cap <duration>', 'longest wait between reconnect attempts (default 60s)')
+  .option('--log-level <level>', 'log level (TETHER_LOG_LEVEL)')
+  .option('--config <file>', 'TOML config file with capabilities (TETHER_AGENT_CONFIG)')
+  .action(async (o) => {
+    let agent: Agent;
+    try {
+      const cfg = loadAgentConfig(o);
+      const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
+      agent = new Agent(cfg, log);
+      log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
+    } catch (err) {
+      fail(err);
+    }
+    onSignals(async () => agent.stop());
+    const exit = await agent.run();
+    if (exit.code === 'stopped') process.exit(0);
+    process.stderr.write(`tether agent: ${exit.reason} (${exit.code})\n`);
+    process.exit(2);
+  });
+
+hubOptions(program.command('start').description('run a hub and a local agent enrolled to it (what `npm start` runs)')).action(async (o) => {
+  try {
+    const cfg = loadHubConfig(hubFlags(o));
+    const hub = await createHub(cfg);
+    const stateDir = join(cfg.dataDir, 'agent');
+    let child: ChildProcess | undefined;
+    let stopping = false;
+    const launch = async () => {
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      delete env.TETHER_CONFIG;
+      if (!existsSync(join(stateDir, 'identity.json'))) {
+        const { token } = await hub.enroll.create({ name: 'local agent', labels: { local: 'true' }, expiresInSec: 600, singleUse: true, createdBy: 'tether start', now: Date.now() });
+        env.TETHER_TOKEN = token; // by environment, not argv
+      } else delete env.TETHER_TOKEN;
+      const main = fileURLToPath(import.meta.url);
+      child = spawn(process.execPath, [main, 'agent', '--hub', hub.url, '--state', stateDir, '--reconnect-cap', '5s'], { stdio: 'inherit', env });
+      child.on('exit', (code) => {
+        if (stopping) return;
+        if (code === 2) {
+          hub.log.error('local agent was refused by the hub for good; not restarting it');
+          return;
+        }
+        hub.log.warn({ code }, 'local agent exited; restarting in 2 s');
+        setTimeout(() => void launch(), 2000).unref();
+      });
+    };
+    await launch();
+    onSignals(async () => {
+      stopping = true;
+      if (child && child.exitCode === null) {
+        const done = new Promise((r) => child!.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
+      }
+      await hub.stop();
+    });
+  } catch (err) {
+    fail(err);
+  }
+});
+
+// --- operating the fleet through the API -------------------------------------------------------
+
+async function readPassword(fromStdin: boolean): Promise<string> {
+  if (process.env.TETHER_PASSWORD) return process.env.TETHER_PASSWORD;
+  if (fromStdin || !process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  }
+  process.stderr.write('Password: ');
+  process.stdin.setRawMode(true);
+  return new Promise((resolve) => {
+    let pw = '';
+    const onData = (b: Buffer) => {
+      for (const ch of b.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') {
+          process.stdin.setRawMode(false);
+          process.stdin.off('data', onData);
+          process.stdin.pause();
+          process.stderr.write('\n');
+          return resolve(pw);
+        }
+        if (ch === '\u0003') process.exit(130);
+        if (ch === '\u007f') pw = pw.slice(0, -1);
+        else pw += ch;
+      }
+    };
+    process.stdin.on('data', onData);
+  });
+}
+
+const out = (json: boolean, data: unknown, human: () => string) => process.stdout.write((json ? JSON.stringify(data, null, 2) : human()) + '\n');
+
+program
+  .command('login')
+  .description('log in to a hub and remember the session')
+  .requiredOption('--hub <url>', 'hub URL')
+  .option('-u, --user <name>', 'user name', 'admin')
+  .option('--password-stdin', 'read the password from standard input (or set TETHER_PASSWORD)')
+  .action(async (o) => {
+    try {
+      const pw = await readPassword(Boolean(o.passwordStdin));
+      const c = new Client(o.hub);
+      const r = await c.call<{ token: string; user: { username: string } }>('POST', '/api/v1/auth/login', { username: o.user, password: pw });
+      saveState({ hub: o.hub, token: r.token, user: r.user.username });
+      process.stderr.write(`logged in to ${o.hub} as ${r.user.username}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+interface HostView {
+  id: string;
+  hostname: string;
+  online: boolean;
+  revoked: boolean;
+  labels: Record<string, string>;
+  lastSeen: number | null;
+  lastAddr: string | null;
+  facts: { os: { pretty: string }; ips: string[]; arch: string };
+}
+
+program
+  .command('hosts')
+  .description('list hosts')
+  .option('-s, --selector <selector>', 'label selector, e.g. env=prod,role!=db')
+  .option('-q, --search <text>', 'hostname, IP or MAC')
+  .addOption(new Option('--status <status>', 'filter by status').choices(['online', 'offline', 'revoked', 'all']))
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    try {
+      if (o.selector) parseSelector(o.selector);
+      const qs = new URLSearchParams();
+      if (o.selector) qs.set('selector', o.selector);
+      if (o.search) qs.set('q', o.search);
+      if (o.status) qs.set('status', o.status);
+      const r = await Client.fromState().call<{ hosts: HostView[]; total: number; online: number }>('GET', `/api/v1/hosts?${qs}`);
+      out(Boolean(o.json), r, () =>
+        table(
+          ['ID', 'HOSTNAME', 'STATUS', 'OS', 'ADDRESSES', 'LABELS', 'SEEN'],
+          r.hosts.map((h) => [h.id, h.hostname, h.revoked ? 'revoked' : h.online ? 'online' : 'offline', h.facts.os.pretty, h.facts.ips.slice(0, 2).join(','), Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(','), h.online ? 'now' : ago(h.lastSeen)]),
+        ) + `\n${r.online}/${r.total} online`,
+      );
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+const host = program.command('host').description('one host');
+host
+  .command('show <id>')
+  .option('--json', 'machine-readable output')
+  .action(async (id, o) => {
+    try {
+      const h = await Client.fromState().call<HostView>('GET', `/api/v1/hosts/${encodeURIComponent(id)}`);
+      out(Boolean(o.json), h, () => JSON.stringify(h, null, 2));
+    } catch (err) {
+      fail(err);
+    }
+  });
+host
+  .command('label <id> [pairs...]')
+  .description('replace a host’s labels with key=value pairs')
+  .action(async (id, pairs: string[]) => {
+    try {
+      await Client.fromState().call('PATCH', `/api/v1/hosts/${encodeURIComponent(id)}`, { labels: parseLabelPairs(pairs) });
+    } catch (err) {
+      fail(err);
+    }
+  });
+host
+  .command('revoke <id>')
+  .description('disconnect an agent now and refuse it from now on')
+  .action(async (id) => {
+    try {
+      await Client.fromState().call('POST', `/api/v1/hosts/${encodeURIComponent(id)}/revoke`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+host
+  .command('rm <id>')
+  .description('remove a host from the inventory')
+  .action(async (id) => {
+    try {
+      await Client.fromState().call('DELETE', `/api/v1/hosts/${encodeURIComponent(id)}`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+const token = program.command('token').description('enrollment tokens');
+token
+  .command('create')
+  .description('create an enrollment token and print the agent command that uses it')
+  .option('--name <name>', 'a note for the token list')
+  .option('--expires <duration>', 'lifetime, e.g. 30m, 24h, 7d', '24h')
+  .option('--single-use', 'valid for one enrollment only')
+  .option('-l, --label <key=value...>', 'labels given to hosts enrolled with it')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    try {
+      const body = {
+        ...(o.name ? { name: o.name } : {}),
+        expiresInSec: Math.round(parseDurationSec(o.expires)),
+        singleUse: Boolean(o.singleUse),
+        labels: parseLabelPairs(o.label ?? []),
+      };
+      const c = Client.fromState();
+      const r = await c.call<{ token: string; tokenInfo: { id: string; expiresAt: number } }>('POST', '/api/v1/enrollment-tokens', body);
+      out(Boolean(o.json), r, () => `${r.token}\n\nOn the host to enroll:\n  TETHER_TOKEN=${r.token} tether agent --hub ${c.hub} --state /var/lib/tether-agent\n\nExpires ${new Date(r.tokenInfo.expiresAt).toISOString()}; shown only once.`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+token
+  .command('ls')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    try {
+      const r = await Client.fromState().call<{ tokens: { id: string; name: string; expiresAt: number; singleUse: boolean; uses: number; revokedAt: number | null; labels: Record<string, string> }[] }>('GET', '/api/v1/enrollment-tokens');
+      out(Boolean(o.json), r, () =>
+        table(
+          ['ID', 'NAME', 'EXPIRES', 'SINGLE-USE', 'USES', 'STATE', 'LABELS'],
+          r.tokens.map((t) => [t.id, t.name, new Date(t.expiresAt).toISOString(), t.singleUse ? 'yes' : 'no', String(t.uses), t.revokedAt ? 'revoked' : t.expiresAt < Date.now() ? 'expired' : 'active', Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(',')]),
+        ),
+      );
+    } catch (err) {
+      fail(err);
+    }
+  });
+token
+  .command('revoke <id>')
+  .action(async (id) => {
+    try {
+      await Client.fromState().call('DELETE', `/api/v1/enrollment-tokens/${encodeURIComponent(id)}`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program.parseAsync().catch(fail);

@@ -1,0 +1,113 @@
+/**
+ * One storage layer for SQLite (embedded, one machine) and PostgreSQL (shared by several hubs).
+ * The rest of the hub sees only Kysely; dialect differences stay in this file:
+ *  - times are integer milliseconds (PostgreSQL bigint, parsed to numbers here),
+ *  - JSON is stored as text, booleans as 0/1 integers,
+ *  - a PostgreSQL URL may carry `?schema=NAME` so several deployments (or test runs) share one database.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type Dialect } from 'kysely';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+
+// bigint (OID 20) columns hold millisecond times and counters: well inside 2^53.
+pg.types.setTypeParser(20, (v: string) => Number(v));
+
+export type DbKind = 'sqlite' | 'postgres';
+
+export interface DbHandle<DB = any> {
+  kind: DbKind;
+  db: Kysely<DB>;
+  /** Human-readable location with no password in it, for logs. */
+  describe: string;
+  /** PostgreSQL schema holding Tether's tables (public unless the URL says otherwise). */
+  schema?: string;
+  close(): Promise<void>;
+}
+
+export class DbUrlError extends Error {}
+
+export interface ParsedDbUrl {
+  kind: DbKind;
+  path?: string;
+  pg?: { connectionString: string; schema?: string };
+  describe: string;
+}
+
+export function parseDbUrl(url: string, baseDir: string): ParsedDbUrl {
+  if (url.startsWith('sqlite:')) {
+    const p = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (p === '') throw new DbUrlError('sqlite: URL needs a path, e.g. sqlite:data/tether.db');
+    const path = p === ':memory:' ? p : resolve(baseDir, p);
+    return { kind: 'sqlite', path, describe: `sqlite:${path}` };
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new DbUrlError('postgres URL could not be parsed');
+    }
+    const schema = u.searchParams.get('schema') ?? undefined;
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new DbUrlError('schema must match [a-z_][a-z0-9_]*');
+    u.searchParams.delete('schema');
+    const safe = new URL(u.toString());
+    if (safe.password) safe.password = '***';
+    return {
+      kind: 'postgres',
+      pg: { connectionString: u.toString(), ...(schema ? { schema } : {}) },
+      describe: safe.toString() + (schema ? ` (schema ${schema})` : ''),
+    };
+  }
+  throw new DbUrlError(`unsupported database URL (expected sqlite:PATH or postgres://…): ${url.split(':')[0]}:…`);
+}
+
+export async function openDatabase<DB = any>(url: string, baseDir = process.cwd()): Promise<DbHandle<DB>> {
+  const parsed = parseDbUrl(url, baseDir);
+  let dialect: Dialect;
+  let closeExtra: () => Promise<void> = async () => {};
+  if (parsed.kind === 'sqlite') {
+    if (parsed.path !== ':memory:') mkdirSync(dirname(parsed.path!), { recursive: true, mode: 0o700 });
+    const sqlite = new SQLite(parsed.path!);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    dialect = new SqliteDialect({ database: sqlite });
+  } else {
+    const { connectionString, schema } = parsed.pg!;
+    if (schema) {
+      // Create the schema before the pool pins search_path to it.
+      const c = new pg.Client({ connectionString });
+      await c.connect();
+      try {
+        await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+      } finally {
+        await c.end();
+      }
+    }
+    const pool = new pg.Pool({
+      connectionString,
+      max: 10,
+      ...(schema ? { options: `-c search_path="${schema}"` } : {}),
+    });
+    pool.on('error', () => {
+      /* an idle client lost its connection; the pool replaces it */
+    });
+    dialect = new PostgresDialect({ pool });
+  }
+  const db = new Kysely<DB>({ dialect });
+  // Fail fast with a clear message when the database cannot be reached.
+  await sql`select 1`.execute(db);
+  return {
+    kind: parsed.kind,
+    db,
+    describe: parsed.describe,
+    ...(parsed.kind === 'postgres' ? { schema: parsed.pg!.schema ?? 'public' } : {}),
+    close: async () => {
+      await db.destroy();
+      await closeExtra();
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { validateLabels, type Labels } from '@tether/protocol';
+import type { EnrollStore, EnrollToken } from './store.js';
+import { errors, requireRole } from '../../http.js';
+
+const TokenView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  labels: Type.Record(Type.String(), Type.String()),
+  createdAt: Type.Number(),
+  createdBy: Type.String(),
+  expiresAt: Type.Number(),
+  singleUse: Type.Boolean(),
+  uses: Type.Integer(),
+  lastUsedAt: Type.Union([Type.Number(), Type.Null()]),
+  revokedAt: Type.Union([Type.Number(), Type.Null()]),
+});
+const view = (t: EnrollToken) => ({ ...t });
+
+export function enrollRoutes(store: EnrollStore) {
+  return async function (app: FastifyInstance): Promise<void> {
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+    const admin = requireRole('admin');
+    r.post(
+      '/api/v1/enrollment-tokens',
+      {
+        preHandler: admin,
+        schema: {
+          tags: ['enrollment'],
+          summary: 'Create an enrollment token (shown once)',
+          body: Type.Object(
+            {
+              name: Type.Optional(Type.String({ maxLength: 128 })),
+              expiresInSec: Type.Optional(Type.Integer({ minimum: 60, maximum: 365 * 86400 })),
+              singleUse: Type.Optional(Type.Boolean()),
+              labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ token: Type.String(), tokenInfo: TokenView }), ...errors(400, 401, 403) },
+        },
+      },
+      async (req, reply) => {
+        const labels = (req.body.labels ?? {}) as Labels;
+        const errs = validateLabels(labels);
+        if (errs.length) return reply.code(400).send({ error: 'bad_labels', message: errs.join('; ') });
+        const { token, record } = await store.create({
+          ...(req.body.name !== undefined ? { name: req.body.name } : {}),
+          labels,
+          expiresInSec: req.body.expiresInSec ?? 24 * 3600,
+          singleUse: req.body.singleUse ?? false,
+          createdBy: req.user!.username,
+          now: Date.now(),
+        });
+        req.log.info({ tokenId: record.id, by: req.user!.username, singleUse: record.singleUse }, 'enrollment token created');
+        return { token, tokenInfo: view(record) };
+      },
+    );
+    r.get('/api/v1/enrollment-tokens', { preHandler: admin, schema: { tags: ['enrollment'], summary: 'List enrollment tokens (never the secrets)', response: { 200: Type.Object({ tokens: Type.Array(TokenView) }) } } }, async () => ({
+      tokens: (await store.list()).map(view),
+    }));
+    r.delete(
+      '/api/v1/enrollment-tokens/:id',
+      { preHandler: admin, schema: { tags: ['enrollment'], summary: 'Revoke an enrollment token', params: Type.Object({ id: Type.String({ maxLength: 64 }) }) } },
+      async (req, reply) => {
+        if (!(await store.revoke(req.params.id, Date.now()))) return reply.code(404).send({ error: 'not_found', message: 'no such active token' });
+        return { ok: true };
+      },
+    );
+  };
+}

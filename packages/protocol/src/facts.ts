@@ -1,0 +1,49 @@
+import Type, { type Static } from 'typebox';
+import { LIMITS } from './limits.js';
+
+const Str = (max: number = LIMITS.shortText) => Type.String({ maxLength: max });
+const StrList = (max: number = LIMITS.listItems) => Type.Array(Str(64), { maxItems: max });
+
+/**
+ * What an agent says about its host in the handshake (the JKStack handshake's fields).
+ * Detailed inventory (partitions, interfaces, users…) arrives with the static collector.
+ */
+export const HostFacts = Type.Object(
+  {
+    hostname: Type.String({ minLength: 1, maxLength: LIMITS.hostname }),
+    os: Type.Object(
+      {
+        name: Str(),
+        id: Str(64),
+        version: Str(64),
+        pretty: Str(),
+      },
+      { additionalProperties: false },
+    ),
+    platform: Str(32),
+    kernel: Str(128),
+    arch: Str(32),
+    cpu: Type.Object(
+      {
+        model: Str(),
+        physicalCores: Type.Integer({ minimum: 0, maximum: 65536 }),
+        logicalCores: Type.Integer({ minimum: 0, maximum: 65536 }),
+      },
+      { additionalProperties: false },
+    ),
+    memoryBytes: Type.Integer({ minimum: 0 }),
+    ips: StrList(),
+    macs: StrList(),
+    bootTime: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type HostFacts = Static<typeof HostFacts>;
+
+/**
+ * What an agent is allowed to do, decided by its host's own configuration.
+ * The hub can read this list but never widen it.
+ */
+export const CAPABILITIES = ['metrics', 'exec', 'files', 'docker', 'systemd', 'cron', 'process', 'power', 'terminal'] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+export const CapabilitySchema = Type.Enum(CAPABILITIES);

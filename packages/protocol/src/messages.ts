@@ -1,0 +1,125 @@
+/**
+ * The hub–agent wire protocol. Every frame is one JSON envelope:
+ *
+ *   { "v": 1, "type": "hello", "id": "…", "re": "…"?, "body": { … } }
+ *
+ * `id` is unique per sender and connection; `re` names the message being answered.
+ * Each type has a schema for its body, and both ends validate every frame before acting on it.
+ */
+import Type, { type Static, type TSchema } from 'typebox';
+import { LIMITS, PROTOCOL_VERSION } from './limits.js';
+import { CapabilitySchema, HostFacts } from './facts.js';
+
+const Id = Type.String({ minLength: 1, maxLength: LIMITS.id, pattern: '^[A-Za-z0-9._:-]+$' });
+const B64Url = (min: number, max: number) => Type.String({ minLength: min, maxLength: max, pattern: '^[A-Za-z0-9_-]+$' });
+
+export const Envelope = Type.Object(
+  {
+    v: Type.Integer({ minimum: 1, maximum: 1000 }),
+    type: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z][a-z0-9_.]*$' }),
+    id: Id,
+    re: Type.Optional(Id),
+    body: Type.Optional(Type.Unknown()),
+  },
+  { additionalProperties: false },
+);
+export type Envelope = Static<typeof Envelope>;
+
+/** hub → agent, first frame on a new connection: a fresh nonce the agent must sign. */
+export const ChallengeBody = Type.Object(
+  {
+    nonce: B64Url(32, 128),
+    protocol: Type.Integer({ minimum: 1 }),
+    hubVersion: Type.String({ maxLength: 64 }),
+  },
+  { additionalProperties: false },
+);
+
+/** agent → hub: who I am (or the enrollment token I carry), proof of key possession, and my host's facts. */
+export const HelloBody = Type.Object(
+  {
+    protocol: Type.Integer({ minimum: 1 }),
+    agentVersion: Type.String({ maxLength: 64 }),
+    agentId: Type.Optional(Id),
+    enrollToken: Type.Optional(Type.String({ minLength: 8, maxLength: 256 })),
+    /** Raw Ed25519 public key, base64url (32 bytes → 43 chars). Required when enrolling. */
+    publicKey: Type.Optional(B64Url(43, 43)),
+    /** Ed25519 signature over authPayload(nonce, agentId | publicKey), base64url (64 bytes → 86 chars). */
+    signature: B64Url(86, 86),
+    facts: HostFacts,
+    capabilities: Type.Array(CapabilitySchema, { maxItems: 32, uniqueItems: true }),
+  },
+  { additionalProperties: false },
+);
+export type HelloBody = Static<typeof HelloBody>;
+
+/** hub → agent: accepted. */
+export const WelcomeBody = Type.Object(
+  {
+    agentId: Id,
+    heartbeatSec: Type.Number({ minimum: 0.05, maximum: 3600 }),
+    hubVersion: Type.String({ maxLength: 64 }),
+  },
+  { additionalProperties: false },
+);
+export type WelcomeBody = Static<typeof WelcomeBody>;
+
+export const REFUSAL_CODES = [
+  'malformed',
+  'unsupported_protocol',
+  'handshake_timeout',
+  'bad_token',
+  'token_expired',
+  'token_used',
+  'bad_signature',
+  'bad_nonce',
+  'unknown_agent',
+  'revoked',
+  'id_conflict',
+  'internal',
+] as const;
+export type RefusalCode = (typeof REFUSAL_CODES)[number];
+
+/** hub → agent: refused; the hub closes the connection right after. `retry` says whether trying again can help. */
+export const RefusedBody = Type.Object(
+  {
+    code: Type.Enum(REFUSAL_CODES),
+    reason: Type.String({ maxLength: LIMITS.longText }),
+    retry: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type RefusedBody = Static<typeof RefusedBody>;
+
+/** either way: the message named by `re` (or the last frame) could not be handled. */
+export const ErrorBody = Type.Object(
+  {
+    code: Type.String({ maxLength: 64 }),
+    message: Type.String({ maxLength: LIMITS.longText }),
+  },
+  { additionalProperties: false },
+);
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/** agent → hub: the host's facts changed since the handshake (hostname, IPs, …). */
+export const FactsBody = Type.Object({ facts: HostFacts }, { additionalProperties: false });
+
+/** The registry: every message type and the schema of its body. Adding a type is one line here. */
+export const MESSAGE_BODIES = {
+  challenge: ChallengeBody,
+  hello: HelloBody,
+  welcome: WelcomeBody,
+  refused: RefusedBody,
+  error: ErrorBody,
+  facts: FactsBody,
+} satisfies Record<string, TSchema>;
+
+export type MessageType = keyof typeof MESSAGE_BODIES;
+export type BodyOf<T extends MessageType> = Static<(typeof MESSAGE_BODIES)[T]>;
+export type Message<T extends MessageType = MessageType> = { v: number; type: T; id: string; re?: string; body: BodyOf<T> };
+
+/** Message types each side may send once the handshake is done (anything else is refused). */
+export const AGENT_TO_HUB: ReadonlySet<MessageType> = new Set(['hello', 'error', 'facts']);
+export const HUB_TO_AGENT: ReadonlySet<MessageType> = new Set(['challenge', 'welcome', 'refused', 'error']);
+
+export { PROTOCOL_VERSION };

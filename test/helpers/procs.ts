@@ -1,0 +1,283 @@
+/**
+ * Real hub and agent processes for tests: the same `tether` binary users run, on loopback.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export const REPO = resolve(fileURLToPath(import.meta.url), '../../../..'); // test/dist/helpers/procs.js
+export const CLI = join(REPO, 'packages/cli/dist/src/main.js');
+
+export type DbKind = 'sqlite' | 'postgres';
+export const PG_URL = process.env.TETHER_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/**
+ * Both databases by default: CI runs the suite on SQLite and PostgreSQL. Set TETHER_TEST_PG=off to
+ * leave PostgreSQL out on a machine without one (never in CI: there it must fail, not skip).
+ */
+export function testDatabases(): DbKind[] {
+  return process.env.TETHER_TEST_PG === 'off' ? ['sqlite'] : ['sqlite', 'postgres'];
+}
+
+export function tempDir(prefix = 'tether-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** A child process whose output is kept (and echoed when TEST_VERBOSE is set). */
+export class Proc {
+  readonly lines: string[] = [];
+  readonly exited: Promise<number | null>;
+  exitCode: number | null | undefined;
+  constructor(readonly child: ChildProcess, readonly name: string) {
+    const take = (buf: Buffer) => {
+      for (const l of buf.toString('utf8').split('\n')) {
+        if (!l) continue;
+        if (this.lines.length < 20_000) this.lines.push(l);
+        if (process.env.TEST_VERBOSE) process.stderr.write(`[${name}] ${l}\n`);
+      }
+    };
+    child.stdout?.on('data', take);
+    child.stderr?.on('data', take);
+    this.exited = new Promise((res) => child.on('exit', (code) => {
+      this.exitCode = code;
+      res(code);
+    }));
+  }
+  get pid(): number {
+    return this.child.pid!;
+  }
+  output(): string {
+    return this.lines.join('\n');
+  }
+  /** Parsed JSON log lines (pino). */
+  logs(): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const l of this.lines) {
+      if (l.startsWith('{')) {
+        try {
+          out.push(JSON.parse(l) as Record<string, unknown>);
+        } catch {
+          /* not a log line */
+        }
+      }
+    }
+    return out;
+  }
+  async waitForLine(re: RegExp, timeoutMs = 10_000): Promise<string> {
+    return waitFor(() => this.lines.find((l) => re.test(l)), `${this.name} output matching ${re}`, timeoutMs);
+  }
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<number | null> {
+    if (this.exitCode !== undefined) return this.exitCode;
+    this.child.kill(signal);
+    const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(t);
+    return code;
+  }
+}
+
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; name?: string; cwd?: string } = {}): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd ?? REPO });
+  return new Proc(child, opts.name ?? args[0] ?? 'tether');
+}
+
+/** Runs a CLI command to completion. */
+export async function cli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  child.stdin.end(input ?? '');
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  return { code, stdout, stderr };
+}
+
+export interface PgSchema {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh schema in the test database, so runs never see each other's rows. */
+export function pgSchema(): PgSchema {
+  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const sep = PG_URL.includes('?') ? '&' : '?';
+  return {
+    url: `${PG_URL}${sep}schema=${schema}`,
+    async drop() {
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      try {
+        await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+export const ADMIN_PASSWORD = 'test-admin-password-1';
+
+export interface HubOptions {
+  db?: DbKind;
+  heartbeat?: string;
+  handshakeTimeout?: string;
+  /** host:port; default 127.0.0.1:0 */
+  listen?: string;
+  env?: NodeJS.ProcessEnv;
+  extraArgs?: string[];
+}
+
+/** A hub process with its own data dir (and PostgreSQL schema), a logged-in API client, restart and cleanup. */
+export class TestHub {
+  proc!: Proc;
+  url = '';
+  port = 0;
+  token = '';
+  readonly dataDir = tempDir('tether-hub-');
+  readonly dbUrl: string;
+  private readonly pgs?: PgSchema;
+  private readonly listenHost: string;
+
+  private constructor(readonly opts: HubOptions) {
+    if (opts.db === 'postgres') {
+      this.pgs = pgSchema();
+      this.dbUrl = this.pgs.url;
+    } else this.dbUrl = `sqlite:${join(this.dataDir, 'tether.db')}`;
+    const listen = opts.listen ?? '127.0.0.1:0';
+    this.listenHost = listen.slice(0, listen.lastIndexOf(':'));
+    this.port = Number(listen.slice(listen.lastIndexOf(':') + 1));
+  }
+
+  static async start(opts: HubOptions = {}): Promise<TestHub> {
+    const h = new TestHub(opts);
+    await h.launch();
+    await h.login();
+    return h;
+  }
+
+  private async launch(): Promise<void> {
+    const args = ['hub', '--listen', `${this.listenHost}:${this.port}`, '--data', this.dataDir, '--db', this.dbUrl, '--heartbeat', this.opts.heartbeat ?? '1s', ...(this.opts.handshakeTimeout ? ['--handshake-timeout', this.opts.handshakeTimeout] : []), ...(this.opts.extraArgs ?? [])];
+    this.proc = runCli(args, { env: { TETHER_ADMIN_PASSWORD: ADMIN_PASSWORD, TETHER_LOG_LEVEL: 'debug', ...this.opts.env }, name: 'hub' });
+    const line = await Promise.race([
+      this.proc.waitForLine(/"msg":"hub listening"/, 20_000),
+      this.proc.exited.then((c) => {
+        throw new Error(`hub exited with ${c} before listening:\n${this.proc.output()}`);
+      }),
+    ]);
+    const u = JSON.parse(line) as { url: string };
+    this.port = Number(new URL(u.url).port);
+    this.url = `http://127.0.0.1:${this.port}`;
+  }
+
+  async login(): Promise<void> {
+    const r = await this.api<{ token: string }>('POST', '/api/v1/auth/login', { username: 'admin', password: ADMIN_PASSWORD }, false);
+    this.token = r.token;
+  }
+
+  async raw(method: string, path: string, body?: unknown, auth = true): Promise<Response> {
+    return fetch(this.url + path, {
+      method,
+      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(auth && this.token ? { authorization: `Bearer ${this.token}` } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  }
+
+  async api<T = any>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
+    const r = await this.raw(method, path, body, auth);
+    const text = await r.text();
+    if (!r.ok) throw new Error(`${method} ${path} → ${r.status}: ${text}`);
+    return JSON.parse(text) as T;
+  }
+
+  async enrollToken(opts: { singleUse?: boolean; labels?: Record<string, string>; expiresInSec?: number } = {}): Promise<string> {
+    return (await this.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', opts)).token;
+  }
+
+  async hosts(query = ''): Promise<{ hosts: any[]; total: number; online: number }> {
+    return this.api('GET', `/api/v1/hosts${query}`);
+  }
+
+  async waitOnline(id: string, online = true, timeoutMs = 10_000): Promise<void> {
+    await waitFor(async () => (await this.api('GET', `/api/v1/hosts/${id}`)).online === online, `host ${id} ${online ? 'online' : 'offline'}`, timeoutMs);
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.proc.stop(signal);
+  }
+
+  /** Starts the hub again on the same port, data and database. */
+  async restart(): Promise<void> {
+    if (this.proc.exitCode === undefined) await this.proc.stop('SIGTERM');
+    await this.launch();
+    await this.login();
+  }
+
+  async cleanup(): Promise<void> {
+    await this.proc.stop('SIGTERM').catch(() => {});
+    rmSync(this.dataDir, { recursive: true, force: true });
+    await this.pgs?.drop().catch(() => {});
+  }
+}
+
+export interface AgentOptions {
+  token?: string;
+  stateDir?: string;
+  reconnectCap?: string;
+  env?: NodeJS.ProcessEnv;
+  extraArgs?: string[];
+}
+
+export class TestAgent {
+  constructor(
+    readonly proc: Proc,
+    readonly stateDir: string,
+  ) {}
+  static start(hubUrl: string, o: AgentOptions = {}): TestAgent {
+    const stateDir = o.stateDir ?? tempDir('tether-agent-');
+    const proc = runCli(['agent', '--hub', hubUrl, '--state', stateDir, '--reconnect-cap', o.reconnectCap ?? '1s', ...(o.extraArgs ?? [])], {
+      env: { TETHER_LOG_LEVEL: 'debug', ...(o.token ? { TETHER_TOKEN: o.token } : {}), ...o.env },
+      name: 'agent',
+    });
+    return new TestAgent(proc, stateDir);
+  }
+  agentId(): string | undefined {
+    try {
+      return (JSON.parse(readFileSync(join(this.stateDir, 'identity.json'), 'utf8')) as { agentId: string }).agentId;
+    } catch {
+      return undefined;
+    }
+  }
+  async waitConnected(timeoutMs = 10_000, after = 0): Promise<string> {
+    await waitFor(() => this.proc.lines.slice(after).some((l) => l.includes('"msg":"connected to hub"')), 'agent connected', timeoutMs);
+    return this.agentId()!;
+  }
+  connectedCount(): number {
+    return this.proc.lines.filter((l) => l.includes('"msg":"connected to hub"')).length;
+  }
+  async stop(): Promise<void> {
+    await this.proc.stop('SIGTERM');
+  }
+  cleanup(): void {
+    rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * A protocol-speaking client without the agent's good manners: it can enroll and connect like a
+ * real agent, or send whatever a test needs (garbage, replays, oversized frames). The benchmark
+ * uses it as a simulated agent.
+ */
+import WebSocket from 'ws';
+import {
+  PROTOCOL_VERSION,
+  authPayload,
+  decodeFrame,
+  encodeFrame,
+  generateAgentKey,
+  signPayload,
+  type BodyOf,
+  type HostFacts,
+  type Message,
+} from '@tether/protocol';
+
+export function fakeFacts(hostname: string, ip = '10.0.0.1'): HostFacts {
+  return {
+    hostname,
+    os: { name: 'Debian GNU/Linux', id: 'debian', version: '12', pretty: 'Debian GNU/Linux 12 (bookworm)' },
+    platform: 'linux',
+    kernel: '6.1.0',
+    arch: 'x64',
+    cpu: { model: 'Simulated CPU', physicalCores: 2, logicalCores: 4 },
+    memoryBytes: 8 * 1024 ** 3,
+    ips: [ip],
+    macs: ['02:00:00:00:00:01'],
+  };
+}
+
+export class RawAgent {
+  readonly ws: WebSocket;
+  readonly received: Message[] = [];
+  nonce = '';
+  closeCode: number | undefined;
+  closeReason = '';
+  private waiters: (() => void)[] = [];
+  readonly opened: Promise<void>;
+  readonly closed: Promise<void>;
+
+  constructor(hubUrl: string, opts: { maxPayload?: number } = {}) {
+    this.ws = new WebSocket(hubUrl.replace(/^http/, 'ws') + '/api/v1/agent/ws', { perMessageDeflate: false, maxPayload: opts.maxPayload ?? 64 * 1024 * 1024 });
+    this.opened = new Promise((res, rej) => {
+      this.ws.once('open', () => res());
+      this.ws.once('error', rej);
+    });
+    this.closed = new Promise((res) =>
+      this.ws.on('close', (code, reason) => {
+        this.closeCode = code;
+        this.closeReason = reason.toString();
+        res();
+        this.notify();
+      }),
+    );
+    this.ws.on('error', () => {});
+    this.ws.on('message', (data) => {
+      const d = decodeFrame(data as Buffer);
+      if (d.ok) {
+        if (d.msg.type === 'challenge') this.nonce = (d.msg.body as BodyOf<'challenge'>).nonce;
+        this.received.push(d.msg);
+        this.notify();
+      }
+    });
+  }
+
+  private notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  async next<T extends Message['type']>(type: T, timeoutMs = 5000): Promise<Message<T>> {
+    return this.nextOf([type], timeoutMs) as Promise<Message<T>>;
+  }
+
+  /** The first received message of any of these types. */
+  async nextOf(types: Message['type'][], timeoutMs = 5000): Promise<Message> {
+    const type = types.join('|');
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.received.find((x) => types.includes(x.type));
+      if (m) {
+        this.received.splice(this.received.indexOf(m), 1);
+        return m;
+      }
+      if (this.closeCode !== undefined) throw new Error(`closed (${this.closeCode} ${this.closeReason}) before ${type}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${type} within ${timeoutMs} ms`);
+      await new Promise<void>((res) => {
+        const t = setTimeout(res, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          res();
+        });
+      });
+    }
+  }
+
+  sendRaw(data: string | Buffer): void {
+    this.ws.send(data);
+  }
+
+  hello(body: BodyOf<'hello'>): void {
+    this.ws.send(encodeFrame('hello', body));
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export interface SimIdentity {
+  privateKeyPem: string;
+  publicKey: string;
+  agentId?: string;
+}
+
+export function newSimIdentity(): SimIdentity {
+  return generateAgentKey();
+}
+
+/** Connects like a real agent: enroll when there is no id yet, else sign in with the key. Resolves on welcome. */
+export async function simConnect(hubUrl: string, id: SimIdentity, opts: { token?: string; facts: HostFacts }): Promise<RawAgent> {
+  const a = new RawAgent(hubUrl);
+  await a.opened;
+  const ch = await a.next('challenge', 60_000);
+  const subject = id.agentId ?? id.publicKey;
+  a.hello({
+    protocol: PROTOCOL_VERSION,
+    agentVersion: 'sim',
+    signature: signPayload(id.privateKeyPem, authPayload(ch.body.nonce, subject)),
+    facts: opts.facts,
+    capabilities: ['metrics'],
+    ...(id.agentId ? { agentId: id.agentId } : { enrollToken: opts.token!, publicKey: id.publicKey }),
+  });
+  const m = await a.nextOf(['welcome', 'refused'], 60_000);
+  if (m.type === 'refused') {
+    const r = m.body as BodyOf<'refused'>;
+    a.close();
+    throw new Error(`refused: ${r.code} ${r.reason}`);
+  }
+  id.agentId = (m.body as BodyOf<'welcome'>).agentId;
+  return a;
+}
