@@ -13,15 +13,16 @@ import { run, runSyncQuiet, waitFor, type RunOptions, type RunResult } from './e
 export interface AgentCommandOptions {
   /** The hub as seen from inside a host, e.g. http://10.88.0.1:41234 */
   hubUrl: string;
-  /** An enrollment token: only on the agent's first start. */
-  token?: string;
   /** Backoff cap in seconds. */
   reconnectCap: number;
   /** The agent's state directory inside the host. */
   stateDir: string;
 }
 
-/** The agent's command line inside a host. Node and the tree are where the fleet mounts them. */
+/**
+ * The agent's command line inside a host. Node and the tree are where the fleet mounts them. The
+ * enrollment token is not an argument: the unit passes it as TETHER_TOKEN, as an operator would.
+ */
 export function defaultAgentCommand(o: AgentCommandOptions): string[] {
   return [
     '/usr/local/bin/node',
@@ -29,8 +30,7 @@ export function defaultAgentCommand(o: AgentCommandOptions): string[] {
     'agent',
     '--hub', o.hubUrl,
     '--state', o.stateDir,
-    '--reconnect-cap', String(o.reconnectCap),
-    ...(o.token ? ['--token', o.token] : []),
+    '--reconnect-cap', `${o.reconnectCap}s`,
   ];
 }
 
@@ -121,8 +121,8 @@ export class FleetHost {
       hubUrl: this.hubUrl,
       reconnectCap: this.opts.reconnectCap,
       stateDir: AGENT_STATE,
-      ...(token ? { token } : {}),
     });
+    const env = { ...this.opts.agentEnv, ...(token ? { TETHER_TOKEN: token } : {}) };
     const unit = [
       '[Unit]',
       `Description=Tether agent (fleet test host ${this.hostname})`,
@@ -130,7 +130,7 @@ export class FleetHost {
       '',
       '[Service]',
       'Type=simple',
-      ...Object.entries(this.opts.agentEnv ?? {}).map(([k, v]) => envLine(k, v)),
+      ...Object.entries(env).map(([k, v]) => envLine(k, v)),
       `ExecStart=${command.map(systemdQuote).join(' ')}`,
       // Tests decide when an agent comes back: a killed agent stays down until restartAgent().
       'Restart=no',
@@ -172,6 +172,13 @@ export class FleetHost {
       const s = await this.unitState(AGENT_UNIT);
       return s !== 'active' && s !== 'deactivating';
     }, { timeoutMs: 10_000, intervalMs: 100 });
+  }
+
+  /** The id the agent was given at enrollment (from its state directory), if enrolled. */
+  async agentId(): Promise<string | undefined> {
+    const r = await this.exec(['cat', `${AGENT_STATE}/identity.json`], { allowFailure: true });
+    if (r.code !== 0) return undefined;
+    return (JSON.parse(r.stdout) as { agentId?: string }).agentId;
   }
 
   /** active / inactive / failed … */

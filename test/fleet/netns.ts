@@ -19,7 +19,9 @@ export interface NetnsFleetOptions {
   hostnamePrefix?: string;
   reconnectCap?: number;
   /** Replaces the agent's command line after `node` (default: the CLI's agent command). */
-  agentArgs?: (o: { hubUrl: string; token?: string; stateDir: string; reconnectCap: number }) => string[];
+  agentArgs?: (o: { hubUrl: string; stateDir: string; reconnectCap: number }) => string[];
+  /** Extra environment for the agents. */
+  agentEnv?: Record<string, string>;
 }
 
 let seq = 0;
@@ -39,7 +41,7 @@ export class NetnsHost {
     readonly address: string,
     readonly hubUrl: string,
     readonly stateDir: string,
-    private readonly opts: { reconnectCap: number; agentArgs: NonNullable<NetnsFleetOptions['agentArgs']>; root: string },
+    private readonly opts: { reconnectCap: number; agentArgs: NonNullable<NetnsFleetOptions['agentArgs']>; agentEnv: Record<string, string>; root: string },
   ) {}
 
   /** Starts the agent inside the namespace (enrolling with the token on its first start). */
@@ -49,15 +51,15 @@ export class NetnsHost {
       hubUrl: this.hubUrl,
       stateDir: this.stateDir,
       reconnectCap: this.opts.reconnectCap,
-      ...(token && !this.enrolled ? { token } : {}),
     });
+    const env = { ...process.env, ...this.opts.agentEnv, ...(token && !this.enrolled ? { TETHER_TOKEN: token } : {}) };
     // ip netns exec → unshare --uts → sh (sets the hostname) → node: each step execs the next,
     // so the child's pid is the agent's. The script is constant; the values are arguments.
     const child = spawn(
       'ip',
       ['netns', 'exec', this.ns, 'unshare', '--uts', '--', '/bin/sh', '-c', 'hostname "$1" && shift && exec "$@"',
         'tether-netns', this.hostname, process.execPath, ...args],
-      { cwd: this.opts.root, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: this.opts.root, env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const keep = (b: Buffer): void => {
       this.output = (this.output + b.toString()).slice(-20_000);
@@ -140,14 +142,13 @@ export async function startNetnsFleet(opts: NetnsFleetOptions): Promise<NetnsFle
       'agent',
       '--hub', o.hubUrl,
       '--state', o.stateDir,
-      '--reconnect-cap', String(o.reconnectCap),
-      ...(o.token ? ['--token', o.token] : []),
+      '--reconnect-cap', `${o.reconnectCap}s`,
     ]);
   const hosts: NetnsHost[] = [];
   for (let i = 0; i < opts.count; i++) {
     hosts.push(
       new NetnsHost(i, `tft${id}-${n}-${i + 1}`, `tfv${id}-${((n - 1) * 250 + i).toString(36)}`, `${prefix}-${i + 1}`,
-        `10.201.${k}.${i + 2}`, hubUrl, join(stateRoot, `host-${i + 1}`), { reconnectCap: opts.reconnectCap ?? 2, agentArgs, root }),
+        `10.201.${k}.${i + 2}`, hubUrl, join(stateRoot, `host-${i + 1}`), { reconnectCap: opts.reconnectCap ?? 2, agentArgs, agentEnv: opts.agentEnv ?? {}, root }),
     );
   }
   const teardownSync = (): void => {
