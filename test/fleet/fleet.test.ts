@@ -204,7 +204,7 @@ describe('fleet: real hosts in containers (systemd, cron, D-Bus) with real agent
     assert.equal((await h.exec(['test', '-e', `/proc/${pid}`], { allowFailure: true })).code, 1, 'its process is gone');
   });
 
-  test('inside a host, a crontab written with crontab(1) reads back from cron's spool', async () => {
+  test('inside a host, a crontab written with crontab(1) reads back from the cron spool', async () => {
     const h = fleet.hosts[1]!;
     const table = '# fleet test\n* * * * * date +\\%s > /tmp/fleet-cron-ran\n17 3 * * 1 /usr/bin/true\n';
     await h.exec(['crontab', '-'], { input: table });

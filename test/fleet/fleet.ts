@@ -9,6 +9,7 @@
 import { onExit } from './cleanup.js';
 import { fleetEnv, type FleetEnv } from './env.js';
 import { run, runSyncQuiet, waitFor, type RunOptions, type RunResult } from './exec.js';
+import { sweepStaleContainers } from './stale.js';
 
 export interface AgentCommandOptions {
   /** The hub as seen from inside a host, e.g. http://10.88.0.1:41234 */
@@ -272,6 +273,7 @@ async function bridgeGateway(): Promise<string> {
  */
 export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const env = await fleetEnv();
+  await sweepStaleContainers();
   const gateway = await bridgeGateway();
   const hubUrl = `http://${gateway}:${opts.hubPort}`;
   const seq = ++fleetSeq;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { onExit } from './cleanup.js';
 import { projectRoot } from './env.js';
 import { run, runSyncQuiet, sleep, waitFor } from './exec.js';
+import { sweepStaleNetns } from './stale.js';
 
 export interface NetnsFleetOptions {
   count: number;
@@ -124,6 +125,7 @@ async function freeSubnet(): Promise<number> {
 export async function startNetnsFleet(opts: NetnsFleetOptions): Promise<NetnsFleet> {
   if (opts.count < 1 || opts.count > 250) throw new Error('fleet: 1..250 namespace hosts');
   if (process.getuid?.() !== 0) throw new Error('fleet: namespace hosts need root');
+  await sweepStaleNetns();
   const root = projectRoot();
   const id = `${process.pid}`;
   const n = ++seq;

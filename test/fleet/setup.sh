@@ -24,7 +24,6 @@ sock="$run_dir/podman.sock"
 image_repo=localhost/tether-fleet-host
 recipe_hash=$(sha256sum "$here/host-image.sh" | cut -c1-12)
 image="$image_repo:$recipe_hash"
-deb_cache=/var/cache/tether-fleet/debs
 
 log() { printf '[fleet-setup %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -109,7 +108,7 @@ build_image() {
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" EXIT
   log "image: building $image (debootstrap from the configured apt mirror)"
-  bash "$here/host-image.sh" "$tmp/rootfs" "$mirror" "$deb_cache" > "$tmp/build.log" 2>&1 \
+  bash "$here/host-image.sh" "$tmp/rootfs" "$mirror" > "$tmp/build.log" 2>&1 \
     || { tail -n 30 "$tmp/build.log" >&2; die "host image build failed"; }
   tar -C "$tmp/rootfs" -c . | podman import \
     --change 'CMD ["/lib/systemd/systemd"]' \
