@@ -3,7 +3,7 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestAgent, TestHub } from '../helpers/procs.js';
+import { TestAgent, TestHub } from '@tether/testkit';
 
 describe('hub REST API', () => {
   let hub: TestHub;

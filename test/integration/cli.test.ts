@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { statSync, rmSync } from 'node:fs';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, tempDir } from '../helpers/procs.js';
+import { ADMIN_PASSWORD, TestAgent, TestHub, cli, tempDir } from '@tether/testkit';
 
 let hub: TestHub;
 let dir: string;

@@ -8,8 +8,8 @@ import { cpSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION, authPayload, encodeFrame, generateAgentKey, signPayload, MAX_FRAME_BYTES } from '@tether/protocol';
-import { TestAgent, TestHub, testDatabases, waitFor } from '../helpers/procs.js';
-import { RawAgent, fakeFacts, newSimIdentity, simConnect } from '../helpers/raw-agent.js';
+import { TestAgent, TestHub, testDatabases, waitFor } from '@tether/testkit';
+import { RawAgent, fakeFacts, newSimIdentity, simConnect } from '@tether/testkit';
 
 for (const db of testDatabases()) {
   describe(`agent link on ${db}`, () => {

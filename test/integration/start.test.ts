@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
-import { runCli, tempDir, waitFor } from '../helpers/procs.js';
+import { runCli, tempDir, waitFor } from '@tether/testkit';
 
 test('tether start: health answers, the admin password is generated once (0600), and this host is online within 10 s', async () => {
   const data = tempDir('tether-start-');

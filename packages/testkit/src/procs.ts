@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
-export const REPO = resolve(fileURLToPath(import.meta.url), '../../../..'); // test/dist/helpers/procs.js
+export const REPO = resolve(fileURLToPath(import.meta.url), '../../../../..'); // packages/testkit/dist/src/procs.js
 export const CLI = join(REPO, 'packages/cli/dist/src/main.js');
 
 export type DbKind = 'sqlite' | 'postgres';

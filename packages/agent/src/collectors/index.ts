@@ -1,0 +1,135 @@
+// The collector registry. One collector per file; adding one is a new file and one line in
+// `collectorFactories`. Each has an enable switch and an interval, both overridable by name.
+import { connectionsCollector, type ConnectionsOptions } from './connections.js';
+import { gpuCollector, type GpuOptions } from './gpu.js';
+import { processesCollector, type ProcessesOptions } from './processes.js';
+import { selfCollector } from './self.js';
+import { sensorsCollector } from './sensors.js';
+import { staticCollector } from './static.js';
+import type { Collector, CollectorName, CollectorOutputs, SelfStatsHook } from './types.js';
+import { usageCollector, type UsageOptions } from './usage.js';
+import { InetTables, SocketOwners, UserNames, type Roots } from './util.js';
+
+export type * from './types.js';
+export type { ConnectionsOptions, GpuOptions, ProcessesOptions, UsageOptions };
+
+export interface CollectorsOptions {
+  /** name → on/off; collectors not named keep their default (all on) */
+  enabled?: Partial<Record<string, boolean>>;
+  /** name → interval in ms; collectors not named keep their defaultIntervalMs */
+  intervalsMs?: Partial<Record<string, number>>;
+  procRoot?: string; // default /proc
+  sysRoot?: string; // default /sys
+  etcRoot?: string; // default /etc
+  utmpPath?: string; // default /var/run/utmp
+  selfStats?: SelfStatsHook;
+  usage?: UsageOptions;
+  processes?: ProcessesOptions;
+  connections?: ConnectionsOptions;
+  gpu?: GpuOptions;
+}
+
+export interface ScheduledCollector<N extends CollectorName = CollectorName> {
+  name: N;
+  intervalMs: number;
+  collector: Collector<CollectorOutputs[N]>;
+}
+
+interface Context {
+  roots: Roots;
+  opts: CollectorsOptions;
+  owners: SocketOwners;
+  users: UserNames;
+  tables: InetTables;
+}
+
+type Factories = { [N in CollectorName]: (ctx: Context) => Collector<CollectorOutputs[N]> };
+
+/** Every collector the agent has, in report order. */
+export const collectorFactories: Factories = {
+  static: (c) => staticCollector(c.roots),
+  usage: (c) => usageCollector(c.roots, c.opts.usage),
+  processes: (c) => processesCollector(c.roots, c.opts.processes, { owners: c.owners, users: c.users, tables: c.tables }),
+  connections: (c) => connectionsCollector(c.roots, c.opts.connections, c.owners, c.tables),
+  sensors: (c) => sensorsCollector(c.roots),
+  gpu: (c) => gpuCollector(c.roots, c.opts.gpu),
+  self: (c) => selfCollector(c.opts.selfStats),
+};
+
+export const collectorNames = Object.keys(collectorFactories) as CollectorName[];
+
+export function createCollectors(opts: CollectorsOptions = {}): ScheduledCollector[] {
+  const roots: Roots = {
+    procRoot: opts.procRoot ?? '/proc',
+    sysRoot: opts.sysRoot ?? '/sys',
+    etcRoot: opts.etcRoot ?? '/etc',
+    utmpPath: opts.utmpPath ?? '/var/run/utmp',
+  };
+  // processes and connections share the socket tables of a tick, the socket → pid map and the uid → name cache
+  const ctx: Context = { roots, opts, owners: new SocketOwners(roots.procRoot), users: new UserNames(roots.etcRoot), tables: new InetTables(roots.procRoot) };
+  const out: ScheduledCollector[] = [];
+  for (const name of collectorNames) {
+    if (opts.enabled?.[name] === false) continue;
+    const collector = collectorFactories[name](ctx) as Collector<CollectorOutputs[CollectorName]>;
+    const interval = opts.intervalsMs?.[name];
+    out.push({ name, collector, intervalMs: interval !== undefined && interval > 0 ? interval : collector.defaultIntervalMs });
+  }
+  return out;
+}
+
+/** One report: whichever collectors produced data, keyed by name (the wire shape of MetricsReport). */
+export type MetricsReport = Partial<CollectorOutputs>;
+
+/**
+ * Runs the given collectors once and gathers what they returned. A collector that throws is left
+ * out of the report and its error returned beside it: one broken source must not silence the rest.
+ */
+export async function collectOnce(collectors: ScheduledCollector[], now = Date.now()): Promise<{ report: MetricsReport; errors: Partial<Record<CollectorName, string>> }> {
+  const report: Record<string, unknown> = {};
+  const errors: Partial<Record<CollectorName, string>> = {};
+  for (const c of collectors) {
+    try {
+      const v = await c.collector.collect(now);
+      if (v !== undefined) report[c.name] = v;
+    } catch (e) {
+      errors[c.name] = e instanceof Error ? e.message : String(e);
+    }
+  }
+  return { report: report as MetricsReport, errors };
+}
+
+/**
+ * Runs each collector on its own interval and hands every non-empty result to `onData`.
+ * Returns a stop function. The agent's reporting loop can use this or schedule collectOnce itself.
+ */
+export function startCollectors(
+  collectors: ScheduledCollector[],
+  onData: <N extends CollectorName>(name: N, data: CollectorOutputs[N]) => void,
+  onError: (name: CollectorName, err: unknown) => void = () => {},
+): () => void {
+  const timers: NodeJS.Timeout[] = [];
+  for (const c of collectors) {
+    let running = false;
+    const tick = async () => {
+      if (running) return; // a slow source (nvidia-smi hanging until its timeout) does not pile up
+      running = true;
+      try {
+        const v = await c.collector.collect(Date.now());
+        if (v !== undefined) onData(c.name, v as CollectorOutputs[typeof c.name]);
+      } catch (e) {
+        onError(c.name, e);
+      } finally {
+        running = false;
+      }
+    };
+    void tick();
+    const t = setInterval(tick, c.intervalMs);
+    t.unref();
+    timers.push(t);
+  }
+  return () => timers.forEach(clearInterval);
+}
+
+export { staticCollector, usageCollector, processesCollector, connectionsCollector, sensorsCollector, gpuCollector, selfCollector };
+export { parseNvidiaSmiCsv } from './gpu.js';
+export { parseUtmp } from './util.js';

@@ -1,0 +1,179 @@
+// Per-process figures, bounded to the top N by CPU and the top N by memory, plus totals over all.
+import { join } from 'node:path';
+import type { Collector, ProcessInfo, ProcessSummary } from './types.js';
+import {
+  CLOCK_TICKS, InetTables, SocketOwners, bootTimeMs, bounded, isListening, listPids, parsePidStat, readMeminfo,
+  readText, round, UserNames, type Roots,
+} from './util.js';
+
+export interface ProcessesOptions {
+  /** how many processes to keep by CPU, and how many by memory (merged): default 15 each */
+  topN?: number;
+  /** bound on the reported command line: default 512 characters */
+  maxCommandLength?: number;
+  /** map sockets to processes for listening ports and connection counts: default true */
+  sockets?: boolean;
+}
+
+interface StatusFields {
+  uid: number;
+  rss: number;
+  vms: number;
+  swap: number;
+}
+
+function parseStatus(text: string): StatusFields {
+  const out: StatusFields = { uid: 0, rss: 0, vms: 0, swap: 0 };
+  for (const line of text.split('\n')) {
+    const c0 = line.charCodeAt(0);
+    if (c0 === 85 /* U */ && line.startsWith('Uid:')) out.uid = Number(line.slice(4).trim().split(/\s+/)[0]);
+    else if (c0 === 86 /* V */) {
+      if (line.startsWith('VmRSS:')) out.rss = kb(line);
+      else if (line.startsWith('VmSize:')) out.vms = kb(line);
+      else if (line.startsWith('VmSwap:')) out.swap = kb(line);
+    }
+  }
+  return out;
+}
+
+function kb(line: string): number {
+  return (Number(line.slice(line.indexOf(':') + 1).trim().split(/\s+/)[0]) || 0) * 1024;
+}
+
+/**
+ * Bytes per page, for the RSS field of /proc/<pid>/stat: found by comparing this process's own
+ * RSS in pages (stat) and in kB (status), read back to back and rounded to a power of two.
+ */
+export function detectPageSize(procRoot: string): number {
+  const st = parsePidStat(readText(join(procRoot, 'self', 'stat')) ?? '');
+  const rss = parseStatus(readText(join(procRoot, 'self', 'status')) ?? '').rss;
+  if (!st || !st.rssPages || !rss) return 4096;
+  return 2 ** Math.round(Math.log2(rss / st.rssPages));
+}
+
+export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, shared?: { owners: SocketOwners; users: UserNames; tables: InetTables }): Collector<ProcessSummary> {
+  const topN = opts.topN ?? 15;
+  const maxCmd = opts.maxCommandLength ?? 512;
+  const withSockets = opts.sockets ?? true;
+  const users = shared?.users ?? new UserNames(roots.etcRoot);
+  const owners = shared?.owners ?? new SocketOwners(roots.procRoot);
+  const tables = shared?.tables ?? new InetTables(roots.procRoot);
+  // pid → (start time, cpu ticks) at the previous collection; a different start time is a reused pid
+  let prev = new Map<number, { start: number; ticks: number }>();
+  let prevAt: number | undefined;
+  let bootMs = 0;
+  let pageSize = 0;
+
+  return {
+    name: 'processes',
+    defaultIntervalMs: 15_000,
+    async collect(now) {
+      const { procRoot } = roots;
+      if (!bootMs) bootMs = bootTimeMs(procRoot);
+      if (!pageSize) pageSize = detectPageSize(procRoot);
+      const elapsedSec = prevAt === undefined ? 0 : (now - prevAt) / 1000;
+      const memTotal = readMeminfo(procRoot).get('MemTotal') ?? 0;
+      const next = new Map<number, { start: number; ticks: number }>();
+      const all: ProcessInfo[] = [];
+      const totals: ProcessSummary['totals'] = {
+        processes: 0, threads: 0, running: 0, sleeping: 0, blocked: 0, zombie: 0, stopped: 0, other: 0, rssBytes: 0,
+      };
+      let cpuSum = 0;
+      let anyCpu = false;
+
+      // Pass 1, every process: /proc/<pid>/stat only (one read each).
+      for (const pid of listPids(procRoot)) {
+        const statText = readText(join(procRoot, String(pid), 'stat'));
+        if (statText === undefined) continue; // exited between readdir and read
+        const st = parsePidStat(statText);
+        if (!st) continue;
+        const ticks = st.utime + st.stime;
+        next.set(pid, { start: st.startTicks, ticks });
+        const rss = st.rssPages * pageSize;
+        const p: ProcessInfo = {
+          pid,
+          ppid: st.ppid,
+          uid: 0,
+          user: '',
+          state: st.state,
+          name: bounded(st.name, 64),
+          command: '',
+          startTime: Math.round(bootMs + (st.startTicks * 1000) / CLOCK_TICKS),
+          rssBytes: rss,
+          vmsBytes: st.vsize,
+          swapBytes: 0,
+          memPercent: memTotal ? round((100 * rss) / memTotal) : 0,
+          threads: st.threads,
+          listenPorts: [],
+          connections: 0,
+        };
+        const before = prev.get(pid);
+        if (before && before.start === st.startTicks && elapsedSec > 0 && ticks >= before.ticks) {
+          p.cpuPercent = round(((ticks - before.ticks) / CLOCK_TICKS / elapsedSec) * 100);
+          cpuSum += p.cpuPercent;
+          anyCpu = true;
+        }
+        totals.processes++;
+        totals.threads += st.threads;
+        totals.rssBytes += rss;
+        switch (st.state) {
+          case 'R': totals.running++; break;
+          case 'S': case 'I': totals.sleeping++; break;
+          case 'D': totals.blocked++; break;
+          case 'Z': totals.zombie++; break;
+          case 'T': case 't': totals.stopped++; break;
+          default: totals.other++;
+        }
+        all.push(p);
+      }
+      if (anyCpu) totals.cpuPercent = round(cpuSum);
+      prev = next;
+      prevAt = now;
+
+      const byCpu = [...all].sort((a, b) => (b.cpuPercent ?? 0) - (a.cpuPercent ?? 0) || b.rssBytes - a.rssBytes).slice(0, topN);
+      const byMem = [...all].sort((a, b) => b.rssBytes - a.rssBytes).slice(0, topN);
+      const chosen = [...new Set([...byCpu, ...byMem])].sort(
+        (a, b) => (b.cpuPercent ?? 0) - (a.cpuPercent ?? 0) || b.rssBytes - a.rssBytes,
+      );
+
+      // Pass 2, only the reported processes: owner, swap, command line, sockets.
+      const chosenPids = new Set(chosen.map((p) => p.pid));
+      const listen = new Map<number, Set<number>>();
+      const conns = new Map<number, number>();
+      if (withSockets) {
+        const sockets = tables.get(now);
+        const map = owners.get(sockets.map((s) => s.inode), now);
+        for (const s of sockets) {
+          const pid = map.get(s.inode);
+          if (pid === undefined || !chosenPids.has(pid)) continue;
+          if (isListening(s)) {
+            let set = listen.get(pid);
+            if (!set) listen.set(pid, (set = new Set()));
+            set.add(s.localPort);
+          } else if (s.proto.startsWith('tcp')) {
+            conns.set(pid, (conns.get(pid) ?? 0) + 1);
+          }
+        }
+      }
+      for (const p of chosen) {
+        const dir = join(procRoot, String(p.pid));
+        const status = readText(join(dir, 'status'));
+        if (status !== undefined) {
+          const f = parseStatus(status);
+          p.uid = f.uid;
+          p.swapBytes = f.swap;
+        }
+        p.user = bounded(users.name(p.uid, now), 64);
+        const cmd = readText(join(dir, 'cmdline'), 'utf8');
+        // kernel threads have an empty cmdline: show [name] as ps does
+        p.command = bounded(cmd ? cmd.replace(/\0+$/, '').replace(/\0/g, ' ') : `[${p.name}]`, maxCmd);
+        p.listenPorts = [...(listen.get(p.pid) ?? [])].sort((a, b) => a - b).slice(0, 64);
+        p.connections = conns.get(p.pid) ?? 0;
+      }
+
+      const out: ProcessSummary = { ts: now, totals, processes: chosen, truncated: chosen.length < all.length };
+      if (elapsedSec > 0) out.intervalMs = Math.round(elapsedSec * 1000);
+      return out;
+    },
+  };
+}

@@ -1,0 +1,43 @@
+// The agent's own figures: RSS and CPU agree with the process's view of itself, event-loop lag
+// shows a blocked loop, and the agent's counters come through the hook (bounded, faults contained).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { selfCollector } from '../../src/collectors/self.js';
+import { between, sh } from './helpers.js';
+
+test('RSS agrees with ps and process.memoryUsage; CPU % reflects work done between readings', async () => {
+  const c = selfCollector();
+  const a = await c.collect(Date.now());
+  assert.ok(a);
+  assert.equal(a.cpuPercent, undefined, 'no CPU % from one reading');
+  assert.equal(a.pid, process.pid);
+  const psRss = Number(sh('ps', ['-o', 'rss=', '-p', String(process.pid)]).trim()) * 1024;
+  assert.ok(between(psRss, a.rssBytes, process.memoryUsage().rss, 4 * 1024 * 1024));
+  await new Promise((r) => setTimeout(r, 60)); // the lag histogram starts counting from its first sample
+  const until = Date.now() + 300;
+  while (Date.now() < until) {
+    // spin: blocks the event loop and uses one core
+  }
+  await new Promise((r) => setTimeout(r, 30)); // the delayed timer records the block
+  const b = await c.collect(Date.now());
+  assert.ok((b?.cpuPercent ?? 0) > 50, `cpu ${b?.cpuPercent}`);
+  assert.ok((b?.eventLoopLagMs.max ?? 0) > 200, `lag ${JSON.stringify(b?.eventLoopLagMs)}`);
+});
+
+test('an idle loop reports little lag', async () => {
+  const c = selfCollector();
+  await c.collect(Date.now());
+  await new Promise((r) => setTimeout(r, 300));
+  const r = await c.collect(Date.now());
+  assert.ok((r?.eventLoopLagMs.p99 ?? 99) < 50, `lag ${JSON.stringify(r?.eventLoopLagMs)}`);
+});
+
+test('counters from the selfStats hook are reported, bounded, and a throwing hook costs only the counters', async () => {
+  const r = await selfCollector(() => ({ queueLength: 4, reconnects: 2, bad: Number.NaN })).collect(Date.now());
+  assert.deepEqual(r?.counters, { queueLength: 4, reconnects: 2 });
+  const many = await selfCollector(() => Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`c${i}`, i]))).collect(Date.now());
+  assert.equal(Object.keys(many?.counters ?? {}).length, 32);
+  const faulty = await selfCollector(() => { throw new Error('boom'); }).collect(Date.now());
+  assert.deepEqual(faulty?.counters, {});
+  assert.ok((faulty?.rssBytes ?? 0) > 0);
+});

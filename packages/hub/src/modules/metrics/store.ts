@@ -1,0 +1,412 @@
+/**
+ * Tiered metric history. Owns metric_layouts, metric_raw, metric_1m_recent, metric_1m, metric_1h,
+ * process_top and host_inventory.
+ *
+ *  raw        one packed row per host, report kind and sample: every value of that sample.
+ *             Cheap to write (one row per report) and to read for short ranges.
+ *  1m recent  one packed row per host and minute (avg, min, max, count of each series) for the
+ *             hours not yet compacted.
+ *  1m         per series, one row per hour holding 60 × (avg, min, max): a 30-day chart of one
+ *             series reads 720 rows instead of 43,200.
+ *  1h         one packed row per host and hour (avg, min, max of each series).
+ *
+ * Values are float64; NaN marks a missing value.
+ */
+import { sql, type Kysely } from 'kysely';
+import { createHash } from 'node:crypto';
+import type { ModuleMigrations } from '../../db/migrate.js';
+import { blobType, isPostgres } from '../../db/dialect.js';
+import { HOUR, MINUTE, packValues, unpackValues } from './codec.js';
+
+interface Tables {
+  metric_layouts: { id: number; host_id: string; hash: string; series: string; created_at: number };
+  metric_raw: { host_id: string; kind: number; ts: number; layout_id: number; data: Uint8Array };
+  metric_1m_recent: { host_id: string; ts: number; layout_id: number; data: Uint8Array };
+  metric_1m: { host_id: string; series: string; hour: number; data: Uint8Array };
+  metric_1h: { host_id: string; ts: number; layout_id: number; data: Uint8Array };
+  process_top: { host_id: string; ts: number; data: string };
+  host_inventory: { host_id: string; ts: number; data: string };
+}
+
+export const metricsMigrations: ModuleMigrations = {
+  '0004_metrics_init': {
+    async up(db: Kysely<any>) {
+      const blob = blobType(db);
+      // PostgreSQL needs an identity column; on SQLite an INTEGER PRIMARY KEY is the rowid and autoincrements.
+      await db.schema
+        .createTable('metric_layouts')
+        .addColumn('id', 'integer', (c) => (isPostgres(db) ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey()))
+        .addColumn('host_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('hash', 'varchar(64)', (c) => c.notNull())
+        .addColumn('series', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('metric_layouts_host_hash', ['host_id', 'hash'])
+        .execute();
+      await db.schema
+        .createTable('metric_raw')
+        .addColumn('host_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('kind', 'integer', (c) => c.notNull())
+        .addColumn('ts', 'bigint', (c) => c.notNull())
+        .addColumn('layout_id', 'integer', (c) => c.notNull())
+        .addColumn('data', blob, (c) => c.notNull())
+        .addPrimaryKeyConstraint('metric_raw_pk', ['host_id', 'ts', 'kind'])
+        .execute();
+      await db.schema
+        .createTable('metric_1m_recent')
+        .addColumn('host_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('ts', 'bigint', (c) => c.notNull())
+        .addColumn('layout_id', 'integer', (c) => c.notNull())
+        .addColumn('data', blob, (c) => c.notNull())
+        .addPrimaryKeyConstraint('metric_1m_recent_pk', ['host_id', 'ts'])
+        .execute();
+      await db.schema
+        .createTable('metric_1m')
+        .addColumn('host_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('series', 'varchar(300)', (c) => c.notNull())
+        .addColumn('hour', 'bigint', (c) => c.notNull())
+        .addColumn('data', blob, (c) => c.notNull())
+        .addPrimaryKeyConstraint('metric_1m_pk', ['host_id', 'series', 'hour'])
+        .execute();
+      await db.schema.createIndex('metric_1m_hour').on('metric_1m').column('hour').execute();
+      await db.schema
+        .createTable('metric_1h')
+        .addColumn('host_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('ts', 'bigint', (c) => c.notNull())
+        .addColumn('layout_id', 'integer', (c) => c.notNull())
+        .addColumn('data', blob, (c) => c.notNull())
+        .addPrimaryKeyConstraint('metric_1h_pk', ['host_id', 'ts'])
+        .execute();
+      await db.schema
+        .createTable('process_top')
+        .addColumn('host_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('ts', 'bigint', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('process_top_pk', ['host_id', 'ts'])
+        .execute();
+      await db.schema
+        .createTable('host_inventory')
+        .addColumn('host_id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('ts', 'bigint', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .execute();
+      for (const t of ['metric_raw', 'metric_1m_recent', 'metric_1h', 'process_top']) {
+        await db.schema.createIndex(`${t}_ts`).on(t).column('ts').execute();
+      }
+    },
+  },
+};
+
+export interface RawRow {
+  hostId: string;
+  kind: number;
+  ts: number;
+  layoutId: number;
+  values: ArrayLike<number>;
+}
+
+/** A rolled-up bucket: per series avg, min, max and the number of samples behind them. */
+export interface Bucket {
+  ts: number;
+  keys: string[];
+  avg: Float64Array;
+  min: Float64Array;
+  max: Float64Array;
+  count: Float64Array;
+}
+
+export type Point = [ts: number, avg: number, min: number, max: number];
+
+const chunkSlots = HOUR / MINUTE; // 60
+
+export class MetricStore {
+  private readonly db: Kysely<Tables>;
+  private readonly layoutIds = new Map<string, number>(); // hostId|hash -> id
+  private readonly layoutKeys = new Map<number, string[]>();
+
+  constructor(db: Kysely<any>) {
+    this.db = db as Kysely<Tables>;
+  }
+
+  // --- layouts ---------------------------------------------------------------------------------
+
+  async layoutFor(hostId: string, keys: string[]): Promise<number> {
+    const hash = createHash('sha1').update(keys.join('\n')).digest('hex');
+    const ck = `${hostId}|${hash}`;
+    const cached = this.layoutIds.get(ck);
+    if (cached !== undefined) return cached;
+    await this.db
+      .insertInto('metric_layouts')
+      .values({ host_id: hostId, hash, series: JSON.stringify(keys), created_at: Date.now() } as never)
+      .onConflict((oc) => oc.columns(['host_id', 'hash']).doNothing())
+      .execute();
+    const row = await this.db.selectFrom('metric_layouts').select('id').where('host_id', '=', hostId).where('hash', '=', hash).executeTakeFirstOrThrow();
+    this.layoutIds.set(ck, row.id);
+    this.layoutKeys.set(row.id, keys);
+    return row.id;
+  }
+
+  async keysOf(layoutId: number): Promise<string[]> {
+    const cached = this.layoutKeys.get(layoutId);
+    if (cached) return cached;
+    const row = await this.db.selectFrom('metric_layouts').select('series').where('id', '=', layoutId).executeTakeFirst();
+    const keys = row ? (JSON.parse(row.series) as string[]) : [];
+    this.layoutKeys.set(layoutId, keys);
+    return keys;
+  }
+
+  // --- raw -------------------------------------------------------------------------------------
+
+  async insertRaw(rows: RawRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += 200) {
+      const part = rows.slice(i, i + 200);
+      await this.db
+        .insertInto('metric_raw')
+        .values(part.map((r) => ({ host_id: r.hostId, kind: r.kind, ts: r.ts, layout_id: r.layoutId, data: packValues(r.values) })))
+        .onConflict((oc) => oc.columns(['host_id', 'ts', 'kind']).doNothing())
+        .execute();
+    }
+  }
+
+  /** Raw samples of one host in [from, to), each as a map of the wanted keys. */
+  async readRaw(hostId: string, from: number, to: number, want?: Set<string>): Promise<{ ts: number; values: Record<string, number> }[]> {
+    const rows = await this.db.selectFrom('metric_raw').select(['ts', 'layout_id', 'data']).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).orderBy('ts').execute();
+    const out: { ts: number; values: Record<string, number> }[] = [];
+    for (const r of rows) {
+      const keys = await this.keysOf(r.layout_id);
+      const vals = unpackValues(r.data);
+      const values: Record<string, number> = {};
+      let any = false;
+      for (let i = 0; i < keys.length; i++) {
+        if (want && !want.has(keys[i]!)) continue;
+        const v = vals[i]!;
+        if (!Number.isNaN(v)) {
+          values[keys[i]!] = v;
+          any = true;
+        }
+      }
+      if (any) out.push({ ts: r.ts, values });
+    }
+    return out;
+  }
+
+  // --- 1-minute buckets ------------------------------------------------------------------------
+
+  private packBucket(b: Bucket): Buffer {
+    const n = b.keys.length;
+    const all = new Float64Array(4 * n);
+    all.set(b.avg, 0);
+    all.set(b.min, n);
+    all.set(b.max, 2 * n);
+    all.set(b.count, 3 * n);
+    return packValues(all);
+  }
+
+  private async unpackBucket(ts: number, layoutId: number, data: Uint8Array): Promise<Bucket> {
+    const keys = await this.keysOf(layoutId);
+    const v = unpackValues(data);
+    const n = keys.length;
+    return { ts, keys, avg: v.subarray(0, n), min: v.subarray(n, 2 * n), max: v.subarray(2 * n, 3 * n), count: v.subarray(3 * n, 4 * n) };
+  }
+
+  async upsertMinutes(hostId: string, buckets: Bucket[]): Promise<void> {
+    for (const b of buckets) {
+      const layoutId = await this.layoutFor(hostId, b.keys);
+      await this.db
+        .insertInto('metric_1m_recent')
+        .values({ host_id: hostId, ts: b.ts, layout_id: layoutId, data: this.packBucket(b) })
+        .onConflict((oc) => oc.columns(['host_id', 'ts']).doUpdateSet({ layout_id: layoutId, data: this.packBucket(b) }))
+        .execute();
+    }
+  }
+
+  /** Hours with uncompacted minutes that ended before `before`. */
+  async hoursToCompact(before: number, limit = 500): Promise<{ hostId: string; hour: number }[]> {
+    const rows = await this.db.selectFrom('metric_1m_recent').select(['host_id', 'ts']).where('ts', '<', before).orderBy('ts').limit(limit * 60).execute();
+    const seen = new Map<string, { hostId: string; hour: number }>();
+    for (const r of rows) {
+      const hour = Math.floor(r.ts / HOUR) * HOUR;
+      if (hour + HOUR > before) continue;
+      const k = `${r.host_id}|${hour}`;
+      if (!seen.has(k)) seen.set(k, { hostId: r.host_id, hour });
+      if (seen.size >= limit) break;
+    }
+    return [...seen.values()];
+  }
+
+  /**
+   * Moves one host-hour of minute buckets into per-series hourly chunks (merged with a chunk
+   * already there, for minutes that arrived late) and writes the hour's rollup.
+   */
+  async compactHour(hostId: string, hour: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const rows = await trx.selectFrom('metric_1m_recent').select(['ts', 'layout_id', 'data']).where('host_id', '=', hostId).where('ts', '>=', hour).where('ts', '<', hour + HOUR).execute();
+      if (rows.length === 0) return;
+      const chunks = new Map<string, Float64Array>();
+      const existing = await trx.selectFrom('metric_1m').select(['series', 'data']).where('host_id', '=', hostId).where('hour', '=', hour).execute();
+      for (const e of existing) chunks.set(e.series, unpackValues(e.data).slice());
+      for (const r of rows) {
+        const b = await this.unpackBucket(r.ts, r.layout_id, r.data);
+        const slot = Math.floor((r.ts - hour) / MINUTE);
+        for (let i = 0; i < b.keys.length; i++) {
+          if (!(b.count[i]! > 0)) continue;
+          let c = chunks.get(b.keys[i]!);
+          if (!c) {
+            c = new Float64Array(chunkSlots * 4).fill(NaN);
+            chunks.set(b.keys[i]!, c);
+          }
+          c[slot * 4] = b.avg[i]!;
+          c[slot * 4 + 1] = b.min[i]!;
+          c[slot * 4 + 2] = b.max[i]!;
+          c[slot * 4 + 3] = b.count[i]!;
+        }
+      }
+      const keys = [...chunks.keys()].sort();
+      const values = keys.map((k) => ({ host_id: hostId, series: k, hour, data: packValues(chunks.get(k)!) }));
+      for (let i = 0; i < values.length; i += 200) {
+        await trx
+          .insertInto('metric_1m')
+          .values(values.slice(i, i + 200))
+          .onConflict((oc) => oc.columns(['host_id', 'series', 'hour']).doUpdateSet({ data: (eb) => eb.ref('excluded.data') }))
+          .execute();
+      }
+      // The hour's rollup, weighted by sample counts.
+      const n = keys.length;
+      const h = new Float64Array(4 * n).fill(NaN);
+      keys.forEach((k, i) => {
+        const c = chunks.get(k)!;
+        let sum = 0;
+        let cnt = 0;
+        let mn = Infinity;
+        let mx = -Infinity;
+        for (let s = 0; s < chunkSlots; s++) {
+          const w = c[s * 4 + 3]!;
+          if (!(w > 0)) continue;
+          sum += c[s * 4]! * w;
+          cnt += w;
+          mn = Math.min(mn, c[s * 4 + 1]!);
+          mx = Math.max(mx, c[s * 4 + 2]!);
+        }
+        if (cnt > 0) {
+          h[i] = sum / cnt;
+          h[n + i] = mn;
+          h[2 * n + i] = mx;
+          h[3 * n + i] = cnt;
+        }
+      });
+      const layoutId = await this.layoutFor(hostId, keys);
+      await trx
+        .insertInto('metric_1h')
+        .values({ host_id: hostId, ts: hour, layout_id: layoutId, data: packValues(h) })
+        .onConflict((oc) => oc.columns(['host_id', 'ts']).doUpdateSet({ layout_id: layoutId, data: packValues(h) }))
+        .execute();
+      await trx.deleteFrom('metric_1m_recent').where('host_id', '=', hostId).where('ts', '>=', hour).where('ts', '<', hour + HOUR).execute();
+    });
+  }
+
+  /** 1-minute points of the wanted series in [from, to): compacted chunks plus recent minutes. */
+  async read1m(hostId: string, from: number, to: number, want: string[] | ((key: string) => boolean)): Promise<Map<string, Point[]>> {
+    const match = typeof want === 'function' ? want : (k: string) => want.includes(k);
+    const out = new Map<string, Point[]>();
+    const push = (k: string, p: Point) => {
+      let a = out.get(k);
+      if (!a) out.set(k, (a = []));
+      a.push(p);
+    };
+    let q = this.db.selectFrom('metric_1m').select(['series', 'hour', 'data']).where('host_id', '=', hostId).where('hour', '>=', Math.floor(from / HOUR) * HOUR).where('hour', '<', to);
+    if (Array.isArray(want)) q = q.where('series', 'in', want.length ? want : ['']);
+    const chunks = await q.orderBy('hour').execute();
+    for (const c of chunks) {
+      if (!match(c.series)) continue;
+      const v = unpackValues(c.data);
+      for (let s = 0; s < chunkSlots; s++) {
+        const ts = c.hour + s * MINUTE;
+        if (ts < from || ts >= to || !(v[s * 4 + 3]! > 0)) continue;
+        push(c.series, [ts, v[s * 4]!, v[s * 4 + 1]!, v[s * 4 + 2]!]);
+      }
+    }
+    const recent = await this.db.selectFrom('metric_1m_recent').select(['ts', 'layout_id', 'data']).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).orderBy('ts').execute();
+    for (const r of recent) {
+      const b = await this.unpackBucket(r.ts, r.layout_id, r.data);
+      for (let i = 0; i < b.keys.length; i++) if (b.count[i]! > 0 && match(b.keys[i]!)) push(b.keys[i]!, [r.ts, b.avg[i]!, b.min[i]!, b.max[i]!]);
+    }
+    for (const a of out.values()) a.sort((x, y) => x[0] - y[0]);
+    return out;
+  }
+
+  async read1h(hostId: string, from: number, to: number, match: (key: string) => boolean): Promise<Map<string, Point[]>> {
+    const rows = await this.db.selectFrom('metric_1h').select(['ts', 'layout_id', 'data']).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).orderBy('ts').execute();
+    const out = new Map<string, Point[]>();
+    for (const r of rows) {
+      const b = await this.unpackBucket(r.ts, r.layout_id, r.data);
+      for (let i = 0; i < b.keys.length; i++) {
+        if (!(b.count[i]! > 0) || !match(b.keys[i]!)) continue;
+        let a = out.get(b.keys[i]!);
+        if (!a) out.set(b.keys[i]!, (a = []));
+        a.push([r.ts, b.avg[i]!, b.min[i]!, b.max[i]!]);
+      }
+    }
+    return out;
+  }
+
+  // --- processes and inventory -----------------------------------------------------------------
+
+  async insertTop(rows: { hostId: string; ts: number; data: unknown }[]): Promise<void> {
+    if (!rows.length) return;
+    await this.db
+      .insertInto('process_top')
+      .values(rows.map((r) => ({ host_id: r.hostId, ts: r.ts, data: JSON.stringify(r.data) })))
+      .onConflict((oc) => oc.columns(['host_id', 'ts']).doUpdateSet({ data: (eb) => eb.ref('excluded.data') }))
+      .execute();
+  }
+
+  async readTop(hostId: string, from: number, to: number): Promise<{ ts: number; data: unknown }[]> {
+    const rows = await this.db.selectFrom('process_top').select(['ts', 'data']).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).orderBy('ts').limit(10_000).execute();
+    return rows.map((r) => ({ ts: r.ts, data: JSON.parse(r.data) as unknown }));
+  }
+
+  async putInventory(hostId: string, ts: number, data: unknown): Promise<void> {
+    const json = JSON.stringify(data);
+    await this.db.insertInto('host_inventory').values({ host_id: hostId, ts, data: json }).onConflict((oc) => oc.column('host_id').doUpdateSet({ ts, data: json })).execute();
+  }
+
+  async getInventory(hostId: string): Promise<{ ts: number; data: unknown } | undefined> {
+    const r = await this.db.selectFrom('host_inventory').select(['ts', 'data']).where('host_id', '=', hostId).executeTakeFirst();
+    return r ? { ts: r.ts, data: JSON.parse(r.data) as unknown } : undefined;
+  }
+
+  // --- retention and size ----------------------------------------------------------------------
+
+  async prune(cut: { raw: number; m1: number; h1: number; top: number }): Promise<Record<string, number>> {
+    const del = async (t: keyof Tables, col: string, before: number) => Number((await this.db.deleteFrom(t).where(col as never, '<', before as never).executeTakeFirst()).numDeletedRows);
+    return {
+      raw: await del('metric_raw', 'ts', cut.raw),
+      m1: (await del('metric_1m', 'hour', Math.floor(cut.m1 / HOUR) * HOUR)) + (await del('metric_1m_recent', 'ts', cut.m1)),
+      h1: await del('metric_1h', 'ts', cut.h1),
+      top: await del('process_top', 'ts', cut.top),
+    };
+  }
+
+  async deleteHost(hostId: string): Promise<void> {
+    for (const t of ['metric_raw', 'metric_1m_recent', 'metric_1m', 'metric_1h', 'process_top', 'host_inventory', 'metric_layouts'] as const) {
+      await this.db.deleteFrom(t).where('host_id', '=', hostId).execute();
+    }
+  }
+
+  /** Rows and payload bytes written for one host per tier in [from, to). */
+  async usage(hostId: string, from: number, to: number): Promise<Record<'raw' | 'm1' | 'h1' | 'top', { rows: number; bytes: number }>> {
+    const len = (col: string) => sql<number>`coalesce(sum(length(${sql.ref(col)})), 0)`;
+    const count = sql<number>`count(*)`;
+    const raw = await this.db.selectFrom('metric_raw').select([count.as('n'), len('data').as('b')]).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).executeTakeFirstOrThrow();
+    const m1 = await this.db.selectFrom('metric_1m').select([count.as('n'), len('data').as('b')]).where('host_id', '=', hostId).where('hour', '>=', from).where('hour', '<', to).executeTakeFirstOrThrow();
+    const m1r = await this.db.selectFrom('metric_1m_recent').select([count.as('n'), len('data').as('b')]).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).executeTakeFirstOrThrow();
+    const h1 = await this.db.selectFrom('metric_1h').select([count.as('n'), len('data').as('b')]).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).executeTakeFirstOrThrow();
+    const top = await this.db.selectFrom('process_top').select([count.as('n'), len('data').as('b')]).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).executeTakeFirstOrThrow();
+    const N = (x: unknown) => Number(x);
+    return {
+      raw: { rows: N(raw.n), bytes: N(raw.b) },
+      m1: { rows: N(m1.n) + N(m1r.n), bytes: N(m1.b) + N(m1r.b) },
+      h1: { rows: N(h1.n), bytes: N(h1.b) },
+      top: { rows: N(top.n), bytes: N(top.b) },
+    };
+  }
+}

@@ -1,0 +1,2 @@
+export * from './procs.js';
+export * from './raw-agent.js';
