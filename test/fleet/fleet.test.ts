@@ -4,7 +4,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { TestHub } from '../helpers/procs.js';
+import { TestHub } from '@tether/testkit';
 import { fleetEnv } from './env.js';
 import { sleep, waitFor } from './exec.js';
 import { startFleet, type Fleet, type FleetHost } from './fleet.js';
