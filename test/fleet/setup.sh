@@ -131,7 +131,7 @@ clean_stale() {
   local id pid n=0
   while read -r id pid; do
     [[ -n $id ]] || continue
-    if ! pid_alive "$pid" || [[ ${1:-} == all ]]; then
+    if ! pid_alive "$pid"; then
       podman rm -f -t 0 "$id" >/dev/null 2>&1 || true
       n=$((n + 1))
     fi
@@ -140,7 +140,7 @@ clean_stale() {
   local ns
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^tft[0-9]+-' || true); do
     pid=${ns#tft}; pid=${pid%%-*}
-    if ! pid_alive "$pid" || [[ ${1:-} == all ]]; then
+    if ! pid_alive "$pid"; then
       ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
       ip netns delete "$ns" 2>/dev/null || true
       n=$((n + 1))
@@ -149,7 +149,7 @@ clean_stale() {
   local link
   for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^tf(br|v)[0-9]+' || true); do
     pid=${link#tfbr}; pid=${pid#tfv}; pid=${pid%%-*}
-    if ! pid_alive "$pid" || [[ ${1:-} == all ]]; then
+    if ! pid_alive "$pid"; then
       ip link delete "$link" 2>/dev/null || true
       n=$((n + 1))
     fi
@@ -169,8 +169,7 @@ service_up() {
   # 9>&-: it must not inherit the setup lock, or the next setup.sh waits forever.
   setsid podman system service --time=0 "unix://$sock" > "$run_dir/podman.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$run_dir/podman.pid"
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     if curl -fsS --max-time 2 --unix-socket "$sock" http://d/v1.41/_ping >/dev/null 2>&1; then
       log "api: serving the Docker Engine API on $sock (pid $(cat "$run_dir/podman.pid"))"
       return
@@ -188,7 +187,7 @@ service_down() {
     if pid_alive "$pid"; then
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do pid_alive "$pid" || break; sleep 0.1; done
-      pid_alive "$pid" && kill -9 "$pid" 2>/dev/null || true
+      if pid_alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
       log "api: stopped (pid $pid)"
     fi
     rm -f "$run_dir/podman.pid" "$sock"
@@ -225,6 +224,7 @@ cmd=${1:-up}
 case $cmd in
   up)
     t0=$EPOCHREALTIME
+    mkdir -p /run/lock
     exec 9>/run/lock/tether-fleet-setup.lock
     flock 9
     install_packages
