@@ -78,6 +78,7 @@ export class FleetHost {
   /** The host-side end of the host's veth pair (on Podman's bridge). */
   private veth = '';
   private tokenUsed = false;
+  private cut: 'link' | 'drop' | undefined;
 
   constructor(
     readonly index: number,
@@ -208,16 +209,34 @@ export class FleetHost {
   }
 
   /**
-   * Cuts the host off the network: the bridge side of its veth goes down. Inside, eth0 loses its
-   * carrier but keeps its address and routes; packets both ways are dropped silently, so TCP
-   * connections hang instead of being reset, as with a real partition.
+   * Cuts the host off the network. Both modes keep the host's address and routes, and drop
+   * packets silently both ways, so established TCP connections hang instead of being reset.
+   * - 'link' (default): the bridge end of the host's veth goes down, like a pulled switch port.
+   *   Inside, eth0 loses its carrier; new connections fail fast (no ARP answer: EHOSTUNREACH).
+   * - 'drop': every packet in and out of the host's eth0 is dropped (iptables in the host's
+   *   network namespace), like a partition further away: new connections hang in SYN retries.
    */
-  async cutNetwork(): Promise<void> {
-    await run('ip', ['link', 'set', 'dev', this.veth, 'down']);
+  async cutNetwork(mode: 'link' | 'drop' = 'link'): Promise<void> {
+    if (this.cut) throw new Error(`${this.hostname}: network already cut`);
+    if (mode === 'link') {
+      await run('ip', ['link', 'set', 'dev', this.veth, 'down']);
+    } else {
+      for (const chain of ['INPUT', 'OUTPUT'] as const) {
+        await run('nsenter', ['-t', String(this.pid), '-n', 'iptables', '-w', '-I', chain, '1', ...(chain === 'INPUT' ? ['-i'] : ['-o']), 'eth0', '-j', 'DROP']);
+      }
+    }
+    this.cut = mode;
   }
 
   async healNetwork(): Promise<void> {
-    await run('ip', ['link', 'set', 'dev', this.veth, 'up']);
+    const mode = this.cut;
+    if (mode === 'link' || mode === undefined) await run('ip', ['link', 'set', 'dev', this.veth, 'up']);
+    if (mode === 'drop') {
+      for (const chain of ['INPUT', 'OUTPUT'] as const) {
+        await run('nsenter', ['-t', String(this.pid), '-n', 'iptables', '-w', '-D', chain, ...(chain === 'INPUT' ? ['-i'] : ['-o']), 'eth0', '-j', 'DROP']);
+      }
+    }
+    this.cut = undefined;
   }
 
   /** The IPv4 addresses on the host's eth0 as the host itself sees them (works while frozen). */
