@@ -1,11 +1,31 @@
 import { resolve } from 'node:path';
-import { CAPABILITIES, LOG_LEVELS, httpUrl, oneOf, resolveConfig, seconds, str, type Capability, type Field } from '@tether/protocol';
+import { CAPABILITIES, LOG_LEVELS, httpUrl, int, oneOf, resolveConfig, seconds, str, type Capability, type Field } from '@tether/protocol';
+import { collectorNames } from './collectors/index.js';
 
 const capabilityList = (raw: unknown): Capability[] => {
   const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
   if (!Array.isArray(list)) throw new Error('expected a list of capabilities');
   for (const c of list) if (!CAPABILITIES.includes(c as Capability)) throw new Error(`unknown capability ${JSON.stringify(c)} (known: ${CAPABILITIES.join(', ')})`);
   return [...new Set(list as Capability[])];
+};
+
+const collectorList = (raw: unknown): string[] => {
+  const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+  if (!Array.isArray(list)) throw new Error('expected a list of collector names');
+  for (const c of list) if (!collectorNames.includes(c as never)) throw new Error(`unknown collector ${JSON.stringify(c)} (known: ${collectorNames.join(', ')})`);
+  return list as string[];
+};
+
+/** `{ usage = "5s", processes = "30s" }` in TOML, or `usage=5s,processes=30s` in the environment. */
+const intervalTable = (raw: unknown): Record<string, number> => {
+  const obj = typeof raw === 'string' ? Object.fromEntries(raw.split(',').filter(Boolean).map((p) => p.split('=').map((s) => s.trim()))) : raw;
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new Error('expected a table of collector = interval');
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    if (!collectorNames.includes(k as never)) throw new Error(`unknown collector ${JSON.stringify(k)}`);
+    out[k] = Math.round(seconds(0.1, 7 * 86400)(v) * 1000);
+  }
+  return out;
 };
 
 const agentSpec = {
@@ -16,6 +36,9 @@ const agentSpec = {
   logLevel: { toml: 'log_level', env: 'TETHER_LOG_LEVEL', default: 'info', parse: oneOf(LOG_LEVELS) } as Field<(typeof LOG_LEVELS)[number]>,
   // The capability lock: read from the host's own file, never from the hub. Monitoring only by default.
   capabilities: { toml: 'capabilities', default: ['metrics'], parse: capabilityList } as Field<Capability[]>,
+  collectorsDisabled: { toml: 'collectors_disabled', env: 'TETHER_COLLECTORS_DISABLED', default: [], parse: collectorList } as Field<string[]>,
+  collectorIntervals: { toml: 'collector_intervals', env: 'TETHER_COLLECTOR_INTERVALS', default: {}, parse: intervalTable } as Field<Record<string, number>>,
+  backlog: { toml: 'backlog', env: 'TETHER_BACKLOG', default: 720, parse: int(0, 100_000) } as Field<number>,
 };
 
 export interface AgentConfig {
@@ -25,6 +48,10 @@ export interface AgentConfig {
   reconnectCapSec: number;
   logLevel: (typeof LOG_LEVELS)[number];
   capabilities: Capability[];
+  collectorsDisabled: string[];
+  /** collector name → interval in ms */
+  collectorIntervals: Record<string, number>;
+  backlog: number;
 }
 
 export type AgentFlags = { hub?: string; token?: string; state?: string; reconnectCap?: unknown; logLevel?: string; config?: string };
@@ -41,5 +68,8 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     reconnectCapSec: c.reconnectCap,
     logLevel: c.logLevel,
     capabilities: c.capabilities,
+    collectorsDisabled: c.collectorsDisabled,
+    collectorIntervals: c.collectorIntervals,
+    backlog: c.backlog,
   };
 }

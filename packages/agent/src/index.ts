@@ -3,3 +3,5 @@ export * from './agent.js';
 export * from './facts.js';
 export * from './identity.js';
 export * from './backoff.js';
+export * from './reporter.js';
+export * from './collectors/index.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { ConfigError, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol';
 import { createHub, loadHubConfig, REDACT, type HubFlags } from '@tether/hub';
-import { Agent, loadAgentConfig } from '@tether/agent';
+import { Agent, Reporter, loadAgentConfig } from '@tether/agent';
 import { ApiError, Client, saveState } from './client.js';
 import { ago, table } from './table.js';
 
@@ -74,15 +74,27 @@ program
   .option('--config <file>', 'TOML config file with capabilities (TETHER_AGENT_CONFIG)')
   .action(async (o) => {
     let agent: Agent;
+    let reporter: Reporter | undefined;
     try {
       const cfg = loadAgentConfig(o);
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
+      // Collecting and reporting is itself a capability: a host can turn even monitoring off.
+      if (cfg.capabilities.includes('metrics')) {
+        reporter = new Reporter(agent, log.child({ module: 'reporter' }), {
+          collectors: { enabled: Object.fromEntries(cfg.collectorsDisabled.map((c) => [c, false])), intervalsMs: cfg.collectorIntervals },
+          backlogMax: cfg.backlog,
+        });
+        reporter.start();
+      }
     } catch (err) {
       fail(err);
     }
-    onSignals(async () => agent.stop());
+    onSignals(async () => {
+      reporter?.stop();
+      agent.stop();
+    });
     const exit = await agent.run();
     if (exit.code === 'stopped') process.exit(0);
     process.stderr.write(`tether agent: ${exit.reason} (${exit.code})\n`);

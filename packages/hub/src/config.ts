@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { LOG_LEVELS, int, oneOf, parseListen, resolveConfig, seconds, str, type Field, type ListenAddr } from '@tether/protocol';
+import { LOG_LEVELS, bool, int, oneOf, parseListen, resolveConfig, seconds, str, type Field, type ListenAddr } from '@tether/protocol';
 
 const hubSpec = {
   listen: { toml: 'listen', env: 'TETHER_LISTEN', default: { host: '127.0.0.1', port: 8080 }, parse: parseListen } as Field<ListenAddr>,
@@ -9,6 +9,12 @@ const hubSpec = {
   handshakeTimeout: { toml: 'handshake_timeout', env: 'TETHER_HANDSHAKE_TIMEOUT', default: 60, parse: seconds(0.1, 3600) } as Field<number>,
   maxFrameBytes: { toml: 'max_frame_bytes', env: 'TETHER_MAX_FRAME_BYTES', default: 1024 * 1024, parse: int(4096, 64 * 1024 * 1024) } as Field<number>,
   logLevel: { toml: 'log_level', env: 'TETHER_LOG_LEVEL', default: 'info', parse: oneOf(LOG_LEVELS) } as Field<(typeof LOG_LEVELS)[number]>,
+  retentionRaw: { toml: 'retention_raw', env: 'TETHER_RETENTION_RAW', default: 86400, parse: seconds(60, 400 * 86400) } as Field<number>,
+  retention1m: { toml: 'retention_1m', env: 'TETHER_RETENTION_1M', default: 30 * 86400, parse: seconds(3600, 5 * 365 * 86400) } as Field<number>,
+  retention1h: { toml: 'retention_1h', env: 'TETHER_RETENTION_1H', default: 365 * 86400, parse: seconds(86400, 20 * 365 * 86400) } as Field<number>,
+  retentionTop: { toml: 'retention_top', env: 'TETHER_RETENTION_TOP', default: 30 * 86400, parse: seconds(3600, 5 * 365 * 86400) } as Field<number>,
+  topN: { toml: 'top_n', env: 'TETHER_TOP_N', default: 10, parse: int(1, 100) } as Field<number>,
+  metricsOpen: { toml: 'metrics_open', env: 'TETHER_METRICS_OPEN', default: false, parse: bool } as Field<boolean>,
 };
 
 export interface HubConfig {
@@ -20,6 +26,10 @@ export interface HubConfig {
   handshakeTimeoutSec: number;
   maxFrameBytes: number;
   logLevel: (typeof LOG_LEVELS)[number];
+  retention: { rawSec: number; m1Sec: number; h1Sec: number; topSec: number };
+  topN: number;
+  /** serve GET /metrics without a login (for a Prometheus on a trusted network) */
+  metricsOpen: boolean;
   /** From TETHER_ADMIN_PASSWORD only: a password on a command line is visible to every user of the host. */
   adminPassword?: string;
 }
@@ -39,6 +49,9 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     handshakeTimeoutSec: c.handshakeTimeout,
     maxFrameBytes: c.maxFrameBytes,
     logLevel: c.logLevel,
+    retention: { rawSec: c.retentionRaw, m1Sec: c.retention1m, h1Sec: c.retention1h, topSec: c.retentionTop },
+    topN: c.topN,
+    metricsOpen: c.metricsOpen,
     ...(env.TETHER_ADMIN_PASSWORD ? { adminPassword: env.TETHER_ADMIN_PASSWORD } : {}),
   };
 }

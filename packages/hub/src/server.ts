@@ -21,14 +21,23 @@ import { enrollRoutes } from './modules/enroll/routes.js';
 import { AuthStore, authMigrations } from './modules/auth/store.js';
 import { authHook, authRoutes } from './modules/auth/plugin.js';
 import { AgentLink } from './modules/agents/link.js';
+import { MetricStore, metricsMigrations } from './modules/metrics/store.js';
+import { MetricsService } from './modules/metrics/service.js';
+import { metricsRoutes } from './modules/metrics/routes.js';
+import { LiveHub } from './modules/metrics/live.js';
+import { renderPrometheus } from './modules/metrics/prometheus.js';
+import { sessionTokenOf } from './modules/auth/plugin.js';
+import { REPORT_TYPES } from '@tether/protocol';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations];
 
 export interface Hub {
   app: FastifyInstance;
   link: AgentLink;
+  metrics: MetricsService;
+  live: LiveHub;
   hosts: HostStore;
   enroll: EnrollStore;
   auth: AuthStore;
@@ -85,6 +94,14 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     maxFrameBytes: cfg.maxFrameBytes,
   });
 
+  const metrics = new MetricsService(new MetricStore(db.db), log.child({ module: 'metrics' }), { retention: cfg.retention, topN: cfg.topN });
+  const reportTypes = new Set<string>(REPORT_TYPES);
+  link.on('message', (conn, msg) => {
+    if (reportTypes.has(msg.type)) metrics.handleReport(conn.agentId, msg.type, msg.body);
+  });
+  metrics.start();
+  const live = new LiveHub(metrics, link, log.child({ module: 'live' }));
+
   const app = Fastify({
     loggerInstance: log.child({ module: 'http' }),
     bodyLimit: 1024 * 1024,
@@ -129,8 +146,31 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   }));
   app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'").send(INDEX_HTML));
   await app.register(authRoutes(auth, { secureCookies: false }));
-  await app.register(hostRoutes(hosts, link));
+  await app.register(
+    hostRoutes(hosts, link, async (id) => {
+      metrics.forget(id);
+      await metrics.store.deleteHost(id);
+    }),
+  );
   await app.register(enrollRoutes(enroll));
+  await app.register(metricsRoutes(metrics, hosts, link));
+  app.get('/api/v1/live', { websocket: true, schema: { hide: true } }, (socket, req) => {
+    // Browsers send Origin; a page from another site must not ride on the session cookie.
+    const origin = req.headers.origin;
+    if (origin && new URL(origin).host !== req.headers.host) {
+      socket.close(4403, 'origin not allowed');
+      return;
+    }
+    live.attach(socket);
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
+    if (!cfg.metricsOpen) {
+      const token = sessionTokenOf(req);
+      if (!token || !(await auth.authenticate(token, Date.now()))) return reply.code(401).send({ error: 'unauthorized', message: 'login required (or set metrics_open)' });
+    }
+    const list = await hosts.list({});
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderPrometheus(list, metrics, link, { liveClients: live.clientCount }));
+  });
   app.get('/api/v1/agent/ws', { websocket: true, schema: { hide: true } }, (socket, req) => {
     link.attach(socket, req.socket.remoteAddress ?? 'unknown');
   });
@@ -149,6 +189,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   return {
     app: app as unknown as FastifyInstance,
     link,
+    metrics,
+    live,
     hosts,
     enroll,
     auth,
@@ -159,7 +201,9 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       if (stopped) return;
       stopped = true;
       clearInterval(pruner);
+      live.close();
       await link.close();
+      await metrics.stop();
       await app.close();
       await db.close();
       log.info('hub stopped');

@@ -6,3 +6,4 @@ export * from './codec.js';
 export * from './auth.js';
 export const TETHER_VERSION = '0.1.0';
 export * from './config.js';
+export * from './metrics.js';

@@ -9,6 +9,7 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { LIMITS, PROTOCOL_VERSION } from './limits.js';
 import { CapabilitySchema, HostFacts } from './facts.js';
+import { AgentSelfSchema, ConnectionsSummarySchema, GpuSummarySchema, HostStaticSchema, HostUsageSchema, ProcessSummarySchema, SensorsSummarySchema } from './metrics.js';
 
 const Id = Type.String({ minLength: 1, maxLength: LIMITS.id, pattern: '^[A-Za-z0-9._:-]+$' });
 const B64Url = (min: number, max: number) => Type.String({ minLength: min, maxLength: max, pattern: '^[A-Za-z0-9_-]+$' });
@@ -104,6 +105,13 @@ export type ErrorBody = Static<typeof ErrorBody>;
 /** agent → hub: the host's facts changed since the handshake (hostname, IPs, …). */
 export const FactsBody = Type.Object({ facts: HostFacts }, { additionalProperties: false });
 
+/**
+ * agent → hub: usage samples taken while the link was down, oldest first, sent after reconnecting
+ * so that history has no hole. Bounded per frame; the agent splits a longer backlog.
+ */
+export const BacklogBody = Type.Object({ samples: Type.Array(HostUsageSchema, { maxItems: 120 }) }, { additionalProperties: false });
+export const MAX_BACKLOG_PER_FRAME = 120;
+
 /** The registry: every message type and the schema of its body. Adding a type is one line here. */
 export const MESSAGE_BODIES = {
   challenge: ChallengeBody,
@@ -112,6 +120,15 @@ export const MESSAGE_BODIES = {
   refused: RefusedBody,
   error: ErrorBody,
   facts: FactsBody,
+  // One report type per collector (agent → hub).
+  'report.static': HostStaticSchema,
+  'report.usage': HostUsageSchema,
+  'report.processes': ProcessSummarySchema,
+  'report.connections': ConnectionsSummarySchema,
+  'report.sensors': SensorsSummarySchema,
+  'report.gpu': GpuSummarySchema,
+  'report.self': AgentSelfSchema,
+  'report.backlog': BacklogBody,
 } satisfies Record<string, TSchema>;
 
 export type MessageType = keyof typeof MESSAGE_BODIES;
@@ -119,7 +136,9 @@ export type BodyOf<T extends MessageType> = Static<(typeof MESSAGE_BODIES)[T]>;
 export type Message<T extends MessageType = MessageType> = { v: number; type: T; id: string; re?: string; body: BodyOf<T> };
 
 /** Message types each side may send once the handshake is done (anything else is refused). */
-export const AGENT_TO_HUB: ReadonlySet<MessageType> = new Set(['hello', 'error', 'facts']);
+export const REPORT_TYPES = ['report.static', 'report.usage', 'report.processes', 'report.connections', 'report.sensors', 'report.gpu', 'report.self', 'report.backlog'] as const;
+export type ReportType = (typeof REPORT_TYPES)[number];
+export const AGENT_TO_HUB: ReadonlySet<MessageType> = new Set<MessageType>(['hello', 'error', 'facts', ...REPORT_TYPES]);
 export const HUB_TO_AGENT: ReadonlySet<MessageType> = new Set(['challenge', 'welcome', 'refused', 'error']);
 
 export { PROTOCOL_VERSION };

@@ -20,7 +20,7 @@ const HostView = Type.Object({
   facts: Type.Unknown(),
 });
 
-export function hostRoutes(hosts: HostStore, link: AgentLink) {
+export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: string) => Promise<void> = async () => {}) {
   const view = (h: Host) => ({
     id: h.id,
     hostname: h.hostname,
@@ -117,6 +117,7 @@ export function hostRoutes(hosts: HostStore, link: AgentLink) {
         if (!h) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
         await hosts.delete(h.id);
         link.disconnect(h.id, 'unknown_agent', 'host deleted');
+        await onDelete(h.id);
         req.log.info({ agentId: h.id, by: req.user?.username }, 'host deleted');
         return { ok: true };
       },

@@ -154,6 +154,14 @@ export class MetricStore {
     return keys;
   }
 
+  /** Every series key a host has ever reported (the union of its layouts). */
+  async hostKeys(hostId: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('metric_layouts').select(['id', 'series']).where('host_id', '=', hostId).execute();
+    const keys = new Set<string>();
+    for (const r of rows) for (const k of JSON.parse(r.series) as string[]) keys.add(k);
+    return [...keys].sort();
+  }
+
   // --- raw -------------------------------------------------------------------------------------
 
   async insertRaw(rows: RawRow[]): Promise<void> {

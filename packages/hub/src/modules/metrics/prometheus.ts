@@ -1,0 +1,108 @@
+/**
+ * GET /metrics: the fleet's latest values and the hub's own figures in the Prometheus text format.
+ * Names follow Prometheus conventions (base units: percentages become ratios, milliseconds seconds).
+ */
+import { cpuUsage, memoryUsage } from 'node:process';
+import type { Host } from '../hosts/store.js';
+import type { AgentLink } from '../agents/link.js';
+import type { MetricsService } from './service.js';
+import { FAMILIES, parseKey } from './series.js';
+
+const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+function promFamily(family: string): { name: string; scale: number } {
+  if (family.endsWith('_percent')) return { name: `tether_${family.slice(0, -'_percent'.length)}_ratio`, scale: 0.01 };
+  if (family.endsWith('_ms')) return { name: `tether_${family.slice(0, -'_ms'.length)}_seconds`, scale: 0.001 };
+  return { name: `tether_${family}`, scale: 1 };
+}
+
+const RESERVED = new Set(['host', 'host_id', ...Object.values(FAMILIES).map((f) => f.dim).filter((d): d is string => !!d)]);
+
+/** Host labels as Prometheus labels: sanitised, and prefixed where they would clash with ours. */
+export function hostLabelPairs(labels: Record<string, string>): string {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const [k, v] of Object.entries(labels)) {
+    let name = k.replace(/[^a-zA-Z0-9_]/g, '_');
+    if (!/^[a-zA-Z_]/.test(name) || name.startsWith('__') || RESERVED.has(name)) name = `label_${name.replace(/^_+/, '')}`;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    out.push(`${name}="${esc(v)}"`);
+  }
+  return out.join(',');
+}
+
+export function renderPrometheus(hosts: Host[], metrics: MetricsService, link: AgentLink, extra: { liveClients: number }): string {
+  const byFamily = new Map<string, string[]>();
+  for (const h of hosts) {
+    const st = metrics.latest.get(h.id);
+    if (!st) continue;
+    const base = `host="${esc(h.hostname)}",host_id="${esc(h.id)}"`;
+    const hl = hostLabelPairs(h.labels);
+    for (const [key, value] of Object.entries(st.series)) {
+      const { family, dim } = parseKey(key);
+      const f = FAMILIES[family];
+      if (!f || !Number.isFinite(value)) continue;
+      const { scale } = promFamily(family);
+      const dimPair = f.dim && dim !== undefined ? `,${f.dim}="${esc(dim)}"` : '';
+      let lines = byFamily.get(family);
+      if (!lines) byFamily.set(family, (lines = []));
+      lines.push(`{${base}${dimPair}${hl ? ',' + hl : ''}} ${value * scale}`);
+    }
+  }
+  const out: string[] = [];
+  for (const family of Object.keys(FAMILIES)) {
+    const lines = byFamily.get(family);
+    if (!lines?.length) continue;
+    const { name } = promFamily(family);
+    out.push(`# HELP ${name} ${FAMILIES[family]!.help}`, `# TYPE ${name} gauge`);
+    for (const l of lines) out.push(name + l);
+  }
+  const hostUp = hosts.map((h) => `tether_host_up{host="${esc(h.hostname)}",host_id="${esc(h.id)}"} ${link.isOnline(h.id) ? 1 : 0}`);
+  const lat = metrics.ingestLatency;
+  const cpu = cpuUsage();
+  const mem = memoryUsage();
+  const refused = Object.entries(link.stats.refused).map(([code, n]) => `tether_hub_agents_refused_total{code="${code}"} ${n}`);
+  out.push(
+    '# HELP tether_host_up Whether the host’s agent is connected (1) or not (0)'.replace('’', "'"),
+    '# TYPE tether_host_up gauge',
+    ...hostUp,
+    '# HELP tether_hub_agents_online Agents connected to this hub',
+    '# TYPE tether_hub_agents_online gauge',
+    `tether_hub_agents_online ${link.onlineCount}`,
+    '# HELP tether_hub_hosts Hosts in the inventory (not revoked)',
+    '# TYPE tether_hub_hosts gauge',
+    `tether_hub_hosts ${hosts.length}`,
+    '# HELP tether_hub_handshakes_total Successful agent handshakes',
+    '# TYPE tether_hub_handshakes_total counter',
+    `tether_hub_handshakes_total ${link.stats.handshakesOk}`,
+    '# HELP tether_hub_agents_refused_total Refused agent connections by reason',
+    '# TYPE tether_hub_agents_refused_total counter',
+    ...(refused.length ? refused : ['tether_hub_agents_refused_total{code="none"} 0']),
+    '# HELP tether_hub_reports_total Reports received from agents',
+    '# TYPE tether_hub_reports_total counter',
+    `tether_hub_reports_total ${metrics.counters.reports}`,
+    '# HELP tether_hub_samples_late_total Samples that arrived after their minute closed (recomputed from raw)',
+    '# TYPE tether_hub_samples_late_total counter',
+    `tether_hub_samples_late_total ${metrics.counters.lateSamples}`,
+    '# HELP tether_hub_write_errors_total Failed metric writes',
+    '# TYPE tether_hub_write_errors_total counter',
+    `tether_hub_write_errors_total ${metrics.counters.writeErrors}`,
+    '# HELP tether_hub_ingest_latency_seconds Time from a report arriving to its samples being committed',
+    '# TYPE tether_hub_ingest_latency_seconds summary',
+    `tether_hub_ingest_latency_seconds{quantile="0.5"} ${lat.quantile(0.5) / 1000}`,
+    `tether_hub_ingest_latency_seconds{quantile="0.99"} ${lat.quantile(0.99) / 1000}`,
+    `tether_hub_ingest_latency_seconds_count ${lat.count}`,
+    `tether_hub_ingest_latency_seconds_sum ${lat.sumMs / 1000}`,
+    '# HELP tether_hub_live_clients Browsers subscribed to live updates',
+    '# TYPE tether_hub_live_clients gauge',
+    `tether_hub_live_clients ${extra.liveClients}`,
+    '# HELP process_resident_memory_bytes Resident memory of the hub process',
+    '# TYPE process_resident_memory_bytes gauge',
+    `process_resident_memory_bytes ${mem.rss}`,
+    '# HELP process_cpu_seconds_total CPU time of the hub process',
+    '# TYPE process_cpu_seconds_total counter',
+    `process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`,
+  );
+  return out.join('\n') + '\n';
+}

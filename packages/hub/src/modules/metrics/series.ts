@@ -1,0 +1,176 @@
+/**
+ * The catalogue of numeric series a host reports, and how each report flattens into them.
+ * A series key is `family` or `family|dimension` (core, mount, interface, sensor…). The same
+ * names serve the query API, the live stream and the Prometheus exposition (`tether_<family>`).
+ */
+import type { AgentSelf, ConnectionsSummary, GpuSummary, HostUsage, ProcessSummary, SensorsSummary } from '@tether/protocol';
+
+export interface Family {
+  help: string;
+  /** Prometheus label for the dimension, when the family has one */
+  dim?: string;
+  type?: 'gauge';
+}
+
+export const FAMILIES: Record<string, Family> = {
+  cpu_percent: { help: 'CPU time by mode, percent of all cores', dim: 'mode' },
+  cpu_core_busy_percent: { help: 'Busy time of one logical CPU, percent', dim: 'core' },
+  load1: { help: 'Load average over 1 minute' },
+  load5: { help: 'Load average over 5 minutes' },
+  load15: { help: 'Load average over 15 minutes' },
+  memory_bytes: { help: 'Memory by kind (used = total - available)', dim: 'kind' },
+  memory_used_percent: { help: 'Memory used, percent of total' },
+  swap_bytes: { help: 'Swap by kind', dim: 'kind' },
+  fs_size_bytes: { help: 'Filesystem size', dim: 'mount' },
+  fs_used_bytes: { help: 'Filesystem space used', dim: 'mount' },
+  fs_used_percent: { help: 'Filesystem space used, percent', dim: 'mount' },
+  fs_inodes_used: { help: 'Filesystem inodes used', dim: 'mount' },
+  fs_inodes_free: { help: 'Filesystem inodes free', dim: 'mount' },
+  disk_read_bytes_per_second: { help: 'Bytes read per second from the device under a mount', dim: 'mount' },
+  disk_write_bytes_per_second: { help: 'Bytes written per second to the device under a mount', dim: 'mount' },
+  disk_read_iops: { help: 'Read operations per second', dim: 'mount' },
+  disk_write_iops: { help: 'Write operations per second', dim: 'mount' },
+  disk_io_in_progress: { help: 'I/O operations in progress', dim: 'mount' },
+  disk_busy_percent: { help: 'Time the device was busy, percent', dim: 'mount' },
+  net_rx_bytes_per_second: { help: 'Bytes received per second', dim: 'interface' },
+  net_tx_bytes_per_second: { help: 'Bytes sent per second', dim: 'interface' },
+  net_rx_packets_per_second: { help: 'Packets received per second', dim: 'interface' },
+  net_tx_packets_per_second: { help: 'Packets sent per second', dim: 'interface' },
+  net_rx_errors_per_second: { help: 'Receive errors per second', dim: 'interface' },
+  net_tx_errors_per_second: { help: 'Transmit errors per second', dim: 'interface' },
+  net_rx_drops_per_second: { help: 'Received packets dropped per second', dim: 'interface' },
+  net_tx_drops_per_second: { help: 'Transmitted packets dropped per second', dim: 'interface' },
+  processes: { help: 'Processes by state (total, running, blocked, zombie…)', dim: 'state' },
+  threads: { help: 'Threads on the host' },
+  tcp_connections: { help: 'TCP sockets by state', dim: 'state' },
+  udp_sockets: { help: 'UDP sockets' },
+  unix_sockets: { help: 'Unix sockets' },
+  temperature_celsius: { help: 'Temperature sensor reading', dim: 'sensor' },
+  fan_rpm: { help: 'Fan speed', dim: 'sensor' },
+  battery_percent: { help: 'Battery charge', dim: 'supply' },
+  power_watts: { help: 'Power draw of a supply', dim: 'supply' },
+  ssh_sessions: { help: 'Open SSH sessions' },
+  gpu_utilization_percent: { help: 'GPU utilisation', dim: 'gpu' },
+  gpu_memory_used_bytes: { help: 'GPU memory used', dim: 'gpu' },
+  gpu_memory_total_bytes: { help: 'GPU memory total', dim: 'gpu' },
+  gpu_temperature_celsius: { help: 'GPU temperature', dim: 'gpu' },
+  gpu_power_watts: { help: 'GPU power draw', dim: 'gpu' },
+  agent_rss_bytes: { help: "The agent's resident memory" },
+  agent_cpu_percent: { help: "The agent's CPU use, percent of one core" },
+  agent_event_loop_lag_p99_ms: { help: "The agent's event-loop lag, 99th percentile" },
+  agent_reconnects: { help: 'Times the agent reconnected since it started' },
+};
+
+/** Report kinds as stored in the raw tier. */
+export const KIND = { usage: 0, processes: 1, connections: 2, sensors: 3, gpu: 4, self: 5 } as const;
+export type SeriesKind = keyof typeof KIND;
+
+export const MAX_SERIES_PER_REPORT = 2000;
+const MAX_DIM = 200;
+
+export function seriesKey(family: string, dim?: string | number): string {
+  return dim === undefined ? family : `${family}|${String(dim).slice(0, MAX_DIM)}`;
+}
+export function parseKey(key: string): { family: string; dim?: string } {
+  const i = key.indexOf('|');
+  return i < 0 ? { family: key } : { family: key.slice(0, i), dim: key.slice(i + 1) };
+}
+
+type Out = Record<string, number>;
+const put = (o: Out, family: string, v: number | undefined, dim?: string | number) => {
+  if (v === undefined || !Number.isFinite(v)) return;
+  if (Object.keys(o).length >= MAX_SERIES_PER_REPORT) return;
+  o[seriesKey(family, dim)] = v;
+};
+
+export function flattenUsage(u: HostUsage): Out {
+  const o: Out = {};
+  if (u.cpu) {
+    for (const [mode, v] of Object.entries(u.cpu.total)) put(o, 'cpu_percent', v, mode);
+    u.cpu.perCore.forEach((c, i) => put(o, 'cpu_core_busy_percent', c.busy, i));
+  }
+  put(o, 'load1', u.load.one);
+  put(o, 'load5', u.load.five);
+  put(o, 'load15', u.load.fifteen);
+  const m = u.memory;
+  for (const [kind, v] of [['total', m.totalBytes], ['used', m.usedBytes], ['free', m.freeBytes], ['available', m.availableBytes], ['buffers', m.buffersBytes], ['cached', m.cachedBytes], ['slab', m.slabBytes]] as const) put(o, 'memory_bytes', v, kind);
+  put(o, 'memory_used_percent', m.usedPercent);
+  put(o, 'swap_bytes', u.swap.totalBytes, 'total');
+  put(o, 'swap_bytes', u.swap.usedBytes, 'used');
+  put(o, 'swap_bytes', u.swap.freeBytes, 'free');
+  for (const f of u.filesystems) {
+    put(o, 'fs_size_bytes', f.sizeBytes, f.mount);
+    put(o, 'fs_used_bytes', f.usedBytes, f.mount);
+    put(o, 'fs_used_percent', f.usedPercent, f.mount);
+    put(o, 'fs_inodes_used', f.inodesUsed, f.mount);
+    put(o, 'fs_inodes_free', f.inodesFree, f.mount);
+    if (f.io) {
+      put(o, 'disk_read_bytes_per_second', f.io.readBytesPerSec, f.mount);
+      put(o, 'disk_write_bytes_per_second', f.io.writeBytesPerSec, f.mount);
+      put(o, 'disk_read_iops', f.io.readIops, f.mount);
+      put(o, 'disk_write_iops', f.io.writeIops, f.mount);
+      put(o, 'disk_io_in_progress', f.io.inProgress, f.mount);
+      put(o, 'disk_busy_percent', f.io.busyPercent, f.mount);
+    }
+  }
+  for (const n of u.interfaces) {
+    put(o, 'net_rx_bytes_per_second', n.rxBytesPerSec, n.name);
+    put(o, 'net_tx_bytes_per_second', n.txBytesPerSec, n.name);
+    put(o, 'net_rx_packets_per_second', n.rxPacketsPerSec, n.name);
+    put(o, 'net_tx_packets_per_second', n.txPacketsPerSec, n.name);
+    put(o, 'net_rx_errors_per_second', n.rxErrorsPerSec, n.name);
+    put(o, 'net_tx_errors_per_second', n.txErrorsPerSec, n.name);
+    put(o, 'net_rx_drops_per_second', n.rxDropsPerSec, n.name);
+    put(o, 'net_tx_drops_per_second', n.txDropsPerSec, n.name);
+  }
+  return o;
+}
+
+export function flattenProcesses(p: ProcessSummary): Out {
+  const o: Out = {};
+  const t = p.totals;
+  for (const [state, v] of [['total', t.processes], ['running', t.running], ['sleeping', t.sleeping], ['blocked', t.blocked], ['zombie', t.zombie], ['stopped', t.stopped]] as const) put(o, 'processes', v, state);
+  put(o, 'threads', t.threads);
+  return o;
+}
+
+export function flattenConnections(c: ConnectionsSummary): Out {
+  const o: Out = {};
+  for (const [state, n] of Object.entries(c.counts.tcp)) put(o, 'tcp_connections', n, state.toLowerCase());
+  put(o, 'udp_sockets', c.counts.udp);
+  put(o, 'unix_sockets', c.counts.unix);
+  return o;
+}
+
+export function flattenSensors(s: SensorsSummary): Out {
+  const o: Out = {};
+  for (const t of s.temperatures) put(o, 'temperature_celsius', t.celsius, `${t.chip}/${t.label}`);
+  for (const f of s.fans) put(o, 'fan_rpm', f.rpm, `${f.chip}/${f.label}`);
+  for (const p of s.power) {
+    put(o, 'battery_percent', p.capacityPercent, p.name);
+    put(o, 'power_watts', p.powerWatts, p.name);
+  }
+  put(o, 'ssh_sessions', s.sshSessions.length);
+  return o;
+}
+
+export function flattenGpu(g: GpuSummary): Out {
+  const o: Out = {};
+  for (const x of g.gpus) {
+    put(o, 'gpu_utilization_percent', x.utilizationPercent, x.index);
+    put(o, 'gpu_memory_used_bytes', x.memoryUsedBytes, x.index);
+    put(o, 'gpu_memory_total_bytes', x.memoryTotalBytes, x.index);
+    put(o, 'gpu_temperature_celsius', x.temperatureCelsius, x.index);
+    put(o, 'gpu_power_watts', x.powerWatts, x.index);
+  }
+  return o;
+}
+
+export function flattenSelf(s: AgentSelf): Out {
+  const o: Out = {};
+  put(o, 'agent_rss_bytes', s.rssBytes);
+  put(o, 'agent_cpu_percent', s.cpuPercent);
+  put(o, 'agent_event_loop_lag_p99_ms', s.eventLoopLagMs.p99);
+  put(o, 'agent_reconnects', s.counters.reconnects);
+  return o;
+}
