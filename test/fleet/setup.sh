@@ -110,7 +110,7 @@ build_image() {
   log "image: building $image (debootstrap from the configured apt mirror)"
   bash "$here/host-image.sh" "$tmp/rootfs" "$mirror" > "$tmp/build.log" 2>&1 \
     || { tail -n 30 "$tmp/build.log" >&2; die "host image build failed"; }
-  tar -C "$tmp/rootfs" -c . | podman import \
+  tar -C "$tmp/rootfs" -c . | podman import --quiet \
     --change 'CMD ["/lib/systemd/systemd"]' \
     --change "LABEL tether.fleet.recipe=$recipe_hash" \
     --message "tether fleet host, recipe $recipe_hash" - "$image" >/dev/null
