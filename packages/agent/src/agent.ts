@@ -14,6 +14,7 @@ import {
   authPayload,
   decodeFrame,
   encodeFrame,
+  newMessageId,
   signPayload,
   type BodyOf,
   type HostFacts,
@@ -34,6 +35,8 @@ export interface AgentExit {
 
 export interface AgentEvents {
   connected: [agentId: string];
+  /** any message after the handshake that the link itself does not handle (acks, later: tasks) */
+  message: [msg: Message];
   disconnected: [reason: string];
   refused: [body: RefusedBody];
 }
@@ -118,18 +121,22 @@ export class Agent extends EventEmitter<AgentEvents> {
     return u.toString();
   }
 
-  send<T extends MessageType>(type: T, body: BodyOf<T>, re?: string): boolean {
+  /** Sends when connected and returns the message id, or undefined when the link is down. */
+  send<T extends MessageType>(type: T, body: BodyOf<T>, re?: string): string | undefined {
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(encodeFrame(type, body, re ? { re } : {}));
-    return true;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !this.ready) return undefined;
+    const id = newMessageId();
+    ws.send(encodeFrame(type, body, { id, ...(re ? { re } : {}) }));
+    return id;
   }
+
+  private ready = false;
 
   private refreshFacts(): void {
     const next = (this.opts.gather ?? gatherFacts)();
     if (JSON.stringify(next) !== JSON.stringify(this.facts)) {
       this.facts = next;
-      if (this.send('facts', { facts: next })) this.log.info('host facts changed; sent to hub');
+      if (this.send('facts', { facts: next }) !== undefined) this.log.info('host facts changed; sent to hub');
     }
   }
 
@@ -206,6 +213,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.identity.agentId = w.agentId;
           this.identity.hubUrl = this.cfg.hubUrl;
           phase = 'ready';
+          this.ready = true;
           out.welcomed = true;
           this.stats.connectedSince = Date.now();
           startHeartbeat(w.heartbeatSec);
@@ -217,10 +225,15 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.log.warn({ re: msg.re, ...(msg.body as BodyOf<'error'>) }, 'hub reported an error');
           return;
         }
+        if (phase === 'ready') {
+          this.emit('message', msg);
+          return;
+        }
         this.log.warn({ type: msg.type, phase }, 'unexpected message');
       });
       ws.on('error', (err) => this.log.warn({ err: err.message }, 'hub connection error'));
       ws.on('close', (code, reason) => {
+        this.ready = false;
         clearTimeout(handshakeTimer);
         clearInterval(hbTimer);
         const why = `${code}${reason.length ? ' ' + reason.toString() : ''}`;
@@ -245,6 +258,6 @@ export class Agent extends EventEmitter<AgentEvents> {
       capabilities: this.cfg.capabilities,
       ...(enrolling ? { enrollToken: this.cfg.token!, publicKey: id.publicKey } : { agentId: id.agentId! }),
     };
-    this.send('hello', body);
+    this.ws?.send(encodeFrame('hello', body));
   }
 }

@@ -1,7 +1,9 @@
 /**
  * Runs the collectors and sends what they produce. Only with the `metrics` capability.
- * While the link is down, usage samples go into a bounded buffer (oldest dropped first) and are
- * sent as a backlog after reconnecting, so a short partition leaves no hole in the history.
+ * Usage samples are delivered at least once: each stays in flight until the hub acknowledges it
+ * as committed. When the link drops, unacknowledged samples and those taken while disconnected go
+ * into a bounded buffer (oldest dropped first) and are sent as a backlog after reconnecting, so a
+ * partition leaves no hole in the history. The hub ignores duplicates.
  */
 import type { Logger } from 'pino';
 import { MAX_BACKLOG_PER_FRAME, MAX_FRAME_BYTES, checkBody, encodeFrame, type HostUsage, type MessageType } from '@tether/protocol';
@@ -16,6 +18,8 @@ export interface ReporterOptions {
 
 export class Reporter {
   private readonly backlog: HostUsage[] = [];
+  /** message id → usage samples sent but not yet acknowledged */
+  private readonly inflight = new Map<string, HostUsage[]>();
   private readonly backlogMax: number;
   private stopCollectors: (() => void) | undefined;
   private lastStatic: CollectorOutputs['static'] | undefined;
@@ -33,10 +37,35 @@ export class Reporter {
       selfStats: () => ({ reconnects: agent.stats.reconnects, backlog: this.backlog.length, sent: this.stats.sent, dropped: this.stats.dropped }),
     });
     agent.on('connected', () => this.onConnected());
+    agent.on('disconnected', () => this.requeueInflight());
+    agent.on('message', (msg) => {
+      if (msg.type === 'ack' && msg.re) this.inflight.delete(msg.re);
+    });
   }
 
   get backlogLength(): number {
     return this.backlog.length;
+  }
+  get inflightLength(): number {
+    let n = 0;
+    for (const v of this.inflight.values()) n += v.length;
+    return n;
+  }
+
+  private pushBacklog(samples: HostUsage[]): void {
+    this.backlog.push(...samples);
+    this.backlog.sort((a, b) => a.ts - b.ts);
+    while (this.backlog.length > this.backlogMax) {
+      this.backlog.shift();
+      this.stats.dropped++;
+    }
+  }
+
+  /** Samples the hub never acknowledged go back to the buffer, in time order. */
+  private requeueInflight(): void {
+    const samples = [...this.inflight.values()].flat();
+    this.inflight.clear();
+    if (samples.length) this.pushBacklog(samples);
   }
 
   start(): void {
@@ -52,34 +81,39 @@ export class Reporter {
     this.stopCollectors?.();
   }
 
-  /** Sends one body if it is valid and fits in a frame. */
-  private sendChecked(type: MessageType, body: unknown): boolean {
+  /**
+   * Sends one body if it is valid and fits in a frame. Returns the message id, `null` when the
+   * body can never be sent (a bug or an oversized report: buffering it would not help), or
+   * undefined when the link is down.
+   */
+  private sendChecked(type: MessageType, body: unknown): string | null | undefined {
     if (!checkBody(type, body)) {
       this.stats.invalid++;
       this.log.error({ type }, 'collector output does not match its schema; not sent');
-      return true; // not a link problem: do not buffer it
+      return null;
     }
     if (encodeFrame(type, body).length > MAX_FRAME_BYTES) {
       this.stats.oversize++;
       this.log.warn({ type }, 'report larger than a frame; not sent');
-      return true;
+      return null;
     }
-    const ok = this.agent.send(type, body as never);
-    if (ok) this.stats.sent++;
-    return ok;
+    const id = this.agent.send(type, body as never);
+    if (id) this.stats.sent++;
+    return id;
   }
 
   private onData<N extends CollectorName>(name: N, data: CollectorOutputs[N]): void {
     if (name === 'static') this.lastStatic = data as CollectorOutputs['static'];
-    const sent = this.sendChecked(`report.${name}` as MessageType, data);
-    if (sent) return;
-    if (name === 'usage') {
-      this.backlog.push(data as HostUsage);
-      if (this.backlog.length > this.backlogMax) {
-        this.backlog.shift();
-        this.stats.dropped++;
-      }
-    } else this.stats.dropped++;
+    const id = this.sendChecked(`report.${name}` as MessageType, data);
+    if (id === null) return;
+    if (name !== 'usage') {
+      if (id === undefined) this.stats.dropped++;
+      return;
+    }
+    if (id) this.inflight.set(id, [data as HostUsage]);
+    else this.pushBacklog([data as HostUsage]);
+    // A hub that stops acknowledging is no different from a partition: bound what waits for it.
+    if (this.inflightLength > this.backlogMax) this.requeueInflight();
   }
 
   private onConnected(): void {
@@ -88,8 +122,10 @@ export class Reporter {
     const n = this.backlog.length;
     while (this.backlog.length) {
       const chunk = this.backlog.slice(0, MAX_BACKLOG_PER_FRAME);
-      if (!this.sendChecked('report.backlog', { samples: chunk })) break;
+      const id = this.sendChecked('report.backlog', { samples: chunk });
+      if (id === undefined) break;
       this.backlog.splice(0, chunk.length);
+      if (id) this.inflight.set(id, chunk);
       this.stats.backlogSent += chunk.length;
     }
     this.log.info({ samples: n - this.backlog.length }, 'sent usage samples buffered while disconnected');

@@ -97,7 +97,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   const metrics = new MetricsService(new MetricStore(db.db), log.child({ module: 'metrics' }), { retention: cfg.retention, topN: cfg.topN });
   const reportTypes = new Set<string>(REPORT_TYPES);
   link.on('message', (conn, msg) => {
-    if (reportTypes.has(msg.type)) metrics.handleReport(conn.agentId, msg.type, msg.body);
+    if (reportTypes.has(msg.type)) metrics.handleReport(conn.agentId, msg.type, msg.body, performance.now(), () => conn.send('ack', {}, msg.id));
   });
   metrics.start();
   const live = new LiveHub(metrics, link, log.child({ module: 'live' }));

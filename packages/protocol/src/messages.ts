@@ -112,6 +112,9 @@ export const FactsBody = Type.Object({ facts: HostFacts }, { additionalPropertie
 export const BacklogBody = Type.Object({ samples: Type.Array(HostUsageSchema, { maxItems: 120 }) }, { additionalProperties: false });
 export const MAX_BACKLOG_PER_FRAME = 120;
 
+/** hub → agent: the report named by `re` is committed; the agent may forget it. */
+export const AckBody = Type.Object({}, { additionalProperties: false });
+
 /** The registry: every message type and the schema of its body. Adding a type is one line here. */
 export const MESSAGE_BODIES = {
   challenge: ChallengeBody,
@@ -129,6 +132,7 @@ export const MESSAGE_BODIES = {
   'report.gpu': GpuSummarySchema,
   'report.self': AgentSelfSchema,
   'report.backlog': BacklogBody,
+  ack: AckBody,
 } satisfies Record<string, TSchema>;
 
 export type MessageType = keyof typeof MESSAGE_BODIES;
@@ -139,6 +143,6 @@ export type Message<T extends MessageType = MessageType> = { v: number; type: T;
 export const REPORT_TYPES = ['report.static', 'report.usage', 'report.processes', 'report.connections', 'report.sensors', 'report.gpu', 'report.self', 'report.backlog'] as const;
 export type ReportType = (typeof REPORT_TYPES)[number];
 export const AGENT_TO_HUB: ReadonlySet<MessageType> = new Set<MessageType>(['hello', 'error', 'facts', ...REPORT_TYPES]);
-export const HUB_TO_AGENT: ReadonlySet<MessageType> = new Set(['challenge', 'welcome', 'refused', 'error']);
+export const HUB_TO_AGENT: ReadonlySet<MessageType> = new Set<MessageType>(['challenge', 'welcome', 'refused', 'error', 'ack']);
 
 export { PROTOCOL_VERSION };

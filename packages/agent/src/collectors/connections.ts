@@ -2,7 +2,7 @@
 // /proc/net/{tcp,tcp6,udp,udp6}, unix sockets from /proc/net/unix, owners from /proc/<pid>/fd.
 import { join } from 'node:path';
 import type { Collector, ConnectionsSummary, InetSocket, UnixSocket } from './types.js';
-import { InetTables, SocketOwners, TCP_STATES, bounded, isListening, readText, type RawSocket, type Roots } from './util.js';
+import { InetTables, SocketOwners, TCP_STATES, bounded, clamp, isListening, readText, type RawSocket, type Roots } from './util.js';
 
 export interface ConnectionsOptions {
   /** at most this many listening sockets (default 512) and other connections (default 512) */
@@ -41,9 +41,10 @@ function procName(procRoot: string, pid: number, cache: Map<number, string>): st
 }
 
 export function connectionsCollector(roots: Roots, opts: ConnectionsOptions = {}, owners = new SocketOwners(roots.procRoot), tables = new InetTables(roots.procRoot)): Collector<ConnectionsSummary> {
-  const maxListening = opts.maxListening ?? 512;
-  const maxConnections = opts.maxConnections ?? 512;
-  const maxUnix = opts.maxUnixListening ?? 256;
+  // clamped to the wire schema's bound of 4096 per list
+  const maxListening = clamp(opts.maxListening ?? 512, 0, 4096);
+  const maxConnections = clamp(opts.maxConnections ?? 512, 0, 4096);
+  const maxUnix = clamp(opts.maxUnixListening ?? 256, 0, 4096);
   return {
     name: 'connections',
     defaultIntervalMs: 30_000,
@@ -74,7 +75,8 @@ export function connectionsCollector(roots: Roots, opts: ConnectionsOptions = {}
         }
         return out;
       };
-      const inet = tables.get(now);
+      const { sockets: inet, timeWait } = tables.get(now);
+      if (timeWait) tcpCounts['TIME_WAIT'] = timeWait;
       const unixAll = parseUnixTable(readText(join(procRoot, 'net', 'unix'), 'latin1', true) ?? '');
       const wanted = inet.map((s) => s.inode);
       for (const u of unixAll) if (u.listening) wanted.push(u.inode);

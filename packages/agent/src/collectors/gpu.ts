@@ -1,6 +1,5 @@
 // GPUs: NVIDIA figures from nvidia-smi when the binary is installed (the one command this agent
 // runs for metrics), otherwise what /sys/class/drm says about each card.
-import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Collector, GpuInfo, GpuSummary } from './types.js';
@@ -107,7 +106,9 @@ export interface GpuOptions {
   timeoutMs?: number;
 }
 
-function runNvidiaSmi(bin: string, timeoutMs: number): Promise<string> {
+async function runNvidiaSmi(bin: string, timeoutMs: number): Promise<string> {
+  // loaded on first use: a host without NVIDIA never pays for child_process
+  const { execFile } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     execFile(
       bin,

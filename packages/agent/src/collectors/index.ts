@@ -8,7 +8,7 @@ import { sensorsCollector } from './sensors.js';
 import { staticCollector } from './static.js';
 import type { Collector, CollectorName, CollectorOutputs, SelfStatsHook } from './types.js';
 import { usageCollector, type UsageOptions } from './usage.js';
-import { InetTables, SocketOwners, UserNames, type Roots } from './util.js';
+import { InetTables, ProcessTable, UserNames, type Roots } from './util.js';
 
 export type * from './types.js';
 export type { ConnectionsOptions, GpuOptions, ProcessesOptions, UsageOptions };
@@ -38,9 +38,9 @@ export interface ScheduledCollector<N extends CollectorName = CollectorName> {
 interface Context {
   roots: Roots;
   opts: CollectorsOptions;
-  owners: SocketOwners;
   users: UserNames;
   tables: InetTables;
+  procs: ProcessTable;
 }
 
 type Factories = { [N in CollectorName]: (ctx: Context) => Collector<CollectorOutputs[N]> };
@@ -49,9 +49,9 @@ type Factories = { [N in CollectorName]: (ctx: Context) => Collector<CollectorOu
 export const collectorFactories: Factories = {
   static: (c) => staticCollector(c.roots),
   usage: (c) => usageCollector(c.roots, c.opts.usage),
-  processes: (c) => processesCollector(c.roots, c.opts.processes, { owners: c.owners, users: c.users, tables: c.tables }),
-  connections: (c) => connectionsCollector(c.roots, c.opts.connections, c.owners, c.tables),
-  sensors: (c) => sensorsCollector(c.roots),
+  processes: (c) => processesCollector(c.roots, c.opts.processes, { users: c.users, tables: c.tables, procs: c.procs }),
+  connections: (c) => connectionsCollector(c.roots, c.opts.connections, undefined, c.tables),
+  sensors: (c) => sensorsCollector(c.roots, c.procs),
   gpu: (c) => gpuCollector(c.roots, c.opts.gpu),
   self: (c) => selfCollector(c.opts.selfStats),
 };
@@ -65,8 +65,15 @@ export function createCollectors(opts: CollectorsOptions = {}): ScheduledCollect
     etcRoot: opts.etcRoot ?? '/etc',
     utmpPath: opts.utmpPath ?? '/var/run/utmp',
   };
-  // processes and connections share the socket tables of a tick, the socket → pid map and the uid → name cache
-  const ctx: Context = { roots, opts, owners: new SocketOwners(roots.procRoot), users: new UserNames(roots.etcRoot), tables: new InetTables(roots.procRoot) };
+  // Collectors running in the same tick share what they both read: the socket tables and the
+  // process table (per `now`), and the uid → name cache.
+  const ctx: Context = {
+    roots,
+    opts,
+    users: new UserNames(roots.etcRoot),
+    tables: new InetTables(roots.procRoot),
+    procs: new ProcessTable(roots.procRoot),
+  };
   const out: ScheduledCollector[] = [];
   for (const name of collectorNames) {
     if (opts.enabled?.[name] === false) continue;

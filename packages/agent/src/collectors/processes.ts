@@ -2,8 +2,8 @@
 import { join } from 'node:path';
 import type { Collector, ProcessInfo, ProcessSummary } from './types.js';
 import {
-  CLOCK_TICKS, InetTables, SocketOwners, bootTimeMs, bounded, isListening, listPids, parsePidStat, readMeminfo,
-  readText, round, UserNames, type Roots,
+  CLOCK_TICKS, InetTables, clamp, ProcessTable, SocketOwners, bootTimeMs, bounded, isListening, parsePidStat, readMeminfo,
+  readText, round, UserNames, type ProcEntry, type Roots,
 } from './util.js';
 
 export interface ProcessesOptions {
@@ -13,6 +13,12 @@ export interface ProcessesOptions {
   maxCommandLength?: number;
   /** map sockets to processes for listening ports and connection counts: default true */
   sockets?: boolean;
+}
+
+interface Ranked {
+  st: ProcEntry;
+  rss: number;
+  cpu: number | undefined;
 }
 
 interface StatusFields {
@@ -51,12 +57,15 @@ export function detectPageSize(procRoot: string): number {
   return 2 ** Math.round(Math.log2(rss / st.rssPages));
 }
 
-export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, shared?: { owners: SocketOwners; users: UserNames; tables: InetTables }): Collector<ProcessSummary> {
-  const topN = opts.topN ?? 15;
-  const maxCmd = opts.maxCommandLength ?? 512;
+export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, shared?: { users: UserNames; tables: InetTables; procs: ProcessTable }): Collector<ProcessSummary> {
+  // clamped to the wire schema's bounds (at most 1000 processes, commands of 4096 characters)
+  const topN = clamp(opts.topN ?? 15, 1, 500);
+  const maxCmd = clamp(opts.maxCommandLength ?? 512, 16, 4096);
   const withSockets = opts.sockets ?? true;
   const users = shared?.users ?? new UserNames(roots.etcRoot);
-  const owners = shared?.owners ?? new SocketOwners(roots.procRoot);
+  const procs = shared?.procs ?? new ProcessTable(roots.procRoot);
+  // its own map: it looks at the reported processes only, the connections collector at all
+  const owners = new SocketOwners(roots.procRoot);
   const tables = shared?.tables ?? new InetTables(roots.procRoot);
   // pid → (start time, cpu ticks) at the previous collection; a different start time is a reused pid
   let prev = new Map<number, { start: number; ticks: number }>();
@@ -74,24 +83,49 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
       const elapsedSec = prevAt === undefined ? 0 : (now - prevAt) / 1000;
       const memTotal = readMeminfo(procRoot).get('MemTotal') ?? 0;
       const next = new Map<number, { start: number; ticks: number }>();
-      const all: ProcessInfo[] = [];
       const totals: ProcessSummary['totals'] = {
         processes: 0, threads: 0, running: 0, sleeping: 0, blocked: 0, zombie: 0, stopped: 0, other: 0, rssBytes: 0,
       };
       let cpuSum = 0;
       let anyCpu = false;
 
-      // Pass 1, every process: /proc/<pid>/stat only (one read each).
-      for (const pid of listPids(procRoot)) {
-        const statText = readText(join(procRoot, String(pid), 'stat'));
-        if (statText === undefined) continue; // exited between readdir and read
-        const st = parsePidStat(statText);
-        if (!st) continue;
+      // Pass 1, every process: /proc/<pid>/stat only (one read each), ranked without building
+      // the reported objects.
+      const ranked: Ranked[] = [];
+      for (const st of procs.get(now)) {
         const ticks = st.utime + st.stime;
-        next.set(pid, { start: st.startTicks, ticks });
+        next.set(st.pid, { start: st.startTicks, ticks });
         const rss = st.rssPages * pageSize;
+        let cpu: number | undefined;
+        const before = prev.get(st.pid);
+        if (before && before.start === st.startTicks && elapsedSec > 0 && ticks >= before.ticks) {
+          cpu = round(((ticks - before.ticks) / CLOCK_TICKS / elapsedSec) * 100);
+          cpuSum += cpu;
+          anyCpu = true;
+        }
+        totals.processes++;
+        totals.threads += st.threads;
+        totals.rssBytes += rss;
+        switch (st.state) {
+          case 'R': totals.running++; break;
+          case 'S': case 'I': totals.sleeping++; break;
+          case 'D': totals.blocked++; break;
+          case 'Z': totals.zombie++; break;
+          case 'T': case 't': totals.stopped++; break;
+          default: totals.other++;
+        }
+        ranked.push({ st, rss, cpu });
+      }
+      if (anyCpu) totals.cpuPercent = round(cpuSum);
+      prev = next;
+      prevAt = now;
+
+      const byCpuThenRss = (a: Ranked, b: Ranked) => (b.cpu ?? 0) - (a.cpu ?? 0) || b.rss - a.rss;
+      const byCpu = [...ranked].sort(byCpuThenRss).slice(0, topN);
+      const byMem = ranked.sort((a, b) => b.rss - a.rss).slice(0, topN);
+      const chosen: ProcessInfo[] = [...new Set([...byCpu, ...byMem])].sort(byCpuThenRss).map(({ st, rss, cpu }) => {
         const p: ProcessInfo = {
-          pid,
+          pid: st.pid,
           ppid: st.ppid,
           uid: 0,
           user: '',
@@ -107,45 +141,22 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
           listenPorts: [],
           connections: 0,
         };
-        const before = prev.get(pid);
-        if (before && before.start === st.startTicks && elapsedSec > 0 && ticks >= before.ticks) {
-          p.cpuPercent = round(((ticks - before.ticks) / CLOCK_TICKS / elapsedSec) * 100);
-          cpuSum += p.cpuPercent;
-          anyCpu = true;
-        }
-        totals.processes++;
-        totals.threads += st.threads;
-        totals.rssBytes += rss;
-        switch (st.state) {
-          case 'R': totals.running++; break;
-          case 'S': case 'I': totals.sleeping++; break;
-          case 'D': totals.blocked++; break;
-          case 'Z': totals.zombie++; break;
-          case 'T': case 't': totals.stopped++; break;
-          default: totals.other++;
-        }
-        all.push(p);
-      }
-      if (anyCpu) totals.cpuPercent = round(cpuSum);
-      prev = next;
-      prevAt = now;
-
-      const byCpu = [...all].sort((a, b) => (b.cpuPercent ?? 0) - (a.cpuPercent ?? 0) || b.rssBytes - a.rssBytes).slice(0, topN);
-      const byMem = [...all].sort((a, b) => b.rssBytes - a.rssBytes).slice(0, topN);
-      const chosen = [...new Set([...byCpu, ...byMem])].sort(
-        (a, b) => (b.cpuPercent ?? 0) - (a.cpuPercent ?? 0) || b.rssBytes - a.rssBytes,
-      );
+        if (cpu !== undefined) p.cpuPercent = cpu;
+        return p;
+      });
 
       // Pass 2, only the reported processes: owner, swap, command line, sockets.
       const chosenPids = new Set(chosen.map((p) => p.pid));
       const listen = new Map<number, Set<number>>();
       const conns = new Map<number, number>();
       if (withSockets) {
-        const sockets = tables.get(now);
-        const map = owners.get(sockets.map((s) => s.inode), now);
+        // Sockets are matched to owners through the fds of the reported processes only: a bounded
+        // cost, whatever the host's connection churn.
+        const { sockets } = tables.get(now);
+        const map = owners.get(sockets.map((s) => s.inode), now, [...chosenPids]);
         for (const s of sockets) {
           const pid = map.get(s.inode);
-          if (pid === undefined || !chosenPids.has(pid)) continue;
+          if (pid === undefined) continue;
           if (isListening(s)) {
             let set = listen.get(pid);
             if (!set) listen.set(pid, (set = new Set()));
@@ -171,7 +182,7 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
         p.connections = conns.get(p.pid) ?? 0;
       }
 
-      const out: ProcessSummary = { ts: now, totals, processes: chosen, truncated: chosen.length < all.length };
+      const out: ProcessSummary = { ts: now, totals, processes: chosen, truncated: chosen.length < ranked.length };
       if (elapsedSec > 0) out.intervalMs = Math.round(elapsedSec * 1000);
       return out;
     },

@@ -1,5 +1,5 @@
 // The agent's own footprint, so the hub can show what monitoring costs each host.
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { IntervalHistogram } from 'node:perf_hooks';
 import type { AgentSelf, Collector, SelfStatsHook } from './types.js';
 import { bounded, round } from './util.js';
 
@@ -14,7 +14,8 @@ export function selfCollector(selfStats?: SelfStatsHook): Collector<AgentSelf> {
     defaultIntervalMs: 60_000,
     async collect(now) {
       if (!histogram) {
-        // started lazily so that an agent with this collector disabled pays nothing
+        // loaded and started lazily: an agent with this collector disabled pays nothing
+        const { monitorEventLoopDelay } = await import('node:perf_hooks');
         histogram = monitorEventLoopDelay({ resolution: 20 });
         histogram.enable();
       }

@@ -2,7 +2,7 @@
 // A host without the hardware gets empty arrays; nothing here throws for a missing file.
 import { join } from 'node:path';
 import type { Collector, Fan, PowerSupply, SensorsSummary, SshSession, Temperature } from './types.js';
-import { bounded, listDir, listPids, readNumber, readText, readTrim, readUtmp, round, type Roots } from './util.js';
+import { ProcessTable, bounded, listDir, readNumber, readText, readTrim, readUtmp, round, type ProcEntry, type Roots } from './util.js';
 
 const MAX = 256;
 
@@ -85,7 +85,7 @@ function powerSupplies(sysRoot: string): PowerSupply[] {
  * SSH sessions: utmp entries with a remote host, and sshd session processes ("sshd: alice@pts/0",
  * "sshd: alice@notty" for sftp and commands without a tty) that utmp does not list.
  */
-export function sshSessions(roots: Roots): SshSession[] {
+export function sshSessions(roots: Roots, procs: ProcEntry[] = new ProcessTable(roots.procRoot).get(0)): SshSession[] {
   const out: SshSession[] = [];
   const seen = new Set<number>();
   for (const u of readUtmp(roots.utmpPath)) {
@@ -93,10 +93,9 @@ export function sshSessions(roots: Roots): SshSession[] {
     out.push({ user: bounded(u.user, 32), host: bounded(u.host, 256), tty: bounded(u.line, 32), pid: u.pid, loginTime: u.loginTime, source: 'utmp' });
     seen.add(u.pid);
   }
-  for (const pid of listPids(roots.procRoot)) {
+  for (const { pid, name } of procs) {
     if (out.length >= MAX) break;
-    const comm = readText(join(roots.procRoot, String(pid), 'comm'));
-    if (comm !== 'sshd\n' && comm !== 'sshd-session\n') continue;
+    if (name !== 'sshd' && name !== 'sshd-session') continue;
     const cmd = (readText(join(roots.procRoot, String(pid), 'cmdline'), 'utf8') ?? '').replace(/\0+$/, '').replace(/\0/g, ' ');
     // privileged monitor "sshd: alice [priv]" and the listener "sshd: /usr/sbin/sshd -D" are not sessions
     const m = /^sshd(?:-session)?: ([^\s@]+)@(\S+)$/.exec(cmd.trim());
@@ -106,7 +105,7 @@ export function sshSessions(roots: Roots): SshSession[] {
   return out;
 }
 
-export function sensorsCollector(roots: Roots): Collector<SensorsSummary> {
+export function sensorsCollector(roots: Roots, procs = new ProcessTable(roots.procRoot)): Collector<SensorsSummary> {
   return {
     name: 'sensors',
     defaultIntervalMs: 30_000,
@@ -115,7 +114,7 @@ export function sensorsCollector(roots: Roots): Collector<SensorsSummary> {
       const fans: Fan[] = [];
       hwmon(roots.sysRoot, temperatures, fans);
       thermalZones(roots.sysRoot, temperatures);
-      return { ts: now, temperatures, fans, power: powerSupplies(roots.sysRoot), sshSessions: sshSessions(roots) };
+      return { ts: now, temperatures, fans, power: powerSupplies(roots.sysRoot), sshSessions: sshSessions(roots, procs.get(now)) };
     },
   };
 }

@@ -85,14 +85,16 @@ function interfaces(sysRoot: string): InterfaceInfo[] {
   for (const name of listDir(join(sysRoot, 'class', 'net')).slice(0, 256)) {
     const dir = join(sysRoot, 'class', 'net', name);
     const flagsN = parseInt(readTrim(join(dir, 'flags')) ?? '0', 16) || 0;
-    const speed = readNumber(join(dir, 'speed')); // EINVAL when the link is down, -1 for virtual links
+    const operState = readTrim(join(dir, 'operstate')) ?? 'unknown';
+    // speed answers EINVAL while the link is down and for loopback: not asked then
+    const speed = operState === 'up' && !(flagsN & 0x8) ? readNumber(join(dir, 'speed')) : undefined;
     const info: InterfaceInfo = {
       index: readNumber(join(dir, 'ifindex')) ?? 0,
       name,
       mtu: readNumber(join(dir, 'mtu')) ?? 0,
       flags: IFF_FLAGS.filter(([bit]) => flagsN & bit).map(([, n]) => n),
       mac: readTrim(join(dir, 'address')) ?? '',
-      operState: readTrim(join(dir, 'operstate')) ?? 'unknown',
+      operState,
       addresses: (addrs[name] ?? []).slice(0, 64).map((a) => ({
         family: a.family,
         address: a.address,

@@ -274,7 +274,7 @@ export interface ConnectionsSummary {
   };
   /** TCP LISTEN and unconnected bound UDP sockets */
   listening: InetSocket[];
-  /** the rest of the inet sockets, bounded */
+  /** the other inet sockets, bounded; TCP TIME_WAIT sockets are only counted (they have no owner) */
   connections: InetSocket[];
   unixListening: UnixSocket[];
   truncated: boolean;

@@ -3,7 +3,7 @@
 import { statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Collector, CpuTimes, DiskIo, FilesystemUsage, HostUsage, InterfaceUsage } from './types.js';
-import { bounded, counterRate, readMeminfo, readText, realMounts, round, type Roots } from './util.js';
+import { bounded, clamp, counterRate, readMeminfo, readText, realMounts, round, type Roots } from './util.js';
 
 const CPU_FIELDS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'] as const;
 type CpuRaw = number[]; // the eight fields above, in ticks
@@ -96,8 +96,9 @@ export interface UsageOptions {
 }
 
 export function usageCollector(roots: Roots, opts: UsageOptions = {}): Collector<HostUsage> {
-  const maxFs = opts.maxFilesystems ?? 128;
-  const maxIf = opts.maxInterfaces ?? 128;
+  // clamped to the wire schema's bound of 1024 per list
+  const maxFs = clamp(opts.maxFilesystems ?? 128, 0, 1024);
+  const maxIf = clamp(opts.maxInterfaces ?? 128, 0, 1024);
   let prevAt: number | undefined;
   let prevCpu: { total?: CpuRaw; cores: CpuRaw[] } | undefined;
   let prevDisks = new Map<string, DiskRaw>();

@@ -16,14 +16,15 @@ export const CLOCK_TICKS = 100;
 
 // One buffer reused by every read: /proc files report size 0, so readFileSync would fstat, read in
 // chunks and concatenate; open + read + close into a warm buffer is about three times cheaper.
-let scratch = Buffer.allocUnsafe(64 * 1024);
+const SCRATCH_SIZE = 64 * 1024;
+const scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
 
 /**
- * Reads a whole file. With `tableEof`, a read that returns under 3 KiB is taken as the end: the
- * kernel's seq_file tables (/proc/net/tcp, udp, unix) fill each read up to a page and stop short
- * only when the next line would not fit or at the end, and their lines are far shorter than 1 KiB.
- * This saves the final empty read, which for /proc/net/tcp walks the whole established-connection
- * hash table a second time (about 0.6 ms on a host with 24 GiB of memory, whatever the socket count).
+ * Reads a whole file. With `tableEof`, a read that returns under 3 KiB (having asked for at least
+ * 4 KiB) is taken as the end: the kernel's seq_file tables (/proc/net/tcp, udp, unix) fill each read
+ * up to a page and stop short only at the end or when the next line would not fit in the page, and
+ * their lines are far shorter than 1 KiB. This saves the final empty read, which for /proc/net/tcp
+ * walks the whole connection hash table a second time (about 0.6 ms here, whatever the socket count).
  */
 export function readText(path: string, encoding: BufferEncoding = 'latin1', tableEof = false): string | undefined {
   let fd: number;
@@ -33,19 +34,21 @@ export function readText(path: string, encoding: BufferEncoding = 'latin1', tabl
     return undefined;
   }
   try {
+    let chunks: Buffer[] | undefined; // for files bigger than the scratch buffer
     let len = 0;
     for (;;) {
-      const n = readSync(fd, scratch, len, scratch.length - len, null);
+      if (SCRATCH_SIZE - len < 4096) {
+        (chunks ??= []).push(Buffer.from(scratch.subarray(0, len)));
+        len = 0;
+      }
+      const n = readSync(fd, scratch, len, SCRATCH_SIZE - len, null);
       if (n === 0) break;
       len += n;
       if (tableEof && n < 3072) break;
-      if (len === scratch.length) {
-        const bigger = Buffer.allocUnsafe(scratch.length * 2);
-        scratch.copy(bigger, 0, 0, len);
-        scratch = bigger;
-      }
     }
-    return scratch.toString(encoding, 0, len);
+    if (!chunks) return scratch.toString(encoding, 0, len);
+    chunks.push(scratch.subarray(0, len));
+    return Buffer.concat(chunks).toString(encoding);
   } catch {
     return undefined;
   } finally {
@@ -85,6 +88,10 @@ export function bounded(s: string, max: number): string {
 export function counterRate(prev: number | undefined, cur: number, elapsedSec: number): number | undefined {
   if (prev === undefined || !(elapsedSec > 0) || cur < prev) return undefined;
   return (cur - prev) / elapsedSec;
+}
+
+export function clamp(n: number, min: number, max: number): number {
+  return Number.isFinite(n) ? Math.min(max, Math.max(min, Math.floor(n))) : min;
 }
 
 export function round(n: number, digits = 2): number {
@@ -257,24 +264,68 @@ export interface PidStat {
   rssPages: number;
 }
 
-/** /proc/<pid>/stat. The command name is in parentheses and may itself contain spaces and ')'. */
+/**
+ * /proc/<pid>/stat. The command name is in parentheses and may itself contain spaces and ')'.
+ * Only the fields used are cut out (this runs for every process, every collection).
+ */
 export function parsePidStat(text: string): PidStat | undefined {
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) return undefined;
-  const f = text.slice(close + 2).split(' ');
-  if (f.length < 22) return undefined;
+  // field numbers counted from the state field (0) after "pid (comm) "
+  const want = [0, 1, 11, 12, 17, 19, 20, 21];
+  const got: string[] = [];
+  let field = 0;
+  let start = close + 2;
+  for (let i = start; i <= text.length && got.length < want.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 10 || i === text.length) {
+      if (field === want[got.length]) got.push(text.slice(start, i));
+      field++;
+      start = i + 1;
+    }
+  }
+  if (got.length < want.length) return undefined;
   return {
     name: text.slice(open + 1, close),
-    state: f[0] ?? '?',
-    ppid: Number(f[1]),
-    utime: Number(f[11]),
-    stime: Number(f[12]),
-    threads: Number(f[17]),
-    startTicks: Number(f[19]),
-    vsize: Number(f[20]),
-    rssPages: Number(f[21]),
+    state: got[0]!,
+    ppid: Number(got[1]),
+    utime: Number(got[2]),
+    stime: Number(got[3]),
+    threads: Number(got[4]),
+    startTicks: Number(got[5]),
+    vsize: Number(got[6]),
+    rssPages: Number(got[7]),
   };
+}
+
+export interface ProcEntry extends PidStat {
+  pid: number;
+}
+
+/**
+ * Every process's /proc/<pid>/stat, read once per collection time: the processes collector needs
+ * all of them, and the sensors collector looks for sshd among them in the same tick.
+ */
+export class ProcessTable {
+  private cache: ProcEntry[] = [];
+  private readAt = NaN;
+  constructor(private readonly procRoot: string) {}
+
+  get(now: number): ProcEntry[] {
+    if (now !== this.readAt) {
+      const out: ProcEntry[] = [];
+      for (const pid of listPids(this.procRoot)) {
+        const text = readText(join(this.procRoot, String(pid), 'stat'));
+        if (text === undefined) continue; // exited between readdir and read
+        const st = parsePidStat(text);
+        if (st) out.push(Object.assign(st, { pid }));
+      }
+      this.cache = out;
+      this.readAt = now;
+    }
+    return this.cache;
+  }
 }
 
 export function bootTimeMs(procRoot: string): number {
@@ -284,26 +335,34 @@ export function bootTimeMs(procRoot: string): number {
 }
 
 /**
- * socket inode → owning pid, built by reading the links in /proc/<pid>/fd. This is the costly part
- * of the processes and connections collectors (one readlink per open file), so the map is kept and
- * only rebuilt when a socket we are asked about is not in it (a new socket), or when it is older
- * than maxAgeMs (a socket handed to another process keeps its inode).
+ * socket inode → owning pid, built by reading the links in /proc/<pid>/fd: the costly part of the
+ * processes and connections collectors (one readlink per open file, about 6 µs each). The map is
+ * kept and rebuilt only when it is older than maxAgeMs (a socket handed to another process keeps
+ * its inode), when a socket appears that it does not know, or when a process it did not scan is
+ * asked about.
  */
 export class SocketOwners {
   private map = new Map<number, number>();
   private builtAt = -Infinity;
   private unowned = new Set<number>();
+  private scanned: Set<number> | 'all' = new Set();
   scans = 0;
   constructor(private readonly procRoot: string, private readonly maxAgeMs = 60_000) {}
 
-  /** Owners for the given inodes (0, a socket with no inode such as TIME_WAIT, is ignored). */
-  get(inodes: readonly number[], now: number): Map<number, number> {
+  /**
+   * Owners for the given socket inodes (0, a socket without one, is ignored), looking only at the
+   * given processes when `pids` is passed, at all of them otherwise.
+   */
+  get(inodes: readonly number[], now: number, pids?: readonly number[]): Map<number, number> {
+    const scanned = this.scanned;
     let stale = now - this.builtAt > this.maxAgeMs || now < this.builtAt;
-    // An inode that was already missing after the last scan belongs to no process we can see
-    // (kernel-owned, another namespace, or its owner just exited): it does not force a rescan.
+    if (!stale) stale = pids === undefined ? scanned !== 'all' : scanned !== 'all' && pids.some((p) => !scanned.has(p));
+    // An inode already missing after the last scan belongs to no process we look at (kernel-owned,
+    // another process, another namespace, or its owner exited): it does not force a rescan.
     if (!stale) stale = inodes.some((i) => i !== 0 && !this.map.has(i) && !this.unowned.has(i));
     if (stale) {
-      this.map = buildSocketOwners(this.procRoot);
+      this.map = buildSocketOwners(this.procRoot, pids ?? listPids(this.procRoot));
+      this.scanned = pids === undefined ? 'all' : new Set(pids);
       this.builtAt = now;
       this.scans++;
       this.unowned = new Set(inodes.filter((i) => i !== 0 && !this.map.has(i)));
@@ -312,7 +371,7 @@ export class SocketOwners {
   }
 }
 
-export function buildSocketOwners(procRoot: string, pids = listPids(procRoot)): Map<number, number> {
+export function buildSocketOwners(procRoot: string, pids: readonly number[]): Map<number, number> {
   const map = new Map<number, number>();
   for (const pid of pids) {
     const dir = join(procRoot, String(pid), 'fd');
@@ -393,44 +452,78 @@ export function hexAddress(h: string): string {
   return h.length === 8 ? hexIpv4(h) : hexIpv6(h);
 }
 
-export function parseInetTable(text: string, proto: RawSocket['proto']): RawSocket[] {
-  const out: RawSocket[] = [];
-  const lines = text.split('\n');
-  for (let i = 1; i < lines.length; i++) {
-    const f = lines[i]!.trim().split(/\s+/);
-    if (f.length < 10) continue;
-    const [la, lp] = (f[1] ?? '').split(':');
-    const [ra, rp] = (f[2] ?? '').split(':');
-    if (!la || !lp || !ra || !rp) continue;
-    out.push({
-      proto,
-      localAddress: hexAddress(la),
-      localPort: parseInt(lp, 16),
-      remoteAddress: hexAddress(ra),
-      remotePort: parseInt(rp, 16),
-      stateCode: f[3] ?? '',
-      uid: Number(f[7]),
-      inode: Number(f[9]),
-    });
+export interface InetTable {
+  /** every socket except TCP TIME_WAIT */
+  sockets: RawSocket[];
+  /** TCP TIME_WAIT sockets, counted only: they have no owner, and a busy server has tens of thousands */
+  timeWait: number;
+}
+
+const TIME_WAIT = '06';
+
+/**
+ * /proc/net/{tcp,tcp6,udp,udp6}. The kernel prints fixed-width columns up to the state
+ * ("%4d: %08X:%04X %08X:%04X %02X ..."; 32 hex digits per IPv6 address), so the state is read at
+ * its offset and a TIME_WAIT line costs no allocation.
+ */
+export function parseInetTable(text: string, proto: RawSocket['proto']): InetTable {
+  const sockets: RawSocket[] = [];
+  let timeWait = 0;
+  const addrLen = proto.endsWith('6') ? 32 : 8;
+  const tcp = proto.startsWith('tcp');
+  let pos = text.indexOf('\n') + 1; // skip the header
+  while (pos > 0 && pos < text.length) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = text.length;
+    const colon = text.indexOf(':', pos);
+    if (colon > 0 && colon < end) {
+      const la = colon + 2;
+      const ra = la + addrLen + 6;
+      const st = ra + addrLen + 6;
+      const state = text.slice(st, st + 2);
+      if (tcp && state === TIME_WAIT) timeWait++;
+      else if (st + 2 <= end) {
+        // after the state: tx:rx tr:when retrnsmt uid timeout inode ...
+        const tail = text.slice(st + 3, end).trim().split(/\s+/);
+        sockets.push({
+          proto,
+          localAddress: hexAddress(text.slice(la, la + addrLen)),
+          localPort: parseInt(text.slice(la + addrLen + 1, la + addrLen + 5), 16),
+          remoteAddress: hexAddress(text.slice(ra, ra + addrLen)),
+          remotePort: parseInt(text.slice(ra + addrLen + 1, ra + addrLen + 5), 16),
+          stateCode: state,
+          uid: Number(tail[3]),
+          inode: Number(tail[5]),
+        });
+      }
+    }
+    pos = end + 1;
+  }
+  return { sockets, timeWait };
+}
+
+export function readInetSockets(procRoot: string, protos: RawSocket['proto'][] = ['tcp', 'tcp6', 'udp', 'udp6']): InetTable {
+  const out: InetTable = { sockets: [], timeWait: 0 };
+  for (const p of protos) {
+    const t = parseInetTable(readText(join(procRoot, 'net', p), 'latin1', true) ?? '', p);
+    for (const s of t.sockets) out.sockets.push(s);
+    out.timeWait += t.timeWait;
   }
   return out;
 }
 
-export function readInetSockets(procRoot: string, protos: RawSocket['proto'][] = ['tcp', 'tcp6', 'udp', 'udp6']): RawSocket[] {
-  return protos.flatMap((p) => parseInetTable(readText(join(procRoot, 'net', p), 'latin1', true) ?? '', p));
-}
-
 /**
  * The inet socket tables, read once per collection time: the processes and connections collectors
- * both need them when they run in the same tick (same `now`), and reading /proc/net/tcp costs
- * kernel time in proportion to the host's hash table size, not to its socket count.
+ * both need them when they run in the same tick (same `now`). Reading /proc/net/tcp costs kernel
+ * time for every bucket of the host's connection hash table (sized from its memory) plus every
+ * socket, TIME_WAIT included.
  */
 export class InetTables {
-  private cache: RawSocket[] = [];
+  private cache: InetTable = { sockets: [], timeWait: 0 };
   private readAt = NaN;
   constructor(private readonly procRoot: string) {}
 
-  get(now: number): RawSocket[] {
+  get(now: number): InetTable {
     if (now !== this.readAt) {
       this.cache = readInetSockets(this.procRoot);
       this.readAt = now;

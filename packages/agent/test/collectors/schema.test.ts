@@ -4,9 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { collectOnce, createCollectors, type CollectorOutputs } from '../../src/collectors/index.js';
-// @tether/protocol does not export metrics yet (one export line in its index.ts, for the lead),
-// so the compiled file is reached by path: types from its declaration file, values at run time.
-import type * as Wire from '../../../protocol/dist/src/metrics.js';
+import * as wire from '@tether/protocol';
+import type * as Wire from '@tether/protocol';
 
 type Norm<T> = T extends readonly (infer E)[] ? Norm<E>[] : T extends object ? { [K in keyof T]: Norm<T[K]> } : T;
 type Equal<A, B> = (<X>() => X extends Norm<A> ? 1 : 2) extends (<X>() => X extends Norm<B> ? 1 : 2) ? true : false;
@@ -21,7 +20,6 @@ same<Equal<CollectorOutputs['gpu'], Wire.GpuSummary>>();
 same<Equal<CollectorOutputs['self'], Wire.AgentSelf>>();
 same<Equal<Partial<CollectorOutputs>, Wire.MetricsReport>>();
 
-const wire = (await import(new URL('../../../../protocol/dist/src/metrics.js', import.meta.url).href)) as typeof Wire;
 
 test('real output of every collector on this machine conforms to the wire schemas', async () => {
   const collectors = createCollectors({ selfStats: () => ({ queueLength: 3, reconnects: 1 }) });

@@ -76,13 +76,11 @@ test('SSH sessions from utmp entries with a host and from sshd session processes
     buf.write('198.51.100.7', o + 76);
     buf.writeInt32LE(1_790_000_000, o + 340);
     t.write('utmp', buf);
-    t.write('900/comm', 'sshd\n');
+    const stat = (pid: number) => `${pid} (sshd) S 1 ${pid} ${pid} 0 -1 4194560 100 0 0 0 5 2 0 0 20 0 1 0 500 10000000 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n`;
+    for (const pid of [900, 901, 902, 903]) t.write(`${pid}/stat`, stat(pid));
     t.write('900/cmdline', 'sshd: alice@pts/0\0');
-    t.write('901/comm', 'sshd\n');
     t.write('901/cmdline', 'sshd: bob@notty\0');
-    t.write('902/comm', 'sshd\n');
     t.write('902/cmdline', 'sshd: bob [priv]\0');
-    t.write('903/comm', 'sshd\n');
     t.write('903/cmdline', '/usr/sbin/sshd\0-D\0');
     assert.deepEqual(sshSessions({ ...roots, procRoot: t.root, utmpPath: `${t.root}/utmp` }), [
       { user: 'alice', host: '198.51.100.7', tty: 'pts/0', pid: 900, loginTime: 1_790_000_000_000, source: 'utmp' },

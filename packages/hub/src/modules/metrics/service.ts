@@ -90,7 +90,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
   readonly latest = new Map<string, LatestState>();
   readonly ingestLatency = new LatencyWindow();
   readonly counters = { reports: 0, samples: 0, lateSamples: 0, rejectedSeries: 0, writeErrors: 0, minutesWritten: 0, hoursCompacted: 0 };
-  private queue: { row: Omit<RawRow, 'layoutId'>; keys: string[]; receivedAt: number }[] = [];
+  private queue: { row: Omit<RawRow, 'layoutId'>; keys: string[]; receivedAt: number; onCommit?: () => void }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
   private readonly acc = new Map<string, MinuteAcc>();
@@ -133,7 +133,11 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     return s;
   }
 
-  handleReport(hostId: string, type: string, body: unknown, receivedAt = performance.now()): void {
+  /**
+   * Takes one report from an agent. `onCommit` runs once a usage report's samples are committed
+   * (the hub then acknowledges it, and the agent forgets it).
+   */
+  handleReport(hostId: string, type: string, body: unknown, receivedAt = performance.now(), onCommit?: () => void): void {
     this.counters.reports++;
     const st = this.state(hostId);
     switch (type) {
@@ -141,10 +145,12 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
         const u = body as HostUsage;
         st.usage = u;
         this.ingest(hostId, 'usage', u.ts, flattenUsage(u), receivedAt);
+        this.afterCommit(onCommit);
         break;
       }
       case 'report.backlog': {
         for (const u of (body as { samples: HostUsage[] }).samples) this.ingest(hostId, 'usage', u.ts, flattenUsage(u), receivedAt, true);
+        this.afterCommit(onCommit);
         break;
       }
       case 'report.processes': {
@@ -185,6 +191,15 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
         break;
       }
     }
+  }
+
+  /** Runs `cb` after the samples queued so far are committed. */
+  private afterCommit(cb?: () => void): void {
+    if (!cb) return;
+    const last = this.queue[this.queue.length - 1];
+    if (!last) return cb();
+    const prev = last.onCommit;
+    last.onCommit = prev ? () => (prev(), cb()) : cb;
   }
 
   /** Takes one sample of flattened series. Exposed for tests and the benchmark. */
@@ -252,7 +267,10 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
         for (const q of batch) rows.push({ ...q.row, layoutId: await this.store.layoutFor(q.row.hostId, q.keys) });
         await this.store.insertRaw(rows);
         const t = performance.now();
-        for (const b of batch) this.ingestLatency.add(t - b.receivedAt);
+        for (const b of batch) {
+          this.ingestLatency.add(t - b.receivedAt);
+          b.onCommit?.();
+        }
       } catch (err) {
         this.counters.writeErrors++;
         this.log.error({ err: (err as Error).message, rows: batch.length }, 'raw metrics write failed');

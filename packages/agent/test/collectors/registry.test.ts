@@ -1,0 +1,54 @@
+// The registry: enable switches and intervals by name, one report per tick with failures kept
+// apart, and per-collector scheduling that does not pile up behind a slow source.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { collectOnce, collectorNames, createCollectors, startCollectors, type Collector, type ScheduledCollector } from '../../src/collectors/index.js';
+
+test('every collector is on by default with its default interval; switches and intervals apply by name', () => {
+  const all = createCollectors();
+  assert.deepEqual(all.map((c) => c.name), ['static', 'usage', 'processes', 'connections', 'sensors', 'gpu', 'self']);
+  assert.deepEqual(collectorNames, all.map((c) => c.name));
+  assert.equal(all.find((c) => c.name === 'usage')?.intervalMs, 5_000);
+  assert.equal(all.find((c) => c.name === 'processes')?.intervalMs, 15_000);
+  const some = createCollectors({ enabled: { processes: false, connections: false }, intervalsMs: { usage: 1_000, self: -5 } });
+  assert.deepEqual(some.map((c) => c.name), ['static', 'usage', 'sensors', 'gpu', 'self']);
+  assert.equal(some.find((c) => c.name === 'usage')?.intervalMs, 1_000);
+  assert.equal(some.find((c) => c.name === 'self')?.intervalMs, 60_000, 'a non-positive interval keeps the default');
+});
+
+function fake(name: 'usage' | 'self', collect: Collector<never>['collect']): ScheduledCollector {
+  return { name, intervalMs: 20, collector: { name, defaultIntervalMs: 20, collect } } as unknown as ScheduledCollector;
+}
+
+test('collectOnce: a collector that throws is reported apart, the others still report', async () => {
+  const [usage] = createCollectors({ enabled: Object.fromEntries(collectorNames.map((n) => [n, n === 'usage'])) });
+  const broken = fake('self', async () => { throw new Error('no /proc'); });
+  const { report, errors } = await collectOnce([usage!, broken]);
+  assert.ok(report.usage);
+  assert.equal(report.self, undefined);
+  assert.deepEqual(errors, { self: 'no /proc' });
+});
+
+test('startCollectors: runs each on its interval, skips a tick while the previous one runs, stops', async () => {
+  let calls = 0;
+  let running = 0;
+  let overlap = false;
+  const slow = fake('usage', async () => {
+    calls++;
+    if (running++) overlap = true;
+    await new Promise((r) => setTimeout(r, 50)); // slower than its 20 ms interval
+    running--;
+    return undefined as never;
+  });
+  let errs = 0;
+  const failing = fake('self', async () => { throw new Error('x'); });
+  const stop = startCollectors([slow, failing], () => {}, () => errs++);
+  await new Promise((r) => setTimeout(r, 230));
+  stop();
+  const at = calls;
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(overlap, false);
+  assert.ok(calls >= 3 && calls <= 6, `calls ${calls}`);
+  assert.equal(calls, at, 'no calls after stop');
+  assert.ok(errs >= 5, `errors ${errs}`);
+});

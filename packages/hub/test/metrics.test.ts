@@ -1,0 +1,177 @@
+/**
+ * Ingestion, rollups, compaction, late samples, retention and top-N on known inputs, on both engines.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import pino from 'pino';
+import type { ProcessSummary } from '@tether/protocol';
+import { openDatabase, type DbHandle } from '../src/db/database.js';
+import { migrate } from '../src/db/migrate.js';
+import { ALL_MIGRATIONS } from '../src/server.js';
+import { MetricStore } from '../src/modules/metrics/store.js';
+import { MetricsService, DEFAULT_RETENTION } from '../src/modules/metrics/service.js';
+import { pickTier, querySeries } from '../src/modules/metrics/query.js';
+import { HOUR, MINUTE } from '../src/modules/metrics/codec.js';
+import { parseTime } from '../src/modules/metrics/routes.js';
+
+const PG = process.env.TETHER_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+const engines = process.env.TETHER_TEST_PG === 'off' ? ['sqlite'] : ['sqlite', 'postgres'];
+const log = pino({ level: 'silent' });
+const T0 = Date.UTC(2026, 10, 1, 10, 0, 0); // an hour boundary
+
+test('the tier follows the range and what each tier still holds', () => {
+  const now = T0 + 40 * 86400_000;
+  const r = DEFAULT_RETENTION;
+  assert.equal(pickTier(now - HOUR, now, now, r), 'raw');
+  assert.equal(pickTier(now - 6 * HOUR, now, now, r), 'raw');
+  assert.equal(pickTier(now - 24 * HOUR, now, now, r), '1m');
+  assert.equal(pickTier(now - 30 * 86400_000, now, now, r), '1m');
+  assert.equal(pickTier(now - 90 * 86400_000, now, now, r), '1h');
+  assert.equal(pickTier(now - 36 * 86400_000, now - 35 * 86400_000, now, r), '1h', 'a short range older than the 1m retention');
+  assert.equal(pickTier(now - 30 * HOUR, now - 29 * HOUR, now, r), '1m', 'a short range older than the raw retention');
+});
+
+test('times: epoch ms, ISO, now and relative', () => {
+  const now = 1_800_000_000_000;
+  assert.equal(parseTime('-1h', now, 0), now - HOUR);
+  assert.equal(parseTime('now', now, 0), now);
+  assert.equal(parseTime('1700000000000', now, 0), 1_700_000_000_000);
+  assert.equal(parseTime('2026-11-01T10:00:00Z', now, 0), T0);
+  assert.equal(parseTime(undefined, now, 7), 7);
+  assert.throws(() => parseTime('yesterday-ish', now, 0), /bad time/);
+});
+
+for (const engine of engines) {
+  describe(`metrics on ${engine}`, () => {
+    let h: DbHandle;
+    let dir: string;
+    const schema = `t_${randomBytes(6).toString('hex')}`;
+    let clock = T0;
+    let svc: MetricsService;
+    let store: MetricStore;
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'tether-metrics-'));
+      h = await openDatabase(engine === 'sqlite' ? `sqlite:${join(dir, 't.db')}` : `${PG}?schema=${schema}`);
+      await migrate(h.db, ALL_MIGRATIONS, h.schema);
+      store = new MetricStore(h.db);
+      svc = new MetricsService(store, log, { retention: DEFAULT_RETENTION, topN: 3, graceMs: 5000, now: () => clock });
+    });
+    after(async () => {
+      await h.close();
+      rmSync(dir, { recursive: true, force: true });
+      if (engine === 'postgres') {
+        const c = new pg.Client({ connectionString: PG });
+        await c.connect();
+        await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await c.end();
+      }
+    });
+
+    test('raw samples, minute rollups (avg/min/max), hourly chunks and the hour tier agree with known inputs', async () => {
+      // Two hours of samples every 5 s: cpu = minute index (0..119) + a sawtooth 0..11 within the minute.
+      for (let t = T0; t < T0 + 2 * HOUR; t += 5000) {
+        clock = t + 100;
+        const m = Math.floor((t - T0) / MINUTE);
+        const k = ((t - T0) % MINUTE) / 5000;
+        svc.ingest('h1', 'usage', t, { 'cpu_percent|busy': m + k, 'fs_used_bytes|/': 1e12 + m, load1: 1 });
+        if (k === 11) await svc.tick();
+      }
+      clock = T0 + 2 * HOUR + 3 * MINUTE;
+      await svc.tick();
+      await svc.compact(clock);
+
+      const raw = await querySeries(store, 'h1', ['cpu_percent'], T0, T0 + MINUTE, 'raw');
+      assert.deepEqual(raw.get('cpu_percent|busy')!.map((p) => p[1]), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+
+      const m1 = await querySeries(store, 'h1', ['cpu_percent', 'fs_used_bytes'], T0, T0 + 2 * HOUR, '1m');
+      const cpu = m1.get('cpu_percent|busy')!;
+      assert.equal(cpu.length, 120, 'one point per minute for two hours');
+      for (let i = 0; i < 120; i++) assert.deepEqual(cpu[i], [T0 + i * MINUTE, i + 5.5, i, i + 11], `minute ${i}`);
+      assert.deepEqual(m1.get('fs_used_bytes|/')![119], [T0 + 119 * MINUTE, 1e12 + 119, 1e12 + 119, 1e12 + 119], 'large values keep full precision');
+      assert.equal(m1.has('load1'), false, 'only the asked-for families');
+
+      const h1 = await querySeries(store, 'h1', ['cpu_percent|busy'], T0, T0 + 2 * HOUR, '1h');
+      assert.deepEqual(h1.get('cpu_percent|busy'), [
+        [T0, 29.5 + 5.5, 0, 59 + 11],
+        [T0 + HOUR, 89.5 + 5.5, 60, 119 + 11],
+      ]);
+    });
+
+    test('samples that arrive after their minute closed are recomputed from raw: no hole, no double count', async () => {
+      const base = T0 + 3 * HOUR;
+      clock = base + 20 * MINUTE;
+      // The agent was cut off for minutes 0..9 and now sends its backlog, oldest first, plus live samples.
+      for (let t = base; t < base + 10 * MINUTE; t += 5000) svc.ingest('h2', 'usage', t, { 'cpu_percent|busy': 50 }, performance.now(), true);
+      svc.ingest('h2', 'usage', clock - 1000, { 'cpu_percent|busy': 10 });
+      await svc.tick();
+      // A straggler for minute 3 arrives twice (retransmission): counted once.
+      svc.ingest('h2', 'usage', base + 3 * MINUTE + 2500, { 'cpu_percent|busy': 80 }, performance.now(), true);
+      svc.ingest('h2', 'usage', base + 3 * MINUTE + 2500, { 'cpu_percent|busy': 80 }, performance.now(), true);
+      await svc.tick();
+      const m1 = (await querySeries(store, 'h2', ['cpu_percent|busy'], base, base + 10 * MINUTE, '1m')).get('cpu_percent|busy')!;
+      assert.equal(m1.length, 10, 'every minute of the partition is there');
+      assert.deepEqual(m1[0], [base, 50, 50, 50]);
+      assert.deepEqual(m1[3], [base + 3 * MINUTE, (50 * 12 + 80) / 13, 50, 80]);
+      assert.ok(svc.counters.lateSamples >= 120);
+      // Late minutes inside an hour that was already compacted are merged into its chunks.
+      clock = base + 2 * HOUR;
+      await svc.tick();
+      await svc.compact(clock);
+      svc.ingest('h2', 'usage', base + 30 * MINUTE, { 'cpu_percent|busy': 99 }, performance.now(), true);
+      await svc.tick();
+      await svc.compact(clock);
+      const after = (await querySeries(store, 'h2', ['cpu_percent|busy'], base, base + HOUR, '1m')).get('cpu_percent|busy')!;
+      assert.equal(after.length, 12, 'the 10 backlog minutes, the live minute and the late one');
+      assert.deepEqual(after.find((p) => p[0] === base + 30 * MINUTE), [base + 30 * MINUTE, 99, 99, 99]);
+      assert.deepEqual(after[3], [base + 3 * MINUTE, (50 * 12 + 80) / 13, 50, 80], 'earlier minutes untouched by the merge');
+    });
+
+    test('top processes per minute keep each process’s peak and are bounded to N', async () => {
+      const base = T0 + 6 * HOUR;
+      const proc = (pid: number, cpu: number, rss: number) => ({ pid, ppid: 1, uid: 0, user: 'root', state: 'R', name: `p${pid}`, command: `/bin/p${pid}`, startTime: 1, cpuPercent: cpu, rssBytes: rss, vmsBytes: rss, swapBytes: 0, memPercent: 1, threads: 1, listenPorts: [], connections: 0 });
+      const report = (ts: number, procs: ReturnType<typeof proc>[]): ProcessSummary => ({ ts, totals: { processes: procs.length, threads: procs.length, running: 1, sleeping: 0, blocked: 0, zombie: 0, stopped: 0, other: 0, rssBytes: 0 }, processes: procs, truncated: false });
+      clock = base + 1000;
+      svc.handleReport('h3', 'report.processes', report(base, [proc(1, 90, 10), proc(2, 5, 500), proc(3, 1, 20), proc(4, 2, 30), proc(5, 3, 40)]));
+      svc.handleReport('h3', 'report.processes', report(base + 15_000, [proc(1, 10, 10), proc(2, 70, 600), proc(3, 1, 20)]));
+      clock = base + 2 * MINUTE;
+      await svc.tick();
+      const top = await store.readTop('h3', base, base + MINUTE);
+      assert.equal(top.length, 1);
+      const d = top[0]!.data as { byCpu: { pid: number; cpuPercent: number }[]; byMem: { pid: number; rssBytes: number }[] };
+      assert.deepEqual(d.byCpu.map((p) => [p.pid, p.cpuPercent]), [[1, 90], [2, 70], [5, 3]]);
+      assert.deepEqual(d.byMem.map((p) => [p.pid, p.rssBytes]), [[2, 600], [5, 40], [4, 30]]);
+      const procSeries = await querySeries(store, 'h3', ['processes|total'], base, base + MINUTE, 'raw');
+      assert.deepEqual(procSeries.get('processes|total')!.map((p) => p[1]), [5, 3]);
+    });
+
+    test('retention deletes what is due in each tier and keeps the rest', async () => {
+      const now = T0 + 400 * 86400_000;
+      clock = now;
+      const old = now - 2 * 86400_000;
+      svc.ingest('h4', 'usage', now - 1000, { load1: 1 });
+      await svc.flush();
+      await store.insertRaw([{ hostId: 'h4', kind: 0, ts: old, layoutId: await store.layoutFor('h4', ['load1']), values: [7] }]);
+      await store.insertTop([{ hostId: 'h4', ts: now - 31 * 86400_000, data: {} }, { hostId: 'h4', ts: now - 86400_000, data: {} }]);
+      const deleted = await svc.prune(now);
+      assert.ok(deleted.raw! >= 1);
+      assert.ok(deleted.h1! >= 2, 'the 1-hour rows of the first tests are over a year old');
+      assert.deepEqual((await store.readRaw('h4', 0, now + 1)).map((r) => r.ts), [now - 1000]);
+      assert.deepEqual((await store.readTop('h4', 0, now)).map((r) => r.ts), [now - 86400_000]);
+      assert.equal((await querySeries(store, 'h1', ['cpu_percent'], T0, T0 + 2 * HOUR, '1m')).size, 0, '1-minute rows older than 30 days are gone');
+    });
+
+    test('the storage accounting counts what was written', async () => {
+      const u = await store.usage('h1', 0, Date.now() * 2);
+      assert.equal(u.raw.rows, 0, 'pruned');
+      const u2 = await store.usage('h4', 0, Date.now() * 2);
+      assert.equal(u2.raw.rows, 1);
+      assert.equal(u2.raw.bytes, 8, 'one float64');
+      assert.ok(u2.top.rows === 1 && u2.top.bytes > 0);
+    });
+  });
+}
