@@ -61,6 +61,7 @@ let fleetSeq = 0;
 
 /** Quotes one argument for a systemd ExecStart= line. */
 function systemdQuote(arg: string): string {
+  if (/[\n\r]/.test(arg)) throw new Error(`a unit file line cannot hold a newline: ${JSON.stringify(arg)}`);
   const escaped = arg.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/%/g, '%%').replace(/\$/g, '$$$$');
   return `"${escaped}"`;
 }
