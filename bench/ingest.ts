@@ -9,6 +9,7 @@
 import { TestHub, fakeFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
 import { collectOnce, createCollectors, type HostUsage } from '@tether/agent';
 import { encodeFrame, newMessageId } from '@tether/protocol';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cpuSec, machine, percentile, pool, record, rssMiB } from './lib/util.js';
 
 const N = Number(process.argv[2] ?? 10000);
@@ -26,7 +27,7 @@ async function realUsage(): Promise<HostUsage> {
 
 async function main(): Promise<void> {
   const sample = await realUsage();
-  const hub = await TestHub.start({ db, heartbeat: '10s', env: { TETHER_LOG_LEVEL: 'info' } });
+  const hub = await TestHub.start({ db, heartbeat: '10s', env: { TETHER_LOG_LEVEL: 'info' }, ...(process.env.HUB_NODE_ARGS ? { nodeArgs: process.env.HUB_NODE_ARGS.split(' ') } : {}) });
   const sockets: RawAgent[] = [];
   const rtt: number[] = [];
   let acks = 0;
@@ -74,6 +75,8 @@ async function main(): Promise<void> {
     // Warm up for two intervals, then measure.
     await new Promise((r) => setTimeout(r, 2 * INTERVAL));
     measuring = true;
+    const simLag = monitorEventLoopDelay({ resolution: 10 });
+    simLag.enable();
     const cpu0 = cpuSec(hub.proc.pid);
     const m0 = Date.now();
     let peakRss = 0;
@@ -82,10 +85,15 @@ async function main(): Promise<void> {
       peakRss = Math.max(peakRss, rssMiB(hub.proc.pid));
     }
     measuring = false;
+    simLag.disable();
+    const simLagP99 = simLag.percentile(99) / 1e6;
     const hubCpuPct = ((cpuSec(hub.proc.pid) - cpu0) / ((Date.now() - m0) / 1000)) * 100;
     for (const t of timers) clearTimeout(t);
+    if (process.env.DUMP_HUB) (await import('node:fs')).writeFileSync(process.env.DUMP_HUB, hub.proc.output());
     const prom = await (await hub.raw('GET', '/metrics')).text();
     const q = (k: string) => Number(prom.match(new RegExp(`tether_hub_ingest_latency_seconds\\{quantile="${k}"\\} ([0-9.e-]+)`))?.[1] ?? NaN) * 1000;
+    const loop = (k: string) => +(Number(prom.match(new RegExp(`tether_hub_event_loop_delay_seconds\\{quantile="${k}"\\} ([0-9.e-]+)`))?.[1] ?? NaN) * 1000).toFixed(1);
+    const hubLoop = { p50: loop('0.5'), p99: loop('0.99'), max: loop('1') };
     const writeErrors = Number(prom.match(/tether_hub_write_errors_total (\d+)/)?.[1] ?? NaN);
     rtt.sort((a, b) => a - b);
     const result = {
@@ -102,6 +110,8 @@ async function main(): Promise<void> {
       ackRoundTripMs: { p50: +percentile(rtt, 50).toFixed(1), p99: +percentile(rtt, 99).toFixed(1), max: +(rtt[rtt.length - 1] ?? NaN).toFixed(1), samples: rtt.length },
       hubReceiveToCommitMs: { p50: +q('0.5').toFixed(2), p99: +q('0.99').toFixed(2) },
       hubCpuPercent: +hubCpuPct.toFixed(1),
+      simulatorEventLoopLagP99Ms: +simLagP99.toFixed(1),
+      hubEventLoopDelayMs: hubLoop,
       hubRssMiB: { connectedIdle: rss0, peak: peakRss },
       sent,
       acked: acks,
@@ -118,6 +128,8 @@ async function main(): Promise<void> {
       `| report → ack round trip (agent side) p50 / p99 / max | ${result.ackRoundTripMs.p50} / ${result.ackRoundTripMs.p99} / ${result.ackRoundTripMs.max} ms | p99 < 50 ms |`,
       `| hub receive → commit p50 / p99 | ${result.hubReceiveToCommitMs.p50} / ${result.hubReceiveToCommitMs.p99} ms | |`,
       `| hub CPU | ${result.hubCpuPercent} % of one core | |`,
+      `| hub event-loop delay p50 / p99 / max (whole run, enrollment included) | ${hubLoop.p50} / ${hubLoop.p99} / ${hubLoop.max} ms | |`,
+      `| simulator event-loop lag p99 (its own delay, included in the round trip) | ${result.simulatorEventLoopLagP99Ms} ms | |`,
       `| hub RSS connected idle / peak while ingesting | ${rss0} / ${peakRss} MiB | < 1 GiB |`,
       `| reports sent / acknowledged / write errors | ${sent} / ${acks} / ${writeErrors} | |`,
       ``,

@@ -51,7 +51,7 @@ export class Proc {
     const take = (buf: Buffer) => {
       for (const l of buf.toString('utf8').split('\n')) {
         if (!l) continue;
-        if (this.lines.length < 20_000) this.lines.push(l);
+        if (this.lines.length < (Number(process.env.TETHER_TEST_MAX_LINES) || 20_000)) this.lines.push(l);
         if (process.env.TEST_VERBOSE) process.stderr.write(`[${name}] ${l}\n`);
       }
     };
@@ -95,8 +95,8 @@ export class Proc {
   }
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; name?: string; cwd?: string } = {}): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd ?? REPO });
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; name?: string; cwd?: string; nodeArgs?: string[] } = {}): Proc {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd ?? REPO });
   return new Proc(child, opts.name ?? args[0] ?? 'tether');
 }
 
@@ -145,6 +145,8 @@ export interface HubOptions {
   listen?: string;
   env?: NodeJS.ProcessEnv;
   extraArgs?: string[];
+  /** arguments for node itself, e.g. --cpu-prof (benchmarks) */
+  nodeArgs?: string[];
 }
 
 /** A hub process with its own data dir (and PostgreSQL schema), a logged-in API client, restart and cleanup. */
@@ -177,7 +179,7 @@ export class TestHub {
 
   private async launch(): Promise<void> {
     const args = ['hub', '--listen', `${this.listenHost}:${this.port}`, '--data', this.dataDir, '--db', this.dbUrl, '--heartbeat', this.opts.heartbeat ?? '1s', ...(this.opts.handshakeTimeout ? ['--handshake-timeout', this.opts.handshakeTimeout] : []), ...(this.opts.extraArgs ?? [])];
-    this.proc = runCli(args, { env: { TETHER_ADMIN_PASSWORD: ADMIN_PASSWORD, TETHER_LOG_LEVEL: 'debug', ...this.opts.env }, name: 'hub' });
+    this.proc = runCli(args, { env: { TETHER_ADMIN_PASSWORD: ADMIN_PASSWORD, TETHER_LOG_LEVEL: 'debug', ...this.opts.env }, name: 'hub', ...(this.opts.nodeArgs ? { nodeArgs: this.opts.nodeArgs } : {}) });
     const line = await Promise.race([
       this.proc.waitForLine(/"msg":"hub listening"/, 20_000),
       this.proc.exited.then((c) => {

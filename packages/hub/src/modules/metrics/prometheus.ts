@@ -3,6 +3,11 @@
  * Names follow Prometheus conventions (base units: percentages become ratios, milliseconds seconds).
  */
 import { cpuUsage, memoryUsage } from 'node:process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+/** The hub's event-loop delay since start: stalls here delay every agent and every API call. */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 import type { Host } from '../hosts/store.js';
 import type { AgentLink } from '../agents/link.js';
 import type { MetricsService } from './service.js';
@@ -97,6 +102,13 @@ export function renderPrometheus(hosts: Host[], metrics: MetricsService, link: A
     '# HELP tether_hub_live_clients Browsers subscribed to live updates',
     '# TYPE tether_hub_live_clients gauge',
     `tether_hub_live_clients ${extra.liveClients}`,
+    '# HELP tether_hub_event_loop_delay_seconds Event-loop delay of the hub process since it started',
+    '# TYPE tether_hub_event_loop_delay_seconds summary',
+    `tether_hub_event_loop_delay_seconds{quantile="0.5"} ${loopDelay.percentile(50) / 1e9}`,
+    `tether_hub_event_loop_delay_seconds{quantile="0.99"} ${loopDelay.percentile(99) / 1e9}`,
+    `tether_hub_event_loop_delay_seconds{quantile="1"} ${loopDelay.max / 1e9}`,
+    `tether_hub_event_loop_delay_seconds_count ${loopDelay.count}`,
+    `tether_hub_event_loop_delay_seconds_sum ${(loopDelay.mean * loopDelay.count) / 1e9 || 0}`,
     '# HELP process_resident_memory_bytes Resident memory of the hub process',
     '# TYPE process_resident_memory_bytes gauge',
     `process_resident_memory_bytes ${mem.rss}`,

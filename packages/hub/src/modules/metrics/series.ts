@@ -77,105 +77,105 @@ export function parseKey(key: string): { family: string; dim?: string } {
 }
 
 type Out = Record<string, number>;
-// Series count per output object, kept beside it rather than recounted on every insert.
-const counts = new WeakMap<Out, number>();
-const put = (o: Out, family: string, v: number | undefined, dim?: string | number) => {
-  if (v === undefined || !Number.isFinite(v)) return;
-  const n = counts.get(o) ?? 0;
-  if (n >= MAX_SERIES_PER_REPORT) return;
-  const key = seriesKey(family, dim);
-  if (!(key in o)) counts.set(o, n + 1);
-  o[key] = v;
-};
+/** Collects series for one report, bounded to MAX_SERIES_PER_REPORT. */
+class Series {
+  readonly o: Out = {};
+  private n = 0;
+  put(family: string, v: number | undefined, dim?: string | number): void {
+    if (v === undefined || !Number.isFinite(v) || this.n >= MAX_SERIES_PER_REPORT) return;
+    this.o[dim === undefined ? family : `${family}|${typeof dim === 'number' ? dim : dim.slice(0, MAX_DIM)}`] = v;
+    this.n++;
+  }
+}
 
 export function flattenUsage(u: HostUsage): Out {
-  const o: Out = {};
+  const o = new Series();
   if (u.cpu) {
-    for (const [mode, v] of Object.entries(u.cpu.total)) put(o, 'cpu_percent', v, mode);
-    u.cpu.perCore.forEach((c, i) => put(o, 'cpu_core_busy_percent', c.busy, i));
+    for (const [mode, v] of Object.entries(u.cpu.total)) o.put('cpu_percent', v, mode);
+    u.cpu.perCore.forEach((c, i) => o.put('cpu_core_busy_percent', c.busy, i));
   }
-  put(o, 'load1', u.load.one);
-  put(o, 'load5', u.load.five);
-  put(o, 'load15', u.load.fifteen);
+  o.put('load1', u.load.one);
+  o.put('load5', u.load.five);
+  o.put('load15', u.load.fifteen);
   const m = u.memory;
-  for (const [kind, v] of [['total', m.totalBytes], ['used', m.usedBytes], ['free', m.freeBytes], ['available', m.availableBytes], ['buffers', m.buffersBytes], ['cached', m.cachedBytes], ['slab', m.slabBytes]] as const) put(o, 'memory_bytes', v, kind);
-  put(o, 'memory_used_percent', m.usedPercent);
-  put(o, 'swap_bytes', u.swap.totalBytes, 'total');
-  put(o, 'swap_bytes', u.swap.usedBytes, 'used');
-  put(o, 'swap_bytes', u.swap.freeBytes, 'free');
+  for (const [kind, v] of [['total', m.totalBytes], ['used', m.usedBytes], ['free', m.freeBytes], ['available', m.availableBytes], ['buffers', m.buffersBytes], ['cached', m.cachedBytes], ['slab', m.slabBytes]] as const) o.put('memory_bytes', v, kind);
+  o.put('memory_used_percent', m.usedPercent);
+  o.put('swap_bytes', u.swap.totalBytes, 'total');
+  o.put('swap_bytes', u.swap.usedBytes, 'used');
+  o.put('swap_bytes', u.swap.freeBytes, 'free');
   for (const f of u.filesystems) {
-    put(o, 'fs_size_bytes', f.sizeBytes, f.mount);
-    put(o, 'fs_used_bytes', f.usedBytes, f.mount);
-    put(o, 'fs_used_percent', f.usedPercent, f.mount);
-    put(o, 'fs_inodes_used', f.inodesUsed, f.mount);
-    put(o, 'fs_inodes_free', f.inodesFree, f.mount);
+    o.put('fs_size_bytes', f.sizeBytes, f.mount);
+    o.put('fs_used_bytes', f.usedBytes, f.mount);
+    o.put('fs_used_percent', f.usedPercent, f.mount);
+    o.put('fs_inodes_used', f.inodesUsed, f.mount);
+    o.put('fs_inodes_free', f.inodesFree, f.mount);
     if (f.io) {
-      put(o, 'disk_read_bytes_per_second', f.io.readBytesPerSec, f.mount);
-      put(o, 'disk_write_bytes_per_second', f.io.writeBytesPerSec, f.mount);
-      put(o, 'disk_read_iops', f.io.readIops, f.mount);
-      put(o, 'disk_write_iops', f.io.writeIops, f.mount);
-      put(o, 'disk_io_in_progress', f.io.inProgress, f.mount);
-      put(o, 'disk_busy_percent', f.io.busyPercent, f.mount);
+      o.put('disk_read_bytes_per_second', f.io.readBytesPerSec, f.mount);
+      o.put('disk_write_bytes_per_second', f.io.writeBytesPerSec, f.mount);
+      o.put('disk_read_iops', f.io.readIops, f.mount);
+      o.put('disk_write_iops', f.io.writeIops, f.mount);
+      o.put('disk_io_in_progress', f.io.inProgress, f.mount);
+      o.put('disk_busy_percent', f.io.busyPercent, f.mount);
     }
   }
   for (const n of u.interfaces) {
-    put(o, 'net_rx_bytes_per_second', n.rxBytesPerSec, n.name);
-    put(o, 'net_tx_bytes_per_second', n.txBytesPerSec, n.name);
-    put(o, 'net_rx_packets_per_second', n.rxPacketsPerSec, n.name);
-    put(o, 'net_tx_packets_per_second', n.txPacketsPerSec, n.name);
-    put(o, 'net_rx_errors_per_second', n.rxErrorsPerSec, n.name);
-    put(o, 'net_tx_errors_per_second', n.txErrorsPerSec, n.name);
-    put(o, 'net_rx_drops_per_second', n.rxDropsPerSec, n.name);
-    put(o, 'net_tx_drops_per_second', n.txDropsPerSec, n.name);
+    o.put('net_rx_bytes_per_second', n.rxBytesPerSec, n.name);
+    o.put('net_tx_bytes_per_second', n.txBytesPerSec, n.name);
+    o.put('net_rx_packets_per_second', n.rxPacketsPerSec, n.name);
+    o.put('net_tx_packets_per_second', n.txPacketsPerSec, n.name);
+    o.put('net_rx_errors_per_second', n.rxErrorsPerSec, n.name);
+    o.put('net_tx_errors_per_second', n.txErrorsPerSec, n.name);
+    o.put('net_rx_drops_per_second', n.rxDropsPerSec, n.name);
+    o.put('net_tx_drops_per_second', n.txDropsPerSec, n.name);
   }
-  return o;
+  return o.o;
 }
 
 export function flattenProcesses(p: ProcessSummary): Out {
-  const o: Out = {};
+  const o = new Series();
   const t = p.totals;
-  for (const [state, v] of [['total', t.processes], ['running', t.running], ['sleeping', t.sleeping], ['blocked', t.blocked], ['zombie', t.zombie], ['stopped', t.stopped]] as const) put(o, 'processes', v, state);
-  put(o, 'threads', t.threads);
-  return o;
+  for (const [state, v] of [['total', t.processes], ['running', t.running], ['sleeping', t.sleeping], ['blocked', t.blocked], ['zombie', t.zombie], ['stopped', t.stopped]] as const) o.put('processes', v, state);
+  o.put('threads', t.threads);
+  return o.o;
 }
 
 export function flattenConnections(c: ConnectionsSummary): Out {
-  const o: Out = {};
-  for (const [state, n] of Object.entries(c.counts.tcp)) put(o, 'tcp_connections', n, state.toLowerCase());
-  put(o, 'udp_sockets', c.counts.udp);
-  put(o, 'unix_sockets', c.counts.unix);
-  return o;
+  const o = new Series();
+  for (const [state, n] of Object.entries(c.counts.tcp)) o.put('tcp_connections', n, state.toLowerCase());
+  o.put('udp_sockets', c.counts.udp);
+  o.put('unix_sockets', c.counts.unix);
+  return o.o;
 }
 
 export function flattenSensors(s: SensorsSummary): Out {
-  const o: Out = {};
-  for (const t of s.temperatures) put(o, 'temperature_celsius', t.celsius, `${t.chip}/${t.label}`);
-  for (const f of s.fans) put(o, 'fan_rpm', f.rpm, `${f.chip}/${f.label}`);
+  const o = new Series();
+  for (const t of s.temperatures) o.put('temperature_celsius', t.celsius, `${t.chip}/${t.label}`);
+  for (const f of s.fans) o.put('fan_rpm', f.rpm, `${f.chip}/${f.label}`);
   for (const p of s.power) {
-    put(o, 'battery_percent', p.capacityPercent, p.name);
-    put(o, 'power_watts', p.powerWatts, p.name);
+    o.put('battery_percent', p.capacityPercent, p.name);
+    o.put('power_watts', p.powerWatts, p.name);
   }
-  put(o, 'ssh_sessions', s.sshSessions.length);
-  return o;
+  o.put('ssh_sessions', s.sshSessions.length);
+  return o.o;
 }
 
 export function flattenGpu(g: GpuSummary): Out {
-  const o: Out = {};
+  const o = new Series();
   for (const x of g.gpus) {
-    put(o, 'gpu_utilization_percent', x.utilizationPercent, x.index);
-    put(o, 'gpu_memory_used_bytes', x.memoryUsedBytes, x.index);
-    put(o, 'gpu_memory_total_bytes', x.memoryTotalBytes, x.index);
-    put(o, 'gpu_temperature_celsius', x.temperatureCelsius, x.index);
-    put(o, 'gpu_power_watts', x.powerWatts, x.index);
+    o.put('gpu_utilization_percent', x.utilizationPercent, x.index);
+    o.put('gpu_memory_used_bytes', x.memoryUsedBytes, x.index);
+    o.put('gpu_memory_total_bytes', x.memoryTotalBytes, x.index);
+    o.put('gpu_temperature_celsius', x.temperatureCelsius, x.index);
+    o.put('gpu_power_watts', x.powerWatts, x.index);
   }
-  return o;
+  return o.o;
 }
 
 export function flattenSelf(s: AgentSelf): Out {
-  const o: Out = {};
-  put(o, 'agent_rss_bytes', s.rssBytes);
-  put(o, 'agent_cpu_percent', s.cpuPercent);
-  put(o, 'agent_event_loop_lag_p99_ms', s.eventLoopLagMs.p99);
-  put(o, 'agent_reconnects', s.counters.reconnects);
-  return o;
+  const o = new Series();
+  o.put('agent_rss_bytes', s.rssBytes);
+  o.put('agent_cpu_percent', s.cpuPercent);
+  o.put('agent_event_loop_lag_p99_ms', s.eventLoopLagMs.p99);
+  o.put('agent_reconnects', s.counters.reconnects);
+  return o.o;
 }

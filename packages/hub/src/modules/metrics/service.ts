@@ -91,6 +91,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
   readonly ingestLatency = new LatencyWindow();
   readonly counters = { reports: 0, samples: 0, lateSamples: 0, rejectedSeries: 0, writeErrors: 0, minutesWritten: 0, hoursCompacted: 0 };
   private queue: { row: Omit<RawRow, 'layoutId'>; keys: string[]; receivedAt: number; onCommit?: () => void }[] = [];
+  private minuteQueue: { hostId: string; bucket: Bucket }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
   private readonly acc = new Map<string, MinuteAcc>();
@@ -121,8 +122,9 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     clearInterval(this.timer);
     await this.flush();
     // Write what the open minutes hold so far; a restart continues from there.
-    for (const [hostId, a] of this.acc) await this.writeMinute(hostId, a);
+    for (const [hostId, a] of this.acc) this.writeMinute(hostId, a);
     this.acc.clear();
+    while (this.queue.length || this.minuteQueue.length) await this.flush();
   }
 
   // --- intake ----------------------------------------------------------------------------------
@@ -228,7 +230,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     if (a && a.minute === minute) {
       // same minute: accumulate
     } else if ((!a || minute > a.minute) && minute + MINUTE + this.grace > now) {
-      if (a) void this.writeMinute(hostId, a);
+      if (a) this.writeMinute(hostId, a);
       a = { minute, aggs: new Map() };
       this.acc.set(hostId, a);
     } else {
@@ -256,24 +258,41 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     }, 5);
   }
 
+  /**
+   * Writes what is queued: raw rows first (their commit is what an agent's report waits for),
+   * then closed minutes, both as multi-row statements. Large batches are cut into slices with a
+   * turn of the event loop between them, so a minute boundary across 10,000 hosts does not stall
+   * the reports arriving meanwhile.
+   */
   async flush(): Promise<void> {
     while (this.flushing) await this.flushing;
-    if (!this.queue.length) return;
-    const batch = this.queue;
-    this.queue = [];
+    if (!this.queue.length && !this.minuteQueue.length) return;
+    const batch = this.queue.splice(0, 2000);
+    const minutes = this.minuteQueue.splice(0, 1000);
     this.flushing = (async () => {
-      try {
-        const rows: RawRow[] = [];
-        for (const q of batch) rows.push({ ...q.row, layoutId: await this.store.layoutFor(q.row.hostId, q.keys) });
-        await this.store.insertRaw(rows);
-        const t = performance.now();
-        for (const b of batch) {
-          this.ingestLatency.add(t - b.receivedAt);
-          b.onCommit?.();
+      if (batch.length) {
+        try {
+          const rows: RawRow[] = [];
+          for (const q of batch) rows.push({ ...q.row, layoutId: await this.store.layoutFor(q.row.hostId, q.keys) });
+          await this.store.insertRaw(rows);
+          const t = performance.now();
+          for (const b of batch) {
+            this.ingestLatency.add(t - b.receivedAt);
+            b.onCommit?.();
+          }
+        } catch (err) {
+          this.counters.writeErrors++;
+          this.log.error({ err: (err as Error).message, rows: batch.length }, 'raw metrics write failed');
         }
-      } catch (err) {
-        this.counters.writeErrors++;
-        this.log.error({ err: (err as Error).message, rows: batch.length }, 'raw metrics write failed');
+      }
+      if (minutes.length) {
+        try {
+          await this.store.upsertMinuteRows(minutes);
+          this.counters.minutesWritten += minutes.length;
+        } catch (err) {
+          this.counters.writeErrors++;
+          this.log.error({ err: (err as Error).message, rows: minutes.length }, 'minute rollup write failed');
+        }
       }
     })();
     try {
@@ -281,7 +300,10 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     } finally {
       this.flushing = undefined;
     }
-    if (this.queue.length) this.scheduleFlush();
+    if (this.queue.length || this.minuteQueue.length) {
+      await new Promise((r) => setImmediate(r));
+      this.scheduleFlush();
+    }
   }
 
   private toBucket(minute: number, aggs: Map<string, Agg>): Bucket {
@@ -298,15 +320,11 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     return b;
   }
 
-  private async writeMinute(hostId: string, a: MinuteAcc): Promise<void> {
+  /** Queues a closed minute for the next flush. */
+  private writeMinute(hostId: string, a: MinuteAcc): void {
     if (!a.aggs.size) return;
-    try {
-      await this.store.upsertMinutes(hostId, [this.toBucket(a.minute, a.aggs)]);
-      this.counters.minutesWritten++;
-    } catch (err) {
-      this.counters.writeErrors++;
-      this.log.error({ err: (err as Error).message, hostId }, 'minute rollup write failed');
-    }
+    this.minuteQueue.push({ hostId, bucket: this.toBucket(a.minute, a.aggs) });
+    this.scheduleFlush();
   }
 
   // --- top processes ---------------------------------------------------------------------------
@@ -350,13 +368,13 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
 
   async tick(): Promise<void> {
     const now = this.now();
-    await this.flush();
     for (const [hostId, a] of [...this.acc]) {
       if (a.minute + MINUTE + this.grace <= now) {
         this.acc.delete(hostId);
-        await this.writeMinute(hostId, a);
+        this.writeMinute(hostId, a);
       }
     }
+    while (this.queue.length || this.minuteQueue.length) await this.flush();
     for (const [hostId, t] of [...this.topAcc]) {
       if (t.minute + MINUTE + this.grace <= now) {
         this.topAcc.delete(hostId);
@@ -397,18 +415,27 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
   }
 
   async compact(now = this.now()): Promise<number> {
-    // An hour is compacted once it has ended and its last minute has closed.
-    const hours = await this.store.hoursToCompact(now - 2 * this.grace - MINUTE);
-    for (const h of hours) {
-      try {
-        await this.store.compactHour(h.hostId, h.hour);
-        this.counters.hoursCompacted++;
-      } catch (err) {
-        this.counters.writeErrors++;
-        this.log.error({ err: (err as Error).message, ...h }, 'hour compaction failed');
+    // An hour is compacted once it has ended and its last minute has closed. Each round takes the
+    // oldest pending hour of each host; hosts with a longer backlog take more rounds.
+    let done = 0;
+    for (let round = 0; round < 48; round++) {
+      const hours = await this.store.hoursToCompact(now - 2 * this.grace - MINUTE);
+      if (!hours.length) break;
+      for (const h of hours) {
+        try {
+          await this.store.compactHour(h.hostId, h.hour);
+          this.counters.hoursCompacted++;
+          done++;
+        } catch (err) {
+          this.counters.writeErrors++;
+          this.log.error({ err: (err as Error).message, ...h }, 'hour compaction failed');
+          return done;
+        }
+        // Compaction is background work: let reports through between hosts.
+        await new Promise((r) => setImmediate(r));
       }
     }
-    return hours.length;
+    return done;
   }
 
   async prune(now = this.now()): Promise<Record<string, number>> {

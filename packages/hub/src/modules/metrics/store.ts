@@ -217,28 +217,33 @@ export class MetricStore {
   }
 
   async upsertMinutes(hostId: string, buckets: Bucket[]): Promise<void> {
-    for (const b of buckets) {
-      const layoutId = await this.layoutFor(hostId, b.keys);
+    await this.upsertMinuteRows(buckets.map((bucket) => ({ hostId, bucket })));
+  }
+
+  /** Minute buckets of many hosts, written with multi-row upserts. */
+  async upsertMinuteRows(items: { hostId: string; bucket: Bucket }[]): Promise<void> {
+    const rows = [];
+    for (const { hostId, bucket } of items) rows.push({ host_id: hostId, ts: bucket.ts, layout_id: await this.layoutFor(hostId, bucket.keys), data: this.packBucket(bucket) });
+    for (let i = 0; i < rows.length; i += 200) {
       await this.db
         .insertInto('metric_1m_recent')
-        .values({ host_id: hostId, ts: b.ts, layout_id: layoutId, data: this.packBucket(b) })
-        .onConflict((oc) => oc.columns(['host_id', 'ts']).doUpdateSet({ layout_id: layoutId, data: this.packBucket(b) }))
+        .values(rows.slice(i, i + 200))
+        .onConflict((oc) => oc.columns(['host_id', 'ts']).doUpdateSet({ layout_id: (eb) => eb.ref('excluded.layout_id'), data: (eb) => eb.ref('excluded.data') }))
         .execute();
     }
   }
 
-  /** Hours with uncompacted minutes that ended before `before`. */
+  /** Hours with uncompacted minutes that ended before `before` (only whole hours are read). */
   async hoursToCompact(before: number, limit = 500): Promise<{ hostId: string; hour: number }[]> {
-    const rows = await this.db.selectFrom('metric_1m_recent').select(['host_id', 'ts']).where('ts', '<', before).orderBy('ts').limit(limit * 60).execute();
-    const seen = new Map<string, { hostId: string; hour: number }>();
-    for (const r of rows) {
-      const hour = Math.floor(r.ts / HOUR) * HOUR;
-      if (hour + HOUR > before) continue;
-      const k = `${r.host_id}|${hour}`;
-      if (!seen.has(k)) seen.set(k, { hostId: r.host_id, hour });
-      if (seen.size >= limit) break;
-    }
-    return [...seen.values()];
+    const lastHourEnd = Math.floor(before / HOUR) * HOUR;
+    const rows = await this.db
+      .selectFrom('metric_1m_recent')
+      .select(['host_id', sql<number>`min(ts)`.as('first')])
+      .where('ts', '<', lastHourEnd)
+      .groupBy('host_id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ hostId: r.host_id, hour: Math.floor(Number(r.first) / HOUR) * HOUR }));
   }
 
   /**
