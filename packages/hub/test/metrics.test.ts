@@ -3,24 +3,16 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import pino from 'pino';
 import type { ProcessSummary } from '@tether/protocol';
-import { openDatabase, type DbHandle } from '../src/db/database.js';
-import { migrate } from '../src/db/migrate.js';
-import { ALL_MIGRATIONS } from '../src/server.js';
+import type { DbHandle } from '../src/db/database.js';
+import { ENGINES, testDb } from './db.js';
 import { MetricStore } from '../src/modules/metrics/store.js';
 import { MetricsService, DEFAULT_RETENTION } from '../src/modules/metrics/service.js';
 import { pickTier, querySeries } from '../src/modules/metrics/query.js';
 import { HOUR, MINUTE } from '../src/modules/metrics/codec.js';
 import { parseTime } from '../src/modules/metrics/routes.js';
 
-const PG = process.env.TETHER_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
-const engines = process.env.TETHER_TEST_PG === 'off' ? ['sqlite'] : ['sqlite', 'postgres'];
 const log = pino({ level: 'silent' });
 const T0 = Date.UTC(2026, 10, 1, 10, 0, 0); // an hour boundary
 
@@ -46,31 +38,19 @@ test('times: epoch ms, ISO, now and relative', () => {
   assert.throws(() => parseTime('yesterday-ish', now, 0), /bad time/);
 });
 
-for (const engine of engines) {
+for (const engine of ENGINES) {
   describe(`metrics on ${engine}`, () => {
     let h: DbHandle;
-    let dir: string;
-    const schema = `t_${randomBytes(6).toString('hex')}`;
+    let cleanup: () => Promise<void>;
     let clock = T0;
     let svc: MetricsService;
     let store: MetricStore;
     before(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'tether-metrics-'));
-      h = await openDatabase(engine === 'sqlite' ? `sqlite:${join(dir, 't.db')}` : `${PG}?schema=${schema}`);
-      await migrate(h.db, ALL_MIGRATIONS, h.schema);
+      ({ h, cleanup } = await testDb(engine));
       store = new MetricStore(h.db);
       svc = new MetricsService(store, log, { retention: DEFAULT_RETENTION, topN: 3, graceMs: 5000, now: () => clock });
     });
-    after(async () => {
-      await h.close();
-      rmSync(dir, { recursive: true, force: true });
-      if (engine === 'postgres') {
-        const c = new pg.Client({ connectionString: PG });
-        await c.connect();
-        await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-        await c.end();
-      }
-    });
+    after(() => cleanup());
 
     test('raw samples, minute rollups (avg/min/max), hourly chunks and the hour tier agree with known inputs', async () => {
       // Two hours of samples every 5 s: cpu = minute index (0..119) + a sawtooth 0..11 within the minute.

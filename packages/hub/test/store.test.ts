@@ -3,21 +3,15 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { parseSelector, type HostFacts } from '@tether/protocol';
-import { openDatabase, parseDbUrl, type DbHandle } from '../src/db/database.js';
+import { parseDbUrl, type DbHandle } from '../src/db/database.js';
+import { ENGINES, testDb } from './db.js';
 import { migrate } from '../src/db/migrate.js';
 import { ALL_MIGRATIONS } from '../src/server.js';
 import { HostStore } from '../src/modules/hosts/store.js';
 import { EnrollStore } from '../src/modules/enroll/store.js';
 import { AuthStore } from '../src/modules/auth/store.js';
 
-const PG = process.env.TETHER_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
-const engines = process.env.TETHER_TEST_PG === 'off' ? ['sqlite'] : ['sqlite', 'postgres'];
 
 const facts = (hostname: string, ip: string, mac: string): HostFacts => ({
   hostname,
@@ -41,27 +35,14 @@ test('database URLs are parsed without leaking passwords, and bad ones are refus
   assert.throws(() => parseDbUrl('postgres://h/db?schema=Robert%27);DROP', '/'), /schema must match/);
 });
 
-for (const engine of engines) {
+for (const engine of ENGINES) {
   describe(`store on ${engine}`, () => {
     let h: DbHandle;
-    let dir: string;
-    let schema: string;
+    let cleanup: () => Promise<void>;
     before(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'tether-store-'));
-      schema = `t_${randomBytes(6).toString('hex')}`;
-      h = await openDatabase(engine === 'sqlite' ? `sqlite:${join(dir, 't.db')}` : `${PG}?schema=${schema}`);
-      await migrate(h.db, ALL_MIGRATIONS, h.schema);
+      ({ h, cleanup } = await testDb(engine));
     });
-    after(async () => {
-      await h.close();
-      rmSync(dir, { recursive: true, force: true });
-      if (engine === 'postgres') {
-        const c = new pg.Client({ connectionString: PG });
-        await c.connect();
-        await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-        await c.end();
-      }
-    });
+    after(() => cleanup());
 
     test('migrations are idempotent', async () => {
       assert.deepEqual(await migrate(h.db, ALL_MIGRATIONS, h.schema), []);

@@ -89,8 +89,10 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     super();
     this.now = o.now ?? Date.now;
     this.maxFrame = o.maxFrameBytes ?? MAX_FRAME_BYTES;
-    // One sweep for all connections instead of a timer each: 10,000 agents cost one timer.
-    const tick = Math.max(25, Math.floor((o.heartbeatSec * 1000) / 4));
+    // One sweep for all connections instead of a timer each: 10,000 agents cost one timer. It runs
+    // often and each connection's first ping is placed at a random point of the interval, so every
+    // sweep pings a small slice of the fleet instead of all of it at once.
+    const tick = Math.max(25, Math.min(250, Math.floor((o.heartbeatSec * 1000) / 4)));
     this.sweeper = setInterval(() => this.sweep(), tick);
     this.flusher = setInterval(() => void this.flushLastSeen(), Math.max(1000, o.heartbeatSec * 3000));
     this.sweeper.unref();
@@ -200,6 +202,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     // The conflict check and the registration happen in one synchronous step.
     if (this.conns.has(agentId)) return this.refuse(ws, addr, 'id_conflict', 'agent id conflict', true, CLOSE.conflict, agentId);
     const conn = new AgentConnection(agentId, ws, addr, now);
+    conn.lastPing = now - Math.random() * this.o.heartbeatSec * 1000;
     this.conns.set(agentId, conn);
     this.pendingSockets.delete(ws);
     this.stats.handshakesOk++;
@@ -272,7 +275,12 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
 
   private async flushLastSeen(): Promise<void> {
     const ids = this.onlineIds();
-    if (ids.length) await this.o.hosts.touch(ids, this.now()).catch((err: Error) => this.o.log.warn({ err: err.message }, 'last-seen flush failed'));
+    const now = this.now();
+    // In slices with a turn of the event loop between them: a fleet-wide update must not stall the link.
+    for (let i = 0; i < ids.length; i += 250) {
+      await this.o.hosts.touch(ids.slice(i, i + 250), now).catch((err: Error) => this.o.log.warn({ err: err.message }, 'last-seen flush failed'));
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   /** Ends an agent's connection now (revocation, deletion). */

@@ -268,7 +268,8 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     while (this.flushing) await this.flushing;
     if (!this.queue.length && !this.minuteQueue.length) return;
     const batch = this.queue.splice(0, 2000);
-    const minutes = this.minuteQueue.splice(0, 1000);
+    // Few minutes per flush: raw rows, which agents wait on for their ack, never queue long behind them.
+    const minutes = this.minuteQueue.splice(0, 150);
     this.flushing = (async () => {
       if (batch.length) {
         try {
