@@ -8,9 +8,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { ConfigError, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol';
-import { createHub, loadHubConfig, REDACT, type HubFlags } from '@tether/hub';
-import { Agent, Reporter, loadAgentConfig } from '@tether/agent';
+import { ConfigError, LOG_REDACT as REDACT, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol';
+import type { HubFlags } from '@tether/hub';
+import type { Agent, Reporter } from '@tether/agent';
+
+
+// The hub and the agent are loaded only by the commands that run them: an agent on a host must not
+// carry the hub's HTTP server, database drivers and password hashing in its memory.
+const hubModule = () => import('@tether/hub');
+const agentModule = () => import('@tether/agent');
 import { ApiError, Client, saveState } from './client.js';
 import { ago, table } from './table.js';
 
@@ -56,6 +62,7 @@ function onSignals(stop: () => Promise<void>): void {
 
 hubOptions(program.command('hub').description('run the hub')).action(async (o) => {
   try {
+    const { createHub, loadHubConfig } = await hubModule();
     const hub = await createHub(loadHubConfig(hubFlags(o)));
     onSignals(() => hub.stop());
   } catch (err) {
@@ -76,6 +83,7 @@ program
     let agent: Agent;
     let reporter: Reporter | undefined;
     try {
+      const { Agent, Reporter, loadAgentConfig } = await agentModule();
       const cfg = loadAgentConfig(o);
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
@@ -103,6 +111,7 @@ program
 
 hubOptions(program.command('start').description('run a hub and a local agent enrolled to it (what `npm start` runs)')).action(async (o) => {
   try {
+    const { createHub, loadHubConfig } = await hubModule();
     const cfg = loadHubConfig(hubFlags(o));
     const hub = await createHub(cfg);
     const stateDir = join(cfg.dataDir, 'agent');

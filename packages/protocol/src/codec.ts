@@ -5,7 +5,16 @@ import { Envelope, MESSAGE_BODIES, PROTOCOL_VERSION, type BodyOf, type Message, 
 import { MAX_FRAME_BYTES } from './limits.js';
 
 const envelopeCheck = Compile(Envelope);
-const bodyChecks = new Map<string, Validator>(Object.entries(MESSAGE_BODIES).map(([k, s]) => [k, Compile(s) as unknown as Validator]));
+// Validators are compiled on first use: a process pays only for the message types it handles.
+const bodyChecks = new Map<string, Validator>();
+function bodyCheck(type: string): Validator | undefined {
+  let v = bodyChecks.get(type);
+  if (!v && Object.prototype.hasOwnProperty.call(MESSAGE_BODIES, type)) {
+    v = Compile(MESSAGE_BODIES[type as MessageType]) as unknown as Validator;
+    bodyChecks.set(type, v);
+  }
+  return v;
+}
 
 export type DecodeResult = { ok: true; msg: Message } | { ok: false; code: 'too_large' | 'not_json' | 'bad_envelope' | 'unknown_type' | 'bad_body'; error: string; id?: string };
 
@@ -26,7 +35,7 @@ export function decodeFrame(data: string | Buffer, maxBytes: number = MAX_FRAME_
   }
   if (!envelopeCheck.Check(value)) return { ok: false, code: 'bad_envelope', error: `bad envelope: ${describe(envelopeCheck as unknown as Validator, value)}` };
   const env = value;
-  const check = bodyChecks.get(env.type);
+  const check = bodyCheck(env.type);
   if (!check) return { ok: false, code: 'unknown_type', error: `unknown message type ${JSON.stringify(env.type)}`, id: env.id };
   const body = env.body ?? {};
   if (!check.Check(body)) return { ok: false, code: 'bad_body', error: `bad ${env.type} body: ${describe(check, body)}`, id: env.id };
@@ -49,5 +58,5 @@ export function encodeFrame<T extends MessageType>(type: T, body: BodyOf<T>, opt
 
 /** Validates a body before sending, so a bug on our side shows up here rather than as a refusal there. */
 export function checkBody<T extends MessageType>(type: T, body: unknown): body is BodyOf<T> {
-  return bodyChecks.get(type)?.Check(body) ?? false;
+  return bodyCheck(type)?.Check(body) ?? false;
 }
