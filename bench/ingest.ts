@@ -30,6 +30,10 @@ async function main(): Promise<void> {
   const hub = await TestHub.start({ db, heartbeat: '10s', env: { TETHER_LOG_LEVEL: 'info' }, ...(process.env.HUB_NODE_ARGS ? { nodeArgs: process.env.HUB_NODE_ARGS.split(' ') } : {}) });
   const sockets: RawAgent[] = [];
   const rtt: number[] = [];
+  // Round trips split by where in the wall-clock minute the report was sent, to see whether the
+  // tail sits at minute boundaries (when every host closes a minute) or is spread evenly.
+  const rttEarly: number[] = [];
+  const rttLate: number[] = [];
   let acks = 0;
   let sent = 0;
   try {
@@ -42,13 +46,20 @@ async function main(): Promise<void> {
     });
     const connectSec = (performance.now() - t0) / 1000;
     const pending = new Map<string, number>();
+    const sentAtWall = new Map<string, number>();
     for (const a of sockets) {
       a.onMessage = (m) => {
         if (m.type !== 'ack' || !m.re) return;
         const s = pending.get(m.re);
         if (s !== undefined) {
           pending.delete(m.re);
-          if (measuring) rtt.push(performance.now() - s);
+          const wall = sentAtWall.get(m.re)!;
+          sentAtWall.delete(m.re);
+          if (measuring) {
+            const d = performance.now() - s;
+            rtt.push(d);
+            (wall % 60_000 < 10_000 ? rttEarly : rttLate).push(d);
+          }
           acks++;
         }
       };
@@ -64,6 +75,7 @@ async function main(): Promise<void> {
       const send = () => {
         const id = newMessageId();
         pending.set(id, performance.now());
+        sentAtWall.set(id, Date.now());
         sockets[i]!.sendRaw(encodeFrame('report.usage', bodyOf(Date.now(), i), { id }));
         sent++;
       };
@@ -94,8 +106,19 @@ async function main(): Promise<void> {
     const q = (k: string) => Number(prom.match(new RegExp(`tether_hub_ingest_latency_seconds\\{quantile="${k}"\\} ([0-9.e-]+)`))?.[1] ?? NaN) * 1000;
     const loop = (k: string) => +(Number(prom.match(new RegExp(`tether_hub_event_loop_delay_seconds\\{quantile="${k}"\\} ([0-9.e-]+)`))?.[1] ?? NaN) * 1000).toFixed(1);
     const hubLoop = { p50: loop('0.5'), p99: loop('0.99'), max: loop('1') };
+    const gcf = (name: string, kind: string) => Number(prom.match(new RegExp(`${name}\\{kind="${kind}"\\} ([0-9.e-]+)`))?.[1] ?? NaN);
+    const hubGc = {
+      majorCount: gcf('tether_hub_gc_pause_seconds_count', 'major'),
+      majorMaxMs: +(gcf('tether_hub_gc_pause_max_seconds', 'major') * 1000).toFixed(1),
+      majorTotalMs: +(gcf('tether_hub_gc_pause_seconds_sum', 'major') * 1000).toFixed(0),
+      minorCount: gcf('tether_hub_gc_pause_seconds_count', 'minor'),
+      minorMaxMs: +(gcf('tether_hub_gc_pause_max_seconds', 'minor') * 1000).toFixed(1),
+      minorTotalMs: +(gcf('tether_hub_gc_pause_seconds_sum', 'minor') * 1000).toFixed(0),
+    };
     const writeErrors = Number(prom.match(/tether_hub_write_errors_total (\d+)/)?.[1] ?? NaN);
     rtt.sort((a, b) => a - b);
+    rttEarly.sort((a, b) => a - b);
+    rttLate.sort((a, b) => a - b);
     const result = {
       date: new Date().toISOString(),
       machine: machine(),
@@ -108,10 +131,12 @@ async function main(): Promise<void> {
       reportBytes: encodeFrame('report.usage', bodyOf(Date.now(), 0)).length,
       seriesPerReport: null as number | null,
       ackRoundTripMs: { p50: +percentile(rtt, 50).toFixed(1), p99: +percentile(rtt, 99).toFixed(1), max: +(rtt[rtt.length - 1] ?? NaN).toFixed(1), samples: rtt.length },
+      ackRoundTripByMinutePhaseMs: { first10sP99: +percentile(rttEarly, 99).toFixed(1), rest50sP99: +percentile(rttLate, 99).toFixed(1) },
       hubReceiveToCommitMs: { p50: +q('0.5').toFixed(2), p99: +q('0.99').toFixed(2) },
       hubCpuPercent: +hubCpuPct.toFixed(1),
       simulatorEventLoopLagP99Ms: +simLagP99.toFixed(1),
       hubEventLoopDelayMs: hubLoop,
+      hubGcWholeRun: hubGc,
       hubRssMiB: { connectedIdle: rss0, peak: peakRss },
       sent,
       acked: acks,
@@ -126,9 +151,11 @@ async function main(): Promise<void> {
       `| figure | value | target |`,
       `|---|---|---|`,
       `| report → ack round trip (agent side) p50 / p99 / max | ${result.ackRoundTripMs.p50} / ${result.ackRoundTripMs.p99} / ${result.ackRoundTripMs.max} ms | p99 < 50 ms |`,
+      `| round trip p99: sent in the first 10 s of a minute / in the other 50 s | ${result.ackRoundTripByMinutePhaseMs.first10sP99} / ${result.ackRoundTripByMinutePhaseMs.rest50sP99} ms | |`,
       `| hub receive → commit p50 / p99 | ${result.hubReceiveToCommitMs.p50} / ${result.hubReceiveToCommitMs.p99} ms | |`,
       `| hub CPU | ${result.hubCpuPercent} % of one core | |`,
       `| hub event-loop delay p50 / p99 / max (whole run, enrollment included) | ${hubLoop.p50} / ${hubLoop.p99} / ${hubLoop.max} ms | |`,
+      `| hub GC over the whole run: major count / longest / total, minor count / longest / total | ${hubGc.majorCount} / ${hubGc.majorMaxMs} / ${hubGc.majorTotalMs} ms, ${hubGc.minorCount} / ${hubGc.minorMaxMs} / ${hubGc.minorTotalMs} ms | |`,
       `| simulator event-loop lag p99 (its own delay, included in the round trip) | ${result.simulatorEventLoopLagP99Ms} ms | |`,
       `| hub RSS connected idle / peak while ingesting | ${rss0} / ${peakRss} MiB | < 1 GiB |`,
       `| reports sent / acknowledged / write errors | ${sent} / ${acks} / ${writeErrors} | |`,

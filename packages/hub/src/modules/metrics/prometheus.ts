@@ -3,11 +3,22 @@
  * Names follow Prometheus conventions (base units: percentages become ratios, milliseconds seconds).
  */
 import { cpuUsage, memoryUsage } from 'node:process';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 
 /** The hub's event-loop delay since start: stalls here delay every agent and every API call. */
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
+
+/** Garbage-collection pauses of the hub, by kind: long ones stall every connection at once. */
+const gc = { major: { count: 0, sum: 0, max: 0 }, minor: { count: 0, sum: 0, max: 0 } };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR ? gc.minor : gc.major;
+    kind.count++;
+    kind.sum += e.duration;
+    kind.max = Math.max(kind.max, e.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
 import type { Host } from '../hosts/store.js';
 import type { AgentLink } from '../agents/link.js';
 import type { MetricsService } from './service.js';
@@ -109,6 +120,16 @@ export function renderPrometheus(hosts: Host[], metrics: MetricsService, link: A
     `tether_hub_event_loop_delay_seconds{quantile="1"} ${loopDelay.max / 1e9}`,
     `tether_hub_event_loop_delay_seconds_count ${loopDelay.count}`,
     `tether_hub_event_loop_delay_seconds_sum ${(loopDelay.mean * loopDelay.count) / 1e9 || 0}`,
+    '# HELP tether_hub_gc_pause_seconds Garbage-collection pauses of the hub process since it started',
+    '# TYPE tether_hub_gc_pause_seconds summary',
+    `tether_hub_gc_pause_seconds_count{kind="major"} ${gc.major.count}`,
+    `tether_hub_gc_pause_seconds_sum{kind="major"} ${gc.major.sum / 1000}`,
+    `tether_hub_gc_pause_seconds_count{kind="minor"} ${gc.minor.count}`,
+    `tether_hub_gc_pause_seconds_sum{kind="minor"} ${gc.minor.sum / 1000}`,
+    '# HELP tether_hub_gc_pause_max_seconds Longest garbage-collection pause since the hub started',
+    '# TYPE tether_hub_gc_pause_max_seconds gauge',
+    `tether_hub_gc_pause_max_seconds{kind="major"} ${gc.major.max / 1000}`,
+    `tether_hub_gc_pause_max_seconds{kind="minor"} ${gc.minor.max / 1000}`,
     '# HELP process_resident_memory_bytes Resident memory of the hub process',
     '# TYPE process_resident_memory_bytes gauge',
     `process_resident_memory_bytes ${mem.rss}`,
