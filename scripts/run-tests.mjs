@@ -30,6 +30,16 @@ if (files.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
   process.exit(1);
 }
+// Prepare the machine (packages, PostgreSQL, fleet testbed) when we may: idempotent and quick when ready.
+if (process.env.TETHER_TEST_PREPARE !== 'off' && process.getuid?.() === 0) {
+  const prep = spawnSync('bash', [join(root, 'scripts/prepare-tests.sh')], { stdio: 'inherit', cwd: root });
+  if (prep.status !== 0) {
+    console.error('run-tests: preparing the machine failed (scripts/prepare-tests.sh); set TETHER_TEST_PREPARE=off to run anyway');
+    process.exit(prep.status ?? 1);
+  }
+} else if (process.env.TETHER_TEST_PREPARE !== 'off') {
+  console.error('run-tests: not root, so the machine is not prepared; the fleet tests need root (see test/fleet/README.md)');
+}
 const args = ['--test', '--test-concurrency=1', `--test-reporter=${process.env.TEST_REPORTER ?? 'spec'}`, ...files];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);
