@@ -157,14 +157,23 @@ test('an agent without the metrics capability reports nothing', async () => {
   const dir = tempDir();
   writeFileSync(join(dir, 'agent.toml'), 'capabilities = []\n');
   const a = TestAgent.start(hub.url, { token: await hub.enrollToken(), extraArgs: ['--config', join(dir, 'agent.toml')], env: FAST });
+  // A control agent with the capability, started at the same time: once it has sent several
+  // reports, the locked one would have too.
+  const control = TestAgent.start(hub.url, { token: await hub.enrollToken(), env: FAST });
   try {
     const id = await a.waitConnected();
-    await new Promise((r) => setTimeout(r, 3000));
+    const cid = await control.waitConnected();
+    await waitFor(async () => {
+      const r = await hub.raw('GET', `/api/v1/hosts/${cid}/latest`);
+      return r.status === 200 && ((await r.json()) as { processes?: unknown }).processes !== undefined;
+    }, 'the control agent reporting');
     assert.equal((await hub.raw('GET', `/api/v1/hosts/${id}/latest`)).status, 404);
     assert.deepEqual((await hub.api('GET', `/api/v1/hosts/${id}`)).capabilities, []);
   } finally {
     await a.stop();
+    await control.stop();
     a.cleanup();
+    control.cleanup();
     await hub.cleanup();
   }
 });

@@ -53,8 +53,10 @@ export class Reporter {
   }
 
   private pushBacklog(samples: HostUsage[]): void {
+    const last = this.backlog[this.backlog.length - 1];
     this.backlog.push(...samples);
-    this.backlog.sort((a, b) => a.ts - b.ts);
+    // New samples arrive in time order; only requeued in-flight ones can land out of order.
+    if (last && samples[0] && samples[0].ts < last.ts) this.backlog.sort((a, b) => a.ts - b.ts);
     while (this.backlog.length > this.backlogMax) {
       this.backlog.shift();
       this.stats.dropped++;

@@ -26,7 +26,6 @@ import { MetricsService } from './modules/metrics/service.js';
 import { metricsRoutes } from './modules/metrics/routes.js';
 import { LiveHub } from './modules/metrics/live.js';
 import { renderPrometheus } from './modules/metrics/prometheus.js';
-import { sessionTokenOf } from './modules/auth/plugin.js';
 import { REPORT_TYPES } from '@tether/protocol';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
@@ -133,7 +132,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
   await app.register(websocket, { options: { maxPayload: cfg.maxFrameBytes } });
-  app.addHook('onRequest', authHook(auth));
+  app.addHook('onRequest', authHook(auth, { alsoProtect: cfg.metricsOpen ? [] : ['/metrics'] }));
 
   const startedAt = Date.now();
   app.get('/api/v1/health', { schema: { tags: ['hub'], summary: 'Liveness and readiness (no login needed)' } }, async () => ({
@@ -163,11 +162,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     }
     live.attach(socket);
   });
-  app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
-    if (!cfg.metricsOpen) {
-      const token = sessionTokenOf(req);
-      if (!token || !(await auth.authenticate(token, Date.now()))) return reply.code(401).send({ error: 'unauthorized', message: 'login required (or set metrics_open)' });
-    }
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     const list = await hosts.list({});
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderPrometheus(list, metrics, link, { liveClients: live.clientCount }));
   });

@@ -3,7 +3,8 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSelector, type HostFacts } from '@tether/protocol';
+import { parseSelector } from '@tether/protocol';
+import { fakeFacts } from '@tether/testkit';
 import { parseDbUrl, type DbHandle } from '../src/db/database.js';
 import { ENGINES, testDb } from './db.js';
 import { migrate } from '../src/db/migrate.js';
@@ -13,17 +14,7 @@ import { EnrollStore } from '../src/modules/enroll/store.js';
 import { AuthStore } from '../src/modules/auth/store.js';
 
 
-const facts = (hostname: string, ip: string, mac: string): HostFacts => ({
-  hostname,
-  os: { name: 'Debian', id: 'debian', version: '12', pretty: 'Debian 12' },
-  platform: 'linux',
-  kernel: '6.1',
-  arch: 'x64',
-  cpu: { model: 'x', physicalCores: 1, logicalCores: 2 },
-  memoryBytes: 1 << 30,
-  ips: [ip],
-  macs: [mac],
-});
+const facts = fakeFacts;
 
 test('database URLs are parsed without leaking passwords, and bad ones are refused clearly', () => {
   assert.equal(parseDbUrl('sqlite:data/x.db', '/srv').path, '/srv/data/x.db');

@@ -16,7 +16,8 @@ import {
   type Message,
 } from '@tether/protocol';
 
-export function fakeFacts(hostname: string, ip = '10.0.0.1'): HostFacts {
+/** Facts of a simulated host (for simulated agents and stores under test). */
+export function fakeFacts(hostname: string, ip = '10.0.0.1', mac = '02:00:00:00:00:01'): HostFacts {
   return {
     hostname,
     os: { name: 'Debian GNU/Linux', id: 'debian', version: '12', pretty: 'Debian GNU/Linux 12 (bookworm)' },
@@ -26,7 +27,7 @@ export function fakeFacts(hostname: string, ip = '10.0.0.1'): HostFacts {
     cpu: { model: 'Simulated CPU', physicalCores: 2, logicalCores: 4 },
     memoryBytes: 8 * 1024 ** 3,
     ips: [ip],
-    macs: ['02:00:00:00:00:01'],
+    macs: [mac],
   };
 }
 

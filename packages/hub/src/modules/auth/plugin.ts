@@ -77,10 +77,13 @@ export function authRoutes(auth: AuthStore, opts: { secureCookies: boolean }) {
 /** Paths that need no login. Everything else under /api/ does. */
 const PUBLIC = new Set(['/api/v1/health', '/api/v1/auth/login', '/api/v1/agent/ws']);
 
-export function authHook(auth: AuthStore) {
+/** `alsoProtect`: paths outside /api/ that need a login too (GET /metrics unless it is configured open). */
+export function authHook(auth: AuthStore, opts: { alsoProtect?: string[] } = {}) {
+  const extra = new Set(opts.alsoProtect ?? []);
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const path = req.url.split('?')[0]!;
-    if (!path.startsWith('/api/') || path.startsWith('/api/docs') || PUBLIC.has(path)) return;
+    const isApi = path.startsWith('/api/') && !path.startsWith('/api/docs') && !PUBLIC.has(path);
+    if (!isApi && !extra.has(path)) return;
     const token = sessionTokenOf(req);
     const user = token ? await auth.authenticate(token, Date.now()) : undefined;
     if (!user) {

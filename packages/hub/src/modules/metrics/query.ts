@@ -26,11 +26,10 @@ export function keyMatcher(wanted: string[]): (key: string) => boolean {
 export async function querySeries(store: MetricStore, hostId: string, wanted: string[], from: number, to: number, tier: Tier): Promise<Map<string, Point[]>> {
   const match = keyMatcher(wanted);
   if (tier === 'raw') {
-    const rows = await store.readRaw(hostId, from, to);
+    const rows = await store.readRaw(hostId, from, to, match);
     const out = new Map<string, Point[]>();
     for (const r of rows) {
       for (const [k, v] of Object.entries(r.values)) {
-        if (!match(k)) continue;
         let a = out.get(k);
         if (!a) out.set(k, (a = []));
         a.push([r.ts, v, v, v]);

@@ -94,9 +94,17 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
         hosts: list.map((h) => {
           const st = metrics.latest.get(h.id);
           const s = st?.series ?? {};
-          const pick = (prefix: string) => Object.entries(s).filter(([k]) => k.startsWith(prefix + '|'));
-          const sum = (prefix: string) => pick(prefix).filter(([k]) => !k.endsWith('|lo')).reduce((a, [, v]) => a + v, 0);
-          const fsMax = pick('fs_used_percent').reduce((a, [, v]) => Math.max(a, v), 0);
+          // One pass over the host's series: busiest filesystem, network totals without loopback.
+          let fsMax = 0;
+          let rx = 0;
+          let tx = 0;
+          for (const k in s) {
+            const v = s[k]!;
+            if (k.startsWith('fs_used_percent|')) fsMax = Math.max(fsMax, v);
+            else if (k.endsWith('|lo')) continue;
+            else if (k.startsWith('net_rx_bytes_per_second|')) rx += v;
+            else if (k.startsWith('net_tx_bytes_per_second|')) tx += v;
+          }
           return {
             id: h.id,
             hostname: h.hostname,
@@ -109,8 +117,8 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
             memoryPercent: s['memory_used_percent'] ?? null,
             diskPercent: st ? fsMax : null,
             load1: s['load1'] ?? null,
-            netRxBytesPerSec: st ? sum('net_rx_bytes_per_second') : null,
-            netTxBytesPerSec: st ? sum('net_tx_bytes_per_second') : null,
+            netRxBytesPerSec: st ? rx : null,
+            netTxBytesPerSec: st ? tx : null,
           };
         }),
       };

@@ -52,6 +52,15 @@ export interface TopEntry {
   memPercent: number;
 }
 
+/** Adds one sample's values to per-series aggregates. */
+function addAll(aggs: Map<string, Agg>, values: Record<string, number>): void {
+  for (const k in values) {
+    let g = aggs.get(k);
+    if (!g) aggs.set(k, (g = new Agg()));
+    g.add(values[k]!);
+  }
+}
+
 interface MinuteAcc {
   minute: number;
   aggs: Map<string, Agg>;
@@ -241,11 +250,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
       d.add(minute);
       return;
     }
-    for (const [k, v] of Object.entries(series)) {
-      let g = a.aggs.get(k);
-      if (!g) a.aggs.set(k, (g = new Agg()));
-      g.add(v);
-    }
+    addAll(a.aggs, series);
   }
 
   private scheduleFlush(): void {
@@ -401,13 +406,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
       for (const minute of [...minutes].sort((a, b) => a - b)) {
         const rows = await this.store.readRaw(hostId, minute, minute + MINUTE);
         const aggs = new Map<string, Agg>();
-        for (const r of rows) {
-          for (const [k, v] of Object.entries(r.values)) {
-            let g = aggs.get(k);
-            if (!g) aggs.set(k, (g = new Agg()));
-            g.add(v);
-          }
-        }
+        for (const r of rows) addAll(aggs, r.values);
         const open = this.acc.get(hostId);
         if (open && open.minute === minute) continue; // still open: it will be written whole
         if (aggs.size) await this.store.upsertMinutes(hostId, [this.toBucket(minute, aggs)]);

@@ -175,8 +175,8 @@ export class MetricStore {
     }
   }
 
-  /** Raw samples of one host in [from, to), each as a map of the wanted keys. */
-  async readRaw(hostId: string, from: number, to: number, want?: Set<string>): Promise<{ ts: number; values: Record<string, number> }[]> {
+  /** Raw samples of one host in [from, to), each as a map of the wanted keys (all when no matcher). */
+  async readRaw(hostId: string, from: number, to: number, want?: (key: string) => boolean): Promise<{ ts: number; values: Record<string, number> }[]> {
     const rows = await this.db.selectFrom('metric_raw').select(['ts', 'layout_id', 'data']).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).orderBy('ts').execute();
     const out: { ts: number; values: Record<string, number> }[] = [];
     for (const r of rows) {
@@ -185,7 +185,7 @@ export class MetricStore {
       const values: Record<string, number> = {};
       let any = false;
       for (let i = 0; i < keys.length; i++) {
-        if (want && !want.has(keys[i]!)) continue;
+        if (want && !want(keys[i]!)) continue;
         const v = vals[i]!;
         if (!Number.isNaN(v)) {
           values[keys[i]!] = v;
