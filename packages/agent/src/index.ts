@@ -5,3 +5,4 @@ export * from './identity.js';
 export * from './backoff.js';
 export * from './reporter.js';
 export * from './collectors/index.js';
+export * from './files/service.js';

@@ -83,11 +83,12 @@ program
     let agent: Agent;
     let reporter: Reporter | undefined;
     try {
-      const { Agent, Reporter, loadAgentConfig } = await agentModule();
+      const { Agent, FileService, Reporter, loadAgentConfig } = await agentModule();
       const cfg = loadAgentConfig(o);
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
+      new FileService(agent, cfg, log.child({ module: 'files' })).start(); // always on: it answers refusals itself
       // Collecting and reporting is itself a capability: a host can turn even monitoring off.
       if (cfg.capabilities.includes('metrics')) {
         reporter = new Reporter(agent, log.child({ module: 'reporter' }), {
