@@ -27,6 +27,8 @@ import { metricsRoutes } from './modules/metrics/routes.js';
 import { LiveHub } from './modules/metrics/live.js';
 import { renderPrometheus } from './modules/metrics/prometheus.js';
 import { REPORT_TYPES } from '@tether/protocol';
+import { TransferRegistry } from './modules/files/transfers.js';
+import { filesRoutes } from './modules/files/routes.js';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
@@ -37,6 +39,8 @@ export interface Hub {
   link: AgentLink;
   metrics: MetricsService;
   live: LiveHub;
+  /** moves bytes to and from agents over HTTP, outside the link (files, script bundles) */
+  transfers: TransferRegistry;
   hosts: HostStore;
   enroll: EnrollStore;
   auth: AuthStore;
@@ -153,6 +157,9 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   );
   await app.register(enrollRoutes(enroll));
   await app.register(metricsRoutes(metrics, hosts, link));
+  const transfers = new TransferRegistry(hosts, log.child({ module: 'transfers' }));
+  await app.register(transfers.routes());
+  await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
   app.get('/api/v1/live', { websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.
     const origin = req.headers.origin;
@@ -186,6 +193,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     link,
     metrics,
     live,
+    transfers,
     hosts,
     enroll,
     auth,
@@ -197,6 +205,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       stopped = true;
       clearInterval(pruner);
       live.close();
+      transfers.close();
       await link.close();
       await metrics.stop();
       await app.close();

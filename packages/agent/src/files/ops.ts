@@ -193,11 +193,20 @@ export async function openForSend(r: Resolved, requested: string, roots: readonl
     const st = await fh.stat();
     if (st.isDirectory()) throw new FileOpError('is_a_directory', `${requested} is a directory`);
     if (!st.isFile()) throw new FileOpError('bad_request', `${requested} is not a regular file`);
-    const raw = st.size > 0 ? fh.createReadStream({ start: 0, end: st.size - 1, autoClose: false, highWaterMark: 256 * 1024 }) : fh.createReadStream({ autoClose: false, end: -1 });
+    // The stream owns the descriptor from here on and closes it when it ends or is destroyed.
+    const raw = fh.createReadStream({ start: 0, ...(st.size > 0 ? { end: st.size - 1 } : {}), highWaterMark: 256 * 1024 });
     const hasher = new Hasher({ exact: st.size, idleMs, what: `reading ${requested}` });
     raw.on('error', (e) => hasher.destroy(toFileError(e, requested)));
     raw.pipe(hasher);
-    return { stream: hasher, hasher, size: st.size, mode: st.mode & 0o7777, close: () => fh.close().catch(() => {}) };
+    return {
+      stream: hasher,
+      hasher,
+      size: st.size,
+      mode: st.mode & 0o7777,
+      close: async () => {
+        if (!raw.closed) await new Promise<void>((res) => raw.once('close', () => res()).destroy());
+      },
+    };
   } catch (err) {
     await fh.close().catch(() => {});
     throw toFileError(err, requested);
@@ -272,7 +281,15 @@ export async function receiveInto(r: Resolved, requested: string, roots: readonl
       if (fs && fs.bavail * fs.bsize < src.size) throw new FileOpError('no_space', `${src.size} bytes do not fit: ${fs.bavail * fs.bsize} bytes free in ${dirname(requested)}`);
     }
     const hasher = new Hasher({ ...(expect !== undefined ? { exact: expect } : { max: o.maxBytes }), idleMs: o.idleMs, what: o.what });
-    await pipeline(body, hasher, fh.createWriteStream({ autoClose: false, highWaterMark: 256 * 1024 }));
+    const out = fh;
+    // Written by hand rather than through a WriteStream, which would keep the handle referenced
+    // (and close() waiting) until the stream closes; awaiting each write is the backpressure.
+    await pipeline(body, hasher, async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) {
+        let off = 0;
+        while (off < chunk.length) off += (await out.write(chunk, off, chunk.length - off)).bytesWritten;
+      }
+    });
     const sha256 = hasher.digest();
     if (o.sha256 && o.sha256 !== sha256) throw new FileOpError('checksum', `sha256 mismatch: expected ${o.sha256}, received ${sha256}; ${requested} was not written`);
     await fh.chmod(mode);
