@@ -5,6 +5,9 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
 
 export interface CliState {
   hub: string;
@@ -79,5 +82,48 @@ export class Client {
       throw new ApiError(res.status, e.error ?? 'error', e.message ?? `HTTP ${res.status}`);
     }
     return data as T;
+  }
+
+  /**
+   * A request whose body or answer is a stream (file transfers): node:http, nothing buffered.
+   * Resolves with the response as soon as its head arrives, whatever the status; an early error
+   * answer stops the upload.
+   */
+  stream(method: string, path: string, opts: { body?: Readable; size?: number; headers?: Record<string, string> } = {}): Promise<http.IncomingMessage> {
+    const u = new URL(this.hub.replace(/\/$/, '') + path);
+    const mod = u.protocol === 'https:' ? https : http;
+    const headers: Record<string, string> = { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...opts.headers };
+    if (opts.body) {
+      headers['content-type'] ??= 'application/octet-stream';
+      if (opts.size !== undefined) headers['content-length'] = String(opts.size);
+    }
+    return new Promise((resolve, reject) => {
+      const req = mod.request(u, { method, headers }, (res) => {
+        if (opts.body && res.statusCode !== 200) {
+          opts.body.unpipe(req);
+          opts.body.destroy();
+        }
+        resolve(res);
+      });
+      req.on('error', (err) => reject(new Error(`cannot reach hub at ${this.hub}: ${err.message}`)));
+      if (opts.body) {
+        opts.body.on('error', (err) => req.destroy(err));
+        opts.body.pipe(req);
+      } else req.end();
+    });
+  }
+
+  /** The ApiError an error response carries (reads its small JSON body). */
+  static async errorOf(res: http.IncomingMessage): Promise<ApiError> {
+    let text = '';
+    for await (const c of res) if (text.length < 8192) text += (c as Buffer).toString('utf8');
+    let e: { error?: string; message?: string } = {};
+    try {
+      e = JSON.parse(text) as typeof e;
+    } catch {
+      e = { message: text.slice(0, 200) };
+    }
+    if (res.statusCode === 401) return new ApiError(401, 'unauthorized', 'session expired or invalid: run `tether login` again');
+    return new ApiError(res.statusCode ?? 0, e.error ?? 'error', e.message ?? `HTTP ${res.statusCode}`);
   }
 }

@@ -19,6 +19,7 @@ const hubModule = () => import('@tether/hub');
 const agentModule = () => import('@tether/agent');
 import { ApiError, Client, saveState } from './client.js';
 import { ago, table } from './table.js';
+import { register as registerFiles } from './commands/files.js';
 
 const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
 
@@ -332,5 +333,7 @@ token
       fail(err);
     }
   });
+
+registerFiles(program);
 
 program.parseAsync().catch(fail);
