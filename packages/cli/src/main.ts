@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { ConfigError, LOG_REDACT as REDACT, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol';
 import type { HubFlags } from '@tether/hub';
-import type { Agent, Reporter } from '@tether/agent';
+import type { Agent, Reporter, TaskManager } from '@tether/agent';
 
 
 // The hub and the agent are loaded only by the commands that run them: an agent on a host must not
@@ -82,12 +82,15 @@ program
   .action(async (o) => {
     let agent: Agent;
     let reporter: Reporter | undefined;
+    let tasks: TaskManager | undefined;
     try {
-      const { Agent, Reporter, loadAgentConfig } = await agentModule();
+      const { Agent, Reporter, TaskManager, loadAgentConfig } = await agentModule();
       const cfg = loadAgentConfig(o);
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
+      // Always present, so that a task the local config does not allow is refused with a reason.
+      tasks = new TaskManager(agent, log.child({ module: 'tasks' }), { capabilities: cfg.capabilities });
       // Collecting and reporting is itself a capability: a host can turn even monitoring off.
       if (cfg.capabilities.includes('metrics')) {
         reporter = new Reporter(agent, log.child({ module: 'reporter' }), {
@@ -102,6 +105,7 @@ program
     onSignals(async () => {
       reporter?.stop();
       agent.stop();
+      tasks?.close();
     });
     const exit = await agent.run();
     if (exit.code === 'stopped') process.exit(0);

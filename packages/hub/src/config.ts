@@ -14,6 +14,7 @@ const hubSpec = {
   retention1h: { toml: 'retention_1h', env: 'TETHER_RETENTION_1H', default: 365 * 86400, parse: seconds(86400, 20 * 365 * 86400) } as Field<number>,
   retentionTop: { toml: 'retention_top', env: 'TETHER_RETENTION_TOP', default: 30 * 86400, parse: seconds(3600, 5 * 365 * 86400) } as Field<number>,
   topN: { toml: 'top_n', env: 'TETHER_TOP_N', default: 10, parse: int(1, 100) } as Field<number>,
+  taskLostAfter: { toml: 'task_lost_after', env: 'TETHER_TASK_LOST_AFTER', default: 600, parse: seconds(1, 30 * 86400) } as Field<number>,
   metricsOpen: { toml: 'metrics_open', env: 'TETHER_METRICS_OPEN', default: false, parse: bool } as Field<boolean>,
 };
 
@@ -28,6 +29,8 @@ export interface HubConfig {
   logLevel: (typeof LOG_LEVELS)[number];
   retention: { rawSec: number; m1Sec: number; h1Sec: number; topSec: number };
   topN: number;
+  /** a task whose host stays disconnected this long is marked lost */
+  taskLostAfterSec: number;
   /** serve GET /metrics without a login (for a Prometheus on a trusted network) */
   metricsOpen: boolean;
   /** From TETHER_ADMIN_PASSWORD only: a password on a command line is visible to every user of the host. */
@@ -51,6 +54,7 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     logLevel: c.logLevel,
     retention: { rawSec: c.retentionRaw, m1Sec: c.retention1m, h1Sec: c.retention1h, topSec: c.retentionTop },
     topN: c.topN,
+    taskLostAfterSec: c.taskLostAfter,
     metricsOpen: c.metricsOpen,
     ...(env.TETHER_ADMIN_PASSWORD ? { adminPassword: env.TETHER_ADMIN_PASSWORD } : {}),
   };

@@ -27,16 +27,20 @@ import { metricsRoutes } from './modules/metrics/routes.js';
 import { LiveHub } from './modules/metrics/live.js';
 import { renderPrometheus } from './modules/metrics/prometheus.js';
 import { REPORT_TYPES } from '@tether/protocol';
+import { JobStore, jobsMigrations } from './modules/jobs/store.js';
+import { JobService } from './modules/jobs/service.js';
+import { jobRoutes } from './modules/jobs/routes.js';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations];
 
 export interface Hub {
   app: FastifyInstance;
   link: AgentLink;
   metrics: MetricsService;
   live: LiveHub;
+  jobs: JobService;
   hosts: HostStore;
   enroll: EnrollStore;
   auth: AuthStore;
@@ -100,6 +104,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   });
   metrics.start();
   const live = new LiveHub(metrics, link, log.child({ module: 'live' }));
+  const jobs = new JobService(new JobStore(db.db), link, hosts, log.child({ module: 'jobs' }), { lostAfterMs: cfg.taskLostAfterSec * 1000 });
+  await jobs.start();
 
   const app = Fastify({
     loggerInstance: log.child({ module: 'http' }),
@@ -149,10 +155,12 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     hostRoutes(hosts, link, async (id) => {
       metrics.forget(id);
       await metrics.store.deleteHost(id);
+      await jobs.forgetHost(id);
     }),
   );
   await app.register(enrollRoutes(enroll));
   await app.register(metricsRoutes(metrics, hosts, link));
+  await app.register(jobRoutes(jobs, hosts));
   app.get('/api/v1/live', { websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.
     const origin = req.headers.origin;
@@ -186,6 +194,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     link,
     metrics,
     live,
+    jobs,
     hosts,
     enroll,
     auth,
@@ -199,6 +208,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       live.close();
       await link.close();
       await metrics.stop();
+      await jobs.stop();
       await app.close();
       await db.close();
       log.info('hub stopped');
