@@ -15,6 +15,7 @@ const hubSpec = {
   retentionTop: { toml: 'retention_top', env: 'TETHER_RETENTION_TOP', default: 30 * 86400, parse: seconds(3600, 5 * 365 * 86400) } as Field<number>,
   topN: { toml: 'top_n', env: 'TETHER_TOP_N', default: 10, parse: int(1, 100) } as Field<number>,
   taskLostAfter: { toml: 'task_lost_after', env: 'TETHER_TASK_LOST_AFTER', default: 600, parse: seconds(1, 30 * 86400) } as Field<number>,
+  reconnectGrace: { toml: 'reconnect_grace', env: 'TETHER_RECONNECT_GRACE', default: 30, parse: seconds(0, 3600) } as Field<number>,
   metricsOpen: { toml: 'metrics_open', env: 'TETHER_METRICS_OPEN', default: false, parse: bool } as Field<boolean>,
 };
 
@@ -31,6 +32,8 @@ export interface HubConfig {
   topN: number;
   /** a task whose host stays disconnected this long is marked lost */
   taskLostAfterSec: number;
+  /** after a start, tasks waiting for a host are not marked offline for this long (agents are reconnecting) */
+  reconnectGraceSec: number;
   /** serve GET /metrics without a login (for a Prometheus on a trusted network) */
   metricsOpen: boolean;
   /** From TETHER_ADMIN_PASSWORD only: a password on a command line is visible to every user of the host. */
@@ -55,6 +58,7 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     retention: { rawSec: c.retentionRaw, m1Sec: c.retention1m, h1Sec: c.retention1h, topSec: c.retentionTop },
     topN: c.topN,
     taskLostAfterSec: c.taskLostAfter,
+    reconnectGraceSec: c.reconnectGrace,
     metricsOpen: c.metricsOpen,
     ...(env.TETHER_ADMIN_PASSWORD ? { adminPassword: env.TETHER_ADMIN_PASSWORD } : {}),
   };

@@ -251,7 +251,10 @@ export class JobService extends EventEmitter {
         // A hub that just started gives its agents time to reconnect before calling anyone offline.
         const wait = (run.strategy.offlineWaitSec ?? 0) * 1000;
         const grace = now - this.startedAt < (this.o.reconnectGraceMs ?? 30_000);
-        if (!conn && !grace && now - run.job.createdAt >= wait) this.end(t, 'offline', 'done', 'the host was not connected');
+        if (!conn && !grace && now - run.job.createdAt >= wait) {
+          this.end(t, 'offline', 'done', 'the host was not connected');
+          run.repump = true; // an end can complete the batch or cross the failure threshold
+        }
         else inflight++; // waiting for it holds its place (a sequence keeps its order)
         continue;
       }
