@@ -19,15 +19,11 @@ const hubModule = () => import('@tether/hub');
 const agentModule = () => import('@tether/agent');
 import { ApiError, Client, saveState } from './client.js';
 import { ago, table } from './table.js';
+import { fail, out } from './output.js';
+import { registerExec } from './commands/exec.js';
 
 const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
 
-function fail(err: unknown): never {
-  if (err instanceof ConfigError) process.stderr.write(`tether: ${err.message}\n`);
-  else if (err instanceof ApiError) process.stderr.write(`tether: ${err.message} (${err.status} ${err.code})\n`);
-  else process.stderr.write(`tether: ${(err as Error).message ?? String(err)}\n`);
-  process.exit(1);
-}
 
 const hubOptions = (c: Command) =>
   c
@@ -186,7 +182,6 @@ async function readPassword(fromStdin: boolean): Promise<string> {
   });
 }
 
-const out = (json: boolean, data: unknown, human: () => string) => process.stdout.write((json ? JSON.stringify(data, null, 2) : human()) + '\n');
 
 program
   .command('login')
@@ -335,5 +330,7 @@ token
       fail(err);
     }
   });
+
+registerExec(program);
 
 program.parseAsync().catch(fail);
