@@ -4,7 +4,9 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -30,9 +32,9 @@ for (const db of testDatabases()) {
     };
     before(async () => {
       hub = await TestHub.start({ db });
-      agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'exec'] });
-      id = await agent.waitConnected();
       scratch = mkdtempSync(join(tmpdir(), 'tether-exec-'));
+      agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'exec', 'files'], fileRoots: [join(scratch, 'root')] });
+      id = await agent.waitConnected();
     });
     after(async () => {
       await agent.stop();
@@ -159,6 +161,51 @@ for (const db of testDatabases()) {
       assert.deepEqual(job.job.spec.command, ['sh', '-c', 'echo started; sleep 60']);
       assert.equal((await hub.raw('POST', `/api/v1/tasks/${taskId}/kill`, {})).status, 409);
       ws.close();
+    });
+
+    test('deleteAfter removes the file once the command ended, only inside the file roots', async () => {
+      const root = join(scratch, 'root');
+      mkdirSync(root, { recursive: true });
+      const script = join(root, 'job.sh');
+      writeFileSync(script, 'echo from script\n');
+      const t = await run({ command: ['sh', script], deleteAfter: script });
+      assert.equal(t.stdout, 'from script\n');
+      assert.equal(existsSync(script), false);
+      const outside = join(scratch, 'keep.txt');
+      writeFileSync(outside, 'x');
+      const refused = await run({ command: ['true'], deleteAfter: outside });
+      assert.equal(refused.status, 'refused');
+      assert.match(refused.error!, /outside this agent's file roots/);
+      assert.equal(existsSync(outside), true);
+      symlinkSync(outside, join(root, 'link'));
+      const viaLink = await run({ command: ['true'], deleteAfter: join(root, 'link') });
+      assert.equal(viaLink.status, 'refused', 'a link out of the roots is followed and refused');
+      assert.equal(existsSync(outside), true);
+    });
+
+    test('the callback URL gets the job summary when it ends', async () => {
+      const got: string[] = [];
+      const srv = createServer((req, res) => {
+        let b = '';
+        req.on('data', (c: Buffer) => (b += c.toString()));
+        req.on('end', () => {
+          got.push(b);
+          res.end('ok');
+        });
+      });
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+      try {
+        const port = (srv.address() as AddressInfo).port;
+        const r = await exec({ command: ['echo', 'cb'], callbackUrl: `http://127.0.0.1:${port}/done` });
+        const j = (await r.json()) as JobResult;
+        await waitFor(() => got.length > 0, 'callback', 10_000);
+        const body = JSON.parse(got[0]!) as { job: { id: string; state: string }; tasks: { status: string; exitCode: number }[] };
+        assert.equal(body.job.id, j.job.id);
+        assert.equal(body.job.state, 'succeeded');
+        assert.deepEqual(body.tasks.map((x) => [x.status, x.exitCode]), [['exited', 0]]);
+      } finally {
+        srv.close();
+      }
     });
 
     test('env values and stdin are not shown back in job views', async () => {

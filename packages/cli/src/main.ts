@@ -86,7 +86,7 @@ program
       agent = new Agent(cfg, log);
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
       // Always present, so that a task the local config does not allow is refused with a reason.
-      tasks = new TaskManager(agent, log.child({ module: 'tasks' }), { capabilities: cfg.capabilities });
+      tasks = new TaskManager(agent, log.child({ module: 'tasks' }), { capabilities: cfg.capabilities, fileRoots: cfg.fileRoots });
       // Collecting and reporting is itself a capability: a host can turn even monitoring off.
       if (cfg.capabilities.includes('metrics')) {
         reporter = new Reporter(agent, log.child({ module: 'reporter' }), {

@@ -2,6 +2,8 @@
  * The agent's side of tasks: the capability lock, the idempotency check, running, live output,
  * and results that survive disconnects and restarts (see ledger.ts).
  */
+import { existsSync, lstatSync, realpathSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BodyOf, Capability, ExecSpec, Message, TaskResultBody } from '@tether/protocol';
 import type { Agent } from '../agent.js';
@@ -10,6 +12,8 @@ import { runExec, type RunHandle, type RunOutcome } from './runner.js';
 
 export interface TaskManagerOptions extends LedgerOptions {
   capabilities: readonly Capability[];
+  /** the `files` roots: `deleteAfter` may only remove a file inside them */
+  fileRoots?: readonly string[];
   /** tasks running at once on this host (default 256) */
   maxRunning?: number;
   /** live output: flush after this many ms or bytes */
@@ -122,6 +126,8 @@ export class TaskManager {
     }
     if (!body.exec === !body.bundle) return this.finish(id, blankResult(id, 'failed', now, 'a task carries exactly one of exec or bundle'));
     if (body.bundle && !this.o.runBundle) return this.finish(id, blankResult(id, 'failed', now, 'this agent cannot run script bundles'));
+    const removable = body.exec?.deleteAfter ? this.checkDeletable(body.exec.deleteAfter) : undefined;
+    if (removable instanceof Error) return this.finish(id, blankResult(id, 'refused', now, removable.message));
     if (this.running.size >= (this.o.maxRunning ?? 256)) return this.finish(id, blankResult(id, 'failed', now, `agent busy: ${this.running.size} tasks already running`));
 
     this.ledger.markStarted(id);
@@ -133,11 +139,48 @@ export class TaskManager {
     this.agent.send('task.accepted', { taskId: id, ...(entry.handle.pid ? { pid: entry.handle.pid } : {}), startedAt: now });
     this.log.info({ taskId: id, pid: entry.handle.pid }, 'task started');
     void entry.handle.done.then((outcome) => {
+      if (typeof removable === 'string') {
+        try {
+          // Checked again: the command may have replaced the file with a link meanwhile.
+          const now = this.checkDeletable(body.exec!.deleteAfter!);
+          if (typeof now === 'string') rmSync(now, { force: true });
+          else if (now instanceof Error) throw now;
+        } catch (err) {
+          outcome.error = `${outcome.error ? outcome.error + '; ' : ''}could not delete ${removable}: ${(err as Error).message}`;
+        }
+      }
       this.flushOutput(id, entry);
       clearTimeout(entry.flushTimer);
       this.running.delete(id);
       this.finish(id, toResult(id, outcome));
     });
+  }
+
+  /** deleteAfter: only with the files capability, only a regular file inside a file root (after resolving links). */
+  private checkDeletable(path: string): string | Error | undefined {
+    if (!this.o.capabilities.includes('files')) return new Error('deleteAfter needs the files capability, which this agent does not allow');
+    let real: string;
+    try {
+      real = realpathSync(path);
+    } catch {
+      // Nothing there (yet): the command may create it. Its directory must be inside a root.
+      try {
+        real = join(realpathSync(dirname(path)), basename(path));
+      } catch {
+        return new Error(`deleteAfter: the directory of ${path} does not exist`);
+      }
+    }
+    const inside = (this.o.fileRoots ?? []).some((r) => {
+      try {
+        const root = realpathSync(r);
+        return real.startsWith(root.endsWith('/') ? root : root + '/');
+      } catch {
+        return false;
+      }
+    });
+    if (!inside) return new Error(`deleteAfter: ${path} is outside this agent's file roots`);
+    if (existsSync(real) && !lstatSync(real).isFile()) return new Error(`deleteAfter: ${path} is not a regular file`);
+    return real;
   }
 
   private output(id: string, r: Running, s: 'stdout' | 'stderr', text: string): void {
