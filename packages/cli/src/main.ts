@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -109,12 +109,27 @@ program
     process.exit(2);
   });
 
+const LOCAL_AGENT_TOML = `# The local agent's capability lock. Tether never writes to this file after creating it, and the
+# hub cannot change what it allows. Monitoring only by default. To let the hub run commands and
+# move files on this machine, list more capabilities, for example:
+#
+#   capabilities = ["metrics", "exec", "files"]
+#   file_roots = ["/srv", "/tmp"]
+#
+# Known: metrics, exec, files, docker, systemd, cron, process, power, terminal. Restart to apply.
+capabilities = ["metrics"]
+`;
+
 hubOptions(program.command('start').description('run a hub and a local agent enrolled to it (what `npm start` runs)')).action(async (o) => {
   try {
     const { createHub, loadHubConfig } = await hubModule();
     const cfg = loadHubConfig(hubFlags(o));
     const hub = await createHub(cfg);
     const stateDir = join(cfg.dataDir, 'agent');
+    // The local agent obeys the same capability lock as any other: its own file, never the hub.
+    const agentConfig = join(cfg.dataDir, 'agent.toml');
+    if (!existsSync(agentConfig)) writeFileSync(agentConfig, LOCAL_AGENT_TOML, { mode: 0o600 });
+    hub.log.info({ config: agentConfig }, 'local agent capabilities are set in this file (monitoring only unless you change it)');
     let child: ChildProcess | undefined;
     let stopping = false;
     const launch = async () => {
@@ -125,7 +140,7 @@ hubOptions(program.command('start').description('run a hub and a local agent enr
         env.TETHER_TOKEN = token; // by environment, not argv
       } else delete env.TETHER_TOKEN;
       const main = fileURLToPath(import.meta.url);
-      child = spawn(process.execPath, [main, 'agent', '--hub', hub.url, '--state', stateDir, '--reconnect-cap', '5s'], { stdio: 'inherit', env });
+      child = spawn(process.execPath, [main, 'agent', '--hub', hub.url, '--state', stateDir, '--reconnect-cap', '5s', '--config', agentConfig], { stdio: 'inherit', env });
       child.on('exit', (code) => {
         if (stopping) return;
         if (code === 2) {
