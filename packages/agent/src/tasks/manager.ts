@@ -208,7 +208,8 @@ export class TaskManager {
   private finish(id: string, result: TaskResultBody): void {
     this.ledger.putResult(result);
     this.log.info({ taskId: id, status: result.status, exitCode: result.exitCode }, 'task ended');
-    if (!this.flushing) this.agent.send('task.result', result);
+    // Sent now even while the outbox is being flushed (a duplicate is acknowledged and ignored).
+    this.agent.send('task.result', result);
   }
 
   /** Stops accepting output; running commands keep running (they are reported lost on the next start). */

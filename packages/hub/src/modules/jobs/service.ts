@@ -358,14 +358,23 @@ export class JobService extends EventEmitter {
     for (const { run, task } of this.active.values()) {
       if (task.hostId !== id) continue;
       touched.add(run);
-      if (task.state !== 'sent' && task.state !== 'running') continue;
+      // A task the agent knows may still read `pending` here: a hub that died between sending it
+      // and writing that down. The agent's word wins, so it is never sent twice.
       if (running.has(task.id)) {
-        if (task.state === 'sent') {
+        if (task.state === 'sent' || task.state === 'pending') {
           task.state = 'running';
+          task.sentAt ??= now;
           this.dirtyTasks.add(task);
         }
       } else if (done.has(task.id)) {
+        if (task.state === 'pending') {
+          task.state = 'sent';
+          task.sentAt ??= now;
+          this.dirtyTasks.add(task);
+        }
         // its result follows
+      } else if (task.state === 'pending') {
+        // not started anywhere: the scheduler sends it when its turn comes
       } else if (task.state === 'sent') {
         // The agent never saw it (lost in a dropped connection): safe to send again.
         this.send(conn, run, task, now);
