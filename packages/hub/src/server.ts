@@ -30,10 +30,12 @@ import { REPORT_TYPES } from '@tether/protocol';
 import { JobStore, jobsMigrations } from './modules/jobs/store.js';
 import { JobService } from './modules/jobs/service.js';
 import { jobRoutes } from './modules/jobs/routes.js';
+import { BundleStore, bundlesMigrations } from './modules/bundles/store.js';
+import { bundleRoutes } from './modules/bundles/routes.js';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations];
 
 export interface Hub {
   app: FastifyInstance;
@@ -104,6 +106,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   });
   metrics.start();
   const live = new LiveHub(metrics, link, log.child({ module: 'live' }));
+  const bundles = new BundleStore(db.db, cfg.dataDir);
   const jobs = new JobService(new JobStore(db.db), link, hosts, log.child({ module: 'jobs' }), { lostAfterMs: cfg.taskLostAfterSec * 1000, reconnectGraceMs: cfg.reconnectGraceSec * 1000 });
   await jobs.start();
 
@@ -161,6 +164,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   await app.register(enrollRoutes(enroll));
   await app.register(metricsRoutes(metrics, hosts, link));
   await app.register(jobRoutes(jobs, hosts));
+  await app.register(bundleRoutes(bundles, jobs, hosts));
   app.get('/api/v1/live', { websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.
     const origin = req.headers.origin;
