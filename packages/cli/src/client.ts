@@ -57,6 +57,11 @@ export class Client {
     return new Client(s.hub, s.token);
   }
 
+  /** For requests made outside call() (WebSocket streams, file transfers). */
+  authHeaders(): Record<string, string> {
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     let res: Response;
     try {

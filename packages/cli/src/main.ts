@@ -4,13 +4,13 @@
  */
 import { Command, Option } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { ConfigError, LOG_REDACT as REDACT, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol';
 import type { HubFlags } from '@tether/hub';
-import type { Agent, Reporter } from '@tether/agent';
+import type { Agent, Reporter, TaskManager } from '@tether/agent';
 
 
 // The hub and the agent are loaded only by the commands that run them: an agent on a host must not
@@ -19,16 +19,12 @@ const hubModule = () => import('@tether/hub');
 const agentModule = () => import('@tether/agent');
 import { ApiError, Client, saveState } from './client.js';
 import { ago, table } from './table.js';
+import { fail, out } from './output.js';
+import { registerExec } from './commands/exec.js';
 import { register as registerFiles } from './commands/files.js';
 
 const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
 
-function fail(err: unknown): never {
-  if (err instanceof ConfigError) process.stderr.write(`tether: ${err.message}\n`);
-  else if (err instanceof ApiError) process.stderr.write(`tether: ${err.message} (${err.status} ${err.code})\n`);
-  else process.stderr.write(`tether: ${(err as Error).message ?? String(err)}\n`);
-  process.exit(1);
-}
 
 const hubOptions = (c: Command) =>
   c
@@ -83,12 +79,15 @@ program
   .action(async (o) => {
     let agent: Agent;
     let reporter: Reporter | undefined;
+    let tasks: TaskManager | undefined;
     try {
-      const { Agent, FileService, Reporter, loadAgentConfig } = await agentModule();
+      const { Agent, FileService, Reporter, TaskManager, loadAgentConfig } = await agentModule();
       const cfg = loadAgentConfig(o);
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
+      // Always present, so that a task the local config does not allow is refused with a reason.
+      tasks = new TaskManager(agent, log.child({ module: 'tasks' }), { capabilities: cfg.capabilities, fileRoots: cfg.fileRoots });
       new FileService(agent, cfg, log.child({ module: 'files' })).start(); // always on: it answers refusals itself
       // Collecting and reporting is itself a capability: a host can turn even monitoring off.
       if (cfg.capabilities.includes('metrics')) {
@@ -104,6 +103,7 @@ program
     onSignals(async () => {
       reporter?.stop();
       agent.stop();
+      tasks?.close();
     });
     const exit = await agent.run();
     if (exit.code === 'stopped') process.exit(0);
@@ -111,12 +111,27 @@ program
     process.exit(2);
   });
 
+const LOCAL_AGENT_TOML = `# The local agent's capability lock. Tether never writes to this file after creating it, and the
+# hub cannot change what it allows. Monitoring only by default. To let the hub run commands and
+# move files on this machine, list more capabilities, for example:
+#
+#   capabilities = ["metrics", "exec", "files"]
+#   file_roots = ["/srv", "/tmp"]
+#
+# Known: metrics, exec, files, docker, systemd, cron, process, power, terminal. Restart to apply.
+capabilities = ["metrics"]
+`;
+
 hubOptions(program.command('start').description('run a hub and a local agent enrolled to it (what `npm start` runs)')).action(async (o) => {
   try {
     const { createHub, loadHubConfig } = await hubModule();
     const cfg = loadHubConfig(hubFlags(o));
     const hub = await createHub(cfg);
     const stateDir = join(cfg.dataDir, 'agent');
+    // The local agent obeys the same capability lock as any other: its own file, never the hub.
+    const agentConfig = join(cfg.dataDir, 'agent.toml');
+    if (!existsSync(agentConfig)) writeFileSync(agentConfig, LOCAL_AGENT_TOML, { mode: 0o600 });
+    hub.log.info({ config: agentConfig }, 'local agent capabilities are set in this file (monitoring only unless you change it)');
     let child: ChildProcess | undefined;
     let stopping = false;
     const launch = async () => {
@@ -127,7 +142,7 @@ hubOptions(program.command('start').description('run a hub and a local agent enr
         env.TETHER_TOKEN = token; // by environment, not argv
       } else delete env.TETHER_TOKEN;
       const main = fileURLToPath(import.meta.url);
-      child = spawn(process.execPath, [main, 'agent', '--hub', hub.url, '--state', stateDir, '--reconnect-cap', '5s'], { stdio: 'inherit', env });
+      child = spawn(process.execPath, [main, 'agent', '--hub', hub.url, '--state', stateDir, '--reconnect-cap', '5s', '--config', agentConfig], { stdio: 'inherit', env });
       child.on('exit', (code) => {
         if (stopping) return;
         if (code === 2) {
@@ -184,7 +199,6 @@ async function readPassword(fromStdin: boolean): Promise<string> {
   });
 }
 
-const out = (json: boolean, data: unknown, human: () => string) => process.stdout.write((json ? JSON.stringify(data, null, 2) : human()) + '\n');
 
 program
   .command('login')
@@ -334,6 +348,7 @@ token
     }
   });
 
+registerExec(program);
 registerFiles(program);
 
 program.parseAsync().catch(fail);

@@ -27,18 +27,24 @@ import { metricsRoutes } from './modules/metrics/routes.js';
 import { LiveHub } from './modules/metrics/live.js';
 import { renderPrometheus } from './modules/metrics/prometheus.js';
 import { REPORT_TYPES } from '@tether/protocol';
+import { JobStore, jobsMigrations } from './modules/jobs/store.js';
+import { JobService } from './modules/jobs/service.js';
+import { jobRoutes } from './modules/jobs/routes.js';
+import { BundleStore, bundlesMigrations } from './modules/bundles/store.js';
+import { bundleRoutes } from './modules/bundles/routes.js';
 import { TransferRegistry } from './modules/files/transfers.js';
 import { filesRoutes } from './modules/files/routes.js';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations];
 
 export interface Hub {
   app: FastifyInstance;
   link: AgentLink;
   metrics: MetricsService;
   live: LiveHub;
+  jobs: JobService;
   /** moves bytes to and from agents over HTTP, outside the link (files, script bundles) */
   transfers: TransferRegistry;
   hosts: HostStore;
@@ -104,6 +110,9 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   });
   metrics.start();
   const live = new LiveHub(metrics, link, log.child({ module: 'live' }));
+  const bundles = new BundleStore(db.db, cfg.dataDir);
+  const jobs = new JobService(new JobStore(db.db), link, hosts, log.child({ module: 'jobs' }), { lostAfterMs: cfg.taskLostAfterSec * 1000, reconnectGraceMs: cfg.reconnectGraceSec * 1000 });
+  await jobs.start();
 
   const app = Fastify({
     loggerInstance: log.child({ module: 'http' }),
@@ -153,10 +162,13 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     hostRoutes(hosts, link, async (id) => {
       metrics.forget(id);
       await metrics.store.deleteHost(id);
+      await jobs.forgetHost(id);
     }),
   );
   await app.register(enrollRoutes(enroll));
   await app.register(metricsRoutes(metrics, hosts, link));
+  await app.register(jobRoutes(jobs, hosts));
+  await app.register(bundleRoutes(bundles, jobs, hosts));
   const transfers = new TransferRegistry(hosts, log.child({ module: 'transfers' }));
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
@@ -193,6 +205,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     link,
     metrics,
     live,
+    jobs,
     transfers,
     hosts,
     enroll,
@@ -208,6 +221,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       transfers.close();
       await link.close();
       await metrics.stop();
+      await jobs.stop();
       await app.close();
       await db.close();
       log.info('hub stopped');

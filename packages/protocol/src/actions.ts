@@ -41,7 +41,7 @@ export const ExecSpec = Type.Object(
     command: Type.Array(Type.String({ maxLength: 65536 }), { minItems: 1, maxItems: 4096 }),
     shell: Type.Optional(Type.Boolean()),
     cwd: Type.Optional(AbsPath),
-    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ maxLength: 32768 }), { maxProperties: 256 })),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ maxLength: 32768 }), { maxProperties: 256, additionalProperties: false })),
     timeoutSec: Type.Optional(Type.Number({ minimum: 0.1, maximum: MAX_TASK_TIMEOUT_SEC })),
     user: Type.Optional(Account),
     runAs: Type.Optional(Type.Enum(RUN_AS_METHODS)),

@@ -3,13 +3,15 @@
  * whose own configuration does not list `files`, or lists no file roots, refuses everything,
  * whatever the hub asks. Contents move over separate HTTP requests to the hub (http.ts).
  */
+import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { BodyOf, FileErrorCode, FileRequestBody, FileResponseBody, Message, MessageType } from '@tether/protocol';
 import type { AgentConfig } from '../config.js';
 import { loadOrCreateIdentity } from '../identity.js';
 import { FileOpError, resolveEntryInRoots, resolveInRoots, toFileError } from './paths.js';
-import { list, makeDir, openForSend, receiveInto, remove, stat } from './ops.js';
+import { Hasher, list, makeDir, openForSend, receiveInto, remove, stat } from './ops.js';
 import { openDownload, upload, TRANSFER_IDLE_MS, type TransferCredentials } from './http.js';
 
 /** What the service needs of the agent: its messages, a way to answer, and its id. */
@@ -74,6 +76,21 @@ export class FileService {
     if (!agentId) throw new FileOpError('internal', 'agent has no id yet');
     this.key ??= loadOrCreateIdentity(this.cfg.stateDir).privateKeyPem;
     return { agentId, privateKeyPem: this.key };
+  }
+
+  /**
+   * Downloads a transfer the hub offered into `dest` (a new file, 0600), streamed, exactly the
+   * announced size. For other agent parts that receive bytes from the hub (script bundles).
+   */
+  async fetchTransfer(transferId: string, dest: string, maxBytes = this.maxBytes): Promise<{ sha256: string; bytes: number }> {
+    const { body, size } = await openDownload(this.cfg.hubUrl, transferId, this.credentials());
+    if (size !== undefined && size > maxBytes) {
+      body.destroy();
+      throw new FileOpError('too_large', `the transfer has ${size} bytes, more than ${maxBytes}`);
+    }
+    const hasher = new Hasher({ ...(size !== undefined ? { exact: size } : { max: maxBytes }), idleMs: this.idleMs, what: 'transfer' });
+    await pipeline(body, hasher, createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+    return { sha256: hasher.digest(), bytes: hasher.bytes };
   }
 
   /** The capability lock, then one operation. Never throws past here: every failure is an answer. */

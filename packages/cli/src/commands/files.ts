@@ -8,8 +8,8 @@ import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { ConfigError } from '@tether/protocol';
 import { ApiError, Client } from '../client.js';
+import { fail } from '../output.js';
 import { table } from '../table.js';
 
 interface FileEntry {
@@ -32,13 +32,6 @@ export interface RemotePath {
 export function parseRemote(arg: string): RemotePath | undefined {
   const m = /^([^/:\s]+):(\/.*)$/.exec(arg);
   return m ? { host: m[1]!, path: m[2]! } : undefined;
-}
-
-function fail(err: unknown): never {
-  if (err instanceof ConfigError) process.stderr.write(`tether: ${err.message}\n`);
-  else if (err instanceof ApiError) process.stderr.write(`tether: ${err.message} (${err.status} ${err.code})\n`);
-  else process.stderr.write(`tether: ${(err as Error).message ?? String(err)}\n`);
-  process.exit(1);
 }
 
 function remoteArg(arg: string): RemotePath {
