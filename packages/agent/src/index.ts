@@ -10,3 +10,4 @@ export * from './tasks/ledger.js';
 export * from './tasks/runner.js';
 export * from './accounts.js';
 export * from './files/service.js';
+export * from './tasks/bundle.js';

@@ -81,14 +81,18 @@ program
     let reporter: Reporter | undefined;
     let tasks: TaskManager | undefined;
     try {
-      const { Agent, FileService, Reporter, TaskManager, loadAgentConfig } = await agentModule();
+      const { Agent, FileService, Reporter, TaskManager, loadAgentConfig, runBundle } = await agentModule();
       const cfg = loadAgentConfig(o);
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
       // Always present, so that a task the local config does not allow is refused with a reason.
-      tasks = new TaskManager(agent, log.child({ module: 'tasks' }), { capabilities: cfg.capabilities, fileRoots: cfg.fileRoots });
-      new FileService(agent, cfg, log.child({ module: 'files' })).start(); // always on: it answers refusals itself
+      const files = new FileService(agent, cfg, log.child({ module: 'files' })).start(); // always on: it answers refusals itself
+      tasks = new TaskManager(agent, log.child({ module: 'tasks' }), {
+        capabilities: cfg.capabilities,
+        fileRoots: cfg.fileRoots,
+        runBundle: (taskId, spec, onOutput) => runBundle(join(cfg.stateDir, 'bundles'), taskId, spec, async (id, dest) => void (await files.fetchTransfer(id, dest, spec.size)), onOutput),
+      });
       // Collecting and reporting is itself a capability: a host can turn even monitoring off.
       if (cfg.capabilities.includes('metrics')) {
         reporter = new Reporter(agent, log.child({ module: 'reporter' }), {

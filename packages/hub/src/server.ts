@@ -1,7 +1,7 @@
 /**
  * Assembles the hub: storage, modules (each owning its tables and routes), the agent link, HTTP.
  */
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -110,8 +110,18 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   });
   metrics.start();
   const live = new LiveHub(metrics, link, log.child({ module: 'live' }));
+  const transfers = new TransferRegistry(hosts, log.child({ module: 'transfers' }));
   const bundles = new BundleStore(db.db, cfg.dataDir);
-  const jobs = new JobService(new JobStore(db.db), link, hosts, log.child({ module: 'jobs' }), { lostAfterMs: cfg.taskLostAfterSec * 1000, reconnectGraceMs: cfg.reconnectGraceSec * 1000 });
+  const jobs = new JobService(new JobStore(db.db), link, hosts, log.child({ module: 'jobs' }), {
+    lostAfterMs: cfg.taskLostAfterSec * 1000,
+    reconnectGraceMs: cfg.reconnectGraceSec * 1000,
+    offerBundle: (agentId, b) => {
+      const offer = transfers.offer(agentId, () => createReadStream(join(bundles.dir, `${b.sha256}.tar`)), b.size);
+      // The agent reports how the fetch went in its task result; an expired offer needs no more.
+      offer.done.catch((err: Error) => log.debug({ agentId, err: err.message }, 'bundle transfer ended without delivery'));
+      return offer.transferId;
+    },
+  });
   await jobs.start();
 
   const app = Fastify({
@@ -169,7 +179,6 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   await app.register(metricsRoutes(metrics, hosts, link));
   await app.register(jobRoutes(jobs, hosts));
   await app.register(bundleRoutes(bundles, jobs, hosts));
-  const transfers = new TransferRegistry(hosts, log.child({ module: 'transfers' }));
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
   app.get('/api/v1/live', { websocket: true, schema: { hide: true } }, (socket, req) => {

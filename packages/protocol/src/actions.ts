@@ -10,7 +10,7 @@
  *   holds), and the hub re-sends only tasks the agent has not seen.
  *
  * File contents never travel on this link: a transfer is a separate HTTP request the agent makes
- * to the hub (`/api/v1/agent/transfers/:id`), so a 1 GB copy streams with TCP backpressure and
+ * to the hub (`/agent/transfers/:id`), so a 1 GB copy streams with TCP backpressure and
  * does not stall heartbeats and reports on the control link.
  */
 import Type, { type Static } from 'typebox';
