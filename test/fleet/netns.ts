@@ -23,6 +23,8 @@ export interface NetnsFleetOptions {
   agentArgs?: (o: { hubUrl: string; stateDir: string; reconnectCap: number }) => string[];
   /** Extra environment for the agents. */
   agentEnv?: Record<string, string>;
+  /** Appended to the default agent command line (e.g. `--config FILE` for capabilities). */
+  agentExtraArgs?: string[];
 }
 
 let seq = 0;
@@ -145,6 +147,7 @@ export async function startNetnsFleet(opts: NetnsFleetOptions): Promise<NetnsFle
       '--hub', o.hubUrl,
       '--state', o.stateDir,
       '--reconnect-cap', `${o.reconnectCap}s`,
+      ...(opts.agentExtraArgs ?? []),
     ]);
   const hosts: NetnsHost[] = [];
   for (let i = 0; i < opts.count; i++) {

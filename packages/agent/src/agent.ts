@@ -133,6 +133,11 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private ready = false;
 
+  /** Bytes queued on the socket and not yet written (0 when disconnected). */
+  get bufferedAmount(): number {
+    return this.ws && this.ready ? this.ws.bufferedAmount : 0;
+  }
+
   private refreshFacts(): void {
     const next = (this.opts.gather ?? gatherFacts)();
     if (JSON.stringify(next) !== JSON.stringify(this.facts)) {

@@ -10,6 +10,12 @@ const capabilityList = (raw: unknown): Capability[] => {
   return [...new Set(list as Capability[])];
 };
 
+const pathList = (raw: unknown): string[] => {
+  if (!Array.isArray(raw)) throw new Error('expected a list of absolute paths');
+  for (const p of raw) if (typeof p !== 'string' || !p.startsWith('/') || p.length > 4096) throw new Error(`not an absolute path: ${JSON.stringify(p)}`);
+  return [...new Set(raw as string[])].map((p) => resolve(p));
+};
+
 const collectorList = (raw: unknown): string[] => {
   const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
   if (!Array.isArray(list)) throw new Error('expected a list of collector names');
@@ -37,6 +43,8 @@ const agentSpec = {
   logLevel: { toml: 'log_level', env: 'TETHER_LOG_LEVEL', default: 'info', parse: oneOf(LOG_LEVELS) } as Field<(typeof LOG_LEVELS)[number]>,
   // The capability lock: read from the host's own file, never from the hub. Monitoring only by default.
   capabilities: { toml: 'capabilities', default: ['metrics'], parse: capabilityList } as Field<Capability[]>,
+  // Where the `files` capability may read and write; the same file, the same rule: the hub cannot widen it.
+  fileRoots: { toml: 'file_roots', default: [], parse: pathList } as Field<string[]>,
   collectorsDisabled: { toml: 'collectors_disabled', env: 'TETHER_COLLECTORS_DISABLED', default: [], parse: collectorList } as Field<string[]>,
   collectorIntervals: { toml: 'collector_intervals', env: 'TETHER_COLLECTOR_INTERVALS', default: {}, parse: intervalTable } as Field<Record<string, number>>,
   backlog: { toml: 'backlog', env: 'TETHER_BACKLOG', default: 720, parse: int(0, 100_000) } as Field<number>,
@@ -50,6 +58,8 @@ export interface AgentConfig {
   reconnectCapSec: number;
   logLevel: (typeof LOG_LEVELS)[number];
   capabilities: Capability[];
+  /** absolute, normalised; empty: no file access at all */
+  fileRoots: string[];
   collectorsDisabled: string[];
   /** collector name → interval in ms */
   collectorIntervals: Record<string, number>;
@@ -73,6 +83,7 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     reconnectCapSec: c.reconnectCap,
     logLevel: c.logLevel,
     capabilities: c.capabilities,
+    fileRoots: c.fileRoots,
     collectorsDisabled: c.collectorsDisabled,
     collectorIntervals: c.collectorIntervals,
     backlog: c.backlog,

@@ -5,3 +5,7 @@ export * from './identity.js';
 export * from './backoff.js';
 export * from './reporter.js';
 export * from './collectors/index.js';
+export * from './tasks/manager.js';
+export * from './tasks/ledger.js';
+export * from './tasks/runner.js';
+export * from './accounts.js';

@@ -70,6 +70,11 @@ export class Client {
     return c;
   }
 
+  /** For requests made outside call() (WebSocket streams, file transfers). */
+  authHeaders(): Record<string, string> {
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     try {
       return await this.callOnce<T>(method, path, body);

@@ -4,13 +4,13 @@
  */
 import { Command, Option } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { ConfigError, LOG_REDACT as REDACT, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol';
 import type { HubFlags } from '@tether/hub';
-import type { Agent, Reporter } from '@tether/agent';
+import type { Agent, Reporter, TaskManager } from '@tether/agent';
 
 
 // The hub and the agent are loaded only by the commands that run them: an agent on a host must not
@@ -20,15 +20,11 @@ const agentModule = () => import('@tether/agent');
 import { ApiError, Client, saveState } from './client.js';
 import { registerAccountCommands, loginWithCode } from './accounts.js';
 import { ago, table } from './table.js';
+import { fail, out } from './output.js';
+import { registerExec } from './commands/exec.js';
 
 const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
 
-function fail(err: unknown): never {
-  if (err instanceof ConfigError) process.stderr.write(`tether: ${err.message}\n`);
-  else if (err instanceof ApiError) process.stderr.write(`tether: ${err.message} (${err.status} ${err.code})\n`);
-  else process.stderr.write(`tether: ${(err as Error).message ?? String(err)}\n`);
-  process.exit(1);
-}
 
 const hubOptions = (c: Command) =>
   c
@@ -87,12 +83,15 @@ program
   .action(async (o) => {
     let agent: Agent;
     let reporter: Reporter | undefined;
+    let tasks: TaskManager | undefined;
     try {
-      const { Agent, Reporter, loadAgentConfig } = await agentModule();
+      const { Agent, Reporter, TaskManager, loadAgentConfig } = await agentModule();
       const cfg = loadAgentConfig(o);
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
+      // Always present, so that a task the local config does not allow is refused with a reason.
+      tasks = new TaskManager(agent, log.child({ module: 'tasks' }), { capabilities: cfg.capabilities, fileRoots: cfg.fileRoots });
       // Collecting and reporting is itself a capability: a host can turn even monitoring off.
       if (cfg.capabilities.includes('metrics')) {
         reporter = new Reporter(agent, log.child({ module: 'reporter' }), {
@@ -107,6 +106,7 @@ program
     onSignals(async () => {
       reporter?.stop();
       agent.stop();
+      tasks?.close();
     });
     const exit = await agent.run();
     if (exit.code === 'stopped') process.exit(0);
@@ -114,12 +114,27 @@ program
     process.exit(2);
   });
 
+const LOCAL_AGENT_TOML = `# The local agent's capability lock. Tether never writes to this file after creating it, and the
+# hub cannot change what it allows. Monitoring only by default. To let the hub run commands and
+# move files on this machine, list more capabilities, for example:
+#
+#   capabilities = ["metrics", "exec", "files"]
+#   file_roots = ["/srv", "/tmp"]
+#
+# Known: metrics, exec, files, docker, systemd, cron, process, power, terminal. Restart to apply.
+capabilities = ["metrics"]
+`;
+
 hubOptions(program.command('start').description('run a hub and a local agent enrolled to it (what `npm start` runs)')).action(async (o) => {
   try {
     const { createHub, loadHubConfig } = await hubModule();
     const cfg = loadHubConfig(hubFlags(o));
     const hub = await createHub(cfg);
     const stateDir = join(cfg.dataDir, 'agent');
+    // The local agent obeys the same capability lock as any other: its own file, never the hub.
+    const agentConfig = join(cfg.dataDir, 'agent.toml');
+    if (!existsSync(agentConfig)) writeFileSync(agentConfig, LOCAL_AGENT_TOML, { mode: 0o600 });
+    hub.log.info({ config: agentConfig }, 'local agent capabilities are set in this file (monitoring only unless you change it)');
     let child: ChildProcess | undefined;
     let stopping = false;
     const launch = async () => {
@@ -130,7 +145,7 @@ hubOptions(program.command('start').description('run a hub and a local agent enr
         env.TETHER_TOKEN = token; // by environment, not argv
       } else delete env.TETHER_TOKEN;
       const main = fileURLToPath(import.meta.url);
-      child = spawn(process.execPath, [main, 'agent', '--hub', hub.url, '--state', stateDir, '--reconnect-cap', '5s'], { stdio: 'inherit', env });
+      child = spawn(process.execPath, [main, 'agent', '--hub', hub.url, '--state', stateDir, '--reconnect-cap', '5s', '--config', agentConfig], { stdio: 'inherit', env });
       child.on('exit', (code) => {
         if (stopping) return;
         if (code === 2) {
@@ -187,7 +202,6 @@ async function readPassword(fromStdin: boolean): Promise<string> {
   });
 }
 
-const out = (json: boolean, data: unknown, human: () => string) => process.stdout.write((json ? JSON.stringify(data, null, 2) : human()) + '\n');
 
 program
   .command('login')
@@ -338,6 +352,7 @@ token
     }
   });
 
+registerExec(program);
 registerAccountCommands(program, fail);
 
 program.parseAsync().catch(fail);

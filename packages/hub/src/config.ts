@@ -14,6 +14,8 @@ const hubSpec = {
   retention1h: { toml: 'retention_1h', env: 'TETHER_RETENTION_1H', default: 365 * 86400, parse: seconds(86400, 20 * 365 * 86400) } as Field<number>,
   retentionTop: { toml: 'retention_top', env: 'TETHER_RETENTION_TOP', default: 30 * 86400, parse: seconds(3600, 5 * 365 * 86400) } as Field<number>,
   topN: { toml: 'top_n', env: 'TETHER_TOP_N', default: 10, parse: int(1, 100) } as Field<number>,
+  taskLostAfter: { toml: 'task_lost_after', env: 'TETHER_TASK_LOST_AFTER', default: 600, parse: seconds(1, 30 * 86400) } as Field<number>,
+  reconnectGrace: { toml: 'reconnect_grace', env: 'TETHER_RECONNECT_GRACE', default: 30, parse: seconds(0, 3600) } as Field<number>,
   metricsOpen: { toml: 'metrics_open', env: 'TETHER_METRICS_OPEN', default: false, parse: bool } as Field<boolean>,
   // accounts and security
   tlsCert: { toml: 'tls_cert', env: 'TETHER_TLS_CERT', default: '', parse: str({ max: 1024 }) } as Field<string>,
@@ -56,6 +58,10 @@ export interface HubConfig {
   logLevel: (typeof LOG_LEVELS)[number];
   retention: { rawSec: number; m1Sec: number; h1Sec: number; topSec: number };
   topN: number;
+  /** a task whose host stays disconnected this long is marked lost */
+  taskLostAfterSec: number;
+  /** after a start, tasks waiting for a host are not marked offline for this long (agents are reconnecting) */
+  reconnectGraceSec: number;
   /** serve GET /metrics without a login (for a Prometheus on a trusted network) */
   metricsOpen: boolean;
   /** TLS: files given, or a certificate generated on first start under <data>/tls; none: plain HTTP */
@@ -89,6 +95,8 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     logLevel: c.logLevel,
     retention: { rawSec: c.retentionRaw, m1Sec: c.retention1m, h1Sec: c.retention1h, topSec: c.retentionTop },
     topN: c.topN,
+    taskLostAfterSec: c.taskLostAfter,
+    reconnectGraceSec: c.reconnectGrace,
     metricsOpen: c.metricsOpen,
     tls: c.tlsCert || c.tlsKey ? { kind: 'files', cert: resolve(cwd, c.tlsCert), key: resolve(cwd, c.tlsKey) } : c.tlsSelfSigned ? { kind: 'self-signed' } : { kind: 'none' },
     allowedOrigins: c.allowedOrigins,

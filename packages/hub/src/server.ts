@@ -34,10 +34,13 @@ import { metricsRoutes } from './modules/metrics/routes.js';
 import { LiveHub } from './modules/metrics/live.js';
 import { renderPrometheus } from './modules/metrics/prometheus.js';
 import { REPORT_TYPES } from '@tether/protocol';
+import { JobStore, jobsMigrations } from './modules/jobs/store.js';
+import { JobService } from './modules/jobs/service.js';
+import { jobRoutes } from './modules/jobs/routes.js';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, auditMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, auditMigrations];
 
 /** A route as declared: what the route × role matrix test and docs/access.md are made from. */
 export interface RouteInfo {
@@ -53,6 +56,7 @@ export interface Hub {
   link: AgentLink;
   metrics: MetricsService;
   live: LiveHub;
+  jobs: JobService;
   hosts: HostStore;
   enroll: EnrollStore;
   auth: AuthStore;
@@ -131,6 +135,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   });
   metrics.start();
   const live = new LiveHub(metrics, link, log.child({ module: 'live' }));
+  const jobs = new JobService(new JobStore(db.db), link, hosts, log.child({ module: 'jobs' }), { lostAfterMs: cfg.taskLostAfterSec * 1000, reconnectGraceMs: cfg.reconnectGraceSec * 1000 });
+  await jobs.start();
 
   const app = Fastify({
     loggerInstance: log.child({ module: 'http' }),
@@ -210,10 +216,12 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     hostRoutes(hosts, link, async (id) => {
       metrics.forget(id);
       await metrics.store.deleteHost(id);
+      await jobs.forgetHost(id);
     }),
   );
   await app.register(enrollRoutes(enroll, tls ? { hubFingerprint: tls.fingerprint } : {}));
   await app.register(metricsRoutes(metrics, hosts, link));
+  await app.register(jobRoutes(jobs, hosts));
   // Open live sockets by credential, so that ending a session or revoking a token closes them at once.
   const liveByCred = new Map<string, Set<WebSocket>>();
   auth.on('ended', (hashes) => {
@@ -271,6 +279,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     link,
     metrics,
     live,
+    jobs,
     hosts,
     enroll,
     auth,
@@ -287,6 +296,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       live.close();
       await link.close();
       await metrics.stop();
+      await jobs.stop();
       await app.close();
       await audit.flush();
       await db.close();

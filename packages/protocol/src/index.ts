@@ -7,6 +7,7 @@ export * from './auth.js';
 export const TETHER_VERSION = '0.1.0';
 export * from './config.js';
 export * from './metrics.js';
+export * from './actions.js';
 
 /** Log paths that must never carry secrets, for every Tether process's pino logger. */
 export const LOG_REDACT = [

@@ -2,7 +2,7 @@
  * Real hub and agent processes for tests: the same `tether` binary users run, on loopback.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -250,6 +250,21 @@ export interface AgentOptions {
   reconnectCap?: string;
   env?: NodeJS.ProcessEnv;
   extraArgs?: string[];
+  /** The agent's capability lock and file roots, written to a TOML file in the state directory. Default: metrics only. */
+  capabilities?: string[];
+  fileRoots?: string[];
+  /** More TOML lines for that file. */
+  toml?: string;
+}
+
+/** Writes an agent config file (the capability lock lives only there) and returns its path. */
+export function writeAgentConfig(dir: string, o: { capabilities?: string[]; fileRoots?: string[]; toml?: string }): string {
+  const file = join(dir, 'agent.toml');
+  const lines = [`capabilities = ${JSON.stringify(o.capabilities ?? ['metrics'])}`];
+  if (o.fileRoots) lines.push(`file_roots = ${JSON.stringify(o.fileRoots)}`);
+  if (o.toml) lines.push(o.toml);
+  writeFileSync(file, lines.join('\n') + '\n');
+  return file;
 }
 
 export class TestAgent {
@@ -259,7 +274,8 @@ export class TestAgent {
   ) {}
   static start(hubUrl: string, o: AgentOptions = {}): TestAgent {
     const stateDir = o.stateDir ?? tempDir('tether-agent-');
-    const proc = runCli(['agent', '--hub', hubUrl, '--state', stateDir, '--reconnect-cap', o.reconnectCap ?? '1s', ...(o.extraArgs ?? [])], {
+    const config = o.capabilities || o.fileRoots || o.toml ? ['--config', writeAgentConfig(stateDir, o)] : [];
+    const proc = runCli(['agent', '--hub', hubUrl, '--state', stateDir, '--reconnect-cap', o.reconnectCap ?? '1s', ...config, ...(o.extraArgs ?? [])], {
       env: { TETHER_LOG_LEVEL: 'debug', ...(o.token ? { TETHER_TOKEN: o.token } : {}), ...o.env },
       name: 'agent',
     });

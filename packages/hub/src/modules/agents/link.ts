@@ -13,6 +13,7 @@ import {
   authPayload,
   decodeFrame,
   encodeFrame,
+  newMessageId,
   newNonce,
   verifyPayload,
   type BodyOf,
@@ -45,6 +46,23 @@ export interface AgentLinkOptions {
   now?: () => number;
 }
 
+/** The agent is not connected (or left before it answered). */
+export class AgentUnavailable extends Error {
+  readonly code = 'agent_offline';
+  constructor(readonly agentId: string) {
+    super(`agent ${agentId} is not connected`);
+  }
+}
+export class AgentTimeout extends Error {
+  readonly code = 'agent_timeout';
+  constructor(
+    readonly agentId: string,
+    ms: number,
+  ) {
+    super(`agent ${agentId} did not answer within ${Math.round(ms / 1000)} s`);
+  }
+}
+
 export class AgentConnection {
   lastRecv: number;
   lastPing = 0;
@@ -57,8 +75,12 @@ export class AgentConnection {
   ) {
     this.lastRecv = connectedAt;
   }
-  send<T extends MessageType>(type: T, body: BodyOf<T>, re?: string): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(encodeFrame(type, body, re ? { re } : {}));
+  /** Sends and returns the message id, or undefined when the socket is no longer open. */
+  send<T extends MessageType>(type: T, body: BodyOf<T>, re?: string): string | undefined {
+    if (this.ws.readyState !== this.ws.OPEN) return undefined;
+    const id = newMessageId();
+    this.ws.send(encodeFrame(type, body, re ? { id, re } : { id }));
+    return id;
   }
 }
 
@@ -220,11 +242,41 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
         void this.o.hosts.touch([agentId], this.now()).catch(() => {});
         const why = `closed ${code}${reason.length ? ' ' + reason.toString() : ''}`;
         this.o.log.info({ agentId, addr, why }, 'agent offline');
+        this.failPending(agentId);
         this.emit('offline', agentId, why);
       }
     });
     this.o.log.info({ agentId, hostname: hello.facts.hostname, addr }, 'agent online');
     this.emit('online', agentId);
+  }
+
+  private readonly pending = new Map<string, { agentId: string; resolve: (m: Message) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+
+  /**
+   * Sends a request and resolves with the agent's answer (the message whose `re` is the request's
+   * id). Rejects with AgentUnavailable when the agent is offline or leaves before answering, and
+   * with a timeout error after `timeoutMs`.
+   */
+  request<T extends MessageType>(agentId: string, type: T, body: BodyOf<T>, timeoutMs: number): Promise<Message> {
+    const conn = this.conns.get(agentId);
+    const id = conn?.send(type, body);
+    if (!id) return Promise.reject(new AgentUnavailable(agentId));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new AgentTimeout(agentId, timeoutMs));
+      }, timeoutMs);
+      this.pending.set(id, { agentId, resolve, reject, timer });
+    });
+  }
+
+  private failPending(agentId: string): void {
+    for (const [id, p] of this.pending) {
+      if (p.agentId !== agentId) continue;
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.reject(new AgentUnavailable(agentId));
+    }
   }
 
   private onMessage(conn: AgentConnection, raw: Buffer, isBinary: boolean): void {
@@ -233,6 +285,15 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     if (!d.ok) return this.badFrame(conn, d.code, d.error, 'id' in d ? d.id : undefined);
     if (!AGENT_TO_HUB.has(d.msg.type) || d.msg.type === 'hello') return this.badFrame(conn, 'unexpected_type', `an agent may not send ${d.msg.type} now`, d.msg.id);
     conn.badFrames = 0;
+    if (d.msg.re) {
+      const p = this.pending.get(d.msg.re);
+      if (p && p.agentId === conn.agentId) {
+        this.pending.delete(d.msg.re);
+        clearTimeout(p.timer);
+        p.resolve(d.msg);
+        return;
+      }
+    }
     switch (d.msg.type) {
       case 'facts':
         void this.o.hosts.updateFacts(conn.agentId, (d.msg.body as BodyOf<'facts'>).facts).catch((err: Error) => this.o.log.error({ err: err.message }, 'facts update failed'));
@@ -291,6 +352,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     conn.ws.close(code === 'revoked' ? CLOSE.revoked : CLOSE.auth, reason);
     // Stop treating it as online at once, even before the close handshake completes.
     this.conns.delete(agentId);
+    this.failPending(agentId);
     this.emit('offline', agentId, reason);
     setTimeout(() => conn.ws.terminate(), 2000).unref();
     return true;

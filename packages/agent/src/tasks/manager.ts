@@ -1,0 +1,226 @@
+/**
+ * The agent's side of tasks: the capability lock, the idempotency check, running, live output,
+ * and results that survive disconnects and restarts (see ledger.ts).
+ */
+import { existsSync, lstatSync, realpathSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import type { BodyOf, Capability, ExecSpec, Message, TaskResultBody } from '@tether/protocol';
+import type { Agent } from '../agent.js';
+import { TaskLedger, type LedgerOptions } from './ledger.js';
+import { runExec, type RunHandle, type RunOutcome } from './runner.js';
+
+export interface TaskManagerOptions extends LedgerOptions {
+  capabilities: readonly Capability[];
+  /** the `files` roots: `deleteAfter` may only remove a file inside them */
+  fileRoots?: readonly string[];
+  /** tasks running at once on this host (default 256) */
+  maxRunning?: number;
+  /** live output: flush after this many ms or bytes */
+  outputFlushMs?: number;
+  outputFlushBytes?: number;
+  /** runs a bundle task (kept separate so the exec path stays small); absent: bundles are refused */
+  runBundle?: (taskId: string, spec: NonNullable<BodyOf<'task.start'>['bundle']>, onOutput: (s: 'stdout' | 'stderr', t: string) => void) => RunHandle;
+}
+
+interface Running {
+  handle: RunHandle;
+  startedAt: number;
+  seq: number;
+  buf: { stdout: string; stderr: string };
+  flushTimer: NodeJS.Timeout | undefined;
+  stream: boolean;
+}
+
+export class TaskManager {
+  readonly ledger: TaskLedger;
+  private readonly running = new Map<string, Running>();
+  private flushing = false;
+
+  constructor(
+    private readonly agent: Agent,
+    private readonly log: Logger,
+    private readonly o: TaskManagerOptions,
+  ) {
+    this.ledger = new TaskLedger(agent.cfg.stateDir, o);
+    // Tasks that were running when the agent last stopped: their end is unknown, and they are never re-run.
+    for (const id of this.ledger.interrupted()) {
+      const now = Date.now();
+      this.ledger.putResult(blankResult(id, 'lost', now, 'the agent stopped while this task ran; whether the command finished is unknown'));
+      this.log.warn({ taskId: id }, 'task interrupted by an agent restart; reporting it lost');
+    }
+    agent.on('connected', () => this.onConnected());
+    agent.on('message', (msg) => this.onMessage(msg));
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  private onConnected(): void {
+    // First what we have, so that the hub re-sends only what we have not seen; then the results.
+    this.agent.send('task.sync', { running: [...this.running.keys()], done: this.ledger.pending() });
+    void this.flushOutbox();
+  }
+
+  /** Sends every result in the outbox, pacing on the socket's buffer. */
+  private async flushOutbox(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      for (const id of this.ledger.pending()) {
+        const r = this.ledger.readResult(id);
+        if (!r) continue;
+        if (this.agent.send('task.result', r) === undefined) return;
+        while (this.agent.bufferedAmount > 4 * 1024 * 1024) await new Promise((res) => setTimeout(res, 20));
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private onMessage(msg: Message): void {
+    switch (msg.type) {
+      case 'task.start':
+        return this.start(msg.body as BodyOf<'task.start'>, msg.id);
+      case 'task.kill': {
+        const b = msg.body as BodyOf<'task.kill'>;
+        const r = this.running.get(b.taskId);
+        if (!r) {
+          this.agent.send('error', { code: 'not_running', message: `task ${b.taskId} is not running here` }, msg.id);
+          return;
+        }
+        const ok = r.handle.kill(b.signal as NodeJS.Signals);
+        this.log.info({ taskId: b.taskId, signal: b.signal, ok }, 'kill requested by hub');
+        return;
+      }
+      case 'task.ack':
+        this.ledger.acked((msg.body as BodyOf<'task.ack'>).taskId);
+        return;
+    }
+  }
+
+  private start(body: BodyOf<'task.start'>, msgId: string): void {
+    const id = body.taskId;
+    // Idempotency: an id is run once, whatever the hub sends.
+    const known = this.ledger.state(id);
+    if (known === 'running') {
+      const r = this.running.get(id);
+      if (r) this.agent.send('task.accepted', { taskId: id, ...(r.handle.pid ? { pid: r.handle.pid } : {}), startedAt: r.startedAt });
+      return;
+    }
+    if (known === 'done') {
+      const r = this.ledger.readResult(id);
+      if (r) this.agent.send('task.result', r);
+      return;
+    }
+    if (known === 'acked') {
+      this.agent.send('error', { code: 'duplicate_task', message: `task ${id} already ran here and its result was acknowledged` }, msgId);
+      return;
+    }
+    const now = Date.now();
+    // The capability lock: the local configuration decides, never the hub.
+    if (!this.o.capabilities.includes('exec')) {
+      this.log.warn({ taskId: id }, 'refused a task: exec is not among this agent’s capabilities');
+      return this.finish(id, blankResult(id, 'refused', now, `this agent does not allow exec (capabilities = [${this.o.capabilities.join(', ')}] in its local config)`));
+    }
+    if (!body.exec === !body.bundle) return this.finish(id, blankResult(id, 'failed', now, 'a task carries exactly one of exec or bundle'));
+    if (body.bundle && !this.o.runBundle) return this.finish(id, blankResult(id, 'failed', now, 'this agent cannot run script bundles'));
+    const removable = body.exec?.deleteAfter ? this.checkDeletable(body.exec.deleteAfter) : undefined;
+    if (removable instanceof Error) return this.finish(id, blankResult(id, 'refused', now, removable.message));
+    if (this.running.size >= (this.o.maxRunning ?? 256)) return this.finish(id, blankResult(id, 'failed', now, `agent busy: ${this.running.size} tasks already running`));
+
+    this.ledger.markStarted(id);
+    const stream = body.exec ? body.exec.stream === true : true;
+    const entry: Running = { handle: undefined as unknown as RunHandle, startedAt: now, seq: 0, buf: { stdout: '', stderr: '' }, flushTimer: undefined, stream };
+    const onOutput = (s: 'stdout' | 'stderr', text: string) => this.output(id, entry, s, text);
+    entry.handle = body.exec ? runExec({ ...body.exec, env: { TETHER_TASK_ID: id, ...body.exec.env } } as ExecSpec, stream ? onOutput : undefined) : this.o.runBundle!(id, body.bundle!, onOutput);
+    this.running.set(id, entry);
+    this.agent.send('task.accepted', { taskId: id, ...(entry.handle.pid ? { pid: entry.handle.pid } : {}), startedAt: now });
+    this.log.info({ taskId: id, pid: entry.handle.pid }, 'task started');
+    void entry.handle.done.then((outcome) => {
+      if (typeof removable === 'string') {
+        try {
+          // Checked again: the command may have replaced the file with a link meanwhile.
+          const now = this.checkDeletable(body.exec!.deleteAfter!);
+          if (typeof now === 'string') rmSync(now, { force: true });
+          else if (now instanceof Error) throw now;
+        } catch (err) {
+          outcome.error = `${outcome.error ? outcome.error + '; ' : ''}could not delete ${removable}: ${(err as Error).message}`;
+        }
+      }
+      this.flushOutput(id, entry);
+      clearTimeout(entry.flushTimer);
+      this.running.delete(id);
+      this.finish(id, toResult(id, outcome));
+    });
+  }
+
+  /** deleteAfter: only with the files capability, only a regular file inside a file root (after resolving links). */
+  private checkDeletable(path: string): string | Error | undefined {
+    if (!this.o.capabilities.includes('files')) return new Error('deleteAfter needs the files capability, which this agent does not allow');
+    let real: string;
+    try {
+      real = realpathSync(path);
+    } catch {
+      // Nothing there (yet): the command may create it. Its directory must be inside a root.
+      try {
+        real = join(realpathSync(dirname(path)), basename(path));
+      } catch {
+        return new Error(`deleteAfter: the directory of ${path} does not exist`);
+      }
+    }
+    const inside = (this.o.fileRoots ?? []).some((r) => {
+      try {
+        const root = realpathSync(r);
+        return real.startsWith(root.endsWith('/') ? root : root + '/');
+      } catch {
+        return false;
+      }
+    });
+    if (!inside) return new Error(`deleteAfter: ${path} is outside this agent's file roots`);
+    if (existsSync(real) && !lstatSync(real).isFile()) return new Error(`deleteAfter: ${path} is not a regular file`);
+    return real;
+  }
+
+  private output(id: string, r: Running, s: 'stdout' | 'stderr', text: string): void {
+    r.buf[s] += text;
+    if (r.buf.stdout.length + r.buf.stderr.length >= (this.o.outputFlushBytes ?? 32 * 1024)) return this.flushOutput(id, r);
+    r.flushTimer ??= setTimeout(() => this.flushOutput(id, r), this.o.outputFlushMs ?? 50);
+  }
+
+  private flushOutput(id: string, r: Running): void {
+    clearTimeout(r.flushTimer);
+    r.flushTimer = undefined;
+    for (const s of ['stdout', 'stderr'] as const) {
+      let text = r.buf[s];
+      r.buf[s] = '';
+      // Live output is best effort: with the link down or the socket backed up it is skipped (the result keeps it).
+      while (text.length > 0) {
+        const part = text.slice(0, 128 * 1024);
+        text = text.slice(part.length);
+        if (this.agent.bufferedAmount < 8 * 1024 * 1024) this.agent.send('task.output', { taskId: id, seq: r.seq, stream: s, data: part });
+        r.seq++;
+      }
+    }
+  }
+
+  private finish(id: string, result: TaskResultBody): void {
+    this.ledger.putResult(result);
+    this.log.info({ taskId: id, status: result.status, exitCode: result.exitCode }, 'task ended');
+    if (!this.flushing) this.agent.send('task.result', result);
+  }
+
+  /** Stops accepting output; running commands keep running (they are reported lost on the next start). */
+  close(): void {
+    this.ledger.close();
+  }
+}
+
+function blankResult(taskId: string, status: TaskResultBody['status'], now: number, error: string): TaskResultBody {
+  return { taskId, status, exitCode: null, signal: null, stdout: '', stderr: '', stdoutBytes: 0, stderrBytes: 0, truncated: false, startedAt: now, endedAt: now, error };
+}
+
+function toResult(taskId: string, o: RunOutcome): TaskResultBody {
+  return { taskId, ...o };
+}

@@ -1,0 +1,345 @@
+/**
+ * Commands and jobs over HTTP: POST /api/v1/exec (sync or async), jobs and tasks (read, cancel,
+ * kill), runs per host, and a WebSocket stream of a job's tasks and output.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { ExecSpec, SIGNALS, parseSelector, SelectorError } from '@tether/protocol';
+import type { Host, HostStore } from '../hosts/store.js';
+import { access, errors, hostAllowed } from '../../http.js';
+import { jobView, taskView, type JobService, type JobEvent } from './service.js';
+import { StrategyError, StrategySchema, type Strategy } from './strategy.js';
+import type { Task } from './store.js';
+
+export const TargetSchema = Type.Object(
+  {
+    /** host ids or hostnames, in the order a sequence or rolling job should take them */
+    hosts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 100_000 })),
+    /** label selector, e.g. `env=prod,role in (web,api)` */
+    selector: Type.Optional(Type.String({ maxLength: 1024 })),
+    /** hostname glob: `*` and `?` */
+    glob: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
+  },
+  { additionalProperties: false },
+);
+export type Target = { hosts?: string[]; selector?: string; glob?: string };
+
+export class TargetError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function globToRegExp(glob: string): RegExp {
+  return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$', 'i');
+}
+
+/**
+ * The hosts a target names, within what the request may touch. Named hosts outside the caller's
+ * scope are an error; selector and glob matches outside it are left out.
+ */
+export async function resolveTarget(hosts: HostStore, t: Target, req: FastifyRequest): Promise<Host[]> {
+  if (!t.hosts?.length && t.selector === undefined && t.glob === undefined) throw new TargetError(400, 'no_target', 'name hosts, a selector or a glob');
+  const all = await hosts.list({});
+  const out = new Map<string, Host>();
+  if (t.hosts?.length) {
+    const missing: string[] = [];
+    for (const name of t.hosts) {
+      const found = all.filter((h) => h.id === name || h.hostname === name);
+      if (found.length === 0) missing.push(name);
+      for (const h of found) {
+        if (!hostAllowed(req, h.labels)) throw new TargetError(403, 'forbidden', `host ${h.hostname} is outside your scope`);
+        out.set(h.id, h);
+      }
+    }
+    if (missing.length) throw new TargetError(404, 'unknown_hosts', `no such host: ${missing.slice(0, 20).join(', ')}`);
+  }
+  if (t.selector !== undefined || t.glob !== undefined) {
+    let sel;
+    try {
+      sel = t.selector !== undefined ? parseSelector(t.selector) : undefined;
+    } catch (err) {
+      if (err instanceof SelectorError) throw new TargetError(400, 'bad_selector', err.message);
+      throw err;
+    }
+    const re = t.glob !== undefined ? globToRegExp(t.glob) : undefined;
+    const matched = (await hosts.list(sel ? { selector: sel } : {})).filter((h) => (!re || re.test(h.hostname)) && hostAllowed(req, h.labels));
+    for (const h of matched) out.set(h.id, h);
+  }
+  if (out.size === 0) throw new TargetError(400, 'no_hosts', 'the target matches no hosts');
+  return [...out.values()];
+}
+
+const ExecBody = Type.Object(
+  {
+    target: TargetSchema,
+    ...Type.Omit(ExecSpec, ['stream']).properties,
+    strategy: Type.Optional(StrategySchema),
+    /** sync: wait (up to `wait` seconds, at most 60) and return the results; async: return the job at once */
+    mode: Type.Optional(Type.Union([Type.Literal('sync'), Type.Literal('async')])),
+    wait: Type.Optional(Type.Number({ minimum: 0, maximum: 60 })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    /** called with the job's summary (POST, JSON) when it ends */
+    callbackUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
+  },
+  { additionalProperties: false },
+);
+
+const TaskView = Type.Object({
+  id: Type.String(),
+  jobId: Type.String(),
+  hostId: Type.String(),
+  hostname: Type.String(),
+  index: Type.Integer(),
+  batch: Type.Integer(),
+  phase: Type.String(),
+  state: Type.String(),
+  status: Type.Union([Type.String(), Type.Null()]),
+  ok: Type.Union([Type.Boolean(), Type.Null()]),
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  signal: Type.Union([Type.String(), Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()]),
+  stdout: Type.Union([Type.String(), Type.Null()]),
+  stderr: Type.Union([Type.String(), Type.Null()]),
+  stdoutBytes: Type.Integer(),
+  stderrBytes: Type.Integer(),
+  truncated: Type.Boolean(),
+  pid: Type.Union([Type.Integer(), Type.Null()]),
+  createdAt: Type.Number(),
+  sentAt: Type.Union([Type.Number(), Type.Null()]),
+  startedAt: Type.Union([Type.Number(), Type.Null()]),
+  endedAt: Type.Union([Type.Number(), Type.Null()]),
+});
+const JobView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  kind: Type.String(),
+  state: Type.String(),
+  spec: Type.Unknown(),
+  target: Type.Unknown(),
+  strategy: Type.Unknown(),
+  createdBy: Type.String(),
+  createdAt: Type.Number(),
+  endedAt: Type.Union([Type.Number(), Type.Null()]),
+  hostCount: Type.Integer(),
+  message: Type.Union([Type.String(), Type.Null()]),
+  counts: Type.Optional(Type.Record(Type.String(), Type.Integer())),
+});
+const JobWithTasks = Type.Object({ job: JobView, tasks: Type.Array(TaskView) });
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export function jobRoutes(jobs: JobService, hosts: HostStore) {
+  /** A scoped caller may see a job only when every host it touched is within scope. */
+  const allowedTasks = async (req: FastifyRequest, tasks: Task[]): Promise<boolean> => {
+    if (!req.hostScopes?.length) return true;
+    const byId = new Map((await hosts.list({ includeRevoked: true })).map((h) => [h.id, h]));
+    return tasks.every((t) => {
+      const h = byId.get(t.hostId);
+      return h !== undefined && hostAllowed(req, h.labels);
+    });
+  };
+
+  return async function (app: FastifyInstance): Promise<void> {
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+    r.post(
+      '/api/v1/exec',
+      {
+        ...access({ role: 'operator', scope: 'execute', stepUp: true }),
+        schema: {
+          tags: ['exec'],
+          summary: 'Run a command on hosts (sync: wait up to 60 s for the results; async: get the job id at once)',
+          body: ExecBody,
+          response: { 200: JobWithTasks, 202: JobWithTasks, ...errors(400, 401, 403, 404) },
+        },
+      },
+      async (req, reply) => {
+        const { target, strategy, mode, wait, name, callbackUrl, ...spec } = req.body;
+        if (spec.shell && spec.command.length !== 1) return reply.code(400).send({ error: 'bad_request', message: 'with shell: true, command is one script string' });
+        let list: Host[];
+        try {
+          list = await resolveTarget(hosts, target, req);
+        } catch (err) {
+          if (err instanceof TargetError) return reply.code(err.status).send({ error: err.code, message: err.message });
+          throw err;
+        }
+        const async = mode === 'async';
+        let created;
+        try {
+          created = await jobs.create({
+            ...(name ? { name } : {}),
+            spec: { ...spec, stream: async },
+            strategy: (strategy ?? { kind: 'parallel' }) as Strategy,
+            target,
+            hosts: list.map((h) => ({ id: h.id, hostname: h.hostname, capabilities: h.capabilities })),
+            createdBy: req.user!.username,
+            ...(callbackUrl ? { callbackUrl } : {}),
+          });
+        } catch (err) {
+          if (err instanceof StrategyError) return reply.code(400).send({ error: 'bad_strategy', message: err.message });
+          throw err;
+        }
+        req.log.info({ jobId: created.job.id, hosts: list.length, by: req.user!.username, mode: mode ?? 'sync' }, 'exec');
+        if (async) return reply.code(202).send({ job: jobView(created.job, created.tasks), tasks: created.tasks.map(taskView) });
+        const done = await jobs.waitFor(created.job.id, (wait ?? 60) * 1000);
+        const now = (await jobs.getJob(created.job.id))!;
+        return reply.code(done ? 200 : 202).send({ job: jobView(now.job, now.tasks), tasks: now.tasks.map(taskView) });
+      },
+    );
+
+    r.get(
+      '/api/v1/jobs',
+      {
+        ...access({ role: 'viewer', scope: 'read' }),
+        schema: {
+          tags: ['exec'],
+          summary: 'Recent jobs, newest first',
+          querystring: Type.Object({
+            state: Type.Optional(Type.Union([Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')])),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+            before: Type.Optional(Type.Integer({ minimum: 0 })),
+          }),
+          response: { 200: Type.Object({ jobs: Type.Array(JobView) }), ...errors(400, 401) },
+        },
+      },
+      async (req) => {
+        const list = await jobs.store.listJobs({
+          ...(req.query.state ? { state: req.query.state } : {}),
+          ...(req.query.limit ? { limit: req.query.limit } : {}),
+          ...(req.query.before ? { before: req.query.before } : {}),
+          // A caller limited to some hosts sees the jobs it started.
+          ...(req.hostScopes?.length ? { createdBy: req.user!.username } : {}),
+        });
+        return { jobs: list.map((j) => jobView(j)) };
+      },
+    );
+
+    r.get(
+      '/api/v1/jobs/:id',
+      {
+        ...access({ role: 'viewer', scope: 'read' }),
+        schema: {
+          tags: ['exec'],
+          summary: 'A job with its tasks (output included unless output=false)',
+          params: IdParams,
+          querystring: Type.Object({ output: Type.Optional(Type.Boolean()) }),
+          response: { 200: JobWithTasks, ...errors(401, 403, 404) },
+        },
+      },
+      async (req, reply) => {
+        const j = await jobs.getJob(req.params.id);
+        if (!j) return reply.code(404).send({ error: 'not_found', message: 'no such job' });
+        if (!(await allowedTasks(req, j.tasks))) return reply.code(403).send({ error: 'forbidden', message: 'this job touched hosts outside your scope' });
+        const withOutput = req.query.output !== false;
+        return { job: jobView(j.job, j.tasks), tasks: j.tasks.map((t) => ({ ...taskView(t), ...(withOutput ? {} : { stdout: null, stderr: null }) })) };
+      },
+    );
+
+    r.post(
+      '/api/v1/jobs/:id/cancel',
+      {
+        ...access({ role: 'operator', scope: 'execute' }),
+        schema: { tags: ['exec'], summary: 'Cancel a job: nothing new starts, running tasks get SIGTERM', params: IdParams, response: { 200: Type.Object({ ok: Type.Boolean() }), ...errors(401, 403, 404, 409) } },
+      },
+      async (req, reply) => {
+        const j = await jobs.getJob(req.params.id);
+        if (!j) return reply.code(404).send({ error: 'not_found', message: 'no such job' });
+        if (!(await allowedTasks(req, j.tasks))) return reply.code(403).send({ error: 'forbidden', message: 'this job touched hosts outside your scope' });
+        if (!jobs.cancel(req.params.id)) return reply.code(409).send({ error: 'not_running', message: `job already ${j.job.state}` });
+        return { ok: true };
+      },
+    );
+
+    r.get(
+      '/api/v1/tasks/:id',
+      {
+        ...access({ role: 'viewer', scope: 'read' }),
+        schema: {
+          tags: ['exec'],
+          summary: 'One task (one host of a job); while it runs, `live` holds the output received so far',
+          params: IdParams,
+          response: {
+            200: Type.Object({ task: TaskView, live: Type.Array(Type.Object({ stream: Type.String(), data: Type.String(), seq: Type.Integer() })) }),
+            ...errors(401, 403, 404),
+          },
+        },
+      },
+      async (req, reply) => {
+        const t = await jobs.getTask(req.params.id);
+        if (!t) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
+        if (!(await allowedTasks(req, [t]))) return reply.code(403).send({ error: 'forbidden', message: 'this task ran on a host outside your scope' });
+        return { task: taskView(t), live: jobs.liveOutput(t.id) };
+      },
+    );
+
+    r.post(
+      '/api/v1/tasks/:id/kill',
+      {
+        ...access({ role: 'operator', scope: 'execute' }),
+        schema: {
+          tags: ['exec'],
+          summary: 'Send a signal to a running task’s process group (default SIGTERM)',
+          params: IdParams,
+          body: Type.Optional(Type.Object({ signal: Type.Optional(Type.Enum(SIGNALS)) }, { additionalProperties: false })),
+          response: { 200: Type.Object({ result: Type.String() }), ...errors(400, 401, 403, 404, 409) },
+        },
+      },
+      async (req, reply) => {
+        const t = await jobs.getTask(req.params.id);
+        if (!t) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
+        if (!(await allowedTasks(req, [t]))) return reply.code(403).send({ error: 'forbidden', message: 'this task runs on a host outside your scope' });
+        const result = jobs.kill(t.id, req.body?.signal ?? 'SIGTERM');
+        if (result === 'not_running') return reply.code(409).send({ error: 'not_running', message: `task already ${t.state}` });
+        if (result === 'offline') return reply.code(409).send({ error: 'agent_offline', message: 'the host is not connected; try again when it is' });
+        return { result };
+      },
+    );
+
+    r.get(
+      '/api/v1/hosts/:id/tasks',
+      {
+        ...access({ role: 'viewer', scope: 'read' }),
+        schema: {
+          tags: ['exec'],
+          summary: 'Runs on one host, newest first (without output)',
+          params: IdParams,
+          querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), before: Type.Optional(Type.Integer({ minimum: 0 })) }),
+          response: { 200: Type.Object({ tasks: Type.Array(TaskView) }), ...errors(401, 403, 404) },
+        },
+      },
+      async (req, reply) => {
+        const h = await hosts.get(req.params.id);
+        if (!h) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
+        if (!hostAllowed(req, h.labels)) return reply.code(403).send({ error: 'forbidden', message: 'host outside your scope' });
+        return { tasks: (await jobs.store.tasksOfHost(h.id, req.query.limit ?? 100, req.query.before)).map(taskView) };
+      },
+    );
+
+    app.get('/api/v1/jobs/:id/stream', { websocket: true, ...access({ role: 'viewer', scope: 'read' }), schema: { hide: true } }, async (socket, req) => {
+      const origin = req.headers.origin;
+      if (origin && new URL(origin).host !== req.headers.host) return socket.close(4403, 'origin not allowed');
+      const id = (req.params as { id: string }).id;
+      const j = await jobs.getJob(id);
+      if (!j) return socket.close(4404, 'no such job');
+      if (!(await allowedTasks(req, j.tasks))) return socket.close(4403, 'outside your scope');
+      const send = (e: JobEvent) => {
+        if (socket.readyState !== socket.OPEN) return;
+        // A reader that cannot keep up is dropped rather than buffered without bound.
+        if (socket.bufferedAmount > 16 * 1024 * 1024) return socket.close(4429, 'too slow');
+        const msg = e.type === 'task' ? { type: 'task', task: taskView(e.task) } : e.type === 'job' ? { type: 'job', job: jobView(e.job) } : e;
+        socket.send(JSON.stringify(msg));
+      };
+      const unsubscribe = await jobs.subscribe(id, (e) => {
+        send(e);
+        if (e.type === 'job' && e.job.state !== 'running') setImmediate(() => socket.close(1000, 'job ended'));
+      });
+      socket.on('close', () => unsubscribe?.());
+      socket.on('message', () => {}); // nothing to receive
+    });
+  };
+}

@@ -1,0 +1,685 @@
+/**
+ * The job scheduler. A job is a command on a set of hosts with a strategy (see strategy.ts); each
+ * host gets a task. Tasks are sent to agents, results come back, and the scheduler decides what
+ * starts next. Active jobs live in memory and in the database (every change is written before it
+ * is acknowledged to an agent or announced), so a restarted hub resumes them.
+ *
+ * Exactly once, across disconnects and hub restarts:
+ * - after connecting, an agent sends `task.sync` (what it runs, what results it holds); until then
+ *   nothing is sent to it. Only tasks it has not seen are (re-)sent;
+ * - results are committed, then acknowledged (`task.ack`); a duplicate result is acknowledged and
+ *   otherwise ignored;
+ * - the agent itself refuses to run an id twice (its on-disk ledger), a second guard.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { BodyOf, ExecSpec, Message } from '@tether/protocol';
+import type { AgentConnection, AgentLink } from '../agents/link.js';
+import type { HostStore } from '../hosts/store.js';
+import { JobStore, clean, type HubTaskStatus, type Job, type Task } from './store.js';
+import { plan, type Plan, type Strategy } from './strategy.js';
+
+export const newJobId = () => 'j_' + randomBytes(12).toString('base64url');
+export const newTaskId = () => 't_' + randomBytes(12).toString('base64url');
+
+/** Live events for one job's subscribers. */
+export type JobEvent =
+  | { type: 'task'; task: Task }
+  | { type: 'output'; taskId: string; hostId: string; hostname: string; stream: 'stdout' | 'stderr'; data: string; seq: number }
+  | { type: 'job'; job: Job };
+
+interface Run {
+  job: Job;
+  spec: ExecSpec;
+  strategy: Strategy;
+  plan: Plan;
+  tasks: Task[];
+  health: Task[];
+  batch: number;
+  stopping: boolean;
+  cancelled: boolean;
+  finishing: boolean;
+  pumping: boolean;
+  repump: boolean;
+}
+
+export interface JobServiceOptions {
+  /** a task sent to a host that then stays disconnected this long is marked lost (default 10 min) */
+  lostAfterMs?: number;
+  /** live output kept per running task for late subscribers (default 256 KiB) */
+  outputBufferBytes?: number;
+  /** after a hub start, hosts are not called offline for this long (default 30 s): agents are reconnecting */
+  reconnectGraceMs?: number;
+  now?: () => number;
+}
+
+export interface CreateJob {
+  name?: string;
+  spec: ExecSpec;
+  strategy: Strategy;
+  target: unknown;
+  hosts: { id: string; hostname: string; capabilities: string[] }[];
+  createdBy: string;
+  callbackUrl?: string;
+}
+
+const FINAL = new Set(['done', 'skipped', 'cancelled']);
+const isFinal = (t: Task) => FINAL.has(t.state);
+const failed = (t: Task) => t.state === 'done' && !(t.status === 'exited' && t.exitCode === 0);
+
+export class JobService extends EventEmitter {
+  private readonly runs = new Map<string, Run>();
+  /** non-final tasks by id */
+  private readonly active = new Map<string, { run: Run; task: Task }>();
+  /** hosts that have sent task.sync on their current connection */
+  private readonly synced = new Set<string>();
+  private readonly offlineSince = new Map<string, number>();
+  private readonly outputs = new Map<string, { chunks: { stream: 'stdout' | 'stderr'; data: string; seq: number }[]; bytes: number }>();
+  private readonly subscribers = new Map<string, Set<(e: JobEvent) => void>>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private dirtyTasks = new Set<Task>();
+  private dirtyJobs = new Set<Job>();
+  private afterCommit: (() => void)[] = [];
+  private flushing: Promise<void> | undefined;
+  private flushQueued = false;
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly startedAt: number;
+  readonly stats = { sent: 0, resent: 0, results: 0, duplicateResults: 0, lost: 0 };
+
+  constructor(
+    readonly store: JobStore,
+    private readonly link: AgentLink,
+    private readonly hosts: HostStore,
+    private readonly log: Logger,
+    private readonly o: JobServiceOptions = {},
+  ) {
+    super();
+    this.startedAt = this.now();
+  }
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  /** Loads the jobs a previous run of the hub left running and starts listening to agents. */
+  async start(): Promise<void> {
+    for (const job of await this.store.runningJobs()) {
+      const tasks = await this.store.tasksOf(job.id);
+      const run = this.makeRun(job, tasks.filter((t) => t.phase === 'main'), tasks.filter((t) => t.phase === 'health'));
+      this.log.info({ jobId: job.id, tasks: tasks.length }, 'resuming job');
+      void this.pump(run);
+    }
+    this.link.on('online', (id) => {
+      this.synced.delete(id);
+      this.offlineSince.delete(id);
+    });
+    this.link.on('offline', (id) => {
+      this.synced.delete(id);
+      this.offlineSince.set(id, this.now());
+    });
+    this.link.on('message', (conn, msg) => this.onMessage(conn, msg));
+    this.sweeper = setInterval(() => this.sweep(), 1000);
+    this.sweeper.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweeper);
+    await this.flush();
+  }
+
+  private makeRun(job: Job, tasks: Task[], health: Task[] = []): Run {
+    const strategy = job.strategy as Strategy;
+    const run: Run = { job, spec: job.spec as ExecSpec, strategy, plan: plan(strategy, tasks.length), tasks, health, batch: 0, stopping: false, cancelled: false, finishing: false, pumping: false, repump: false };
+    this.runs.set(job.id, run);
+    for (const t of [...tasks, ...health]) if (!isFinal(t)) this.active.set(t.id, { run, task: t });
+    return run;
+  }
+
+  async create(c: CreateJob): Promise<{ job: Job; tasks: Task[] }> {
+    const now = this.now();
+    const p = plan(c.strategy, c.hosts.length);
+    const job: Job = {
+      id: newJobId(),
+      name: c.name ?? c.spec.command.join(' ').slice(0, 200),
+      kind: 'exec',
+      spec: c.spec,
+      target: c.target,
+      strategy: c.strategy,
+      state: 'running',
+      createdBy: c.createdBy,
+      createdAt: now,
+      endedAt: null,
+      hostCount: c.hosts.length,
+      callbackUrl: c.callbackUrl ?? null,
+      message: null,
+    };
+    const tasks: Task[] = c.hosts.map((h, idx) => {
+      const t = blankTask(job.id, h.id, h.hostname, idx, p.batchOf(idx), 'main', now);
+      // The hub knows from the handshake what the agent allows; the agent would refuse anyway.
+      if (!h.capabilities.includes('exec')) Object.assign(t, { state: 'done', status: 'refused', error: 'this host’s agent does not allow exec (its local capabilities)', endedAt: now });
+      return t;
+    });
+    await this.store.createJob(job, tasks);
+    const run = this.makeRun(job, tasks);
+    this.log.info({ jobId: job.id, hosts: tasks.length, strategy: c.strategy.kind, by: c.createdBy }, 'job created');
+    void this.pump(run);
+    return { job, tasks };
+  }
+
+  // ---------------------------------------------------------------- scheduling
+
+  private failures(run: Run): number {
+    const hostsFailed = new Set<string>();
+    for (const t of run.tasks) if (failed(t)) hostsFailed.add(t.hostId);
+    for (const t of run.health) if (failed(t)) hostsFailed.add(t.hostId);
+    return hostsFailed.size;
+  }
+
+  /** Starts what may start now; ends the job when nothing is left. One pass at a time per job. */
+  private async pump(run: Run): Promise<void> {
+    if (run.pumping) {
+      run.repump = true;
+      return;
+    }
+    run.pumping = true;
+    try {
+      do {
+        run.repump = false;
+        await this.pumpOnce(run);
+      } while (run.repump);
+    } catch (err) {
+      this.log.error({ jobId: run.job.id, err: (err as Error).message }, 'job scheduling failed; retrying');
+      setTimeout(() => void this.pump(run), 1000).unref();
+    } finally {
+      run.pumping = false;
+    }
+  }
+
+  private async pumpOnce(run: Run): Promise<void> {
+    if (run.finishing) return;
+    const now = this.now();
+    if (!run.stopping && this.failures(run) > run.plan.maxFailures) {
+      run.stopping = true;
+      run.job.message = `stopped: ${this.failures(run)} host(s) failed, more than the ${run.plan.maxFailures} allowed`;
+      this.dirtyJobs.add(run.job);
+    }
+    if (run.stopping || run.cancelled) {
+      for (const t of [...run.tasks, ...run.health]) if (t.state === 'pending') this.end(t, run.cancelled ? 'cancelled' : 'skipped', run.cancelled ? 'cancelled' : 'skipped', run.cancelled ? 'job cancelled' : 'job stopped before reaching this host');
+    } else {
+      while (run.batch < run.plan.batches) {
+        const batch = run.tasks.filter((t) => t.batch === run.batch);
+        const checks = run.health.filter((t) => t.batch === run.batch);
+        if (!batch.every(isFinal)) {
+          this.dispatch(run, batch, now);
+          break;
+        }
+        if (run.strategy.health && checks.length === 0 && batch.length > 0) {
+          // Health check on the batch's hosts that did not fail.
+          const fresh = batch.filter((t) => !failed(t) && t.state === 'done').map((t) => blankTask(run.job.id, t.hostId, t.hostname, t.idx, t.batch, 'health', now));
+          if (fresh.length > 0) {
+            await this.store.addTasks(fresh);
+            run.health.push(...fresh);
+            for (const t of fresh) this.active.set(t.id, { run, task: t });
+            this.dispatch(run, fresh, now);
+            break;
+          }
+        }
+        if (!checks.every(isFinal)) {
+          this.dispatch(run, checks, now);
+          break;
+        }
+        if (this.failures(run) > run.plan.maxFailures) {
+          run.repump = true;
+          return;
+        }
+        run.batch++;
+      }
+    }
+    const all = [...run.tasks, ...run.health];
+    if (all.every(isFinal) && (run.batch >= run.plan.batches || run.stopping || run.cancelled)) await this.finish(run);
+    this.scheduleFlush();
+  }
+
+  private dispatch(run: Run, tasks: Task[], now: number): void {
+    let inflight = tasks.filter((t) => t.state === 'sent' || t.state === 'running').length;
+    for (const t of tasks) {
+      if (inflight >= run.plan.concurrency) break;
+      if (t.state !== 'pending') continue;
+      const conn = this.link.get(t.hostId);
+      if (!conn || !this.synced.has(t.hostId)) {
+        // A hub that just started gives its agents time to reconnect before calling anyone offline.
+        const wait = (run.strategy.offlineWaitSec ?? 0) * 1000;
+        const grace = now - this.startedAt < (this.o.reconnectGraceMs ?? 30_000);
+        if (!conn && !grace && now - run.job.createdAt >= wait) {
+          this.end(t, 'offline', 'done', 'the host was not connected');
+          run.repump = true; // an end can complete the batch or cross the failure threshold
+        }
+        else inflight++; // waiting for it holds its place (a sequence keeps its order)
+        continue;
+      }
+      this.send(conn, run, t, now);
+      inflight++;
+    }
+  }
+
+  private send(conn: AgentConnection, run: Run, t: Task, now: number): void {
+    const exec = t.phase === 'health' ? run.strategy.health! : run.spec;
+    if (conn.send('task.start', { taskId: t.id, exec }) === undefined) return;
+    if (t.state === 'pending') {
+      t.state = 'sent';
+      t.sentAt = now;
+      this.stats.sent++;
+    } else this.stats.resent++;
+    this.dirtyTasks.add(t);
+    this.emitTask(run, t);
+  }
+
+  private end(t: Task, status: HubTaskStatus, state: Task['state'], error: string | null): void {
+    t.state = state;
+    t.status = status;
+    t.error = error;
+    t.endedAt = this.now();
+    this.active.delete(t.id);
+    this.dirtyTasks.add(t);
+    const entry = this.runs.get(t.jobId);
+    if (entry) this.emitTask(entry, t);
+  }
+
+  private async finish(run: Run): Promise<void> {
+    run.finishing = true;
+    const job = run.job;
+    job.state = run.cancelled ? 'cancelled' : this.failures(run) > 0 || run.tasks.some((t) => t.status !== 'exited' || t.exitCode !== 0) ? 'failed' : 'succeeded';
+    job.endedAt = this.now();
+    this.dirtyJobs.add(job);
+    await this.flush();
+    this.runs.delete(job.id);
+    for (const t of [...run.tasks, ...run.health]) this.outputs.delete(t.id);
+    this.log.info({ jobId: job.id, state: job.state }, 'job ended');
+    this.publish(job.id, { type: 'job', job });
+    for (const w of this.waiters.get(job.id) ?? []) w();
+    this.waiters.delete(job.id);
+    if (job.callbackUrl) void this.callback(job, [...run.tasks, ...run.health]);
+  }
+
+  private async callback(job: Job, tasks: Task[]): Promise<void> {
+    const body = JSON.stringify({ job: jobView(job, tasks), tasks: tasks.map((t) => ({ ...taskView(t), stdout: undefined, stderr: undefined })) });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const res = await fetch(job.callbackUrl!, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'tether-hub' }, body, signal: AbortSignal.timeout(10_000), redirect: 'error' });
+        if (res.ok) return;
+        this.log.warn({ jobId: job.id, status: res.status }, 'job callback answered with an error');
+      } catch (err) {
+        this.log.warn({ jobId: job.id, err: (err as Error).message }, 'job callback failed');
+      }
+      await new Promise((r) => setTimeout(r, 1000 * 2 ** attempt));
+    }
+  }
+
+  // ---------------------------------------------------------------- agents
+
+  private onMessage(conn: AgentConnection, msg: Message): void {
+    switch (msg.type) {
+      case 'task.sync':
+        return this.onSync(conn, msg.body as BodyOf<'task.sync'>);
+      case 'task.accepted': {
+        const b = msg.body as BodyOf<'task.accepted'>;
+        const a = this.active.get(b.taskId);
+        if (!a || a.task.hostId !== conn.agentId) return;
+        if (a.task.state === 'pending' || a.task.state === 'sent') {
+          a.task.state = 'running';
+          a.task.startedAt = b.startedAt;
+          a.task.pid = b.pid ?? null;
+          this.dirtyTasks.add(a.task);
+          this.emitTask(a.run, a.task);
+          this.scheduleFlush();
+        }
+        return;
+      }
+      case 'task.output': {
+        const b = msg.body as BodyOf<'task.output'>;
+        const a = this.active.get(b.taskId);
+        if (!a || a.task.hostId !== conn.agentId) return;
+        this.keepOutput(b.taskId, b.stream, b.data, b.seq);
+        this.publish(a.task.jobId, { type: 'output', taskId: b.taskId, hostId: a.task.hostId, hostname: a.task.hostname, stream: b.stream, data: b.data, seq: b.seq });
+        return;
+      }
+      case 'task.result':
+        return this.onResult(conn, msg.body as BodyOf<'task.result'>);
+    }
+  }
+
+  private onSync(conn: AgentConnection, b: BodyOf<'task.sync'>): void {
+    const id = conn.agentId;
+    const running = new Set(b.running);
+    const done = new Set(b.done);
+    const now = this.now();
+    const touched = new Set<Run>();
+    for (const { run, task } of this.active.values()) {
+      if (task.hostId !== id) continue;
+      touched.add(run);
+      if (task.state !== 'sent' && task.state !== 'running') continue;
+      if (running.has(task.id)) {
+        if (task.state === 'sent') {
+          task.state = 'running';
+          this.dirtyTasks.add(task);
+        }
+      } else if (done.has(task.id)) {
+        // its result follows
+      } else if (task.state === 'sent') {
+        // The agent never saw it (lost in a dropped connection): safe to send again.
+        this.send(conn, run, task, now);
+      } else {
+        this.end(task, 'lost', 'done', 'the agent no longer knows this task (its state was lost)');
+        this.stats.lost++;
+      }
+    }
+    this.synced.add(id);
+    for (const run of this.runs.values()) if (touched.has(run) || run.tasks.some((t) => t.hostId === id && t.state === 'pending')) void this.pump(run);
+    this.scheduleFlush();
+  }
+
+  private onResult(conn: AgentConnection, r: BodyOf<'task.result'>): void {
+    const a = this.active.get(r.taskId);
+    const ack = () => conn.send('task.ack', { taskId: r.taskId });
+    if (!a) {
+      // Already recorded (a result re-sent after a lost ack) or not ours to keep: let the agent forget it.
+      this.stats.duplicateResults++;
+      this.afterCommit.push(ack);
+      this.scheduleFlush();
+      return;
+    }
+    if (a.task.hostId !== conn.agentId) {
+      this.log.warn({ agentId: conn.agentId, taskId: r.taskId }, 'agent sent a result for another host’s task; ignored');
+      return;
+    }
+    const t = a.task;
+    Object.assign(t, {
+      state: 'done',
+      status: r.status,
+      exitCode: r.exitCode,
+      signal: r.signal,
+      error: r.error ?? null,
+      stdout: clean(r.stdout),
+      stderr: clean(r.stderr),
+      stdoutBytes: r.stdoutBytes,
+      stderrBytes: r.stderrBytes,
+      truncated: r.truncated,
+      startedAt: t.startedAt ?? r.startedAt,
+      endedAt: r.endedAt,
+    });
+    this.active.delete(t.id);
+    this.stats.results++;
+    this.dirtyTasks.add(t);
+    this.afterCommit.push(ack, () => {
+      this.emitTask(a.run, t);
+      this.outputs.delete(t.id);
+      void this.pump(a.run);
+    });
+    this.scheduleFlush();
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    const lostAfter = this.o.lostAfterMs ?? 10 * 60_000;
+    const touched = new Set<Run>();
+    for (const { run, task } of this.active.values()) {
+      if (task.state === 'pending') {
+        if (!this.link.isOnline(task.hostId)) touched.add(run); // waiting for a host: look again
+        continue;
+      }
+      if (this.link.isOnline(task.hostId)) continue;
+      const since = this.offlineSince.get(task.hostId) ?? this.startedAt;
+      if (now - since > lostAfter) {
+        this.end(task, 'lost', 'done', `the host has been disconnected for ${Math.round((now - since) / 1000)} s`);
+        this.stats.lost++;
+        touched.add(run);
+      }
+    }
+    for (const run of touched) void this.pump(run);
+  }
+
+  // ---------------------------------------------------------------- persistence
+
+  private scheduleFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      void this.flush();
+    });
+  }
+
+  /** Writes every change in one transaction, then runs what waited for it (acks, events). */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.dirtyTasks.size === 0 && this.dirtyJobs.size === 0 && this.afterCommit.length === 0) return;
+    const tasks = [...this.dirtyTasks];
+    const jobs = [...this.dirtyJobs];
+    const after = this.afterCommit;
+    this.dirtyTasks = new Set();
+    this.dirtyJobs = new Set();
+    this.afterCommit = [];
+    this.flushing = (async () => {
+      try {
+        await this.store.save(tasks, jobs);
+        for (const f of after) f();
+      } catch (err) {
+        // Not acknowledged, so agents re-send; keep the changes for the next attempt.
+        this.log.error({ err: (err as Error).message }, 'saving task state failed; will retry');
+        for (const t of tasks) this.dirtyTasks.add(t);
+        for (const j of jobs) this.dirtyJobs.add(j);
+        this.afterCommit.unshift(...after);
+        setTimeout(() => this.scheduleFlush(), 1000).unref();
+      }
+    })();
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  // ---------------------------------------------------------------- output and subscribers
+
+  private keepOutput(taskId: string, stream: 'stdout' | 'stderr', data: string, seq: number): void {
+    let o = this.outputs.get(taskId);
+    if (!o) this.outputs.set(taskId, (o = { chunks: [], bytes: 0 }));
+    o.chunks.push({ stream, data, seq });
+    o.bytes += data.length;
+    const max = this.o.outputBufferBytes ?? 256 * 1024;
+    while (o.bytes > max && o.chunks.length > 1) o.bytes -= o.chunks.shift()!.data.length;
+  }
+
+  /** Output received so far for a running task (for readers who arrive late). */
+  liveOutput(taskId: string): { stream: 'stdout' | 'stderr'; data: string; seq: number }[] {
+    return this.outputs.get(taskId)?.chunks ?? [];
+  }
+
+  private emitTask(run: Run, t: Task): void {
+    this.publish(run.job.id, { type: 'task', task: t });
+  }
+
+  private publish(jobId: string, e: JobEvent): void {
+    for (const s of this.subscribers.get(jobId) ?? []) s(e);
+  }
+
+  /**
+   * Subscribes to a job's events. The current state is replayed first (every task, and the output
+   * buffered for running ones), so that nothing between creating a job and subscribing is missed.
+   */
+  async subscribe(jobId: string, listener: (e: JobEvent) => void): Promise<(() => void) | undefined> {
+    const run = this.runs.get(jobId);
+    if (!run) {
+      const job = await this.store.getJob(jobId);
+      if (!job) return undefined;
+      for (const t of await this.store.tasksOf(jobId)) listener({ type: 'task', task: t });
+      listener({ type: 'job', job });
+      return () => {};
+    }
+    for (const t of [...run.tasks, ...run.health]) {
+      listener({ type: 'task', task: t });
+      for (const c of this.liveOutput(t.id)) listener({ type: 'output', taskId: t.id, hostId: t.hostId, hostname: t.hostname, ...c });
+    }
+    let set = this.subscribers.get(jobId);
+    if (!set) this.subscribers.set(jobId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.subscribers.delete(jobId);
+    };
+  }
+
+  /** Resolves when the job has ended (true) or the time is up (false). */
+  waitFor(jobId: string, timeoutMs: number): Promise<boolean> {
+    if (!this.runs.has(jobId)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let set = this.waiters.get(jobId);
+      if (!set) this.waiters.set(jobId, (set = new Set()));
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        set.delete(done);
+        resolve(false);
+      }, timeoutMs);
+      set.add(done);
+    });
+  }
+
+  // ---------------------------------------------------------------- reads and controls
+
+  async getJob(id: string): Promise<{ job: Job; tasks: Task[] } | undefined> {
+    const run = this.runs.get(id);
+    if (run) return { job: run.job, tasks: [...run.tasks, ...run.health] };
+    const job = await this.store.getJob(id);
+    return job ? { job, tasks: await this.store.tasksOf(id) } : undefined;
+  }
+
+  async getTask(id: string): Promise<Task | undefined> {
+    return this.active.get(id)?.task ?? (await this.store.getTask(id));
+  }
+
+  isActive(jobId: string): boolean {
+    return this.runs.has(jobId);
+  }
+
+  /** Signals a task's process group on its host. */
+  kill(taskId: string, signal: BodyOf<'task.kill'>['signal']): 'sent' | 'cancelled' | 'not_running' | 'offline' {
+    const a = this.active.get(taskId);
+    if (!a) return 'not_running';
+    if (a.task.state === 'pending') {
+      this.end(a.task, 'cancelled', 'cancelled', `cancelled (${signal} before it started)`);
+      void this.pump(a.run);
+      return 'cancelled';
+    }
+    const conn = this.link.get(a.task.hostId);
+    if (!conn || conn.send('task.kill', { taskId, signal }) === undefined) return 'offline';
+    return 'sent';
+  }
+
+  /** Cancels a job: nothing new starts, running tasks get SIGTERM. */
+  cancel(jobId: string): boolean {
+    const run = this.runs.get(jobId);
+    if (!run) return false;
+    run.cancelled = true;
+    run.job.message = 'cancelled';
+    for (const t of [...run.tasks, ...run.health]) if (t.state === 'sent' || t.state === 'running') this.link.get(t.hostId)?.send('task.kill', { taskId: t.id, signal: 'SIGTERM' });
+    void this.pump(run);
+    return true;
+  }
+
+  async forgetHost(hostId: string): Promise<void> {
+    for (const { task } of [...this.active.values()]) if (task.hostId === hostId) this.end(task, 'lost', 'done', 'the host was removed');
+    await this.flush();
+    await this.store.deleteHost(hostId);
+  }
+}
+
+function blankTask(jobId: string, hostId: string, hostname: string, idx: number, batch: number, phase: Task['phase'], now: number): Task {
+  return {
+    id: newTaskId(),
+    jobId,
+    hostId,
+    hostname,
+    idx,
+    batch,
+    phase,
+    state: 'pending',
+    status: null,
+    exitCode: null,
+    signal: null,
+    error: null,
+    stdout: null,
+    stderr: null,
+    stdoutBytes: 0,
+    stderrBytes: 0,
+    truncated: false,
+    pid: null,
+    createdAt: now,
+    sentAt: null,
+    startedAt: null,
+    endedAt: null,
+  };
+}
+
+/** Env values and stdin may hold secrets: views show that they were given, not what they were. */
+export function redactSpec(spec: ExecSpec): ExecSpec {
+  return {
+    ...spec,
+    ...(spec.env ? { env: Object.fromEntries(Object.keys(spec.env).map((k) => [k, '[redacted]'])) } : {}),
+    ...(spec.stdin !== undefined ? { stdin: `[${Buffer.byteLength(spec.stdin)} bytes]` } : {}),
+  };
+}
+
+export function taskView(t: Task) {
+  return {
+    id: t.id,
+    jobId: t.jobId,
+    hostId: t.hostId,
+    hostname: t.hostname,
+    index: t.idx,
+    batch: t.batch,
+    phase: t.phase,
+    state: t.state,
+    status: t.status,
+    ok: t.state === 'done' ? t.status === 'exited' && t.exitCode === 0 : null,
+    exitCode: t.exitCode,
+    signal: t.signal,
+    error: t.error,
+    stdout: t.stdout,
+    stderr: t.stderr,
+    stdoutBytes: t.stdoutBytes,
+    stderrBytes: t.stderrBytes,
+    truncated: t.truncated,
+    pid: t.pid,
+    createdAt: t.createdAt,
+    sentAt: t.sentAt,
+    startedAt: t.startedAt,
+    endedAt: t.endedAt,
+  };
+}
+
+export function jobView(j: Job, tasks?: Task[]) {
+  const counts: Record<string, number> = {};
+  if (tasks) for (const t of tasks.filter((x) => x.phase === 'main')) {
+    const k = t.state === 'done' ? (t.status === 'exited' && t.exitCode === 0 ? 'succeeded' : 'failed') : t.state;
+    counts[k] = (counts[k] ?? 0) + 1;
+  }
+  return {
+    id: j.id,
+    name: j.name,
+    kind: j.kind,
+    state: j.state,
+    spec: redactSpec(j.spec as ExecSpec),
+    target: j.target,
+    strategy: j.strategy,
+    createdBy: j.createdBy,
+    createdAt: j.createdAt,
+    endedAt: j.endedAt,
+    hostCount: j.hostCount,
+    message: j.message,
+    ...(tasks ? { counts } : {}),
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * The agent's capability lock, proven against a hostile hub: a bare WebSocket server speaking the
+ * protocol that welcomes the agent and then asks it for things its local config does not allow.
+ * Nothing on the hub side filters here: whatever is refused, the agent refused.
+ */
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { decodeFrame, encodeFrame, newNonce, type Message } from '@tether/protocol';
+import { TestAgent, waitFor } from '@tether/testkit';
+
+/** A "hub" that accepts anyone and records every frame the agent sends. */
+async function hostileHub() {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/api/v1/agent/ws' });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  const received: Message[] = [];
+  let sock: WebSocket | undefined;
+  wss.on('connection', (ws) => {
+    sock = ws;
+    ws.send(encodeFrame('challenge', { nonce: newNonce(), protocol: 1, hubVersion: 'evil' }));
+    ws.on('message', (raw) => {
+      const d = decodeFrame(raw as Buffer);
+      if (!d.ok) return;
+      received.push(d.msg);
+      if (d.msg.type === 'hello') ws.send(encodeFrame('welcome', { agentId: 'victim-1', heartbeatSec: 5, hubVersion: 'evil' }, { re: d.msg.id }));
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    received,
+    send: (frame: string) => sock!.send(frame),
+    close: () => new Promise<void>((r) => wss.close(() => r())),
+  };
+}
+
+describe('capability lock (agent side)', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+
+  for (const caps of [['metrics'], ['metrics', 'exec']]) {
+    const allowed = caps.includes('exec');
+    test(`an agent with capabilities [${caps}] ${allowed ? 'runs' : 'refuses'} exec whatever the hub sends`, async () => {
+      const hub = await hostileHub();
+      const dir = mkdtempSync(join(tmpdir(), 'tether-lock-'));
+      const marker = join(dir, 'pwned');
+      const agent = TestAgent.start(hub.url, { token: 'any-token-will-do', capabilities: caps });
+      cleanups.push(async () => {
+        await agent.stop();
+        agent.cleanup();
+        await hub.close();
+        rmSync(dir, { recursive: true, force: true });
+      });
+      await agent.waitConnected();
+      // The agent reports its lock in the handshake, and syncs tasks before anything else.
+      const hello = hub.received.find((m) => m.type === 'hello')!;
+      assert.deepEqual((hello.body as { capabilities: string[] }).capabilities, caps);
+      await waitFor(() => hub.received.some((m) => m.type === 'task.sync'), 'task.sync');
+      hub.send(encodeFrame('task.start', { taskId: 'evil-1', exec: { command: ['touch', marker] } }));
+      hub.send(encodeFrame('task.start', { taskId: 'evil-2', exec: { command: [`touch ${marker}-sh`], shell: true, user: 'root' } }));
+      const results = await waitFor(() => {
+        const r = hub.received.filter((m) => m.type === 'task.result').map((m) => m.body as { taskId: string; status: string; error?: string });
+        return r.length >= 2 ? r : undefined;
+      }, 'two results');
+      for (const r of results) {
+        if (allowed) assert.equal(r.status, 'exited', JSON.stringify(r));
+        else {
+          assert.equal(r.status, 'refused');
+          assert.match(r.error!, /does not allow exec/);
+        }
+      }
+      assert.equal(existsSync(marker), allowed);
+      assert.equal(existsSync(`${marker}-sh`), allowed);
+      // Sending the same id again never runs it twice; the agent answers with what it has.
+      const before = hub.received.filter((m) => m.type === 'task.result').length;
+      hub.send(encodeFrame('task.start', { taskId: 'evil-1', exec: { command: ['touch', `${marker}-again`] } }));
+      await waitFor(() => hub.received.filter((m) => m.type === 'task.result').length > before, 'the stored result again');
+      assert.equal(existsSync(`${marker}-again`), false);
+    });
+  }
+});
