@@ -121,4 +121,4 @@ import { Type } from '@fastify/type-provider-typebox';
 export const ErrorSchema = Type.Object({ error: Type.String(), message: Type.String() });
 type ErrStatus = 400 | 401 | 403 | 404 | 409 | 413 | 423 | 429;
 /** Response schemas for the error statuses a route can return (documents them in OpenAPI too). */
-export const errors = (...codes: ErrStatus[]) => Object.fromEntries(codes.map((c) => [c, ErrorSchema])) as Record<ErrStatus, typeof ErrorSchema>;
+export const errors = <C extends ErrStatus>(...codes: C[]) => Object.fromEntries(codes.map((c) => [c, ErrorSchema])) as Record<C, typeof ErrorSchema>;

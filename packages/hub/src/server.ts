@@ -37,10 +37,12 @@ import { REPORT_TYPES } from '@tether/protocol';
 import { JobStore, jobsMigrations } from './modules/jobs/store.js';
 import { JobService } from './modules/jobs/service.js';
 import { jobRoutes } from './modules/jobs/routes.js';
+import { BundleStore, bundlesMigrations } from './modules/bundles/store.js';
+import { bundleRoutes } from './modules/bundles/routes.js';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, auditMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations];
 
 /** A route as declared: what the route × role matrix test and docs/access.md are made from. */
 export interface RouteInfo {
@@ -135,6 +137,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   });
   metrics.start();
   const live = new LiveHub(metrics, link, log.child({ module: 'live' }));
+  const bundles = new BundleStore(db.db, cfg.dataDir);
   const jobs = new JobService(new JobStore(db.db), link, hosts, log.child({ module: 'jobs' }), { lostAfterMs: cfg.taskLostAfterSec * 1000, reconnectGraceMs: cfg.reconnectGraceSec * 1000 });
   await jobs.start();
 
@@ -222,6 +225,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   await app.register(enrollRoutes(enroll, tls ? { hubFingerprint: tls.fingerprint } : {}));
   await app.register(metricsRoutes(metrics, hosts, link));
   await app.register(jobRoutes(jobs, hosts));
+  await app.register(bundleRoutes(bundles, jobs, hosts));
   // Open live sockets by credential, so that ending a session or revoking a token closes them at once.
   const liveByCred = new Map<string, Set<WebSocket>>();
   auth.on('ended', (hashes) => {

@@ -49,6 +49,7 @@ for (const engine of ENGINES) {
       assert.doesNotMatch(text, /hunter2|tta_x|123456/);
       assert.deepEqual(stored!.params, { body: { username: 'bob', password: '[redacted]', nested: { apiToken: '[redacted]', code: '[redacted]' }, labels: { env: 'prod' } } });
       assert.match(String(redact('x'.repeat(5000))), /\[5000 chars\]/);
+      assert.deepEqual(redact({ body: Buffer.alloc(70_000), n: 1 }), { body: '[binary, 70000 bytes]', n: 1 }, 'uploads are recorded by size');
     });
 
     test('query by actor, host, action prefix and time', async () => {

@@ -21,3 +21,4 @@ export const LOG_REDACT = [
   '*.token',
   '*.enrollToken',
 ];
+export * from './tar.js';

@@ -134,7 +134,7 @@ export class TaskManager {
     const stream = body.exec ? body.exec.stream === true : true;
     const entry: Running = { handle: undefined as unknown as RunHandle, startedAt: now, seq: 0, buf: { stdout: '', stderr: '' }, flushTimer: undefined, stream };
     const onOutput = (s: 'stdout' | 'stderr', text: string) => this.output(id, entry, s, text);
-    entry.handle = body.exec ? runExec({ ...body.exec, env: { TETHER_TASK_ID: id, ...body.exec.env } } as ExecSpec, stream ? onOutput : undefined) : this.o.runBundle!(id, body.bundle!, onOutput);
+    entry.handle = body.exec ? runExec({ ...body.exec, env: { TETHER_TASK_ID: id, ...body.exec.env } } as ExecSpec, stream ? onOutput : undefined) : this.o.runBundle!(id, { ...body.bundle!, exec: { ...body.bundle!.exec, env: { TETHER_TASK_ID: id, ...body.bundle!.exec.env } } }, onOutput);
     this.running.set(id, entry);
     this.agent.send('task.accepted', { taskId: id, ...(entry.handle.pid ? { pid: entry.handle.pid } : {}), startedAt: now });
     this.log.info({ taskId: id, pid: entry.handle.pid }, 'task started');
@@ -208,7 +208,8 @@ export class TaskManager {
   private finish(id: string, result: TaskResultBody): void {
     this.ledger.putResult(result);
     this.log.info({ taskId: id, status: result.status, exitCode: result.exitCode }, 'task ended');
-    if (!this.flushing) this.agent.send('task.result', result);
+    // Sent now even while the outbox is being flushed (a duplicate is acknowledged and ignored).
+    this.agent.send('task.result', result);
   }
 
   /** Stops accepting output; running commands keep running (they are reported lost on the next start). */

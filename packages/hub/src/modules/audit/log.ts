@@ -124,6 +124,9 @@ export function redact(v: unknown, depth = 0): unknown {
   if (depth > 8) return '[too deep]';
   if (typeof v === 'string') return v.length > MAX_STRING ? `${v.slice(0, 200)}…[${v.length} chars]` : v;
   if (Array.isArray(v)) return v.slice(0, 200).map((x) => redact(x, depth + 1));
+  // Uploads (archives, file contents) are recorded by size only.
+  if (ArrayBuffer.isView(v)) return `[binary, ${v.byteLength} bytes]`;
+  if (v && typeof v === 'object' && Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null) return `[${(v as object).constructor?.name ?? 'object'}]`;
   if (v && typeof v === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : redact(x, depth + 1);

@@ -2,13 +2,13 @@
  * Commands and jobs over HTTP: POST /api/v1/exec (sync or async), jobs and tasks (read, cancel,
  * kill), runs per host, and a WebSocket stream of a job's tasks and output.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ExecSpec, SIGNALS, parseSelector, SelectorError } from '@tether/protocol';
 import type { Host, HostStore } from '../hosts/store.js';
 import { access, errors, hostAllowed } from '../../http.js';
-import { jobView, taskView, type JobService, type JobEvent } from './service.js';
+import { jobView, taskView, type CreateJob, type JobService, type JobEvent } from './service.js';
 import { StrategyError, StrategySchema, type Strategy } from './strategy.js';
 import type { Task } from './store.js';
 
@@ -75,6 +75,15 @@ export async function resolveTarget(hosts: HostStore, t: Target, req: FastifyReq
   return [...out.values()];
 }
 
+/** Exec options a job carries besides the command (shared with bundle runs). */
+export const JobOptions = {
+  strategy: Type.Optional(StrategySchema),
+  mode: Type.Optional(Type.Union([Type.Literal('sync'), Type.Literal('async')])),
+  wait: Type.Optional(Type.Number({ minimum: 0, maximum: 60 })),
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  callbackUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
+};
+
 const ExecBody = Type.Object(
   {
     target: TargetSchema,
@@ -130,8 +139,51 @@ const JobView = Type.Object({
   message: Type.Union([Type.String(), Type.Null()]),
   counts: Type.Optional(Type.Record(Type.String(), Type.Integer())),
 });
-const JobWithTasks = Type.Object({ job: JobView, tasks: Type.Array(TaskView) });
+export const JobWithTasks = Type.Object({ job: JobView, tasks: Type.Array(TaskView) });
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export interface StartJob {
+  kind: 'exec' | 'bundle';
+  spec: CreateJob['spec'];
+  target: Target;
+  strategy?: unknown;
+  mode?: 'sync' | 'async' | undefined;
+  wait?: number | undefined;
+  name?: string | undefined;
+  callbackUrl?: string | undefined;
+}
+
+/** Resolves the target, creates the job, and answers: at once (async) or when it ends (sync, ≤ 60 s). */
+export async function startJob(jobs: JobService, hosts: HostStore, req: FastifyRequest, reply: FastifyReply, o: StartJob): Promise<FastifyReply> {
+  let list: Host[];
+  try {
+    list = await resolveTarget(hosts, o.target, req);
+  } catch (err) {
+    if (err instanceof TargetError) return reply.code(err.status).send({ error: err.code, message: err.message });
+    throw err;
+  }
+  let created;
+  try {
+    created = await jobs.create({
+      ...(o.name ? { name: o.name } : {}),
+      kind: o.kind,
+      spec: o.spec,
+      strategy: (o.strategy ?? { kind: 'parallel' }) as Strategy,
+      target: o.target,
+      hosts: list.map((h) => ({ id: h.id, hostname: h.hostname, capabilities: h.capabilities })),
+      createdBy: req.user!.username,
+      ...(o.callbackUrl ? { callbackUrl: o.callbackUrl } : {}),
+    });
+  } catch (err) {
+    if (err instanceof StrategyError) return reply.code(400).send({ error: 'bad_strategy', message: err.message });
+    throw err;
+  }
+  req.log.info({ jobId: created.job.id, kind: o.kind, hosts: list.length, by: req.user!.username, mode: o.mode ?? 'sync' }, 'job started');
+  if (o.mode === 'async') return reply.code(202).send({ job: jobView(created.job, created.tasks), tasks: created.tasks.map(taskView) });
+  const done = await jobs.waitFor(created.job.id, (o.wait ?? 60) * 1000);
+  const now = (await jobs.getJob(created.job.id))!;
+  return reply.code(done ? 200 : 202).send({ job: jobView(now.job, now.tasks), tasks: now.tasks.map(taskView) });
+}
 
 export function jobRoutes(jobs: JobService, hosts: HostStore) {
   /** A scoped caller may see a job only when every host it touched is within scope. */
@@ -161,34 +213,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore) {
       async (req, reply) => {
         const { target, strategy, mode, wait, name, callbackUrl, ...spec } = req.body;
         if (spec.shell && spec.command.length !== 1) return reply.code(400).send({ error: 'bad_request', message: 'with shell: true, command is one script string' });
-        let list: Host[];
-        try {
-          list = await resolveTarget(hosts, target, req);
-        } catch (err) {
-          if (err instanceof TargetError) return reply.code(err.status).send({ error: err.code, message: err.message });
-          throw err;
-        }
-        const async = mode === 'async';
-        let created;
-        try {
-          created = await jobs.create({
-            ...(name ? { name } : {}),
-            spec: { ...spec, stream: async },
-            strategy: (strategy ?? { kind: 'parallel' }) as Strategy,
-            target,
-            hosts: list.map((h) => ({ id: h.id, hostname: h.hostname, capabilities: h.capabilities })),
-            createdBy: req.user!.username,
-            ...(callbackUrl ? { callbackUrl } : {}),
-          });
-        } catch (err) {
-          if (err instanceof StrategyError) return reply.code(400).send({ error: 'bad_strategy', message: err.message });
-          throw err;
-        }
-        req.log.info({ jobId: created.job.id, hosts: list.length, by: req.user!.username, mode: mode ?? 'sync' }, 'exec');
-        if (async) return reply.code(202).send({ job: jobView(created.job, created.tasks), tasks: created.tasks.map(taskView) });
-        const done = await jobs.waitFor(created.job.id, (wait ?? 60) * 1000);
-        const now = (await jobs.getJob(created.job.id))!;
-        return reply.code(done ? 200 : 202).send({ job: jobView(now.job, now.tasks), tasks: now.tasks.map(taskView) });
+        return startJob(jobs, hosts, req, reply, { kind: 'exec', spec: { ...spec, stream: mode === 'async' }, target, strategy, mode, wait, name, callbackUrl });
       },
     );
 

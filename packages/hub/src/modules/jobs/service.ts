@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { BodyOf, ExecSpec, Message } from '@tether/protocol';
+import type { BodyOf, BundleSpec, ExecSpec, Message } from '@tether/protocol';
 import type { AgentConnection, AgentLink } from '../agents/link.js';
 import type { HostStore } from '../hosts/store.js';
 import { JobStore, clean, type HubTaskStatus, type Job, type Task } from './store.js';
@@ -29,9 +29,19 @@ export type JobEvent =
   | { type: 'output'; taskId: string; hostId: string; hostname: string; stream: 'stdout' | 'stderr'; data: string; seq: number }
   | { type: 'job'; job: Job };
 
+/** A bundle job's spec: which archive, with what arguments and exec options. */
+export interface BundleJobSpec {
+  bundleId: string;
+  name: string;
+  sha256: string;
+  size: number;
+  args?: string[];
+  exec: BundleSpec['exec'];
+}
+
 interface Run {
   job: Job;
-  spec: ExecSpec;
+  spec: ExecSpec | BundleJobSpec;
   strategy: Strategy;
   plan: Plan;
   tasks: Task[];
@@ -49,6 +59,8 @@ export interface JobServiceOptions {
   lostAfterMs?: number;
   /** live output kept per running task for late subscribers (default 256 KiB) */
   outputBufferBytes?: number;
+  /** hands a bundle to an agent: returns the transfer id the agent fetches it with */
+  offerBundle?: (agentId: string, spec: BundleJobSpec) => string;
   /** after a hub start, hosts are not called offline for this long (default 30 s): agents are reconnecting */
   reconnectGraceMs?: number;
   now?: () => number;
@@ -56,7 +68,8 @@ export interface JobServiceOptions {
 
 export interface CreateJob {
   name?: string;
-  spec: ExecSpec;
+  kind?: 'exec' | 'bundle';
+  spec: ExecSpec | BundleJobSpec;
   strategy: Strategy;
   target: unknown;
   hosts: { id: string; hostname: string; capabilities: string[] }[];
@@ -130,7 +143,7 @@ export class JobService extends EventEmitter {
 
   private makeRun(job: Job, tasks: Task[], health: Task[] = []): Run {
     const strategy = job.strategy as Strategy;
-    const run: Run = { job, spec: job.spec as ExecSpec, strategy, plan: plan(strategy, tasks.length), tasks, health, batch: 0, stopping: false, cancelled: false, finishing: false, pumping: false, repump: false };
+    const run: Run = { job, spec: job.spec as ExecSpec | BundleJobSpec, strategy, plan: plan(strategy, tasks.length), tasks, health, batch: 0, stopping: false, cancelled: false, finishing: false, pumping: false, repump: false };
     this.runs.set(job.id, run);
     for (const t of [...tasks, ...health]) if (!isFinal(t)) this.active.set(t.id, { run, task: t });
     return run;
@@ -141,8 +154,8 @@ export class JobService extends EventEmitter {
     const p = plan(c.strategy, c.hosts.length);
     const job: Job = {
       id: newJobId(),
-      name: c.name ?? c.spec.command.join(' ').slice(0, 200),
-      kind: 'exec',
+      name: c.name ?? ('command' in c.spec ? c.spec.command.join(' ') : `bundle ${c.spec.name}`).slice(0, 200),
+      kind: c.kind ?? 'exec',
       spec: c.spec,
       target: c.target,
       strategy: c.strategy,
@@ -264,8 +277,16 @@ export class JobService extends EventEmitter {
   }
 
   private send(conn: AgentConnection, run: Run, t: Task, now: number): void {
-    const exec = t.phase === 'health' ? run.strategy.health! : run.spec;
-    if (conn.send('task.start', { taskId: t.id, exec }) === undefined) return;
+    let body: BodyOf<'task.start'>;
+    if (t.phase === 'health') body = { taskId: t.id, exec: run.strategy.health! };
+    else if (run.job.kind === 'bundle') {
+      const b = run.spec as BundleJobSpec;
+      if (!this.o.offerBundle) return this.end(t, 'failed', 'done', 'this hub cannot serve bundles');
+      // A fresh transfer for every send: a re-send after a reconnect gets its own.
+      const transferId = this.o.offerBundle(t.hostId, b);
+      body = { taskId: t.id, bundle: { transferId, sha256: b.sha256, size: b.size, ...(b.args ? { args: b.args } : {}), exec: b.exec } };
+    } else body = { taskId: t.id, exec: run.spec as ExecSpec };
+    if (conn.send('task.start', body) === undefined) return;
     if (t.state === 'pending') {
       t.state = 'sent';
       t.sentAt = now;
@@ -358,14 +379,23 @@ export class JobService extends EventEmitter {
     for (const { run, task } of this.active.values()) {
       if (task.hostId !== id) continue;
       touched.add(run);
-      if (task.state !== 'sent' && task.state !== 'running') continue;
+      // A task the agent knows may still read `pending` here: a hub that died between sending it
+      // and writing that down. The agent's word wins, so it is never sent twice.
       if (running.has(task.id)) {
-        if (task.state === 'sent') {
+        if (task.state === 'sent' || task.state === 'pending') {
           task.state = 'running';
+          task.sentAt ??= now;
           this.dirtyTasks.add(task);
         }
       } else if (done.has(task.id)) {
+        if (task.state === 'pending') {
+          task.state = 'sent';
+          task.sentAt ??= now;
+          this.dirtyTasks.add(task);
+        }
         // its result follows
+      } else if (task.state === 'pending') {
+        // not started anywhere: the scheduler sends it when its turn comes
       } else if (task.state === 'sent') {
         // The agent never saw it (lost in a dropped connection): safe to send again.
         this.send(conn, run, task, now);
@@ -625,11 +655,14 @@ function blankTask(jobId: string, hostId: string, hostname: string, idx: number,
 }
 
 /** Env values and stdin may hold secrets: views show that they were given, not what they were. */
-export function redactSpec(spec: ExecSpec): ExecSpec {
+export function redactSpec<T extends Partial<ExecSpec> | BundleJobSpec>(spec: T): T {
+  if ('exec' in spec && spec.exec) return { ...spec, exec: redactSpec(spec.exec) };
+  const e = spec as Partial<ExecSpec>;
+  if (!e.env && e.stdin === undefined) return spec;
   return {
     ...spec,
-    ...(spec.env ? { env: Object.fromEntries(Object.keys(spec.env).map((k) => [k, '[redacted]'])) } : {}),
-    ...(spec.stdin !== undefined ? { stdin: `[${Buffer.byteLength(spec.stdin)} bytes]` } : {}),
+    ...(e.env ? { env: Object.fromEntries(Object.keys(e.env).map((k) => [k, '[redacted]'])) } : {}),
+    ...(e.stdin !== undefined ? { stdin: `[${Buffer.byteLength(e.stdin)} bytes]` } : {}),
   };
 }
 
@@ -672,7 +705,7 @@ export function jobView(j: Job, tasks?: Task[]) {
     name: j.name,
     kind: j.kind,
     state: j.state,
-    spec: redactSpec(j.spec as ExecSpec),
+    spec: redactSpec(j.spec as ExecSpec | BundleJobSpec),
     target: j.target,
     strategy: j.strategy,
     createdBy: j.createdBy,

@@ -111,7 +111,7 @@ export const jobsMigrations: ModuleMigrations = {
 export interface Job {
   id: string;
   name: string;
-  kind: 'exec';
+  kind: 'exec' | 'bundle';
   spec: unknown;
   target: unknown;
   strategy: unknown;
@@ -152,7 +152,7 @@ export interface Task {
 const toJob = (r: JobsTable): Job => ({
   id: r.id,
   name: r.name,
-  kind: r.kind as 'exec',
+  kind: r.kind as Job['kind'],
   spec: JSON.parse(r.spec),
   target: JSON.parse(r.target),
   strategy: JSON.parse(r.strategy),
