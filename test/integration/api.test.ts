@@ -56,16 +56,20 @@ describe('hub REST API', () => {
     assert.deepEqual(await a.json(), await b.json());
   });
 
-  test('login sets an HttpOnly SameSite cookie that works for the console, and logout ends it', async () => {
+  test('login sets an HttpOnly SameSite cookie that works for the console, and logout (with the CSRF token) ends it', async () => {
     const r = await hub.raw('POST', '/api/v1/auth/login', { username: 'admin', password: 'test-admin-password-1' }, false);
-    const cookie = r.headers.get('set-cookie')!;
-    assert.match(cookie, /tether_session=tts_/);
-    assert.match(cookie, /HttpOnly/);
-    assert.match(cookie, /SameSite=Strict/);
-    const pair = cookie.split(';')[0]!;
+    const { csrfToken } = (await r.json()) as { csrfToken: string };
+    const cookies = r.headers.getSetCookie();
+    const session = cookies.find((c) => c.startsWith('tether_session='))!;
+    assert.match(session, /tether_session=tts_/);
+    assert.match(session, /HttpOnly/);
+    assert.match(session, /SameSite=Strict/);
+    const csrfCookie = cookies.find((c) => c.startsWith('tether_csrf='))!;
+    assert.doesNotMatch(csrfCookie, /HttpOnly/, 'the console reads the CSRF token');
+    const pair = session.split(';')[0]!;
     const me = await fetch(hub.url + '/api/v1/auth/me', { headers: { cookie: pair } });
     assert.equal(((await me.json()) as { username: string }).username, 'admin');
-    await fetch(hub.url + '/api/v1/auth/logout', { method: 'POST', headers: { cookie: pair } });
+    await fetch(hub.url + '/api/v1/auth/logout', { method: 'POST', headers: { cookie: pair, 'x-csrf-token': csrfToken } });
     assert.equal((await fetch(hub.url + '/api/v1/auth/me', { headers: { cookie: pair } })).status, 401);
   });
 

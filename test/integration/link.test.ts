@@ -59,8 +59,9 @@ for (const db of testDatabases()) {
       const before = (await hub.hosts()).total;
       await hub.kill('SIGKILL');
       await waitFor(() => a.proc.lines.some((l) => l.includes('disconnected from hub')), 'agent notices the hub is gone');
-      await hub.restart();
+      // Counted before the restart: the agent may be back before restart() has logged in.
       const n = a.connectedCount();
+      await hub.restart();
       await waitFor(() => a.connectedCount() > n, 'agent reconnects', 15_000);
       await hub.waitOnline(id, true);
       const after = await hub.hosts();

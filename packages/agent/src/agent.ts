@@ -26,6 +26,7 @@ import type { AgentConfig } from './config.js';
 import { loadOrCreateIdentity, saveAgentId, type Identity } from './identity.js';
 import { gatherFacts } from './facts.js';
 import { fullJitterMs } from './backoff.js';
+import { pinnedTls } from './tls.js';
 
 export interface AgentExit {
   /** why the agent gave up (only for refusals where retrying cannot help) or `stopped` */
@@ -148,7 +149,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private connectOnce(): Promise<ConnOutcome> {
     return new Promise((resolve) => {
       const out: ConnOutcome = { welcomed: false };
-      const ws = new WebSocket(this.wsUrl(), { maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 15_000, perMessageDeflate: false });
+      const ws = new WebSocket(this.wsUrl(), { maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 15_000, perMessageDeflate: false, ...pinnedTls(this.cfg.hubFingerprint) });
       this.ws = ws;
       let phase: 'challenge' | 'welcome' | 'ready' = 'challenge';
       let lastRecv = Date.now();

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { CAPABILITIES, LOG_LEVELS, httpUrl, int, oneOf, resolveConfig, seconds, str, type Capability, type Field } from '@tether/protocol';
 import { collectorNames } from './collectors/index.js';
+import { normalizeFingerprint } from './tls.js';
 
 const capabilityList = (raw: unknown): Capability[] => {
   const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
@@ -47,6 +48,7 @@ const agentSpec = {
   collectorsDisabled: { toml: 'collectors_disabled', env: 'TETHER_COLLECTORS_DISABLED', default: [], parse: collectorList } as Field<string[]>,
   collectorIntervals: { toml: 'collector_intervals', env: 'TETHER_COLLECTOR_INTERVALS', default: {}, parse: intervalTable } as Field<Record<string, number>>,
   backlog: { toml: 'backlog', env: 'TETHER_BACKLOG', default: 720, parse: int(0, 100_000) } as Field<number>,
+  hubFingerprint: { toml: 'hub_fingerprint', env: 'TETHER_HUB_FINGERPRINT', default: '', parse: normalizeFingerprint } as Field<string>,
 };
 
 export interface AgentConfig {
@@ -62,15 +64,18 @@ export interface AgentConfig {
   /** collector name → interval in ms */
   collectorIntervals: Record<string, number>;
   backlog: number;
+  /** SHA-256 of the hub's TLS certificate (hex): when set, only that certificate is accepted */
+  hubFingerprint?: string;
 }
 
-export type AgentFlags = { hub?: string; token?: string; state?: string; reconnectCap?: unknown; logLevel?: string; config?: string };
+export type AgentFlags = { hub?: string; token?: string; state?: string; reconnectCap?: unknown; logLevel?: string; config?: string; hubFingerprint?: string };
 
 export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): AgentConfig {
   const file = flags.config ?? env.TETHER_AGENT_CONFIG;
   const { config: _c, ...rest } = flags;
   const c = resolveConfig(agentSpec, { flags: rest, env, ...(file ? { file } : {}) });
   if (!c.hub) throw new Error('invalid configuration:\n  - the hub URL is required (--hub, TETHER_HUB or hub = "…" in the config file)');
+  if (c.hubFingerprint && !c.hub.startsWith('https:')) throw new Error('invalid configuration:\n  - hub_fingerprint pins a TLS certificate: the hub URL must be https://');
   return {
     hubUrl: c.hub,
     ...(c.token ? { token: c.token } : {}),
@@ -82,5 +87,6 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     collectorsDisabled: c.collectorsDisabled,
     collectorIntervals: c.collectorIntervals,
     backlog: c.backlog,
+    ...(c.hubFingerprint ? { hubFingerprint: c.hubFingerprint } : {}),
   };
 }

@@ -1,6 +1,10 @@
 /**
  * The CLI's view of the hub: a base URL and a session token saved by `tether login`
- * in ~/.config/tether/cli.json (0600), or TETHER_HUB + TETHER_SESSION from the environment.
+ * in ~/.config/tether/cli.json (0600), or TETHER_HUB + TETHER_SESSION (a session) or
+ * TETHER_HUB + TETHER_API_TOKEN (an API token, for automation) from the environment.
+ *
+ * A call answered `403 step_up_required` is retried once after a step-up (see stepUp.ts): every
+ * command gets the prompt for free.
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -20,6 +24,7 @@ export function statePath(env = process.env): string {
 }
 
 export function loadState(env = process.env): CliState | undefined {
+  if (env.TETHER_HUB && env.TETHER_API_TOKEN) return { hub: env.TETHER_HUB, token: env.TETHER_API_TOKEN };
   if (env.TETHER_HUB && env.TETHER_SESSION) return { hub: env.TETHER_HUB, token: env.TETHER_SESSION };
   try {
     return JSON.parse(readFileSync(statePath(env), 'utf8')) as CliState;
@@ -45,16 +50,27 @@ export class ApiError extends Error {
   }
 }
 
+/** Confirms it is the user (POST /api/v1/auth/step-up); throws when it cannot. */
+export type StepUpHandler = (c: Client) => Promise<void>;
+let defaultStepUp: StepUpHandler | undefined;
+/** Set once by the CLI: how clients made by fromState() step up when the hub asks. */
+export function setStepUpHandler(h: StepUpHandler): void {
+  defaultStepUp = h;
+}
+
 export class Client {
+  stepUp: StepUpHandler | undefined;
   constructor(
     readonly hub: string,
-    private readonly token?: string,
+    readonly token?: string,
   ) {}
 
   static fromState(env = process.env): Client {
     const s = loadState(env);
-    if (!s) throw new Error('not logged in: run `tether login --hub URL` first (or set TETHER_HUB and TETHER_SESSION)');
-    return new Client(s.hub, s.token);
+    if (!s) throw new Error('not logged in: run `tether login --hub URL` first (or set TETHER_HUB and TETHER_SESSION or TETHER_API_TOKEN)');
+    const c = new Client(s.hub, s.token);
+    c.stepUp = defaultStepUp;
+    return c;
   }
 
   /** For requests made outside call() (WebSocket streams, file transfers). */
@@ -63,6 +79,26 @@ export class Client {
   }
 
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    try {
+      return await this.callOnce<T>(method, path, body);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.code !== 'step_up_required' || !this.stepUp || this.token?.startsWith('tta_')) throw err;
+      await this.stepUp(this);
+      return this.callOnce<T>(method, path, body);
+    }
+  }
+
+  /** The response without step-up retry or JSON parsing (exports). */
+  async raw(method: string, path: string): Promise<Response> {
+    const res = await fetch(this.hub.replace(/\/$/, '') + path, { method, headers: this.token ? { authorization: `Bearer ${this.token}` } : {}, signal: AbortSignal.timeout(300_000) });
+    if (!res.ok) {
+      const e = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
+      throw new ApiError(res.status, e.error ?? 'error', e.message ?? `HTTP ${res.status}`);
+    }
+    return res;
+  }
+
+  private async callOnce<T>(method: string, path: string, body?: unknown): Promise<T> {
     let res: Response;
     try {
       res = await fetch(this.hub.replace(/\/$/, '') + path, {
@@ -83,7 +119,7 @@ export class Client {
     }
     if (!res.ok) {
       const e = data as { error?: string; message?: string };
-      if (res.status === 401 && path !== '/api/v1/auth/login') throw new ApiError(401, 'unauthorized', 'session expired or invalid: run `tether login` again');
+      if (res.status === 401 && e.error === 'unauthorized' && path !== '/api/v1/auth/login') throw new ApiError(401, 'unauthorized', 'session expired or invalid: run `tether login` again');
       throw new ApiError(res.status, e.error ?? 'error', e.message ?? `HTTP ${res.status}`);
     }
     return data as T;

@@ -18,6 +18,7 @@ import type { Agent, Reporter, TaskManager } from '@tether/agent';
 const hubModule = () => import('@tether/hub');
 const agentModule = () => import('@tether/agent');
 import { ApiError, Client, saveState } from './client.js';
+import { registerAccountCommands, loginWithCode } from './accounts.js';
 import { ago, table } from './table.js';
 import { fail, out } from './output.js';
 import { registerExec } from './commands/exec.js';
@@ -34,11 +35,14 @@ const hubOptions = (c: Command) =>
     .option('--heartbeat <duration>', 'agent heartbeat interval (TETHER_HEARTBEAT; default 10s)')
     .option('--handshake-timeout <duration>', 'close agent connections that send no hello within this (default 60s)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (TETHER_LOG_LEVEL)')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (TETHER_TLS_CERT; needs --tls-key)')
+    .option('--tls-key <file>', 'private key for --tls-cert (TETHER_TLS_KEY)')
+    .option('--tls-self-signed', 'serve HTTPS with a certificate generated on first start under <data>/tls (TETHER_TLS_SELF_SIGNED)')
     .option('--config <file>', 'TOML config file (TETHER_CONFIG)');
 
 function hubFlags(o: Record<string, unknown>): HubFlags {
   const f: HubFlags = {};
-  for (const k of ['listen', 'data', 'db', 'heartbeat', 'handshakeTimeout', 'logLevel', 'config'] as const) if (o[k] !== undefined) (f as Record<string, unknown>)[k] = o[k];
+  for (const k of ['listen', 'data', 'db', 'heartbeat', 'handshakeTimeout', 'logLevel', 'tlsCert', 'tlsKey', 'tlsSelfSigned', 'config'] as const) if (o[k] !== undefined) (f as Record<string, unknown>)[k] = o[k];
   return f;
 }
 
@@ -74,6 +78,7 @@ program
   .option('--token <token>', 'enrollment token for the first run (TETHER_TOKEN; prefer the variable: arguments are visible to other users)')
   .option('--state <dir>', 'state directory holding the key and id (TETHER_STATE; default /var/lib/tether-agent)')
   .option('--reconnect-cap <duration>', 'longest wait between reconnect attempts (default 60s)')
+  .option('--hub-fingerprint <sha256>', "accept only the hub TLS certificate with this SHA-256 fingerprint (TETHER_HUB_FINGERPRINT; printed by `tether token create`)")
   .option('--log-level <level>', 'log level (TETHER_LOG_LEVEL)')
   .option('--config <file>', 'TOML config file with capabilities (TETHER_AGENT_CONFIG)')
   .action(async (o) => {
@@ -210,11 +215,11 @@ program
   .requiredOption('--hub <url>', 'hub URL')
   .option('-u, --user <name>', 'user name', 'admin')
   .option('--password-stdin', 'read the password from standard input (or set TETHER_PASSWORD)')
+  .option('--code <code>', 'one-time code when 2FA is on (or TETHER_TOTP; asked for on a terminal)')
   .action(async (o) => {
     try {
       const pw = await readPassword(Boolean(o.passwordStdin));
-      const c = new Client(o.hub);
-      const r = await c.call<{ token: string; user: { username: string } }>('POST', '/api/v1/auth/login', { username: o.user, password: pw });
+      const r = await loginWithCode(new Client(o.hub), o.user, pw, o.code);
       saveState({ hub: o.hub, token: r.token, user: r.user.username });
       process.stderr.write(`logged in to ${o.hub} as ${r.user.username}\n`);
     } catch (err) {
@@ -320,8 +325,9 @@ token
         labels: parseLabelPairs(o.label ?? []),
       };
       const c = Client.fromState();
-      const r = await c.call<{ token: string; tokenInfo: { id: string; expiresAt: number } }>('POST', '/api/v1/enrollment-tokens', body);
-      out(Boolean(o.json), r, () => `${r.token}\n\nOn the host to enroll:\n  TETHER_TOKEN=${r.token} tether agent --hub ${c.hub} --state /var/lib/tether-agent\n\nExpires ${new Date(r.tokenInfo.expiresAt).toISOString()}; shown only once.`);
+      const r = await c.call<{ token: string; tokenInfo: { id: string; expiresAt: number }; hubFingerprint?: string }>('POST', '/api/v1/enrollment-tokens', body);
+      const pin = r.hubFingerprint ? ` --hub-fingerprint ${r.hubFingerprint}` : '';
+      out(Boolean(o.json), r, () => `${r.token}\n\nOn the host to enroll:\n  TETHER_TOKEN=${r.token} tether agent --hub ${c.hub}${pin} --state /var/lib/tether-agent\n\nExpires ${new Date(r.tokenInfo.expiresAt).toISOString()}; shown only once.${r.hubFingerprint ? `\nThe agent accepts only the hub certificate ${r.hubFingerprint}.` : ''}`);
     } catch (err) {
       fail(err);
     }
@@ -354,5 +360,6 @@ token
 
 registerExec(program);
 registerFiles(program);
+registerAccountCommands(program, fail);
 
 program.parseAsync().catch(fail);

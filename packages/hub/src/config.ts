@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { LOG_LEVELS, bool, int, oneOf, parseListen, resolveConfig, seconds, str, type Field, type ListenAddr } from '@tether/protocol';
+import { ConfigError, LOG_LEVELS, bool, int, oneOf, parseListen, resolveConfig, seconds, str, type Field, type ListenAddr } from '@tether/protocol';
 
 const hubSpec = {
   listen: { toml: 'listen', env: 'TETHER_LISTEN', default: { host: '127.0.0.1', port: 8080 }, parse: parseListen } as Field<ListenAddr>,
@@ -18,7 +18,35 @@ const hubSpec = {
   reconnectGrace: { toml: 'reconnect_grace', env: 'TETHER_RECONNECT_GRACE', default: 30, parse: seconds(0, 3600) } as Field<number>,
   maxUploadBytes: { toml: 'max_upload_bytes', env: 'TETHER_MAX_UPLOAD_BYTES', default: 16 * 1024 ** 3, parse: int(0, 2 ** 50) } as Field<number>,
   metricsOpen: { toml: 'metrics_open', env: 'TETHER_METRICS_OPEN', default: false, parse: bool } as Field<boolean>,
+  // accounts and security
+  tlsCert: { toml: 'tls_cert', env: 'TETHER_TLS_CERT', default: '', parse: str({ max: 1024 }) } as Field<string>,
+  tlsKey: { toml: 'tls_key', env: 'TETHER_TLS_KEY', default: '', parse: str({ max: 1024 }) } as Field<string>,
+  tlsSelfSigned: { toml: 'tls_self_signed', env: 'TETHER_TLS_SELF_SIGNED', default: false, parse: bool } as Field<boolean>,
+  allowedOrigins: { toml: 'allowed_origins', env: 'TETHER_ALLOWED_ORIGINS', default: [], parse: originList } as Field<string[]>,
+  sessionTtl: { toml: 'session_ttl', env: 'TETHER_SESSION_TTL', default: 86400, parse: seconds(300, 90 * 86400) } as Field<number>,
+  stepUpWindow: { toml: 'step_up_window', env: 'TETHER_STEP_UP_WINDOW', default: 600, parse: seconds(10, 86400) } as Field<number>,
+  loginMaxFailures: { toml: 'login_max_failures', env: 'TETHER_LOGIN_MAX_FAILURES', default: 5, parse: int(1, 1000) } as Field<number>,
+  lockoutDuration: { toml: 'lockout_duration', env: 'TETHER_LOCKOUT_DURATION', default: 900, parse: seconds(0, 365 * 86400) } as Field<number>,
+  loginIpMaxFailures: { toml: 'login_ip_max_failures', env: 'TETHER_LOGIN_IP_MAX_FAILURES', default: 20, parse: int(1, 1_000_000) } as Field<number>,
+  loginWindow: { toml: 'login_window', env: 'TETHER_LOGIN_WINDOW', default: 900, parse: seconds(1, 86400) } as Field<number>,
+  maxBodyBytes: { toml: 'max_body_bytes', env: 'TETHER_MAX_BODY_BYTES', default: 1024 * 1024, parse: int(1024, 1024 * 1024 * 1024) } as Field<number>,
 };
+
+/** `https://console.example.com` entries: a list in TOML, comma-separated in the environment. */
+function originList(raw: unknown): string[] {
+  const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+  if (!Array.isArray(list)) throw new Error('expected a list of origins like https://console.example.com');
+  return list.map((o) => {
+    let u: URL;
+    try {
+      u = new URL(String(o));
+    } catch {
+      throw new Error(`expected an origin like https://console.example.com, got ${JSON.stringify(o)}`);
+    }
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.origin !== String(o).replace(/\/$/, '')) throw new Error(`expected scheme://host[:port] with nothing after it, got ${JSON.stringify(o)}`);
+    return u.origin;
+  });
+}
 
 export interface HubConfig {
   listen: ListenAddr;
@@ -39,6 +67,14 @@ export interface HubConfig {
   maxUploadBytes: number;
   /** serve GET /metrics without a login (for a Prometheus on a trusted network) */
   metricsOpen: boolean;
+  /** TLS: files given, or a certificate generated on first start under <data>/tls; none: plain HTTP */
+  tls: { kind: 'none' } | { kind: 'files'; cert: string; key: string } | { kind: 'self-signed' };
+  /** origins besides the hub's own allowed to send cookie-authenticated writes and open /api/v1/live */
+  allowedOrigins: string[];
+  sessionTtlSec: number;
+  stepUpWindowSec: number;
+  login: { maxFailures: number; lockoutSec: number; ipMaxFailures: number; windowSec: number };
+  maxBodyBytes: number;
   /** From TETHER_ADMIN_PASSWORD only: a password on a command line is visible to every user of the host. */
   adminPassword?: string;
 }
@@ -49,6 +85,8 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
   const file = flags.config ?? env.TETHER_CONFIG;
   const { config: _c, ...rest } = flags;
   const c = resolveConfig(hubSpec, { flags: rest, env, ...(file ? { file } : {}) });
+  if (!c.tlsCert !== !c.tlsKey) throw new ConfigError(['TLS needs both a certificate and a key (tls_cert and tls_key)']);
+  if (c.tlsCert && c.tlsSelfSigned) throw new ConfigError(['give either tls_cert/tls_key or tls_self_signed, not both']);
   const dataDir = resolve(cwd, c.data);
   return {
     listen: c.listen,
@@ -64,6 +102,12 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     reconnectGraceSec: c.reconnectGrace,
     maxUploadBytes: c.maxUploadBytes,
     metricsOpen: c.metricsOpen,
+    tls: c.tlsCert || c.tlsKey ? { kind: 'files', cert: resolve(cwd, c.tlsCert), key: resolve(cwd, c.tlsKey) } : c.tlsSelfSigned ? { kind: 'self-signed' } : { kind: 'none' },
+    allowedOrigins: c.allowedOrigins,
+    sessionTtlSec: c.sessionTtl,
+    stepUpWindowSec: c.stepUpWindow,
+    login: { maxFailures: c.loginMaxFailures, lockoutSec: c.lockoutDuration, ipMaxFailures: c.loginIpMaxFailures, windowSec: c.loginWindow },
+    maxBodyBytes: c.maxBodyBytes,
     ...(env.TETHER_ADMIN_PASSWORD ? { adminPassword: env.TETHER_ADMIN_PASSWORD } : {}),
   };
 }

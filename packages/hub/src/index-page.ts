@@ -27,7 +27,10 @@ async function load(){
   $('rows').innerHTML=d.hosts.map(h=>'<tr><td>'+esc(h.hostname)+'</td><td class="'+(h.online?'on">online':'off">offline')+'</td><td>'+esc(h.facts.os.pretty||h.facts.os.name)+'</td><td>'+esc(h.facts.kernel)+'</td><td>'+esc(h.facts.arch)+'</td><td>'+h.facts.cpu.logicalCores+'</td><td>'+(h.facts.memoryBytes/1073741824).toFixed(1)+' GiB</td><td>'+esc(h.facts.ips.join(', '))+'</td><td>'+esc(Object.entries(h.labels).map(([k,v])=>k+'='+v).join(', '))+'</td></tr>').join('');
 }
 $('login').addEventListener('submit',async(e)=>{e.preventDefault();$('err').textContent='';
-  const r=await fetch('/api/v1/auth/login',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({username:$('u').value,password:$('p').value})});
+  const body={username:$('u').value,password:$('p').value};
+  let r=await fetch('/api/v1/auth/login',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify(body)});
+  if(r.status===401&&(await r.clone().json()).error==='totp_required'){const code=prompt('One-time code from your authenticator app (or a recovery code)');
+    if(code)r=await fetch('/api/v1/auth/login',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({...body,code})});}
   if(!r.ok){$('err').textContent=(await r.json()).message;return;} load();});
 load();setInterval(load,5000);
 </script></body></html>`;

@@ -6,4 +6,6 @@ export { migrate } from './db/migrate.js';
 export { HostStore, type Host } from './modules/hosts/store.js';
 export { EnrollStore, type EnrollToken } from './modules/enroll/store.js';
 export { AuthStore } from './modules/auth/store.js';
+export { AuditLog, type AuditEntry, type AuditInput } from './modules/audit/log.js';
+export { access, publicRoute, hostAllowed, type RouteAccess, type Scope } from './http.js';
 export { AgentLink } from './modules/agents/link.js';

@@ -19,7 +19,14 @@ import { hostRoutes } from './modules/hosts/routes.js';
 import { EnrollStore, enrollMigrations } from './modules/enroll/store.js';
 import { enrollRoutes } from './modules/enroll/routes.js';
 import { AuthStore, authMigrations } from './modules/auth/store.js';
-import { authHook, authRoutes } from './modules/auth/plugin.js';
+import { authHook, authRoutes, originAllowed } from './modules/auth/plugin.js';
+import { userRoutes } from './modules/auth/users.js';
+import { LoginGuard } from './modules/auth/guard.js';
+import { AuditLog, auditMigrations } from './modules/audit/log.js';
+import { auditHook, auditRoutes } from './modules/audit/routes.js';
+import { access, hostAllowed, publicRoute, type RouteAccess } from './http.js';
+import { loadTls, type HubTls } from './tls.js';
+import type { WebSocket } from 'ws';
 import { AgentLink } from './modules/agents/link.js';
 import { MetricStore, metricsMigrations } from './modules/metrics/store.js';
 import { MetricsService } from './modules/metrics/service.js';
@@ -37,7 +44,16 @@ import { filesRoutes } from './modules/files/routes.js';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations];
+
+/** A route as declared: what the route × role matrix test and docs/access.md are made from. */
+export interface RouteInfo {
+  method: string;
+  url: string;
+  access?: RouteAccess;
+  public?: string;
+  websocket: boolean;
+}
 
 export interface Hub {
   app: FastifyInstance;
@@ -50,6 +66,12 @@ export interface Hub {
   hosts: HostStore;
   enroll: EnrollStore;
   auth: AuthStore;
+  /** the tamper-evident audit log: mutating API calls are recorded by a hook; record agent actions sent by jobs here */
+  audit: AuditLog;
+  /** every route with its declared access */
+  routes: RouteInfo[];
+  /** the TLS certificate's fingerprint, when the hub serves TLS */
+  tls?: Pick<HubTls, 'fingerprint' | 'source' | 'certFile'>;
   db: DbHandle;
   log: Logger;
   /** http://host:port actually bound (port 0 resolved) */
@@ -91,7 +113,16 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   const hosts = new HostStore(db.db);
   const enroll = new EnrollStore(db.db);
   const auth = new AuthStore(db.db);
+  auth.sessionTtlMs = cfg.sessionTtlSec * 1000;
+  const audit = new AuditLog(db.db);
   await ensureAdmin(auth, cfg, log);
+  let tls: HubTls | undefined;
+  try {
+    tls = await loadTls(cfg);
+  } catch (err) {
+    await db.close();
+    throw new Error(`TLS: ${(err as Error).message}`);
+  }
 
   const link = new AgentLink({
     hosts,
@@ -126,7 +157,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
 
   const app = Fastify({
     loggerInstance: log.child({ module: 'http' }),
-    bodyLimit: 1024 * 1024,
+    bodyLimit: cfg.maxBodyBytes,
+    ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     // Per-request lines would drown the log at fleet scale; mutating calls log their own line.
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: false,
@@ -141,10 +173,34 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     return reply.code(status).send({ error: status >= 500 ? 'internal' : (err.code ?? 'error').toLowerCase(), message: status >= 500 ? 'internal error' : err.message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+  // Every route declares who may call it (or that it is public): one without a declaration is a bug
+  // that would otherwise be an open door, so the hub refuses to start. Swagger's own pages are public.
+  const routes: RouteInfo[] = [];
+  app.addHook('onRoute', (ro) => {
+    const cfgr = (ro.config ?? {}) as { access?: RouteAccess; public?: string };
+    if (!cfgr.access && cfgr.public === undefined) {
+      if (ro.url.startsWith('/api/docs')) ro.config = { ...(ro.config ?? {}), public: 'API documentation' } as typeof ro.config;
+      else throw new Error(`route ${String(ro.method)} ${ro.url} declares no access: add ...access({ role, scope }) or ...publicRoute(why)`);
+    }
+    const c = ro.config as { access?: RouteAccess; public?: string };
+    for (const m of [ro.method].flat()) {
+      if (m === 'HEAD') continue;
+      routes.push({ method: m, url: ro.url, ...(c.access ? { access: c.access } : {}), ...(c.public !== undefined ? { public: c.public } : {}), websocket: Boolean((ro as { websocket?: boolean }).websocket) });
+    }
+  });
+  const API_CSP = "default-src 'none'; frame-ancestors 'none'";
+  const DOCS_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
   app.addHook('onRequest', async (_req, reply) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('x-frame-options', 'DENY');
     reply.header('referrer-policy', 'no-referrer');
+    reply.header('cross-origin-opener-policy', 'same-origin');
+    reply.header('cross-origin-resource-policy', 'same-origin');
+    if (tls) reply.header('strict-transport-security', 'max-age=31536000');
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', req.url.startsWith('/api/docs') ? DOCS_CSP : API_CSP);
+    return payload;
   });
   await app.register(swagger, {
     openapi: {
@@ -155,10 +211,12 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
   await app.register(websocket, { options: { maxPayload: cfg.maxFrameBytes } });
-  app.addHook('onRequest', authHook(auth, { alsoProtect: cfg.metricsOpen ? [] : ['/metrics'] }));
+  const stepUpWindowMs = cfg.stepUpWindowSec * 1000;
+  app.addHook('onRequest', authHook(auth, { stepUpWindowMs, allowedOrigins: cfg.allowedOrigins }));
+  app.addHook('onSend', auditHook(audit));
 
   const startedAt = Date.now();
-  app.get('/api/v1/health', { schema: { tags: ['hub'], summary: 'Liveness and readiness (no login needed)' } }, async () => ({
+  app.get('/api/v1/health', { ...publicRoute('liveness for load balancers and monitoring'), schema: { tags: ['hub'], summary: 'Liveness and readiness (no login needed)' } }, async () => ({
     status: 'ok',
     version: TETHER_VERSION,
     protocol: PROTOCOL_VERSION,
@@ -166,8 +224,11 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     db: db.kind,
     agentsOnline: link.onlineCount,
   }));
-  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'").send(INDEX_HTML));
-  await app.register(authRoutes(auth, { secureCookies: false }));
+  app.get('/', { ...publicRoute('the console page (its API calls need a login)'), schema: { hide: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'").send(INDEX_HTML));
+  const guard = new LoginGuard(auth, { maxFailures: cfg.login.maxFailures, lockoutMs: cfg.login.lockoutSec * 1000, ipMaxFailures: cfg.login.ipMaxFailures, windowMs: cfg.login.windowSec * 1000 });
+  await app.register(authRoutes(auth, { secureCookies: Boolean(tls), stepUpWindowMs, allowedOrigins: cfg.allowedOrigins, guard, totpIssuer: 'Tether' }));
+  await app.register(userRoutes(auth));
+  await app.register(auditRoutes(audit));
   await app.register(
     hostRoutes(hosts, link, async (id) => {
       metrics.forget(id);
@@ -175,26 +236,50 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       await jobs.forgetHost(id);
     }),
   );
-  await app.register(enrollRoutes(enroll));
+  await app.register(enrollRoutes(enroll, tls ? { hubFingerprint: tls.fingerprint } : {}));
   await app.register(metricsRoutes(metrics, hosts, link));
   await app.register(jobRoutes(jobs, hosts));
   await app.register(bundleRoutes(bundles, jobs, hosts));
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
-  app.get('/api/v1/live', { websocket: true, schema: { hide: true } }, (socket, req) => {
+  // Open live sockets by credential, so that ending a session or revoking a token closes them at once.
+  const liveByCred = new Map<string, Set<WebSocket>>();
+  auth.on('ended', (hashes) => {
+    for (const h of hashes) for (const ws of liveByCred.get(h) ?? []) ws.close(4401, 'session ended');
+  });
+  app.get('/api/v1/live', { ...access({ role: 'viewer', scope: 'read' }), websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.
-    const origin = req.headers.origin;
-    if (origin && new URL(origin).host !== req.headers.host) {
+    if (!originAllowed(req, cfg.allowedOrigins)) {
       socket.close(4403, 'origin not allowed');
       return;
     }
-    live.attach(socket);
+    const cred = req.auth!.credHash;
+    let set = liveByCred.get(cred);
+    if (!set) liveByCred.set(cred, (set = new Set()));
+    set.add(socket);
+    let refresh: NodeJS.Timeout | undefined;
+    socket.on('close', () => {
+      clearInterval(refresh);
+      set.delete(socket);
+      if (!set.size) liveByCred.delete(cred);
+    });
+    if (!req.hostScopes) return live.attach(socket);
+    // A user limited to some hosts: the allowed set is computed now and every 30 s (labels change).
+    let allowed = new Set<string>();
+    const compute = async () => {
+      allowed = new Set((await hosts.list({})).filter((h) => hostAllowed(req, h.labels)).map((h) => h.id));
+    };
+    refresh = setInterval(() => void compute().catch(() => {}), 30_000);
+    refresh.unref();
+    void compute()
+      .catch(() => {})
+      .then(() => live.attach(socket, { allow: (id) => allowed.has(id) }));
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
-    const list = await hosts.list({});
+  app.get('/metrics', { ...(cfg.metricsOpen ? publicRoute('metrics_open is set') : access({ role: 'viewer', scope: 'read' })), schema: { hide: true } }, async (req, reply) => {
+    const list = (await hosts.list({})).filter((h) => hostAllowed(req, h.labels));
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderPrometheus(list, metrics, link, { liveClients: live.clientCount }));
   });
-  app.get('/api/v1/agent/ws', { websocket: true, schema: { hide: true } }, (socket, req) => {
+  app.get('/api/v1/agent/ws', { ...publicRoute('agents prove who they are inside the socket (signed challenge)'), websocket: true, schema: { hide: true } }, (socket, req) => {
     link.attach(socket, req.socket.remoteAddress ?? 'unknown');
   });
 
@@ -205,8 +290,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
   const host = cfg.listen.host === '0.0.0.0' || cfg.listen.host === '::' ? '127.0.0.1' : cfg.listen.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info({ url, listen: `${cfg.listen.host}:${port}`, heartbeatSec: cfg.heartbeatSec }, 'hub listening');
+  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info({ url, listen: `${cfg.listen.host}:${port}`, heartbeatSec: cfg.heartbeatSec, ...(tls ? { tls: tls.source, tlsFingerprint: tls.fingerprint, tlsCert: tls.certFile } : {}) }, 'hub listening');
 
   let stopped = false;
   return {
@@ -219,6 +304,9 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     hosts,
     enroll,
     auth,
+    audit,
+    routes,
+    ...(tls ? { tls: { fingerprint: tls.fingerprint, source: tls.source, certFile: tls.certFile } } : {}),
     db,
     log,
     url,
@@ -232,6 +320,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       await metrics.stop();
       await jobs.stop();
       await app.close();
+      await audit.flush();
       await db.close();
       log.info('hub stopped');
     },

@@ -110,7 +110,7 @@ for (const engine of ENGINES) {
       const u = await auth.checkPassword('alice', 'correct horse');
       assert.equal(u?.role, 'admin');
       const s = await auth.createSession(u!.id, { ip: '127.0.0.1', userAgent: 'test' }, now);
-      assert.equal((await auth.authenticate(s.token, now + 1000))?.username, 'alice');
+      assert.equal((await auth.authenticate(s.token, now + 1000))?.user.username, 'alice');
       assert.equal(await auth.authenticate(s.token, s.expiresAt + 1), undefined, 'expired session');
       assert.equal(await auth.authenticate('tts_forged', now), undefined);
       await auth.deleteSession(s.token);

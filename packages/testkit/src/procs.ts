@@ -155,6 +155,8 @@ export class TestHub {
   url = '';
   port = 0;
   token = '';
+  /** `sha256:…` when the hub serves TLS */
+  tlsFingerprint: string | undefined;
   readonly dataDir = tempDir('tether-hub-');
   readonly dbUrl: string;
   private readonly pgs?: PgSchema;
@@ -186,9 +188,10 @@ export class TestHub {
         throw new Error(`hub exited with ${c} before listening:\n${this.proc.output()}`);
       }),
     ]);
-    const u = JSON.parse(line) as { url: string };
+    const u = JSON.parse(line) as { url: string; tlsFingerprint?: string };
     this.port = Number(new URL(u.url).port);
-    this.url = `http://127.0.0.1:${this.port}`;
+    this.url = `${new URL(u.url).protocol}//127.0.0.1:${this.port}`;
+    this.tlsFingerprint = u.tlsFingerprint;
   }
 
   async login(): Promise<void> {

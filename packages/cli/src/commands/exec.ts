@@ -164,7 +164,7 @@ async function follow(client: Client, jobId: string, opts: { quiet: boolean; man
       const e = JSON.parse(String(raw)) as { type: string; task?: TaskView; job?: JobView; taskId?: string; stream?: 'stdout' | 'stderr'; data?: string };
       if (e.type === 'output' && !opts.quiet) {
         const t = tasks.get(e.taskId!);
-        if (t) {
+        if (t && !ended.has(t.id)) {
           printed.add(t.id);
           printer.write(t, e.stream!, e.data!);
         }

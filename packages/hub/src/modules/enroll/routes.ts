@@ -3,7 +3,7 @@ import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { validateLabels, type Labels } from '@tether/protocol';
 import type { EnrollStore, EnrollToken } from './store.js';
-import { errors, requireRole } from '../../http.js';
+import { access, errors } from '../../http.js';
 
 const TokenView = Type.Object({
   id: Type.String(),
@@ -19,17 +19,17 @@ const TokenView = Type.Object({
 });
 const view = (t: EnrollToken) => ({ ...t });
 
-export function enrollRoutes(store: EnrollStore) {
+/** `hubFingerprint`: the hub's TLS certificate fingerprint, which agents pin (self-signed certificates). */
+export function enrollRoutes(store: EnrollStore, opts: { hubFingerprint?: string } = {}) {
   return async function (app: FastifyInstance): Promise<void> {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
-    const admin = requireRole('admin');
     r.post(
       '/api/v1/enrollment-tokens',
       {
-        preHandler: admin,
+        ...access({ role: 'admin', scope: 'write' }),
         schema: {
           tags: ['enrollment'],
-          summary: 'Create an enrollment token (shown once)',
+          summary: 'Create an enrollment token (shown once), with the hub certificate fingerprint agents pin when the hub serves TLS',
           body: Type.Object(
             {
               name: Type.Optional(Type.String({ maxLength: 128 })),
@@ -39,7 +39,7 @@ export function enrollRoutes(store: EnrollStore) {
             },
             { additionalProperties: false },
           ),
-          response: { 200: Type.Object({ token: Type.String(), tokenInfo: TokenView }), ...errors(400, 401, 403) },
+          response: { 200: Type.Object({ token: Type.String(), tokenInfo: TokenView, hubFingerprint: Type.Optional(Type.String()) }), ...errors(400, 401, 403) },
         },
       },
       async (req, reply) => {
@@ -55,15 +55,15 @@ export function enrollRoutes(store: EnrollStore) {
           now: Date.now(),
         });
         req.log.info({ tokenId: record.id, by: req.user!.username, singleUse: record.singleUse }, 'enrollment token created');
-        return { token, tokenInfo: view(record) };
+        return { token, tokenInfo: view(record), ...(opts.hubFingerprint ? { hubFingerprint: opts.hubFingerprint } : {}) };
       },
     );
-    r.get('/api/v1/enrollment-tokens', { preHandler: admin, schema: { tags: ['enrollment'], summary: 'List enrollment tokens (never the secrets)', response: { 200: Type.Object({ tokens: Type.Array(TokenView) }) } } }, async () => ({
+    r.get('/api/v1/enrollment-tokens', { ...access({ role: 'admin', scope: 'read' }), schema: { tags: ['enrollment'], summary: 'List enrollment tokens (never the secrets)', response: { 200: Type.Object({ tokens: Type.Array(TokenView) }) } } }, async () => ({
       tokens: (await store.list()).map(view),
     }));
     r.delete(
       '/api/v1/enrollment-tokens/:id',
-      { preHandler: admin, schema: { tags: ['enrollment'], summary: 'Revoke an enrollment token', params: Type.Object({ id: Type.String({ maxLength: 64 }) }) } },
+      { ...access({ role: 'admin', scope: 'write' }), schema: { tags: ['enrollment'], summary: 'Revoke an enrollment token', params: Type.Object({ id: Type.String({ maxLength: 64 }) }) } },
       async (req, reply) => {
         if (!(await store.revoke(req.params.id, Date.now()))) return reply.code(404).send({ error: 'not_found', message: 'no such active token' });
         return { ok: true };

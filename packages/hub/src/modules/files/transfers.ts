@@ -16,7 +16,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { authPayload, verifyPayload } from '@tether/protocol';
 import type { HostStore } from '../hosts/store.js';
-import { ErrorSchema } from '../../http.js';
+import { ErrorSchema, publicRoute } from '../../http.js';
 
 /** What the hub received from an agent: its request body, to be consumed by the caller of `expect`. */
 export interface IncomingTransfer {
@@ -204,7 +204,7 @@ export class TransferRegistry {
 
       r.get(
         '/agent/transfers/:id',
-        { exposeHeadRoute: false, schema: { tags: ['agent'], summary: 'Agent collects the bytes of a transfer the hub offered', params, headers, response: errorResponses } },
+        { ...publicRoute('agents authenticate transfers by signature over the single-use id'), exposeHeadRoute: false, schema: { tags: ['agent'], summary: 'Agent collects the bytes of a transfer the hub offered', params, headers, response: errorResponses } },
         async (req, reply) => {
           const e = (await this.claim(req, reply, 'offer')) as OfferEntry | undefined;
           if (!e) return reply;
@@ -233,6 +233,7 @@ export class TransferRegistry {
       r.put(
         '/agent/transfers/:id',
         {
+          ...publicRoute('agents authenticate transfers by signature over the single-use id'),
           schema: {
             tags: ['agent'],
             summary: 'Agent delivers the bytes of a transfer the hub expects (raw body, x-tether-size bytes)',

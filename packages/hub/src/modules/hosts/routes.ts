@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { parseSelector, SelectorError, validateLabels, type Labels } from '@tether/protocol';
 import type { Host, HostStore } from './store.js';
 import type { AgentLink } from '../agents/link.js';
-import { errors, requireRole } from '../../http.js';
+import { access, errors, hostAllowed } from '../../http.js';
 
 const HostView = Type.Object({
   id: Type.String(),
@@ -41,6 +41,7 @@ export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: str
     r.get(
       '/api/v1/hosts',
       {
+        ...access({ role: 'viewer', scope: 'read' }),
         schema: {
           tags: ['hosts'],
           summary: 'List hosts; search by hostname, IP or MAC; filter by label selector and status',
@@ -63,7 +64,7 @@ export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: str
           throw err;
         }
         const status = req.query.status ?? 'all';
-        let list = await hosts.list({ ...(req.query.q ? { q: req.query.q } : {}), selector, includeRevoked: status === 'revoked' });
+        let list = (await hosts.list({ ...(req.query.q ? { q: req.query.q } : {}), selector, includeRevoked: status === 'revoked' })).filter((h) => hostAllowed(req, h.labels));
         if (status === 'online') list = list.filter((h) => link.isOnline(h.id));
         if (status === 'offline') list = list.filter((h) => !link.isOnline(h.id));
         if (status === 'revoked') list = list.filter((h) => h.revokedAt !== null);
@@ -73,18 +74,18 @@ export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: str
         return { hosts: page.map(view), total: list.length, online };
       },
     );
-    r.get('/api/v1/hosts/:id', { schema: { tags: ['hosts'], summary: 'One host with its facts', params: IdParams, response: { 200: HostView, ...errors(401, 404) } } }, async (req, reply) => {
+    r.get('/api/v1/hosts/:id', { ...access({ role: 'viewer', scope: 'read' }), schema: { tags: ['hosts'], summary: 'One host with its facts', params: IdParams, response: { 200: HostView, ...errors(401, 404) } } }, async (req, reply) => {
       const h = await hosts.get(req.params.id);
-      if (!h) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
+      if (!h || !hostAllowed(req, h.labels)) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
       return view(h);
     });
     r.patch(
       '/api/v1/hosts/:id',
       {
-        preHandler: requireRole('admin', 'operator'),
+        ...access({ role: 'operator', scope: 'write' }),
         schema: {
           tags: ['hosts'],
-          summary: "Replace a host's labels",
+          summary: "Replace a host's labels (a user limited to some hosts must keep the host inside that limit)",
           params: IdParams,
           body: Type.Object({ labels: Type.Record(Type.String(), Type.String()) }, { additionalProperties: false }),
           response: { 200: HostView, ...errors(400, 401, 403, 404) },
@@ -93,16 +94,20 @@ export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: str
       async (req, reply) => {
         const errs = validateLabels(req.body.labels);
         if (errs.length) return reply.code(400).send({ error: 'bad_labels', message: errs.join('; ') });
+        const before = await hosts.get(req.params.id);
+        if (!before || !hostAllowed(req, before.labels)) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
+        // Relabelling a host out of one's own scope would hand it to someone else (or hide it).
+        if (!hostAllowed(req, req.body.labels as Labels)) return reply.code(403).send({ error: 'forbidden', message: 'these labels would move the host outside the hosts you may manage' });
         if (!(await hosts.setLabels(req.params.id, req.body.labels as Labels))) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
         return view((await hosts.get(req.params.id))!);
       },
     );
     r.post(
       '/api/v1/hosts/:id/revoke',
-      { preHandler: requireRole('admin'), schema: { tags: ['hosts'], summary: 'Revoke an agent: disconnect it now and refuse it from now on', params: IdParams } },
+      { ...access({ role: 'admin', scope: 'write' }), schema: { tags: ['hosts'], summary: 'Revoke an agent: disconnect it now and refuse it from now on', params: IdParams } },
       async (req, reply) => {
         const h = await hosts.get(req.params.id);
-        if (!h) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
+        if (!h || !hostAllowed(req, h.labels)) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
         await hosts.revoke(h.id, Date.now());
         const wasOnline = link.disconnect(h.id, 'revoked', 'agent revoked');
         req.log.info({ agentId: h.id, by: req.user?.username, wasOnline }, 'agent revoked');
@@ -111,10 +116,10 @@ export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: str
     );
     r.delete(
       '/api/v1/hosts/:id',
-      { preHandler: requireRole('admin'), schema: { tags: ['hosts'], summary: 'Remove a host from the inventory (its agent is disconnected and can no longer connect)', params: IdParams } },
+      { ...access({ role: 'admin', scope: 'write' }), schema: { tags: ['hosts'], summary: 'Remove a host from the inventory (its agent is disconnected and can no longer connect)', params: IdParams } },
       async (req, reply) => {
         const h = await hosts.get(req.params.id);
-        if (!h) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
+        if (!h || !hostAllowed(req, h.labels)) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
         await hosts.delete(h.id);
         link.disconnect(h.id, 'unknown_agent', 'host deleted');
         await onDelete(h.id);

@@ -548,8 +548,9 @@ export class JobService extends EventEmitter {
       return () => {};
     }
     for (const t of [...run.tasks, ...run.health]) {
+      // Output first, then the task: a finished task carries its whole output, so its chunks are not replayed.
+      if (!isFinal(t)) for (const c of this.liveOutput(t.id)) listener({ type: 'output', taskId: t.id, hostId: t.hostId, hostname: t.hostname, ...c });
       listener({ type: 'task', task: t });
-      for (const c of this.liveOutput(t.id)) listener({ type: 'output', taskId: t.id, hostId: t.hostId, hostname: t.hostname, ...c });
     }
     let set = this.subscribers.get(jobId);
     if (!set) this.subscribers.set(jobId, (set = new Set()));

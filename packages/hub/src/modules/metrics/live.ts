@@ -17,6 +17,8 @@ interface Sub {
   all: boolean;
   hosts: Set<string>;
   kinds: Set<SeriesKind> | null;
+  /** for a user limited to some hosts: whether a host may be pushed to this client */
+  allow?: (hostId: string) => boolean;
 }
 
 export class LiveHub {
@@ -37,8 +39,8 @@ export class LiveHub {
     return this.subs.size;
   }
 
-  attach(ws: WebSocket): void {
-    const sub: Sub = { ws, all: false, hosts: new Set(), kinds: null };
+  attach(ws: WebSocket, opts: { allow?: (hostId: string) => boolean } = {}): void {
+    const sub: Sub = { ws, all: false, hosts: new Set(), kinds: null, ...(opts.allow ? { allow: opts.allow } : {}) };
     this.subs.add(sub);
     this.stats.clients = this.subs.size;
     ws.on('close', () => {
@@ -78,6 +80,7 @@ export class LiveHub {
     for (const sub of this.subs) {
       if (!sub.all && !sub.hosts.has(hostId)) continue;
       if (kind && sub.kinds && !sub.kinds.has(kind)) continue;
+      if (sub.allow && !sub.allow(hostId)) continue;
       text ??= JSON.stringify(msg);
       this.send(sub, text);
     }

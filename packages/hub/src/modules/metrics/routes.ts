@@ -7,7 +7,8 @@ import type { AgentLink } from '../agents/link.js';
 import type { MetricsService } from './service.js';
 import { pickTier, querySeries, type Tier } from './query.js';
 import { FAMILIES, parseKey } from './series.js';
-import { errors } from '../../http.js';
+import { access, errors, hostAllowed } from '../../http.js';
+import type { FastifyRequest } from 'fastify';
 import { HOUR } from './codec.js';
 
 /** Times as epoch ms, ISO 8601, `now`, or relative to now: `-1h`, `-30m`, `-7d`. */
@@ -24,16 +25,25 @@ export function parseTime(raw: string | undefined, now: number, dflt: number): n
 
 export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: AgentLink) {
   const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+  const read = access({ role: 'viewer', scope: 'read' });
+  /** A user limited to some hosts sees only those; others are answered as if they did not exist. */
+  const hidden = async (req: FastifyRequest, id: string) => {
+    if (!req.hostScopes) return false;
+    const h = await hosts.get(id);
+    return !h || !hostAllowed(req, h.labels);
+  };
+  const notFound = { error: 'not_found', message: 'no such host' };
   return async function (app: FastifyInstance): Promise<void> {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
-    r.get('/api/v1/metrics/catalog', { schema: { tags: ['metrics'], summary: 'Every metric family: help text and its dimension' } }, async () => ({
+    r.get('/api/v1/metrics/catalog', { ...read, schema: { tags: ['metrics'], summary: 'Every metric family: help text and its dimension' } }, async () => ({
       families: Object.entries(FAMILIES).map(([name, f]) => ({ name, help: f.help, dimension: f.dim ?? null })),
     }));
 
     r.get(
       '/api/v1/metrics/query',
       {
+        ...read,
         schema: {
           tags: ['metrics'],
           summary: 'History of a metric set for one host or a label selector; the tier is picked by range unless given',
@@ -63,11 +73,12 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
         for (const w of wanted) if (!FAMILIES[parseKey(w).family]) return reply.code(400).send({ error: 'unknown_metric', message: `unknown metric ${JSON.stringify(w)}; see /api/v1/metrics/catalog` });
         let ids: string[];
         if (req.query.host) {
-          if (!(await hosts.get(req.query.host))) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
+          const h = await hosts.get(req.query.host);
+          if (!h || !hostAllowed(req, h.labels)) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
           ids = [req.query.host];
         } else if (req.query.selector !== undefined) {
           try {
-            ids = (await hosts.list({ selector: parseSelector(req.query.selector) })).map((h) => h.id);
+            ids = (await hosts.list({ selector: parseSelector(req.query.selector) })).filter((h) => hostAllowed(req, h.labels)).map((h) => h.id);
           } catch (err) {
             if (err instanceof SelectorError) return reply.code(400).send({ error: 'bad_selector', message: err.message });
             throw err;
@@ -88,8 +99,8 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
       },
     );
 
-    r.get('/api/v1/metrics/overview', { schema: { tags: ['metrics'], summary: 'Latest values for every host, in one call' } }, async () => {
-      const list = await hosts.list({});
+    r.get('/api/v1/metrics/overview', { ...read, schema: { tags: ['metrics'], summary: 'Latest values for every host, in one call' } }, async (req) => {
+      const list = (await hosts.list({})).filter((h) => hostAllowed(req, h.labels));
       return {
         hosts: list.map((h) => {
           const st = metrics.latest.get(h.id);
@@ -124,7 +135,8 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
       };
     });
 
-    r.get('/api/v1/hosts/:id/latest', { schema: { tags: ['metrics'], summary: "A host's latest report of every collector", params: Id, response: { 200: Type.Unknown(), ...errors(401, 404) } } }, async (req, reply) => {
+    r.get('/api/v1/hosts/:id/latest', { ...read, schema: { tags: ['metrics'], summary: "A host's latest report of every collector", params: Id, response: { 200: Type.Unknown(), ...errors(401, 404) } } }, async (req, reply) => {
+      if (await hidden(req, req.params.id)) return reply.code(404).send(notFound);
       const st = metrics.latest.get(req.params.id);
       if (!st) return reply.code(404).send({ error: 'not_found', message: 'no reports from this host yet' });
       return st;
@@ -133,6 +145,7 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
     r.get(
       '/api/v1/hosts/:id/processes',
       {
+        ...read,
         schema: {
           tags: ['metrics'],
           summary: 'The latest process list, or the top processes by CPU and memory per minute over a range (at=… for one moment)',
@@ -143,6 +156,7 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
       },
       async (req, reply) => {
         const now = Date.now();
+        if (await hidden(req, req.params.id)) return reply.code(404).send(notFound);
         try {
           if (req.query.at !== undefined) {
             const at = parseTime(req.query.at, now, now);
@@ -165,13 +179,15 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
       },
     );
 
-    r.get('/api/v1/hosts/:id/connections', { schema: { tags: ['metrics'], summary: 'Latest connections and listening sockets', params: Id, response: { 200: Type.Unknown(), ...errors(401, 404) } } }, async (req, reply) => {
+    r.get('/api/v1/hosts/:id/connections', { ...read, schema: { tags: ['metrics'], summary: 'Latest connections and listening sockets', params: Id, response: { 200: Type.Unknown(), ...errors(401, 404) } } }, async (req, reply) => {
+      if (await hidden(req, req.params.id)) return reply.code(404).send(notFound);
       const c = metrics.latest.get(req.params.id)?.connections;
       if (!c) return reply.code(404).send({ error: 'not_found', message: 'no connections report from this host yet' });
       return c;
     });
 
-    r.get('/api/v1/hosts/:id/inventory', { schema: { tags: ['metrics'], summary: 'Static inventory: CPUs, disks, partitions, interfaces, gateway, nameservers, users', params: Id, response: { 200: Type.Unknown(), ...errors(401, 404) } } }, async (req, reply) => {
+    r.get('/api/v1/hosts/:id/inventory', { ...read, schema: { tags: ['metrics'], summary: 'Static inventory: CPUs, disks, partitions, interfaces, gateway, nameservers, users', params: Id, response: { 200: Type.Unknown(), ...errors(401, 404) } } }, async (req, reply) => {
+      if (await hidden(req, req.params.id)) return reply.code(404).send(notFound);
       const inv = await metrics.store.getInventory(req.params.id);
       if (!inv) return reply.code(404).send({ error: 'not_found', message: 'no inventory from this host yet' });
       return inv;
@@ -179,12 +195,12 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
 
     r.get(
       '/api/v1/metrics/storage',
-      { schema: { tags: ['metrics'], summary: 'Storage estimate per host per day and at the configured retention', querystring: Type.Object({ host: Type.Optional(Type.String({ maxLength: 64 })) }) } },
+      { ...read, schema: { tags: ['metrics'], summary: 'Storage estimate per host per day and at the configured retention', querystring: Type.Object({ host: Type.Optional(Type.String({ maxLength: 64 })) }) } },
       async (req) => {
         await metrics.flush();
         const now = Date.now();
         const ret = metrics.opts.retention;
-        const list = req.query.host ? [await hosts.get(req.query.host)].filter((h) => h !== undefined) : await hosts.list({});
+        const list = (req.query.host ? [await hosts.get(req.query.host)].filter((h) => h !== undefined) : await hosts.list({})).filter((h) => hostAllowed(req, h.labels));
         const out = [];
         for (const h of list.slice(0, 1000)) {
           // Measured over the last 24 h (or the host's life if shorter), scaled to a day.
