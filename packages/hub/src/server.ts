@@ -238,31 +238,33 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   );
   await app.register(enrollRoutes(enroll, tls ? { hubFingerprint: tls.fingerprint } : {}));
   await app.register(metricsRoutes(metrics, hosts, link));
-  await app.register(jobRoutes(jobs, hosts));
-  await app.register(bundleRoutes(bundles, jobs, hosts));
-  await app.register(transfers.routes());
-  await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
-  // Open live sockets by credential, so that ending a session or revoking a token closes them at once.
+  // Open sockets by credential, so that ending a session or revoking a token closes them at once.
   const liveByCred = new Map<string, Set<WebSocket>>();
   auth.on('ended', (hashes) => {
     for (const h of hashes) for (const ws of liveByCred.get(h) ?? []) ws.close(4401, 'session ended');
   });
+  const trackSocket = (cred: string, socket: WebSocket) => {
+    let set = liveByCred.get(cred);
+    if (!set) liveByCred.set(cred, (set = new Set()));
+    set.add(socket);
+    socket.on('close', () => {
+      set.delete(socket);
+      if (!set.size) liveByCred.delete(cred);
+    });
+  };
+  await app.register(jobRoutes(jobs, hosts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
+  await app.register(bundleRoutes(bundles, jobs, hosts));
+  await app.register(transfers.routes());
+  await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
   app.get('/api/v1/live', { ...access({ role: 'viewer', scope: 'read' }), websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.
     if (!originAllowed(req, cfg.allowedOrigins)) {
       socket.close(4403, 'origin not allowed');
       return;
     }
-    const cred = req.auth!.credHash;
-    let set = liveByCred.get(cred);
-    if (!set) liveByCred.set(cred, (set = new Set()));
-    set.add(socket);
+    trackSocket(req.auth!.credHash, socket);
     let refresh: NodeJS.Timeout | undefined;
-    socket.on('close', () => {
-      clearInterval(refresh);
-      set.delete(socket);
-      if (!set.size) liveByCred.delete(cred);
-    });
+    socket.on('close', () => clearInterval(refresh));
     if (!req.hostScopes) return live.attach(socket);
     // A user limited to some hosts: the allowed set is computed now and every 30 s (labels change).
     let allowed = new Set<string>();

@@ -8,7 +8,9 @@ import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
+import type { IncomingMessage } from 'node:http';
 import { ApiError, Client } from '../client.js';
+import { stepUp } from '../accounts.js';
 import { fail } from '../output.js';
 import { table } from '../table.js';
 
@@ -109,6 +111,16 @@ interface CpResult {
   seconds: number;
 }
 
+/** A streamed write that needs a fresh second factor: confirm, then send again (the body is made anew). */
+async function withStepUp(c: Client, send: () => Promise<IncomingMessage>): Promise<IncomingMessage> {
+  const res = await send();
+  if (res.statusCode !== 403) return res;
+  const err = await Client.errorOf(res);
+  if (err.code !== 'step_up_required') throw err;
+  await stepUp(c);
+  return send();
+}
+
 async function upload(c: Client, src: string, dst: RemotePath, o: CpOptions): Promise<CpResult> {
   const st = await fsp.stat(src);
   if (!st.isFile()) throw new Error(`${src} is not a regular file`);
@@ -118,10 +130,12 @@ async function upload(c: Client, src: string, dst: RemotePath, o: CpOptions): Pr
   const t0 = performance.now();
   // Hashed first, so the agent can check the bytes before the file appears under its name.
   const sha256 = await sha256File(src);
-  const res = await c.stream('PUT', filesUrl(id, '/content', { path, mode: octalMode(o.mode), owner: o.owner, group: o.group, sha256, noClobber: o.clobber === false ? 'true' : undefined }), {
-    body: createReadStream(src, { highWaterMark: 1024 * 1024 }),
-    size: st.size,
-  });
+  const put = () =>
+    c.stream('PUT', filesUrl(id, '/content', { path, mode: octalMode(o.mode), owner: o.owner, group: o.group, sha256, noClobber: o.clobber === false ? 'true' : undefined }), {
+      body: createReadStream(src, { highWaterMark: 1024 * 1024 }),
+      size: st.size,
+    });
+  const res = await withStepUp(c, put);
   if (res.statusCode !== 200) throw await Client.errorOf(res);
   let text = '';
   for await (const chunk of res) text += (chunk as Buffer).toString('utf8');
@@ -318,7 +332,8 @@ export function register(program: Command): void {
           }),
         );
         // Streamed request: a large download on the host may take longer than the usual 30 s call timeout.
-        const res = await c.stream('POST', filesUrl(await hostId(c, t.host), '/fetch', {}).replace(/\?$/, ''), { body: Readable.from([body]), size: body.length, headers: { 'content-type': 'application/json' } });
+        const id = await hostId(c, t.host);
+        const res = await withStepUp(c, () => c.stream('POST', filesUrl(id, '/fetch', {}).replace(/\?$/, ''), { body: Readable.from([body]), size: body.length, headers: { 'content-type': 'application/json' } }));
         if (res.statusCode !== 200) throw await Client.errorOf(res);
         let text = '';
         for await (const chunk of res) text += (chunk as Buffer).toString('utf8');

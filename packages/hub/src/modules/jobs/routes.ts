@@ -3,6 +3,7 @@
  * kill), runs per host, and a WebSocket stream of a job's tasks and output.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ExecSpec, SIGNALS, parseSelector, SelectorError } from '@tether/protocol';
@@ -185,7 +186,13 @@ export async function startJob(jobs: JobService, hosts: HostStore, req: FastifyR
   return reply.code(done ? 200 : 202).send({ job: jobView(now.job, now.tasks), tasks: now.tasks.map(taskView) });
 }
 
-export function jobRoutes(jobs: JobService, hosts: HostStore) {
+export interface JobRouteOptions {
+  /** registers a stream socket under its credential, so that revoking it closes the socket */
+  trackSocket?: (credHash: string, socket: WebSocket) => void;
+  originAllowed?: (req: FastifyRequest) => boolean;
+}
+
+export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOptions = {}) {
   /** A scoped caller may see a job only when every host it touched is within scope. */
   const allowedTasks = async (req: FastifyRequest, tasks: Task[]): Promise<boolean> => {
     if (!req.hostScopes?.length) return true;
@@ -346,8 +353,10 @@ export function jobRoutes(jobs: JobService, hosts: HostStore) {
     );
 
     app.get('/api/v1/jobs/:id/stream', { websocket: true, ...access({ role: 'viewer', scope: 'read' }), schema: { hide: true } }, async (socket, req) => {
+      // Browsers send Origin; a page from another site must not ride on the session cookie.
       const origin = req.headers.origin;
-      if (origin && new URL(origin).host !== req.headers.host) return socket.close(4403, 'origin not allowed');
+      if (opts.originAllowed ? !opts.originAllowed(req) : origin && new URL(origin).host !== req.headers.host) return socket.close(4403, 'origin not allowed');
+      if (req.auth) opts.trackSocket?.(req.auth.credHash, socket);
       const id = (req.params as { id: string }).id;
       const j = await jobs.getJob(id);
       if (!j) return socket.close(4404, 'no such job');

@@ -2,7 +2,7 @@
  * Jobs and their tasks (one task per host and phase). Owns `jobs` and `tasks`. The scheduler's
  * whole state lives here, so a restarted hub carries on where it stopped.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { ModuleMigrations } from '../../db/migrate.js';
 
 export type JobState = 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -218,6 +218,9 @@ const taskRow = (t: Task): TasksTable => ({
 /** PostgreSQL's text cannot hold NUL; output is text for people, so NUL becomes U+FFFD everywhere. */
 export const clean = (s: string | null): string | null => (s === null ? null : s.includes('\0') ? s.replace(/\0/g, '\uFFFD') : s);
 
+/** Columns a save may change (everything but identity and creation). */
+const MUTABLE = ['hostname', 'idx', 'batch', 'phase', 'state', 'status', 'exit_code', 'signal', 'error', 'stdout', 'stderr', 'stdout_bytes', 'stderr_bytes', 'truncated', 'pid', 'sent_at', 'started_at', 'ended_at'] as const;
+
 export interface JobQuery {
   state?: JobState;
   createdBy?: string;
@@ -263,9 +266,18 @@ export class JobStore {
   async save(tasks: Task[], jobs: Job[] = []): Promise<void> {
     if (tasks.length === 0 && jobs.length === 0) return;
     await this.db.transaction().execute(async (tx) => {
-      for (const t of tasks) {
-        const { id: _id, job_id: _j, created_at: _c, ...rest } = taskRow(t);
-        await tx.updateTable('tasks').set({ ...rest, stdout: clean(rest.stdout), stderr: clean(rest.stderr), error: clean(rest.error) }).where('id', '=', t.id).execute();
+      // Tasks always exist already: one multi-row upsert per slice instead of a statement per task
+      // (at a thousand hosts, building and preparing per-row UPDATEs was a third of the hub's CPU).
+      for (let i = 0; i < tasks.length; i += 200) {
+        const rows = tasks.slice(i, i + 200).map((t) => {
+          const r = taskRow(t);
+          return { ...r, stdout: clean(r.stdout), stderr: clean(r.stderr), error: clean(r.error) };
+        });
+        await tx
+          .insertInto('tasks')
+          .values(rows)
+          .onConflict((oc) => oc.column('id').doUpdateSet(Object.fromEntries(MUTABLE.map((c) => [c, sql.ref(`excluded.${c}`)])) as never))
+          .execute();
       }
       for (const j of jobs) await tx.updateTable('jobs').set({ state: j.state, ended_at: j.endedAt, message: j.message }).where('id', '=', j.id).execute();
     });
