@@ -6,7 +6,7 @@
  * TETHER_NEW_PASSWORD or a prompt, one-time codes from --code, TETHER_TOTP or a prompt.
  */
 import { Option, type Command } from 'commander';
-import { parseDurationSec, parseSelector } from '@tether/protocol';
+import { parseDurationSec, parseSelector } from '@tether/protocol/lite';
 import { ApiError, Client, setStepUpHandler } from './client.js';
 import { ago, table } from './table.js';
 

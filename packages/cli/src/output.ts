@@ -1,5 +1,5 @@
 /** How every command ends: a result on stdout (human or --json), or one line on stderr and a non-zero exit. */
-import { ConfigError } from '@tether/protocol';
+import { ConfigError } from '@tether/protocol/lite';
 import { ApiError } from './client.js';
 
 export function fail(err: unknown): never {

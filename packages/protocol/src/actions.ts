@@ -15,6 +15,7 @@
  */
 import Type, { type Static } from 'typebox';
 import { LIMITS } from './limits.js';
+import { SIGNALS } from './constants.js';
 
 const Id = Type.String({ minLength: 1, maxLength: LIMITS.id, pattern: '^[A-Za-z0-9._:-]+$' });
 /** An absolute path; the agent resolves it and checks it against its roots. */
@@ -23,8 +24,6 @@ export const AbsPath = Type.String({ minLength: 1, maxLength: 4096, pattern: '^/
 export const Account = Type.String({ minLength: 1, maxLength: 32, pattern: '^([a-z_][a-z0-9_.-]*\\$?|[0-9]+)$' });
 export const Sha256Hex = Type.String({ minLength: 64, maxLength: 64, pattern: '^[0-9a-f]{64}$' });
 
-export const SIGNALS = ['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT'] as const;
-export type SignalName = (typeof SIGNALS)[number];
 
 /** How to become another user: setuid (the agent switches uid/gid itself), or through sudo / su. */
 export const RUN_AS_METHODS = ['setuid', 'sudo', 'su'] as const;

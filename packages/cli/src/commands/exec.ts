@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import WebSocket from 'ws';
-import { SIGNALS, parseDurationSec, parseSelector } from '@tether/protocol';
+import { SIGNALS, parseDurationSec, parseSelector } from '@tether/protocol/lite';
 import { Client } from '../client.js';
 import { fail, out } from '../output.js';
 import { ago, table } from '../table.js';
