@@ -42,7 +42,7 @@ import { bundleRoutes } from './modules/bundles/routes.js';
 import { TransferRegistry } from './modules/files/transfers.js';
 import { filesRoutes } from './modules/files/routes.js';
 import { createLogger } from './log.js';
-import { INDEX_HTML } from './index-page.js';
+import { consoleRoutes } from './console.js';
 
 export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations];
 
@@ -224,7 +224,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     db: db.kind,
     agentsOnline: link.onlineCount,
   }));
-  app.get('/', { ...publicRoute('the console page (its API calls need a login)'), schema: { hide: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'").send(INDEX_HTML));
+  await app.register(consoleRoutes());
   const guard = new LoginGuard(auth, { maxFailures: cfg.login.maxFailures, lockoutMs: cfg.login.lockoutSec * 1000, ipMaxFailures: cfg.login.ipMaxFailures, windowMs: cfg.login.windowSec * 1000 });
   await app.register(authRoutes(auth, { secureCookies: Boolean(tls), stepUpWindowMs, allowedOrigins: cfg.allowedOrigins, guard, totpIssuer: 'Tether' }));
   await app.register(userRoutes(auth));

@@ -1,0 +1,215 @@
+import { useCallback, useEffect, useState, type FormEvent } from 'react';
+import { ApiError, get, post, setCsrf, setOnUnauthorized, setStepUpPrompt, setTotpEnabled, type Me } from './api';
+import { useI18n, type Lang } from './i18n';
+import { live, type LiveStatus } from './live';
+import { href, useRoute } from './router';
+import { ConfirmProvider, ErrorBox, Field, Loading, Modal, errorText } from './ui';
+import { LoginPage } from './pages/Login';
+import { OverviewPage } from './pages/Overview';
+import { HostPage } from './pages/Host';
+import { ExecPage } from './pages/Exec';
+import { JobsPage, JobPage } from './pages/Jobs';
+import { FilesPage } from './pages/Files';
+import { EnrollPage } from './pages/Enroll';
+import { AuditPage } from './pages/Audit';
+import { UsersPage } from './pages/Users';
+import { ProfilePage } from './pages/Profile';
+
+type Theme = 'light' | 'dark';
+function initialTheme(): Theme {
+  const s = localStorage.getItem('tether.theme');
+  if (s === 'light' || s === 'dark') return s;
+  return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+}
+
+export function App() {
+  const i = useI18n();
+  const { t } = i;
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+  const [theme, setTheme] = useState<Theme>(initialTheme);
+  const [liveStatus, setLiveStatus] = useState<LiveStatus>(live.status);
+  const [stepUp, setStepUp] = useState<{ totp: boolean; resolve: (ok: boolean) => void }>();
+
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+    localStorage.setItem('tether.theme', theme);
+  }, [theme]);
+
+  const loadMe = useCallback(async () => {
+    try {
+      const m = await get<Me>('/api/v1/auth/me', { noAuthRedirect: true });
+      setCsrf(m.csrfToken);
+      setTotpEnabled(m.totpEnabled);
+      setMe(m);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) setMe(null);
+      else setMe(null);
+    }
+  }, []);
+
+  useEffect(() => {
+    void loadMe();
+    setOnUnauthorized(() => setMe(null));
+    setStepUpPrompt((o) => new Promise<boolean>((resolve) => setStepUp({ totp: o.totp, resolve })));
+    return live.onStatus((s) => setLiveStatus(s));
+  }, [loadMe]);
+
+  useEffect(() => {
+    if (me) live.start();
+    else live.stop();
+  }, [me]);
+
+  if (me === undefined) return <Loading />;
+  if (me === null) return <LoginPage onLoggedIn={loadMe} theme={theme} setTheme={setTheme} />;
+
+  const logout = async () => {
+    await post('/api/v1/auth/logout').catch(() => {});
+    setMe(null);
+  };
+
+  return (
+    <ConfirmProvider>
+      <Shell me={me} theme={theme} setTheme={setTheme} logout={logout} liveStatus={liveStatus} />
+      {stepUp && (
+        <StepUpDialog
+          totp={stepUp.totp}
+          done={(ok) => {
+            stepUp.resolve(ok);
+            setStepUp(undefined);
+          }}
+        />
+      )}
+      <span hidden data-testid="lang">{i.lang}</span>
+    </ConfirmProvider>
+  );
+}
+
+function StepUpDialog({ totp, done }: { totp: boolean; done: (ok: boolean) => void }) {
+  const i = useI18n();
+  const { t } = i;
+  const [value, setValue] = useState('');
+  const [err, setErr] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    try {
+      await post('/api/v1/auth/step-up', totp ? { code: value } : { password: value }, { noAuthRedirect: true });
+      done(true);
+    } catch (x) {
+      setErr(x);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal title={t('stepup.title')} onClose={() => done(false)}>
+      <form onSubmit={submit}>
+        <p>{t('stepup.why')}</p>
+        <Field label={totp ? t('login.code') : t('login.password')}>
+          <input
+            autoFocus
+            type={totp ? 'text' : 'password'}
+            inputMode={totp ? 'numeric' : undefined}
+            autoComplete={totp ? 'one-time-code' : 'current-password'}
+            value={value}
+            onChange={(e) => setValue(e.target.value)}
+            required
+          />
+        </Field>
+        {err !== undefined && <p className="error-text" role="alert">{errorText(i, err)}</p>}
+        <div className="row end">
+          <button type="button" onClick={() => done(false)}>
+            {t('action.cancel')}
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            {t('stepup.confirm')}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+export function Toolbar({ theme, setTheme }: { theme: Theme; setTheme: (t: Theme) => void }) {
+  const { t, lang, setLang } = useI18n();
+  return (
+    <div className="toolbar">
+      <label className="inline">
+        <span className="sr-only">{t('nav.language')}</span>
+        <select aria-label={t('nav.language')} value={lang} onChange={(e) => setLang(e.target.value as Lang)} data-testid="lang-select">
+          <option value="en">English</option>
+          <option value="zh">中文</option>
+        </select>
+      </label>
+      <button type="button" className="small" onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} aria-label={t('nav.theme')} title={t('nav.theme')}>
+        {theme === 'dark' ? t('theme.light') : t('theme.dark')}
+      </button>
+    </div>
+  );
+}
+
+function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: Theme; setTheme: (t: Theme) => void; logout: () => void; liveStatus: LiveStatus }) {
+  const { t } = useI18n();
+  const route = useRoute();
+  const [p0, p1, p2] = route.parts;
+  const admin = me.role === 'admin';
+  const nav: [string, string, boolean][] = [
+    ['/', t('nav.overview'), true],
+    ['/exec', t('nav.exec'), me.role !== 'viewer'],
+    ['/jobs', t('nav.jobs'), true],
+    ['/enroll', t('nav.enroll'), admin],
+    ['/audit', t('nav.audit'), admin],
+    ['/users', t('nav.users'), admin],
+    ['/profile', t('nav.profile'), true],
+  ];
+  const active = '/' + (p0 ?? '');
+  let page;
+  if (!p0) page = <OverviewPage />;
+  else if (p0 === 'hosts' && p1 && p2 === 'files') page = <FilesPage hostId={p1} me={me} />;
+  else if (p0 === 'hosts' && p1) page = <HostPage id={p1} me={me} />;
+  else if (p0 === 'exec') page = <ExecPage me={me} />;
+  else if (p0 === 'jobs' && p1) page = <JobPage id={p1} me={me} />;
+  else if (p0 === 'jobs') page = <JobsPage />;
+  else if (p0 === 'enroll') page = <EnrollPage />;
+  else if (p0 === 'audit') page = <AuditPage />;
+  else if (p0 === 'users') page = <UsersPage me={me} />;
+  else if (p0 === 'profile') page = <ProfilePage me={me} />;
+  else page = <ErrorBox error={new Error(t('state.notFound'))} />;
+  return (
+    <div className="shell">
+      <a className="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>
+        {t('nav.skip')}
+      </a>
+      <header className="top">
+        <a className="brand" href={href('/')}>
+          {t('app.name')}
+        </a>
+        <nav aria-label={t('nav.main')}>
+          {nav
+            .filter((n) => n[2])
+            .map(([path, label]) => (
+              <a key={path} href={href(path)} aria-current={active === path || (path === '/' && p0 === 'hosts') ? 'page' : undefined}>
+                {label}
+              </a>
+            ))}
+        </nav>
+        <Toolbar theme={theme} setTheme={setTheme} />
+        <span className="who" title={t('role.' + me.role as 'role.admin')}>
+          {me.username} · {t(('role.' + me.role) as 'role.admin')}
+        </span>
+        <button type="button" className="small" onClick={logout}>
+          {t('nav.logout')}
+        </button>
+      </header>
+      {liveStatus === 'offline' && (
+        <div className="banner" role="status" data-testid="offline-banner">
+          {t('live.offline')}
+        </div>
+      )}
+      <main id="main" tabIndex={-1}>
+        {page}
+      </main>
+    </div>
+  );
+}

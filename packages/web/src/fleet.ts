@@ -1,0 +1,60 @@
+/** The overview's figures from one usage sample's series (the same reduction the hub's overview call makes). */
+export interface Figures {
+  cpuPercent: number | null;
+  memoryPercent: number | null;
+  diskPercent: number | null;
+  load1: number | null;
+  netRxBytesPerSec: number | null;
+  netTxBytesPerSec: number | null;
+}
+
+export function figuresOf(s: Record<string, number>): Figures {
+  let fsMax = 0;
+  let rx = 0;
+  let tx = 0;
+  for (const k in s) {
+    const c = k.charCodeAt(0);
+    if (c === 102 /* f */ && k.startsWith('fs_used_percent|')) fsMax = Math.max(fsMax, s[k]!);
+    else if (c === 110 /* n */) {
+      if (k.endsWith('|lo')) continue;
+      if (k.startsWith('net_rx_bytes_per_second|')) rx += s[k]!;
+      else if (k.startsWith('net_tx_bytes_per_second|')) tx += s[k]!;
+    }
+  }
+  return {
+    cpuPercent: s['cpu_percent|busy'] ?? null,
+    memoryPercent: s['memory_used_percent'] ?? null,
+    diskPercent: fsMax,
+    load1: s['load1'] ?? null,
+    netRxBytesPerSec: rx,
+    netTxBytesPerSec: tx,
+  };
+}
+
+/** `env=prod,role!=db,gpu,!canary`: the simple forms of a label selector, checked in the browser. */
+export function labelMatcher(text: string): (labels: Record<string, string>) => boolean {
+  const terms = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((term) => {
+      const ne = term.indexOf('!=');
+      if (ne > 0) {
+        const k = term.slice(0, ne).trim();
+        const v = term.slice(ne + 2).trim();
+        return (l: Record<string, string>) => l[k] !== v;
+      }
+      const eq = term.indexOf('=');
+      if (eq > 0) {
+        const k = term.slice(0, eq).trim();
+        const v = term.slice(eq + 1).replace(/^=/, '').trim();
+        return (l: Record<string, string>) => l[k] === v;
+      }
+      if (term.startsWith('!')) {
+        const k = term.slice(1).trim();
+        return (l: Record<string, string>) => !(k in l);
+      }
+      return (l: Record<string, string>) => term in l;
+    });
+  return (labels) => terms.every((f) => f(labels));
+}

@@ -1,0 +1,126 @@
+/**
+ * One WebSocket to /api/v1/live per tab, shared by every page. Pages say which hosts (or all)
+ * they want; samples and online/offline changes are pushed, never polled. The socket reconnects
+ * on its own with backoff and re-subscribes; `status` tells the banner whether it is connected.
+ */
+import { wsUrl } from './api';
+
+export interface Sample {
+  type: 'sample';
+  hostId: string;
+  kind: string;
+  ts: number;
+  series: Record<string, number>;
+}
+export interface StatusChange {
+  type: 'status';
+  hostId: string;
+  online: boolean;
+  ts: number;
+}
+export type LiveEvent = Sample | StatusChange;
+export type LiveStatus = 'connecting' | 'open' | 'offline';
+
+interface Interest {
+  hosts: '*' | string[];
+  kinds?: string[];
+  fn: (e: LiveEvent) => void;
+}
+
+class LiveClient {
+  private ws: WebSocket | undefined;
+  private readonly interests = new Set<Interest>();
+  private readonly statusFns = new Set<(s: LiveStatus, reconnected: boolean) => void>();
+  status: LiveStatus = 'connecting';
+  private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private everOpen = false;
+  private stopped = true;
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.ws?.close(1000);
+    this.ws = undefined;
+  }
+
+  private setStatus(s: LiveStatus, reconnected = false): void {
+    this.status = s;
+    for (const f of this.statusFns) f(s, reconnected);
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const ws = new WebSocket(wsUrl('/api/v1/live'));
+    this.ws = ws;
+    ws.onopen = () => {
+      const reconnected = this.everOpen;
+      this.everOpen = true;
+      this.attempt = 0;
+      this.resubscribe();
+      this.setStatus('open', reconnected);
+    };
+    ws.onmessage = (m) => {
+      let e: LiveEvent | { type: string };
+      try {
+        e = JSON.parse(m.data as string) as LiveEvent;
+      } catch {
+        return;
+      }
+      if (e.type !== 'sample' && e.type !== 'status') return;
+      const ev = e as LiveEvent;
+      for (const i of this.interests) {
+        if (i.hosts !== '*' && !i.hosts.includes(ev.hostId)) continue;
+        if (ev.type === 'sample' && i.kinds && !i.kinds.includes(ev.kind)) continue;
+        i.fn(ev);
+      }
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      if (this.stopped) return;
+      this.setStatus('offline');
+      // Exponential backoff with full jitter, capped at 15 s.
+      const delay = Math.random() * Math.min(15_000, 500 * 2 ** this.attempt++);
+      this.timer = setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  /** The union of what pages want; the hub keeps one subscription set per socket. */
+  private resubscribe(): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    let all = false;
+    const hosts = new Set<string>();
+    for (const i of this.interests) {
+      if (i.hosts === '*') all = true;
+      else i.hosts.forEach((h) => hosts.add(h));
+    }
+    ws.send(JSON.stringify({ op: 'unsubscribe', hosts: '*' }));
+    if (all) ws.send(JSON.stringify({ op: 'subscribe', hosts: '*' }));
+    else if (hosts.size) ws.send(JSON.stringify({ op: 'subscribe', hosts: [...hosts].slice(0, 1000) }));
+  }
+
+  subscribe(hosts: '*' | string[], fn: (e: LiveEvent) => void, kinds?: string[]): () => void {
+    const i: Interest = { hosts, fn, ...(kinds ? { kinds } : {}) };
+    this.interests.add(i);
+    this.resubscribe();
+    return () => {
+      this.interests.delete(i);
+      this.resubscribe();
+    };
+  }
+
+  onStatus(fn: (s: LiveStatus, reconnected: boolean) => void): () => void {
+    this.statusFns.add(fn);
+    return () => this.statusFns.delete(fn);
+  }
+}
+
+export const live = new LiveClient();

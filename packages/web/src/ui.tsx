@@ -1,0 +1,212 @@
+/** Small shared pieces: async loading, states, dialogs, labels, sparklines. */
+import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
+import { ApiError } from './api';
+import { useI18n } from './i18n';
+
+export interface Async<T> {
+  data: T | undefined;
+  error: Error | undefined;
+  loading: boolean;
+  reload(): void;
+  set(v: T): void;
+}
+
+/** Runs `fn` when `deps` change; keeps the last data while reloading. */
+export function useAsync<T>(fn: () => Promise<T>, deps: unknown[]): Async<T> {
+  const [data, setData] = useState<T>();
+  const [error, setError] = useState<Error>();
+  const [loading, setLoading] = useState(true);
+  const [n, setN] = useState(0);
+  const fnRef = useRef(fn);
+  fnRef.current = fn;
+  useEffect(() => {
+    let gone = false;
+    setLoading(true);
+    fnRef
+      .current()
+      .then((v) => {
+        if (gone) return;
+        setData(v);
+        setError(undefined);
+      })
+      .catch((e: Error) => !gone && setError(e))
+      .finally(() => !gone && setLoading(false));
+    return () => {
+      gone = true;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, n]);
+  return { data, error, loading, reload: () => setN((x) => x + 1), set: setData };
+}
+
+export function Loading() {
+  const { t } = useI18n();
+  return (
+    <div className="state loading" role="status" aria-live="polite">
+      <span className="spinner" aria-hidden="true" /> {t('state.loading')}
+    </div>
+  );
+}
+
+export function errorText(t: ReturnType<typeof useI18n>, e: unknown): string {
+  if (e instanceof ApiError) return t.tk('error.' + e.code, e.message);
+  return (e as Error)?.message ?? String(e);
+}
+
+export function ErrorBox({ error, retry }: { error: unknown; retry?: () => void }) {
+  const i = useI18n();
+  return (
+    <div className="state error" role="alert">
+      <strong>{i.t('state.error')}</strong> {errorText(i, error)}
+      {retry && (
+        <button type="button" onClick={retry}>
+          {i.t('action.retry')}
+        </button>
+      )}
+    </div>
+  );
+}
+
+export function Empty({ children }: { children: ReactNode }) {
+  return <div className="state empty">{children}</div>;
+}
+
+/** Shows loading / error / the content, for one Async. */
+export function View<T>({ a, children }: { a: Async<T>; children: (d: T) => ReactNode }) {
+  if (a.data === undefined && a.error) return <ErrorBox error={a.error} retry={a.reload} />;
+  if (a.data === undefined) return <Loading />;
+  return (
+    <>
+      {a.error && <ErrorBox error={a.error} retry={a.reload} />}
+      {children(a.data)}
+    </>
+  );
+}
+
+export function Modal({ title, onClose, children }: { title: string; onClose: () => void; children: ReactNode }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      className="modal"
+      aria-label={title}
+      onCancel={(e) => {
+        e.preventDefault();
+        onClose();
+      }}
+    >
+      <h2>{title}</h2>
+      {children}
+    </dialog>
+  );
+}
+
+// ---- confirmation of destructive actions ----
+
+type ConfirmFn = (message: string, opts?: { danger?: boolean; okLabel?: string }) => Promise<boolean>;
+const ConfirmCtx = createContext<ConfirmFn>(async () => false);
+export const useConfirm = () => useContext(ConfirmCtx);
+
+export function ConfirmProvider({ children }: { children: ReactNode }) {
+  const { t } = useI18n();
+  const [ask, setAsk] = useState<{ message: string; okLabel?: string | undefined; resolve: (v: boolean) => void }>();
+  const confirm = useCallback<ConfirmFn>((message, opts) => new Promise((resolve) => setAsk({ message, okLabel: opts?.okLabel, resolve })), []);
+  const done = (v: boolean) => {
+    ask?.resolve(v);
+    setAsk(undefined);
+  };
+  return (
+    <ConfirmCtx.Provider value={confirm}>
+      {children}
+      {ask && (
+        <Modal title={t('confirm.title')} onClose={() => done(false)}>
+          <p>{ask.message}</p>
+          <div className="row end">
+            <button type="button" onClick={() => done(false)}>
+              {t('action.cancel')}
+            </button>
+            <button type="button" className="danger" autoFocus onClick={() => done(true)}>
+              {ask.okLabel ?? t('action.confirm')}
+            </button>
+          </div>
+        </Modal>
+      )}
+    </ConfirmCtx.Provider>
+  );
+}
+
+export function Labels({ labels, onPick }: { labels: Record<string, string>; onPick?: (k: string, v: string) => void }) {
+  const entries = Object.entries(labels);
+  if (!entries.length) return null;
+  return (
+    <span className="labels">
+      {entries.map(([k, v]) =>
+        onPick ? (
+          <button type="button" key={k} className="chip" onClick={() => onPick(k, v)}>
+            {k}={v}
+          </button>
+        ) : (
+          <span key={k} className="chip">
+            {k}={v}
+          </span>
+        ),
+      )}
+    </span>
+  );
+}
+
+/** A tiny inline chart: the last values of one series, 0..max. */
+export function Sparkline({ values, max = 100, label }: { values: readonly number[]; max?: number; label: string }) {
+  const w = 64;
+  const h = 18;
+  if (values.length < 2) return <svg className="spark" width={w} height={h} role="img" aria-label={label} />;
+  const n = values.length;
+  const pts = values.map((v, i) => `${((i / (n - 1)) * w).toFixed(1)},${(h - (Math.min(max, Math.max(0, v)) / max) * (h - 2) - 1).toFixed(1)}`).join(' ');
+  return (
+    <svg className="spark" width={w} height={h} role="img" aria-label={label}>
+      <polyline points={pts} fill="none" stroke="currentColor" strokeWidth="1.2" />
+    </svg>
+  );
+}
+
+export function Bar({ value }: { value: number | null }) {
+  const v = value ?? 0;
+  return (
+    <span className={'bar' + (v > 90 ? ' hot' : v > 75 ? ' warm' : '')} aria-hidden="true">
+      <span style={{ width: `${Math.min(100, Math.max(0, v))}%` }} />
+    </span>
+  );
+}
+
+export function CopyButton({ text }: { text: string }) {
+  const { t } = useI18n();
+  const [done, setDone] = useState(false);
+  return (
+    <button
+      type="button"
+      className="small"
+      onClick={() => {
+        void navigator.clipboard?.writeText(text).then(() => {
+          setDone(true);
+          setTimeout(() => setDone(false), 1500);
+        });
+      }}
+    >
+      {done ? t('action.copied') : t('action.copy')}
+    </button>
+  );
+}
+
+export function Field({ label, children, hint }: { label: string; children: ReactNode; hint?: string }) {
+  return (
+    <label className="field">
+      <span>{label}</span>
+      {children}
+      {hint && <small>{hint}</small>}
+    </label>
+  );
+}
