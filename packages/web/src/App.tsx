@@ -3,7 +3,7 @@ import { ApiError, get, post, setCsrf, setOnUnauthorized, setStepUpPrompt, setTo
 import { useI18n, type Lang } from './i18n';
 import { live, type LiveStatus } from './live';
 import { href, useRoute } from './router';
-import { ConfirmProvider, ErrorBox, Field, Loading, Modal, errorText } from './ui';
+import { Boundary, ConfirmProvider, ErrorBox, Field, Loading, Modal, errorText } from './ui';
 import { LoginPage } from './pages/Login';
 import { OverviewPage } from './pages/Overview';
 import { HostPage } from './pages/Host';
@@ -168,7 +168,7 @@ function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: The
   if (!p0) page = <OverviewPage />;
   else if (p0 === 'hosts' && p1 && p2 === 'files') page = <FilesPage hostId={p1} me={me} />;
   else if (p0 === 'hosts' && p1) page = <HostPage id={p1} me={me} />;
-  else if (p0 === 'exec') page = <ExecPage me={me} />;
+  else if (p0 === 'exec') page = <ExecPage key={route.query.toString()} me={me} />;
   else if (p0 === 'jobs' && p1) page = <JobPage id={p1} me={me} />;
   else if (p0 === 'jobs') page = <JobsPage />;
   else if (p0 === 'enroll') page = <EnrollPage />;
@@ -208,7 +208,7 @@ function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: The
         </div>
       )}
       <main id="main" tabIndex={-1}>
-        {page}
+        <Boundary resetKey={route.path}>{page}</Boundary>
       </main>
     </div>
   );

@@ -1,5 +1,5 @@
 /** Small shared pieces: async loading, states, dialogs, labels, sparklines. */
-import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
+import { Component, createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
 import { ApiError } from './api';
 import { useI18n } from './i18n';
 
@@ -202,11 +202,28 @@ export function CopyButton({ text }: { text: string }) {
 }
 
 export function Field({ label, children, hint }: { label: string; children: ReactNode; hint?: string }) {
+  // The hint sits outside the label, so a control's accessible name is the label alone.
   return (
-    <label className="field">
-      <span>{label}</span>
-      {children}
+    <div className="field">
+      <label>
+        <span>{label}</span>
+        {children}
+      </label>
       {hint && <small>{hint}</small>}
-    </label>
+    </div>
   );
+}
+
+/** Keeps one broken section from blanking the whole console. */
+export class Boundary extends Component<{ children: ReactNode; resetKey?: string }, { error: Error | null; key: string | undefined }> {
+  override state = { error: null as Error | null, key: undefined as string | undefined };
+  static getDerivedStateFromError(error: Error) {
+    return { error };
+  }
+  static getDerivedStateFromProps(p: { resetKey?: string }, s: { error: Error | null; key: string | undefined }) {
+    return p.resetKey !== s.key ? { error: null, key: p.resetKey } : null;
+  }
+  override render() {
+    return this.state.error ? <ErrorBox error={this.state.error} /> : this.props.children;
+  }
 }

@@ -4,7 +4,7 @@ import { useI18n, type I18n, type Key } from '../i18n';
 import { live } from '../live';
 import { href } from '../router';
 import { Chart } from '../Chart';
-import { Empty, ErrorBox, Labels, Loading, View, useAsync } from '../ui';
+import { Boundary, Empty, ErrorBox, Labels, Loading, View, useAsync } from '../ui';
 
 type Range = 'live' | '1h' | '24h' | '7d' | '30d' | 'custom';
 const RANGES: Range[] = ['live', '1h', '24h', '7d', '30d', 'custom'];
@@ -123,12 +123,14 @@ export function HostPage({ id, me }: { id: string; me: Me }) {
               ))}
             </div>
             <div role="tabpanel" id={'panel-' + tab} aria-labelledby={'tab-' + tab}>
+              <Boundary resetKey={tab}>
               {tab === 'charts' && <Charts id={h.id} />}
               {tab === 'processes' && <Processes id={h.id} bump={bump.processes} />}
               {tab === 'connections' && <Connections id={h.id} bump={bump.connections} />}
               {tab === 'hardware' && <Hardware id={h.id} />}
               {tab === 'sensors' && <Sensors id={h.id} bump={bump.sensors} />}
               {tab === 'runs' && <Runs id={h.id} />}
+              </Boundary>
             </div>
           </section>
         );
@@ -521,7 +523,7 @@ interface Inventory {
 function Hardware({ id }: { id: string }) {
   const i = useI18n();
   const { t } = i;
-  const inv = useAsync(() => get<Inventory>(`/api/v1/hosts/${id}/inventory`), [id]);
+  const inv = useAsync(() => get<{ ts: number; data: Inventory }>(`/api/v1/hosts/${id}/inventory`).then((r) => r.data), [id]);
   return (
     <View a={inv}>
       {(d) => (

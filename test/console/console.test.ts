@@ -1,0 +1,241 @@
+/**
+ * The web console end to end in Chromium (playwright-core with Debian's /usr/bin/chromium): a real
+ * hub serving the built console, three real agents that allow commands and files. Logs in, sees the
+ * hosts live, watches a chart move, runs a command and a job on several hosts, reads the audit entry,
+ * switches to Chinese and finds no untranslated key, and survives a hub restart (offline banner,
+ * automatic reconnect). Screenshots of every page in both languages go to test-results/console/.
+ * The console reads nothing the database engine changes, so SQLite is enough here.
+ */
+import { describe, test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { ADMIN_PASSWORD, REPO, TestAgent, TestHub, tempDir, waitFor } from '@tether/testkit';
+
+export const CHROMIUM = process.env.TETHER_CHROMIUM ?? '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage'];
+const SHOTS = join(REPO, 'test-results', 'console');
+const MISSING = '⟦';
+
+describe('web console in Chromium', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium fonts-noto-cjk)` }, () => {
+  let hub: TestHub;
+  const agents: TestAgent[] = [];
+  const ids: string[] = [];
+  let browser: Browser;
+  let page: Page;
+  const consoleErrors: string[] = [];
+  const roots = tempDir('tether-console-files-');
+
+  const shot = async (name: string) => {
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+  };
+  const go = async (hash: string) => {
+    await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+  };
+  const noMissingKeys = async (where: string) => {
+    const text = await page.locator('body').innerText();
+    assert.ok(!text.includes(MISSING), `untranslated key on ${where}: ${text.slice(text.indexOf(MISSING) - 40, text.indexOf(MISSING) + 60)}`);
+  };
+
+  before(async () => {
+    hub = await TestHub.start({ db: 'sqlite' });
+    const token = await hub.enrollToken();
+    writeFileSync(join(roots, 'hello.txt'), 'hello from the console test\n');
+    for (let n = 0; n < 3; n++) {
+      const a = TestAgent.start(hub.url, { token, capabilities: ['metrics', 'exec', 'files'], fileRoots: [roots], env: { TETHER_COLLECTOR_INTERVALS: 'usage=1s,processes=2s,connections=3s' } });
+      agents.push(a);
+      ids.push(await a.waitConnected(15_000));
+    }
+    // Same machine, three agents: labels tell them apart on the page.
+    for (const [n, id] of ids.entries()) await hub.api('PATCH', `/api/v1/hosts/${id}`, { labels: { env: n === 2 ? 'staging' : 'prod', node: `n${n + 1}` } });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'en-GB' });
+    page = await ctx.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  });
+
+  afterEach(async (t) => {
+    // A failing step leaves a picture of what the page showed.
+    if ((t as unknown as { passed?: boolean }).passed === false && consoleErrors.length) process.stderr.write(`browser errors so far:\n${consoleErrors.join('\n')}\n`);
+    if ((t as unknown as { passed?: boolean }).passed === false || process.env.TETHER_CONSOLE_SHOTS_ALWAYS) await shot('last-' + t.name.replace(/\W+/g, '-').slice(0, 40)).catch(() => {});
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    for (const a of agents) {
+      await a.stop().catch(() => {});
+      a.cleanup();
+    }
+    await hub?.cleanup();
+  });
+
+  test('the login page logs in and the fleet shows every host live', async () => {
+    await page.goto(hub.url + '/');
+    await page.getByLabel('Password').waitFor();
+    await shot('login-en');
+    await page.getByLabel('Password').fill('wrong-password-1');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Wrong username or password' }).waitFor();
+    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    await waitFor(async () => (await page.locator('[role=row][data-host]').count()) === 3, 'three host rows', 15_000);
+    // Values come from the live socket: the CPU cells fill in and change as samples arrive.
+    const cpuTexts = async () => (await page.locator('[role=row][data-host] [data-testid=cpu]').allInnerTexts()).join('|');
+    await waitFor(async () => !(await cpuTexts()).includes('—'), 'CPU values on every row', 15_000);
+    const first = await cpuTexts();
+    await waitFor(async () => (await cpuTexts()) !== first, 'CPU values updated by the live socket', 15_000);
+    assert.match(await page.getByTestId('counts').innerText(), /3 hosts.*3 online/s);
+    // Label filter and grouping.
+    await page.getByLabel('Labels, e.g. env=prod,role!=db').fill('env=staging');
+    await waitFor(async () => (await page.locator('[role=row][data-host]').count()) === 1, 'one staging host');
+    await page.getByLabel('Labels, e.g. env=prod,role!=db').fill('');
+    await page.getByLabel('Group by').selectOption('env');
+    await page.locator('[role=row].group').first().waitFor();
+    assert.equal(await page.locator('[role=row].group').count(), 2);
+    await shot('overview-en');
+    await page.getByLabel('Group by').selectOption('');
+  });
+
+  test('a host page shows facts and a live chart that moves', async () => {
+    await go(`#/hosts/${ids[0]}`);
+    await page.getByTestId('capabilities').waitFor();
+    assert.match(await page.getByTestId('capabilities').innerText(), /commands/);
+    await page.getByRole('link', { name: 'Run a command' }).waitFor();
+    const chart = page.locator('figure.chart').first();
+    await chart.waitFor();
+    const last = Number(await chart.getAttribute('data-last'));
+    await waitFor(async () => Number(await chart.getAttribute('data-last')) > last, 'the CPU chart to take a new live sample', 15_000);
+    assert.ok((await page.locator('figure.chart').count()) >= 5, 'cpu, cores, load, memory, disk… charts');
+    await shot('host-en');
+    await page.getByRole('radio', { name: '24 h' }).click();
+    await page.getByTestId('tier').filter({ hasText: '1 minute' }).waitFor();
+    await page.getByRole('tab', { name: 'Processes' }).click();
+    await page.getByRole('columnheader', { name: /PID/ }).waitFor();
+    await shot('host-processes-en');
+    await page.getByRole('tab', { name: 'Connections' }).click();
+    await page.getByRole('heading', { name: 'Listening ports' }).waitFor();
+    await page.getByRole('tab', { name: 'Disks & interfaces' }).click();
+    await page.getByRole('heading', { name: 'Interfaces' }).waitFor();
+    await page.getByRole('tab', { name: 'Charts' }).click();
+  });
+
+  test('a command runs on one host and its output streams in', async () => {
+    await go(`#/exec?hosts=${ids[0]}`);
+    await page.getByLabel('Command', { exact: true }).fill('echo hello-from-console "two words"');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    const job = page.getByTestId('job');
+    await job.locator('[data-testid=output]').filter({ hasText: 'hello-from-console two words' }).waitFor({ timeout: 15_000 });
+    await waitFor(async () => (await job.getAttribute('data-state')) === 'succeeded', 'the job to succeed', 15_000);
+    await shot('exec-en');
+  });
+
+  test('a job on several hosts shows per-host progress, and its audit entry is there', async () => {
+    await go('#/exec');
+    await page.getByRole('button', { name: 'All online shown' }).click();
+    assert.match(await page.getByText(/\d+ picked/).innerText(), /3 picked/);
+    await page.getByLabel('Command', { exact: true }).fill('sh -c "echo started; sleep 1; echo done-$TETHER_TASK_ID"');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    const job = page.getByTestId('job').filter({ has: page.getByTestId('job-command').filter({ hasText: 'done-$TETHER_TASK_ID' }) });
+    await waitFor(async () => (await job.getAttribute('data-state')) === 'succeeded', 'the three-host job to succeed', 20_000);
+    assert.equal(await job.locator('[data-testid=task][data-state=exited]').count(), 3);
+    await page.getByRole('link', { name: 'Open job page' }).click();
+    await page.getByRole('heading', { level: 1 }).waitFor();
+    await page.getByText('3 of 3 hosts finished, 0 failed').waitFor();
+    await shot('job-en');
+    await go('#/jobs');
+    await page.getByTestId('jobs-table').waitFor();
+    assert.equal(await page.locator('[data-testid=jobs-table] tbody tr').count(), 2);
+    await shot('jobs-en');
+    await go('#/audit');
+    await page.getByLabel('Action').fill('POST /api/v1/exec');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    const rows = page.locator('[data-testid=audit-table] tbody tr');
+    await waitFor(async () => (await rows.count()) === 2, 'two exec entries in the audit log');
+    assert.match(await rows.first().innerText(), /admin[\s\S]*POST \/api\/v1\/exec/);
+    assert.match(await rows.first().innerText(), /sh/);
+    await page.getByRole('button', { name: 'Verify chain' }).click();
+    await page.getByText(/Intact: \d+ entries checked/).waitFor();
+    await shot('audit-en');
+  });
+
+  test('files, enrollment, users and profile pages', async () => {
+    await go(`#/hosts/${ids[0]}/files`);
+    await page.getByLabel('Path').first().fill(roots);
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    await page.getByTestId('files-table').getByText('hello.txt').waitFor();
+    const download = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download' }).first().click()]).then(([d]) => d);
+    assert.equal(download.suggestedFilename(), 'hello.txt');
+    await shot('files-en');
+    await go('#/enroll');
+    await page.getByLabel('Labels').first().fill('env=prod');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await page.getByTestId('enroll-command').getByText(/TETHER_TOKEN=tte_\S+ tether agent --hub http:\/\/127\.0\.0\.1:\d+/).waitFor();
+    await shot('enroll-en');
+    await go('#/users');
+    await page.getByTestId('users-table').locator('td', { hasText: /^admin$/ }).first().waitFor();
+    await shot('users-en');
+    await go('#/profile');
+    await page.getByRole('heading', { name: 'Two-factor authentication' }).waitFor();
+    await shot('profile-en');
+  });
+
+  test('in Chinese every page is translated, with localised numbers and dates', async () => {
+    await go('#/');
+    await page.getByTestId('lang-select').selectOption('zh');
+    await page.getByRole('heading', { name: '主机群' }).waitFor();
+    assert.equal(await page.evaluate('document.documentElement.lang'), 'zh-CN');
+    await waitFor(async () => (await page.locator('[role=row][data-host]').count()) === 3, 'rows in zh');
+    await noMissingKeys('overview');
+    await shot('overview-zh');
+    const pages: [string, string, string][] = [
+      [`#/hosts/${ids[0]}`, '图表', 'host-zh'],
+      [`#/exec`, '执行命令', 'exec-zh'],
+      [`#/jobs`, '作业', 'jobs-zh'],
+      [`#/audit`, '审计日志', 'audit-zh'],
+      [`#/hosts/${ids[0]}/files`, '上传文件', 'files-zh'],
+      [`#/enroll`, '接入主机', 'enroll-zh'],
+      [`#/users`, '用户', 'users-zh'],
+      [`#/profile`, '个人资料', 'profile-zh'],
+    ];
+    for (const [hash, text, name] of pages) {
+      await go(hash);
+      await page.getByText(text, { exact: true }).first().waitFor();
+      await page.waitForLoadState('networkidle').catch(() => {});
+      await page.locator('.state.loading').first().waitFor({ state: 'detached', timeout: 5000 }).catch(() => {});
+      await noMissingKeys(hash);
+      await shot(name);
+    }
+    const jobs = await page.evaluate(`fetch('/api/v1/jobs').then(r => r.json())`) as { jobs: { id: string }[] };
+    await go(`#/jobs/${jobs.jobs[0]!.id}`);
+    await page.getByText('3 台主机中 3 台已完成，0 台失败').waitFor();
+    await noMissingKeys('job');
+    await shot('job-zh');
+    await page.getByRole('button', { name: '退出' }).click();
+    await page.getByRole('button', { name: '登录' }).waitFor();
+    await noMissingKeys('login');
+    await shot('login-zh');
+    await page.getByLabel('密码').fill(ADMIN_PASSWORD);
+    await page.getByRole('button', { name: '登录' }).click();
+    await page.getByRole('heading', { name: '3 台主机中 3 台已完成，0 台失败' }).or(page.getByText('3 台主机中 3 台已完成，0 台失败')).first().waitFor();
+    await page.getByTestId('lang-select').selectOption('en');
+  });
+
+  test('when the hub restarts the console shows it is offline and reconnects by itself', async () => {
+    await go('#/');
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    await hub.kill('SIGTERM');
+    await page.getByTestId('offline-banner').waitFor({ timeout: 10_000 });
+    await shot('offline-en');
+    await hub.restart();
+    await page.getByTestId('offline-banner').waitFor({ state: 'detached', timeout: 20_000 });
+    await waitFor(() => agents.every((a) => a.connectedCount() >= 2), 'agents reconnected', 20_000);
+    await waitFor(async () => (await page.getByTestId('counts').innerText()).includes('3 online'), 'all hosts online again', 20_000);
+    assert.deepEqual(consoleErrors.filter((e) => !/WebSocket|Failed to load resource|ERR_CONNECTION_REFUSED|net::/.test(e)), []);
+  });
+});
