@@ -33,6 +33,9 @@ export function Chart({ title, xs, series, fmt, height = 180, locale, onPick, yM
     const fg = css.getPropertyValue('--muted').trim() || '#888';
     const grid = css.getPropertyValue('--grid').trim() || '#eee';
     const dtf = new Intl.DateTimeFormat(locale, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    const tickSec = new Intl.DateTimeFormat(locale, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    const tickMin = new Intl.DateTimeFormat(locale, { hour: '2-digit', minute: '2-digit' });
+    const tickDay = new Intl.DateTimeFormat(locale, { month: 'short', day: 'numeric' });
     const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     const opts: uPlot.Options = {
       width: el.clientWidth || 400,
@@ -41,7 +44,15 @@ export function Chart({ title, xs, series, fmt, height = 180, locale, onPick, yM
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: yMax !== undefined ? { range: (_u, _min, max) => [0, Math.max(yMax, max)] } : { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
       axes: [
-        { ...axis, values: (_u, vals) => vals.map((v) => new Intl.DateTimeFormat(locale, { hour: '2-digit', minute: '2-digit' }).format(v * 1000)) },
+        {
+          ...axis,
+          // Seconds for short spans, dates for long ones.
+          values: (u, vals) => {
+            const span = (u.scales.x!.max ?? 0) - (u.scales.x!.min ?? 0);
+            const f = span < 1800 ? tickSec : span > 2 * 86400 ? tickDay : tickMin;
+            return vals.map((v) => f.format(v * 1000));
+          },
+        },
         { ...axis, size: 70, values: (_u, vals) => vals.map((v) => fmtRef.current(v)) },
       ],
       series: [
