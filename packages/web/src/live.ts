@@ -21,6 +21,8 @@ export interface StatusChange {
 export type LiveEvent = Sample | StatusChange;
 export type LiveStatus = 'connecting' | 'open' | 'offline';
 
+const ALL_KINDS = ['usage', 'processes', 'connections', 'sensors', 'gpu', 'self'];
+
 interface Interest {
   hosts: '*' | string[];
   kinds?: string[];
@@ -102,9 +104,11 @@ class LiveClient {
       if (i.hosts === '*') all = true;
       else i.hosts.forEach((h) => hosts.add(h));
     }
+    // Kinds the hub need not send: only when every page names the kinds it wants.
+    const kinds = [...this.interests].every((i) => i.kinds) ? [...new Set([...this.interests].flatMap((i) => i.kinds!))] : ALL_KINDS;
     ws.send(JSON.stringify({ op: 'unsubscribe', hosts: '*' }));
-    if (all) ws.send(JSON.stringify({ op: 'subscribe', hosts: '*' }));
-    else if (hosts.size) ws.send(JSON.stringify({ op: 'subscribe', hosts: [...hosts].slice(0, 1000) }));
+    if (all) ws.send(JSON.stringify({ op: 'subscribe', hosts: '*', kinds }));
+    else if (hosts.size) ws.send(JSON.stringify({ op: 'subscribe', hosts: [...hosts].slice(0, 1000), kinds }));
   }
 
   subscribe(hosts: '*' | string[], fn: (e: LiveEvent) => void, kinds?: string[]): () => void {
