@@ -23,6 +23,7 @@ import { ago, table } from './table.js';
 import { fail, out } from './output.js';
 import { registerExec } from './commands/exec.js';
 import { register as registerFiles } from './commands/files.js';
+import { registerAlerts } from './commands/alerts.js';
 
 const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
 
@@ -360,6 +361,7 @@ token
 
 registerExec(program);
 registerFiles(program);
+registerAlerts(program);
 registerAccountCommands(program, fail);
 
 program.parseAsync().catch(fail);
