@@ -21,6 +21,8 @@ export async function receiver(answer: (n: number) => number = () => 200): Promi
     });
   }).listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
+  // A test that fails half-way must not keep the runner alive.
+  server.unref();
   return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, got };
 }
 
