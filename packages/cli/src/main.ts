@@ -86,7 +86,7 @@ program
     let reporter: Reporter | undefined;
     let tasks: TaskManager | undefined;
     try {
-      const { Agent, FileService, Reporter, TaskManager, loadAgentConfig, runBundle } = await agentModule();
+      const { Agent, FileService, Reporter, TaskManager, loadAgentConfig, runBundle, StreamRegistry, DockerService, SystemdService, ProcessService, CronService, PowerService, HostsFileService } = await agentModule();
       const cfg = loadAgentConfig(o);
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
@@ -98,6 +98,14 @@ program
         fileRoots: cfg.fileRoots,
         runBundle: (taskId, spec, onOutput) => runBundle(join(cfg.stateDir, 'bundles'), taskId, spec, async (id, dest) => void (await files.fetchTransfer(id, dest, spec.size)), onOutput),
       });
+      // Host managers: always present, each answers a refusal itself when its capability is off.
+      const streams = new StreamRegistry(agent);
+      new DockerService(agent, cfg, streams, log.child({ module: 'docker' })).start();
+      new SystemdService(agent, cfg, streams, log.child({ module: 'systemd' })).start();
+      new ProcessService(agent, cfg, log.child({ module: 'process' })).start();
+      new CronService(agent, cfg, log.child({ module: 'cron' })).start();
+      new PowerService(agent, cfg, log.child({ module: 'power' })).start();
+      new HostsFileService(agent, cfg, log.child({ module: 'hostsfile' })).start();
       // Collecting and reporting is itself a capability: a host can turn even monitoring off.
       if (cfg.capabilities.includes('metrics')) {
         reporter = new Reporter(agent, log.child({ module: 'reporter' }), {
