@@ -41,6 +41,7 @@ import { BundleStore, bundlesMigrations } from './modules/bundles/store.js';
 import { bundleRoutes } from './modules/bundles/routes.js';
 import { TransferRegistry } from './modules/files/transfers.js';
 import { filesRoutes } from './modules/files/routes.js';
+import { managersRoutes } from './modules/managers/index.js';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
@@ -256,6 +257,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   await app.register(bundleRoutes(bundles, jobs, hosts));
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
+  await app.register(managersRoutes({ hosts, link }));
   app.get('/api/v1/live', { ...access({ role: 'viewer', scope: 'read' }), websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.
     if (!originAllowed(req, cfg.allowedOrigins)) {
