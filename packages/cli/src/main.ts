@@ -23,6 +23,7 @@ import { ago, table } from './table.js';
 import { fail, out } from './output.js';
 import { registerExec } from './commands/exec.js';
 import { register as registerFiles } from './commands/files.js';
+import { registerManagers } from './commands/managers.js';
 
 const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
 
@@ -368,6 +369,7 @@ token
 
 registerExec(program);
 registerFiles(program);
+registerManagers(program);
 registerAccountCommands(program, fail);
 
 program.parseAsync().catch(fail);
