@@ -141,6 +141,8 @@ export const DockerRequestBody = Type.Object(
     /** logs: follow as a stream (see stream.data) */
     streamId: Type.Optional(StreamId),
     spec: Type.Optional(ContainerSpec),
+    /** prune: only what carries this label (key or key=value) */
+    label: Type.Optional(Type.String({ maxLength: 512, pattern: '^[^\\s=]{1,255}(=\\S{0,255})?$' })),
   },
   { additionalProperties: false },
 );

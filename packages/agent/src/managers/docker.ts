@@ -204,6 +204,13 @@ export function createBody(spec: ContainerSpec): Record<string, unknown> {
   };
 }
 
+function pruneFilters(what: string, req: DockerRequestBody): string {
+  const f: Record<string, string[]> = {};
+  if (what === 'images' && req.all) f.dangling = ['false'];
+  if (req.label) f.label = [req.label];
+  return Object.keys(f).length ? `?filters=${encodeURIComponent(JSON.stringify(f))}` : '';
+}
+
 function detail(v: unknown): unknown {
   const s = JSON.stringify(v);
   return s.length > MAX_DETAIL ? { truncated: true, message: `the engine's answer (${s.length} bytes) is larger than ${MAX_DETAIL}` } : v;
@@ -326,7 +333,7 @@ export class DockerService {
       case 'prune_images': {
         const what = req.op === 'prune_containers' ? 'containers' : 'images';
         const r = json<{ ContainersDeleted?: string[]; ImagesDeleted?: { Deleted?: string; Untagged?: string }[]; SpaceReclaimed?: number }>(
-          await this.call('POST', `/${what}/prune${what === 'images' && req.all ? `?filters=${encodeURIComponent(JSON.stringify({ dangling: ['false'] }))}` : ''}`, undefined, 300_000),
+          await this.call('POST', `/${what}/prune${pruneFilters(what, req)}`, undefined, 300_000),
           `prune ${what}`,
         );
         const removed = what === 'containers' ? (r.ContainersDeleted ?? []) : (r.ImagesDeleted ?? []).map((e) => e.Deleted ?? e.Untagged ?? '');

@@ -65,7 +65,7 @@ function registerDocker(program: Command): void {
   }));
   for (const a of ['start', 'stop', 'restart', 'kill', 'pause', 'unpause'] as const) {
     d.command(`${a} <host> <container>`).option('-t, --time <sec>', 'seconds to wait before killing (stop, restart)').option('-s, --signal <sig>', 'signal (kill)').option('--json').action(act(async (c, id, cid: string, o: { time?: string; signal?: string; json?: boolean }) => {
-      const r = await c.call('POST', `${base(id)}/containers/${enc(cid)}/${a}`, { ...(o.time ? { timeoutSec: Number(o.time) } : {}), ...(o.signal ? { signal: o.signal.startsWith('SIG') ? o.signal : `SIG${o.signal}` } : {}) });
+      const r = await c.call('POST', `${base(id)}/containers/${enc(cid)}/${a}${qs({ timeoutSec: o.time, signal: o.signal ? (o.signal.toUpperCase().startsWith('SIG') ? o.signal.toUpperCase() : `SIG${o.signal.toUpperCase()}`) : undefined })}`);
       out(Boolean(o.json), r, () => `${a}: ${cid}`);
     }));
   }
@@ -134,11 +134,11 @@ function registerSystemd(program: Command): void {
   }));
   for (const a of ['start', 'stop', 'restart', 'reload', 'enable', 'disable', 'mask', 'unmask'] as const) {
     s.command(`${a} <host> <unit>`).option('--now', 'enable/disable/mask: start/stop it too').option('--json').action(act(async (c, id, unit: string, o: { now?: boolean; json?: boolean }) => {
-      const r = await c.call('POST', `${base(id)}/units/${enc(unit)}/${a}`, o.now ? { now: true } : {});
+      const r = await c.call('POST', `${base(id)}/units/${enc(unit)}/${a}${qs({ now: o.now })}`);
       out(Boolean(o.json), r, () => `${a}: ${unit}`);
     }));
   }
-  s.command('daemon-reload <host>').action(act(async (c, id) => void (await c.call('POST', `${base(id)}/daemon-reload`, {}))));
+  s.command('daemon-reload <host>').action(act(async (c, id) => void (await c.call('POST', `${base(id)}/daemon-reload`))));
   s.command('journal <host> <unit>').option('-n, --lines <n>').option('--since <iso>', 'a time, e.g. 2026-08-01T10:00Z').option('-f, --follow').option('--json').action(act(async (c, id, unit: string, o: { lines?: string; since?: string; follow?: boolean; json?: boolean }) => {
     const since = o.since ? Date.parse(o.since) : undefined;
     if (o.since && !Number.isFinite(since)) throw new Error(`--since: not a time: ${o.since}`);

@@ -65,12 +65,12 @@ export function dockerRoutes(m: Managers) {
             tags: TAG,
             summary: `${action[0]!.toUpperCase()}${action.slice(1)} a container`,
             params: CParams,
-            body: Type.Optional(Type.Object({ timeoutSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })), signal: Type.Optional(Type.Enum(SIGNALS)) }, { additionalProperties: false })),
+            querystring: Type.Object({ timeoutSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'stop, restart: seconds before SIGKILL' })), signal: Type.Optional(Type.Enum(SIGNALS, { description: 'kill: the signal (default SIGKILL)' })) }),
             response: { 200: Ok, ...errs(...COMMON) },
           },
         },
-        m.handle(async (req: { params: P; body?: { timeoutSec?: number; signal?: (typeof SIGNALS)[number] } }) => {
-          await ask(req, { op: action, ref: req.params.cid, ...opt('timeoutSec', req.body?.timeoutSec), ...opt('signal', req.body?.signal) }, 300_000);
+        m.handle(async (req: { params: P; query: { timeoutSec?: number; signal?: (typeof SIGNALS)[number] } }) => {
+          await ask(req, { op: action, ref: req.params.cid, ...opt('timeoutSec', req.query.timeoutSec), ...opt('signal', req.query.signal) }, 300_000);
           return { ok: true };
         }),
       );
@@ -170,12 +170,12 @@ export function dockerRoutes(m: Managers) {
           tags: TAG,
           summary: 'Remove stopped containers, or unused images (dangling only unless all: true)',
           params: Params,
-          body: Type.Object({ what: Type.Enum(['containers', 'images'] as const), all: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+          body: Type.Object({ what: Type.Enum(['containers', 'images'] as const), all: Type.Optional(Type.Boolean()), label: Type.Optional(Type.String({ maxLength: 512, pattern: '^[^\\s=]{1,255}(=\\S{0,255})?$', description: 'only what carries this label (key or key=value)' })) }, { additionalProperties: false }),
           response: { 200: Type.Object({ removed: Type.Array(Type.String()), spaceReclaimed: Type.Integer() }), ...errs(...COMMON) },
         },
       },
-      m.handle(async (req: { params: { id: string }; body: { what: 'containers' | 'images'; all?: boolean } }) => {
-        const a = await ask(req, { op: req.body.what === 'containers' ? 'prune_containers' : 'prune_images', all: Boolean(req.body.all) }, 300_000);
+      m.handle(async (req: { params: { id: string }; body: { what: 'containers' | 'images'; all?: boolean; label?: string } }) => {
+        const a = await ask(req, { op: req.body.what === 'containers' ? 'prune_containers' : 'prune_images', all: Boolean(req.body.all), ...opt('label', req.body.label) }, 300_000);
         return { removed: a.removed ?? [], spaceReclaimed: a.spaceReclaimed ?? 0 };
       }),
     );

@@ -53,12 +53,12 @@ export function systemdRoutes(m: Managers) {
             tags: TAG,
             summary: `systemctl ${action}${['enable', 'disable', 'mask'].includes(action) ? ' (now: true also starts/stops it)' : ''}`,
             params: UParams,
-            body: Type.Optional(Type.Object({ now: Type.Optional(Type.Boolean()) }, { additionalProperties: false })),
+            querystring: Type.Object({ now: Type.Optional(Type.Boolean()) }),
             response: { 200: Ok, ...errs(...COMMON) },
           },
         },
-        m.handle(async (req: { params: P; body?: { now?: boolean } }) => {
-          await ask(req, { op: action, unit: req.params.unit, ...opt('now', req.body?.now) });
+        m.handle(async (req: { params: P; query: { now?: boolean } }) => {
+          await ask(req, { op: action, unit: req.params.unit, ...opt('now', req.query.now) });
           return { ok: true };
         }),
       );
