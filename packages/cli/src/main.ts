@@ -18,7 +18,7 @@ import type { Agent, Reporter, TaskManager } from '@tether/agent';
 const hubModule = () => import('@tether/hub');
 const agentModule = () => import('@tether/agent');
 import { ApiError, Client, saveState } from './client.js';
-import { registerAccountCommands, loginWithCode } from './accounts.js';
+import { registerAccountCommands, loginWithCode, promptSecret } from './accounts.js';
 import { ago, table } from './table.js';
 import { fail, out } from './output.js';
 import { registerExec } from './commands/exec.js';
@@ -179,33 +179,10 @@ hubOptions(program.command('start').description('run a hub and a local agent enr
 
 // --- operating the fleet through the API -------------------------------------------------------
 
-async function readPassword(fromStdin: boolean): Promise<string> {
+/** The password: TETHER_PASSWORD, else standard input's first line, else a prompt without echo. */
+async function readPassword(_fromStdin: boolean): Promise<string> {
   if (process.env.TETHER_PASSWORD) return process.env.TETHER_PASSWORD;
-  if (fromStdin || !process.stdin.isTTY) {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-  }
-  process.stderr.write('Password: ');
-  process.stdin.setRawMode(true);
-  return new Promise((resolve) => {
-    let pw = '';
-    const onData = (b: Buffer) => {
-      for (const ch of b.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') {
-          process.stdin.setRawMode(false);
-          process.stdin.off('data', onData);
-          process.stdin.pause();
-          process.stderr.write('\n');
-          return resolve(pw);
-        }
-        if (ch === '\u0003') process.exit(130);
-        if (ch === '\u007f') pw = pw.slice(0, -1);
-        else pw += ch;
-      }
-    };
-    process.stdin.on('data', onData);
-  });
+  return promptSecret('Password: ');
 }
 
 
