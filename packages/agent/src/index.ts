@@ -11,3 +11,4 @@ export * from './tasks/runner.js';
 export * from './accounts.js';
 export * from './files/service.js';
 export * from './tasks/bundle.js';
+export * from './terminal.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { ConfigError, LOG_REDACT as REDACT, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol/lite';
 import type { HubFlags } from '@tether/hub';
-import type { Agent, Reporter, TaskManager } from '@tether/agent';
+import type { Agent, Reporter, TaskManager, TerminalService } from '@tether/agent';
 
 
 // The hub and the agent are loaded only by the commands that run them: an agent on a host must not
@@ -22,6 +22,7 @@ import { registerAccountCommands, loginWithCode, promptSecret } from './accounts
 import { ago, table } from './table.js';
 import { fail, out } from './output.js';
 import { registerExec } from './commands/exec.js';
+import { registerTerminal } from './commands/terminal.js';
 import { register as registerFiles } from './commands/files.js';
 
 const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
@@ -85,14 +86,16 @@ program
     let agent: Agent;
     let reporter: Reporter | undefined;
     let tasks: TaskManager | undefined;
+    let terminals: TerminalService | undefined;
     try {
-      const { Agent, FileService, Reporter, TaskManager, loadAgentConfig, runBundle } = await agentModule();
+      const { Agent, FileService, Reporter, TaskManager, TerminalService, loadAgentConfig, runBundle } = await agentModule();
       const cfg = loadAgentConfig(o);
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
       // Always present, so that a task the local config does not allow is refused with a reason.
       const files = new FileService(agent, cfg, log.child({ module: 'files' })).start(); // always on: it answers refusals itself
+      terminals = new TerminalService(agent, log.child({ module: 'terminal' }), { capabilities: cfg.capabilities, idleMs: cfg.terminalIdleSec * 1000 });
       tasks = new TaskManager(agent, log.child({ module: 'tasks' }), {
         capabilities: cfg.capabilities,
         fileRoots: cfg.fileRoots,
@@ -113,6 +116,7 @@ program
       reporter?.stop();
       agent.stop();
       tasks?.close();
+      terminals?.close();
     });
     const exit = await agent.run();
     if (exit.code === 'stopped') process.exit(0);
@@ -337,6 +341,7 @@ token
 
 registerExec(program);
 registerFiles(program);
+registerTerminal(program);
 registerAccountCommands(program, fail);
 
 program.parseAsync().catch(fail);
