@@ -57,6 +57,7 @@ const agentSpec = {
   capabilities: { toml: 'capabilities', default: ['metrics'], parse: capabilityList } as Field<Capability[]>,
   // Where the `files` capability may read and write; the same file, the same rule: the hub cannot widen it.
   fileRoots: { toml: 'file_roots', default: [], parse: pathList } as Field<string[]>,
+  terminalIdle: { toml: 'terminal_idle', env: 'TETHER_TERMINAL_IDLE', default: 1800, parse: seconds(10, 7 * 86400) } as Field<number>,
   collectorsDisabled: { toml: 'collectors_disabled', env: 'TETHER_COLLECTORS_DISABLED', default: [], parse: collectorList } as Field<string[]>,
   collectorIntervals: { toml: 'collector_intervals', env: 'TETHER_COLLECTOR_INTERVALS', default: {}, parse: intervalTable } as Field<Record<string, number>>,
   backlog: { toml: 'backlog', env: 'TETHER_BACKLOG', default: 720, parse: int(0, 100_000) } as Field<number>,
@@ -77,6 +78,8 @@ export interface AgentConfig {
   capabilities: Capability[];
   /** absolute, normalised; empty: no file access at all */
   fileRoots: string[];
+  /** a terminal with no input or output for this long is closed */
+  terminalIdleSec: number;
   collectorsDisabled: string[];
   /** collector name → interval in ms */
   collectorIntervals: Record<string, number>;
@@ -109,6 +112,7 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     logLevel: c.logLevel,
     capabilities: c.capabilities,
     fileRoots: c.fileRoots,
+    terminalIdleSec: c.terminalIdle,
     collectorsDisabled: c.collectorsDisabled,
     collectorIntervals: c.collectorIntervals,
     backlog: c.backlog,

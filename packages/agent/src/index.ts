@@ -12,3 +12,4 @@ export * from './accounts.js';
 export * from './files/service.js';
 export * from './tasks/bundle.js';
 export * from './managers/index.js';
+export * from './terminal.js';

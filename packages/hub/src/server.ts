@@ -42,10 +42,12 @@ import { bundleRoutes } from './modules/bundles/routes.js';
 import { TransferRegistry } from './modules/files/transfers.js';
 import { filesRoutes } from './modules/files/routes.js';
 import { managersRoutes } from './modules/managers/index.js';
+import { TerminalService, terminalMigrations } from './modules/terminal/service.js';
+import { terminalRoutes } from './modules/terminal/routes.js';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations, terminalMigrations];
 
 /** A route as declared: what the route × role matrix test and docs/access.md are made from. */
 export interface RouteInfo {
@@ -254,6 +256,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     });
   };
   await app.register(jobRoutes(jobs, hosts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
+  const terminals = new TerminalService(db.db, cfg.dataDir, link, log.child({ module: 'terminal' }));
+  await app.register(terminalRoutes({ terminals, hosts, link, audit, trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
   await app.register(bundleRoutes(bundles, jobs, hosts));
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
@@ -323,6 +327,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       await link.close();
       await metrics.stop();
       await jobs.stop();
+      await terminals.close();
       await app.close();
       await audit.flush();
       await db.close();

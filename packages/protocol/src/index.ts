@@ -9,5 +9,6 @@ export * from './config.js';
 export * from './metrics.js';
 export * from './actions.js';
 export * from './managers.js';
+export * from './terminal.js';
 
 export * from './tar.js';
