@@ -44,10 +44,13 @@ import { filesRoutes } from './modules/files/routes.js';
 import { AlertStore, alertsMigrations } from './modules/alerts/store.js';
 import { AlertService } from './modules/alerts/service.js';
 import { alertRoutes } from './modules/alerts/routes.js';
+import { managersRoutes } from './modules/managers/index.js';
+import { TerminalService, terminalMigrations } from './modules/terminal/service.js';
+import { terminalRoutes } from './modules/terminal/routes.js';
 import { createLogger } from './log.js';
 import { INDEX_HTML } from './index-page.js';
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations, alertsMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations, terminalMigrations, alertsMigrations];
 
 /** A route as declared: what the route × role matrix test and docs/access.md are made from. */
 export interface RouteInfo {
@@ -272,10 +275,13 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     });
   };
   await app.register(jobRoutes(jobs, hosts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
+  const terminals = new TerminalService(db.db, cfg.dataDir, link, log.child({ module: 'terminal' }));
+  await app.register(terminalRoutes({ terminals, hosts, link, audit, trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
   await app.register(bundleRoutes(bundles, jobs, hosts));
   await app.register(alertRoutes(alerts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
+  await app.register(managersRoutes({ hosts, link }));
   app.get('/api/v1/live', { ...access({ role: 'viewer', scope: 'read' }), websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.
     if (!originAllowed(req, cfg.allowedOrigins)) {
@@ -343,6 +349,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       await link.close();
       await metrics.stop();
       await jobs.stop();
+      await terminals.close();
       await app.close();
       await audit.flush();
       await db.close();
