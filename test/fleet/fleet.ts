@@ -53,6 +53,8 @@ export interface FleetOptions {
   agentCommand?: (o: AgentCommandOptions) => string[];
   /** Extra environment for the agent unit. */
   agentEnv?: Record<string, string>;
+  /** Extra `podman run` options, e.g. `--restart=always` so that a reboot inside restarts the host. */
+  podmanArgs?: string[];
 }
 
 const AGENT_UNIT = 'tether-agent';
@@ -322,6 +324,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
         '--systemd=always',
         '--label', 'tether.fleet=1',
         '--label', `tether.fleet.pid=${process.pid}`,
+        ...(opts.podmanArgs ?? []),
         '-v', `${env.node}:/usr/local/bin/node:ro`,
         '-v', `${env.root}:/opt/tether:ro`,
         env.image,

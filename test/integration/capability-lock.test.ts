@@ -81,6 +81,24 @@ describe('capability lock (agent side)', () => {
       hub.send(encodeFrame('task.start', { taskId: 'evil-1', exec: { command: ['touch', `${marker}-again`] } }));
       await waitFor(() => hub.received.filter((m) => m.type === 'task.result').length > before, 'the stored result again');
       assert.equal(existsSync(`${marker}-again`), false);
+      if (allowed) return;
+      // The same agent refuses files, docker, systemd, power and terminals too: none is in its list.
+      hub.send(encodeFrame('file.request', { op: 'ls', path: '/' }, { id: 'f1' }));
+      hub.send(encodeFrame('docker.request', { op: 'containers', all: true }, { id: 'd1' }));
+      hub.send(encodeFrame('systemd.request', { op: 'list' } as never, { id: 's1' }));
+      hub.send(encodeFrame('power.request', { op: 'reboot' } as never, { id: 'p1' }));
+      hub.send(encodeFrame('term.open', { sessionId: 'evil-term-1', cols: 80, rows: 24 }));
+      const answers = await waitFor(() => {
+        const a = ['f1', 'd1', 's1', 'p1'].map((re) => hub.received.find((m) => m.re === re));
+        const t = hub.received.find((m) => m.type === 'term.exit');
+        return a.every(Boolean) && t ? { a, t } : undefined;
+      }, 'refusals for files, docker, systemd, power and terminal');
+      for (const m of answers.a) {
+        const b = m!.body as { ok: boolean; error?: { code: string; message: string } };
+        assert.equal(b.ok, false, `${m!.type}: ${JSON.stringify(b)}`);
+        assert.equal(b.error!.code, 'refused', `${m!.type}: ${JSON.stringify(b)}`);
+      }
+      assert.equal((answers.t.body as { refused?: boolean }).refused, true);
     });
   }
 });

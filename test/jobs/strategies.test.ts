@@ -115,6 +115,19 @@ describe('job strategies on six namespace hosts', () => {
     for (const c of checks) assert.ok(c.startedAt >= by(j, c.hostname).endedAt);
   });
 
+  test('cancel: nothing new starts, the running task gets SIGTERM, the job ends cancelled', async () => {
+    const r = await hub.api<Job>('POST', '/api/v1/exec', { target: { hosts: HOSTS }, command: ['sleep', '30'], strategy: { kind: 'sequence' }, mode: 'async' });
+    await waitFor(async () => (await hub.api<Job>('GET', `/api/v1/jobs/${r.job.id}`)).tasks.some((t) => t.state === 'running'), 'first task running', 15_000);
+    assert.deepEqual(await hub.api('POST', `/api/v1/jobs/${r.job.id}/cancel`), { ok: true });
+    await waitFor(async () => (await hub.api<Job>('GET', `/api/v1/jobs/${r.job.id}`)).job.state !== 'running', 'job ends', 15_000);
+    const j = await hub.api<Job>('GET', `/api/v1/jobs/${r.job.id}`);
+    j.tasks.sort((a, b) => a.hostname.localeCompare(b.hostname));
+    assert.equal(j.job.state, 'cancelled');
+    assert.equal(by(j, 'ns-1').status, 'killed');
+    assert.deepEqual(main(j).slice(1).map((t) => t.status), ['cancelled', 'cancelled', 'cancelled', 'cancelled', 'cancelled']);
+    assert.equal((await hub.raw('POST', `/api/v1/jobs/${r.job.id}/cancel`)).status, 409);
+  });
+
   test('a host that is not connected is reported offline; the others run', async () => {
     await fleet.hosts[5]!.stopAgent();
     await waitFor(async () => (await hub.hosts('?status=online')).total === 5, 'ns-6 offline', 20_000);

@@ -16,6 +16,18 @@ const pathList = (raw: unknown): string[] => {
   return [...new Set(raw as string[])].map((p) => resolve(p));
 };
 
+const absPath = (raw: unknown): string => {
+  if (typeof raw !== 'string' || !raw.startsWith('/') || raw.length > 4096) throw new Error(`not an absolute path: ${JSON.stringify(raw)}`);
+  return resolve(raw);
+};
+
+const bool = (raw: unknown): boolean => {
+  if (typeof raw === 'boolean') return raw;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new Error('expected true or false');
+};
+
 const collectorList = (raw: unknown): string[] => {
   const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
   if (!Array.isArray(list)) throw new Error('expected a list of collector names');
@@ -45,9 +57,15 @@ const agentSpec = {
   capabilities: { toml: 'capabilities', default: ['metrics'], parse: capabilityList } as Field<Capability[]>,
   // Where the `files` capability may read and write; the same file, the same rule: the hub cannot widen it.
   fileRoots: { toml: 'file_roots', default: [], parse: pathList } as Field<string[]>,
+  terminalIdle: { toml: 'terminal_idle', env: 'TETHER_TERMINAL_IDLE', default: 1800, parse: seconds(10, 7 * 86400) } as Field<number>,
   collectorsDisabled: { toml: 'collectors_disabled', env: 'TETHER_COLLECTORS_DISABLED', default: [], parse: collectorList } as Field<string[]>,
   collectorIntervals: { toml: 'collector_intervals', env: 'TETHER_COLLECTOR_INTERVALS', default: {}, parse: intervalTable } as Field<Record<string, number>>,
   backlog: { toml: 'backlog', env: 'TETHER_BACKLOG', default: 720, parse: int(0, 100_000) } as Field<number>,
+  // Host managers (file only, like the lock they belong to).
+  dockerSocket: { toml: 'docker_socket', default: '/var/run/docker.sock', parse: absPath } as Field<string>,
+  dockerReadOnly: { toml: 'docker_read_only', default: false, parse: bool } as Field<boolean>,
+  cronLogDir: { toml: 'cron_log_dir', default: '/var/log/tether-cron', parse: absPath } as Field<string>,
+  hostsFile: { toml: 'hosts_file', default: '/etc/hosts', parse: absPath } as Field<string>,
   hubFingerprint: { toml: 'hub_fingerprint', env: 'TETHER_HUB_FINGERPRINT', default: '', parse: normalizeFingerprint } as Field<string>,
 };
 
@@ -60,10 +78,20 @@ export interface AgentConfig {
   capabilities: Capability[];
   /** absolute, normalised; empty: no file access at all */
   fileRoots: string[];
+  /** a terminal with no input or output for this long is closed */
+  terminalIdleSec: number;
   collectorsDisabled: string[];
   /** collector name → interval in ms */
   collectorIntervals: Record<string, number>;
   backlog: number;
+  /** the Docker Engine API's unix socket (docker capability) */
+  dockerSocket: string;
+  /** Docker reads only: the agent refuses every Docker change */
+  dockerReadOnly: boolean;
+  /** where cron entries' run logs go */
+  cronLogDir: string;
+  /** the hosts file the `files` capability may edit */
+  hostsFile: string;
   /** SHA-256 of the hub's TLS certificate (hex): when set, only that certificate is accepted */
   hubFingerprint?: string;
 }
@@ -84,9 +112,14 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     logLevel: c.logLevel,
     capabilities: c.capabilities,
     fileRoots: c.fileRoots,
+    terminalIdleSec: c.terminalIdle,
     collectorsDisabled: c.collectorsDisabled,
     collectorIntervals: c.collectorIntervals,
     backlog: c.backlog,
+    dockerSocket: c.dockerSocket,
+    dockerReadOnly: c.dockerReadOnly,
+    cronLogDir: c.cronLogDir,
+    hostsFile: c.hostsFile,
     ...(c.hubFingerprint ? { hubFingerprint: c.hubFingerprint } : {}),
   };
 }

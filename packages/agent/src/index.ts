@@ -11,3 +11,5 @@ export * from './tasks/runner.js';
 export * from './accounts.js';
 export * from './files/service.js';
 export * from './tasks/bundle.js';
+export * from './managers/index.js';
+export * from './terminal.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { ConfigError, LOG_REDACT as REDACT, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol/lite';
 import type { HubFlags } from '@tether/hub';
-import type { Agent, Reporter, TaskManager } from '@tether/agent';
+import type { Agent, Reporter, TaskManager, TerminalService } from '@tether/agent';
 
 
 // The hub and the agent are loaded only by the commands that run them: an agent on a host must not
@@ -18,11 +18,14 @@ import type { Agent, Reporter, TaskManager } from '@tether/agent';
 const hubModule = () => import('@tether/hub');
 const agentModule = () => import('@tether/agent');
 import { ApiError, Client, saveState } from './client.js';
-import { registerAccountCommands, loginWithCode } from './accounts.js';
+import { registerAccountCommands, loginWithCode, promptSecret } from './accounts.js';
 import { ago, table } from './table.js';
 import { fail, out } from './output.js';
 import { registerExec } from './commands/exec.js';
+import { registerTerminal } from './commands/terminal.js';
 import { register as registerFiles } from './commands/files.js';
+import { registerAlerts } from './commands/alerts.js';
+import { registerManagers } from './commands/managers.js';
 
 const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
 
@@ -85,19 +88,29 @@ program
     let agent: Agent;
     let reporter: Reporter | undefined;
     let tasks: TaskManager | undefined;
+    let terminals: TerminalService | undefined;
     try {
-      const { Agent, FileService, Reporter, TaskManager, loadAgentConfig, runBundle } = await agentModule();
+      const { Agent, FileService, Reporter, TaskManager, TerminalService, loadAgentConfig, runBundle, StreamRegistry, DockerService, SystemdService, ProcessService, CronService, PowerService, HostsFileService } = await agentModule();
       const cfg = loadAgentConfig(o);
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
       // Always present, so that a task the local config does not allow is refused with a reason.
       const files = new FileService(agent, cfg, log.child({ module: 'files' })).start(); // always on: it answers refusals itself
+      terminals = new TerminalService(agent, log.child({ module: 'terminal' }), { capabilities: cfg.capabilities, idleMs: cfg.terminalIdleSec * 1000 });
       tasks = new TaskManager(agent, log.child({ module: 'tasks' }), {
         capabilities: cfg.capabilities,
         fileRoots: cfg.fileRoots,
         runBundle: (taskId, spec, onOutput) => runBundle(join(cfg.stateDir, 'bundles'), taskId, spec, async (id, dest) => void (await files.fetchTransfer(id, dest, spec.size)), onOutput),
       });
+      // Host managers: always present, each answers a refusal itself when its capability is off.
+      const streams = new StreamRegistry(agent);
+      new DockerService(agent, cfg, streams, log.child({ module: 'docker' })).start();
+      new SystemdService(agent, cfg, streams, log.child({ module: 'systemd' })).start();
+      new ProcessService(agent, cfg, log.child({ module: 'process' })).start();
+      new CronService(agent, cfg, log.child({ module: 'cron' })).start();
+      new PowerService(agent, cfg, log.child({ module: 'power' })).start();
+      new HostsFileService(agent, cfg, log.child({ module: 'hostsfile' })).start();
       // Collecting and reporting is itself a capability: a host can turn even monitoring off.
       if (cfg.capabilities.includes('metrics')) {
         reporter = new Reporter(agent, log.child({ module: 'reporter' }), {
@@ -113,6 +126,7 @@ program
       reporter?.stop();
       agent.stop();
       tasks?.close();
+      terminals?.close();
     });
     const exit = await agent.run();
     if (exit.code === 'stopped') process.exit(0);
@@ -179,33 +193,10 @@ hubOptions(program.command('start').description('run a hub and a local agent enr
 
 // --- operating the fleet through the API -------------------------------------------------------
 
-async function readPassword(fromStdin: boolean): Promise<string> {
+/** The password: TETHER_PASSWORD, else standard input's first line, else a prompt without echo. */
+async function readPassword(_fromStdin: boolean): Promise<string> {
   if (process.env.TETHER_PASSWORD) return process.env.TETHER_PASSWORD;
-  if (fromStdin || !process.stdin.isTTY) {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-  }
-  process.stderr.write('Password: ');
-  process.stdin.setRawMode(true);
-  return new Promise((resolve) => {
-    let pw = '';
-    const onData = (b: Buffer) => {
-      for (const ch of b.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') {
-          process.stdin.setRawMode(false);
-          process.stdin.off('data', onData);
-          process.stdin.pause();
-          process.stderr.write('\n');
-          return resolve(pw);
-        }
-        if (ch === '\u0003') process.exit(130);
-        if (ch === '\u007f') pw = pw.slice(0, -1);
-        else pw += ch;
-      }
-    };
-    process.stdin.on('data', onData);
-  });
+  return promptSecret('Password: ');
 }
 
 
@@ -360,6 +351,9 @@ token
 
 registerExec(program);
 registerFiles(program);
+registerAlerts(program);
+registerManagers(program);
+registerTerminal(program);
 registerAccountCommands(program, fail);
 
 program.parseAsync().catch(fail);

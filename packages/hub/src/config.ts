@@ -29,6 +29,12 @@ const hubSpec = {
   lockoutDuration: { toml: 'lockout_duration', env: 'TETHER_LOCKOUT_DURATION', default: 900, parse: seconds(0, 365 * 86400) } as Field<number>,
   loginIpMaxFailures: { toml: 'login_ip_max_failures', env: 'TETHER_LOGIN_IP_MAX_FAILURES', default: 20, parse: int(1, 1_000_000) } as Field<number>,
   loginWindow: { toml: 'login_window', env: 'TETHER_LOGIN_WINDOW', default: 900, parse: seconds(1, 86400) } as Field<number>,
+  alertEvalInterval: { toml: 'alert_eval_interval', env: 'TETHER_ALERT_EVAL_INTERVAL', default: 5, parse: seconds(0.05, 3600) } as Field<number>,
+  alertRetryBase: { toml: 'alert_retry_base', env: 'TETHER_ALERT_RETRY_BASE', default: 5, parse: seconds(0.05, 3600) } as Field<number>,
+  alertRetryAttempts: { toml: 'alert_retry_attempts', env: 'TETHER_ALERT_RETRY_ATTEMPTS', default: 6, parse: int(1, 50) } as Field<number>,
+  alertSendTimeout: { toml: 'alert_send_timeout', env: 'TETHER_ALERT_SEND_TIMEOUT', default: 10, parse: seconds(0.1, 300) } as Field<number>,
+  alertCertCheckInterval: { toml: 'alert_cert_check_interval', env: 'TETHER_ALERT_CERT_CHECK_INTERVAL', default: 3600, parse: seconds(0.1, 7 * 86400) } as Field<number>,
+  alertHistoryRetention: { toml: 'alert_history_retention', env: 'TETHER_ALERT_HISTORY_RETENTION', default: 90 * 86400, parse: seconds(3600, 10 * 365 * 86400) } as Field<number>,
   maxBodyBytes: { toml: 'max_body_bytes', env: 'TETHER_MAX_BODY_BYTES', default: 1024 * 1024, parse: int(1024, 1024 * 1024 * 1024) } as Field<number>,
 };
 
@@ -75,6 +81,8 @@ export interface HubConfig {
   stepUpWindowSec: number;
   login: { maxFailures: number; lockoutSec: number; ipMaxFailures: number; windowSec: number };
   maxBodyBytes: number;
+  /** alert evaluation: tick, notification retries (first delay, doubling; attempts), send timeout, certificate probes, history kept */
+  alerts: { evalIntervalSec: number; retryBaseSec: number; retryAttempts: number; sendTimeoutSec: number; certCheckIntervalSec: number; historyRetentionSec: number };
   /** From TETHER_ADMIN_PASSWORD only: a password on a command line is visible to every user of the host. */
   adminPassword?: string;
 }
@@ -108,6 +116,7 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     stepUpWindowSec: c.stepUpWindow,
     login: { maxFailures: c.loginMaxFailures, lockoutSec: c.lockoutDuration, ipMaxFailures: c.loginIpMaxFailures, windowSec: c.loginWindow },
     maxBodyBytes: c.maxBodyBytes,
+    alerts: { evalIntervalSec: c.alertEvalInterval, retryBaseSec: c.alertRetryBase, retryAttempts: c.alertRetryAttempts, sendTimeoutSec: c.alertSendTimeout, certCheckIntervalSec: c.alertCertCheckInterval, historyRetentionSec: c.alertHistoryRetention },
     ...(env.TETHER_ADMIN_PASSWORD ? { adminPassword: env.TETHER_ADMIN_PASSWORD } : {}),
   };
 }

@@ -41,10 +41,16 @@ import { BundleStore, bundlesMigrations } from './modules/bundles/store.js';
 import { bundleRoutes } from './modules/bundles/routes.js';
 import { TransferRegistry } from './modules/files/transfers.js';
 import { filesRoutes } from './modules/files/routes.js';
+import { AlertStore, alertsMigrations } from './modules/alerts/store.js';
+import { AlertService } from './modules/alerts/service.js';
+import { alertRoutes } from './modules/alerts/routes.js';
+import { managersRoutes } from './modules/managers/index.js';
+import { TerminalService, terminalMigrations } from './modules/terminal/service.js';
+import { terminalRoutes } from './modules/terminal/routes.js';
 import { createLogger } from './log.js';
 import { consoleRoutes } from './console.js';
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations, terminalMigrations, alertsMigrations];
 
 /** A route as declared: what the route × role matrix test and docs/access.md are made from. */
 export interface RouteInfo {
@@ -61,6 +67,8 @@ export interface Hub {
   metrics: MetricsService;
   live: LiveHub;
   jobs: JobService;
+  /** alert rules, states, silences and notifications; anomaly sources plug in with `alerts.addSource` */
+  alerts: AlertService;
   /** moves bytes to and from agents over HTTP, outside the link (files, script bundles) */
   transfers: TransferRegistry;
   hosts: HostStore;
@@ -154,6 +162,19 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     },
   });
   await jobs.start();
+  const a = cfg.alerts;
+  const alerts = new AlertService(new AlertStore(db.db), metrics, link, hosts, log.child({ module: 'alerts' }), {
+    evalIntervalMs: a.evalIntervalSec * 1000,
+    retryBaseMs: a.retryBaseSec * 1000,
+    maxAttempts: a.retryAttempts,
+    sendTimeoutMs: a.sendTimeoutSec * 1000,
+    certCheckIntervalMs: a.certCheckIntervalSec * 1000,
+    reconnectGraceMs: cfg.reconnectGraceSec * 1000,
+    historyRetentionMs: a.historyRetentionSec * 1000,
+    flapCount: 4,
+    flapWindowSec: 1800,
+  });
+  await alerts.start();
 
   const app = Fastify({
     loggerInstance: log.child({ module: 'http' }),
@@ -234,6 +255,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       metrics.forget(id);
       await metrics.store.deleteHost(id);
       await jobs.forgetHost(id);
+      alerts.forgetHost(id);
     }),
   );
   await app.register(enrollRoutes(enroll, tls ? { hubFingerprint: tls.fingerprint } : {}));
@@ -253,9 +275,13 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     });
   };
   await app.register(jobRoutes(jobs, hosts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
+  const terminals = new TerminalService(db.db, cfg.dataDir, link, log.child({ module: 'terminal' }));
+  await app.register(terminalRoutes({ terminals, hosts, link, audit, trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
   await app.register(bundleRoutes(bundles, jobs, hosts));
+  await app.register(alertRoutes(alerts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
+  await app.register(managersRoutes({ hosts, link }));
   app.get('/api/v1/live', { ...access({ role: 'viewer', scope: 'read' }), websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.
     if (!originAllowed(req, cfg.allowedOrigins)) {
@@ -302,6 +328,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     metrics,
     live,
     jobs,
+    alerts,
     transfers,
     hosts,
     enroll,
@@ -318,9 +345,11 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       clearInterval(pruner);
       live.close();
       transfers.close();
+      await alerts.stop();
       await link.close();
       await metrics.stop();
       await jobs.stop();
+      await terminals.close();
       await app.close();
       await audit.flush();
       await db.close();

@@ -8,5 +8,7 @@ export * from './auth.js';
 export * from './config.js';
 export * from './metrics.js';
 export * from './actions.js';
+export * from './managers.js';
+export * from './terminal.js';
 
 export * from './tar.js';

@@ -10,6 +10,8 @@ import Type, { type Static, type TSchema } from 'typebox';
 import { LIMITS, PROTOCOL_VERSION } from './limits.js';
 import { CapabilitySchema, HostFacts } from './facts.js';
 import { ACTION_BODIES, ACTIONS_AGENT_TO_HUB, ACTIONS_HUB_TO_AGENT } from './actions.js';
+import { MANAGER_BODIES, MANAGERS_AGENT_TO_HUB, MANAGERS_HUB_TO_AGENT } from './managers.js';
+import { TERMINAL_BODIES, TERMINAL_AGENT_TO_HUB, TERMINAL_HUB_TO_AGENT } from './terminal.js';
 import { AgentSelfSchema, ConnectionsSummarySchema, GpuSummarySchema, HostStaticSchema, HostUsageSchema, ProcessSummarySchema, SensorsSummarySchema } from './metrics.js';
 
 const Id = Type.String({ minLength: 1, maxLength: LIMITS.id, pattern: '^[A-Za-z0-9._:-]+$' });
@@ -136,6 +138,10 @@ export const MESSAGE_BODIES = {
   ack: AckBody,
   // Actions: tasks and files (see actions.ts).
   ...ACTION_BODIES,
+  // Host managers: docker, systemd, cron, processes, power, hosts file; follow streams (see managers.ts).
+  ...MANAGER_BODIES,
+  // Terminals (see terminal.ts).
+  ...TERMINAL_BODIES,
 } satisfies Record<string, TSchema>;
 
 export type MessageType = keyof typeof MESSAGE_BODIES;
@@ -145,7 +151,7 @@ export type Message<T extends MessageType = MessageType> = { v: number; type: T;
 /** Message types each side may send once the handshake is done (anything else is refused). */
 export const REPORT_TYPES = ['report.static', 'report.usage', 'report.processes', 'report.connections', 'report.sensors', 'report.gpu', 'report.self', 'report.backlog'] as const;
 export type ReportType = (typeof REPORT_TYPES)[number];
-export const AGENT_TO_HUB: ReadonlySet<MessageType> = new Set<MessageType>(['hello', 'error', 'facts', ...REPORT_TYPES, ...ACTIONS_AGENT_TO_HUB]);
-export const HUB_TO_AGENT: ReadonlySet<MessageType> = new Set<MessageType>(['challenge', 'welcome', 'refused', 'error', 'ack', ...ACTIONS_HUB_TO_AGENT]);
+export const AGENT_TO_HUB: ReadonlySet<MessageType> = new Set<MessageType>(['hello', 'error', 'facts', ...REPORT_TYPES, ...ACTIONS_AGENT_TO_HUB, ...MANAGERS_AGENT_TO_HUB, ...TERMINAL_AGENT_TO_HUB]);
+export const HUB_TO_AGENT: ReadonlySet<MessageType> = new Set<MessageType>(['challenge', 'welcome', 'refused', 'error', 'ack', ...ACTIONS_HUB_TO_AGENT, ...MANAGERS_HUB_TO_AGENT, ...TERMINAL_HUB_TO_AGENT]);
 
 export { PROTOCOL_VERSION };

@@ -34,7 +34,7 @@ test('RSS agrees with ps; CPU % agrees with /proc/self/stat over the same interv
   // ticks are 10 ms: over ~500 ms that is ±2 points, plus the work between the readings
   const independent = ((k1 - k0) * 10 * 100) / (t1 - t0);
   assert.ok(b?.cpuPercent !== undefined && Math.abs(b.cpuPercent - independent) < 15, `cpu ${b?.cpuPercent} vs /proc ${independent}`);
-  assert.ok(b.cpuPercent > 20, `cpu ${b.cpuPercent}`);
+  assert.ok(b.cpuPercent > 5, `cpu ${b.cpuPercent}`);
   assert.ok((b.eventLoopLagMs.max ?? 0) > 200, `lag ${JSON.stringify(b.eventLoopLagMs)}`);
 });
 

@@ -49,7 +49,7 @@ function octalMode(s: string | undefined): string | undefined {
 }
 
 /** A host id, or a hostname that names exactly one host. */
-async function hostId(c: Client, host: string): Promise<string> {
+export async function hostId(c: Client, host: string): Promise<string> {
   try {
     return (await c.call<{ id: string }>('GET', `/api/v1/hosts/${encodeURIComponent(host)}`)).id;
   } catch (err) {

@@ -1,0 +1,94 @@
+/**
+ * Power (capability `power`): reboot and power off now (systemctl), scheduled with `shutdown +N`
+ * and cancelled with `shutdown -c`, and uptime. A reboot or power-off is answered first and carried
+ * out a moment later, so that the hub hears "ok" before the link goes down with the host.
+ */
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Capability, PowerRequestBody, PowerResponseBody } from '@tether/protocol';
+import { ManagerFailure, firstLine, refusal, run, serve, type ManagerLink } from './common.js';
+
+export interface PowerConfig {
+  capabilities: Capability[];
+  procRoot?: string;
+  /** where systemd-logind records a scheduled shutdown */
+  scheduledFile?: string;
+  /** how long after answering a reboot/poweroff starts (ms) */
+  delayMs?: number;
+}
+
+/** /run/systemd/shutdown/scheduled: USEC=…, MODE=reboot|poweroff|halt|… */
+export function parseScheduled(text: string): { action: string; at: number } | undefined {
+  const usec = /^USEC=(\d+)$/m.exec(text)?.[1];
+  const mode = /^MODE=(\S+)$/m.exec(text)?.[1];
+  if (!usec || !mode) return undefined;
+  return { action: mode.slice(0, 32), at: Math.floor(Number(usec) / 1000) };
+}
+
+export class PowerService {
+  private unserve: (() => void) | undefined;
+
+  constructor(
+    private readonly link: ManagerLink,
+    private readonly cfg: PowerConfig,
+    private readonly log: Logger,
+  ) {}
+
+  start(): this {
+    this.unserve = serve(this.link, 'power.request', 'power.response', (b) => this.handle(b));
+    return this;
+  }
+
+  stop(): void {
+    this.unserve?.();
+  }
+
+  private status(): PowerResponseBody {
+    const uptimeSec = Number(readFileSync(`${this.cfg.procRoot ?? '/proc'}/uptime`, 'utf8').split(' ')[0]);
+    let scheduled: { action: string; at: number } | undefined;
+    try {
+      scheduled = parseScheduled(readFileSync(this.cfg.scheduledFile ?? '/run/systemd/shutdown/scheduled', 'utf8'));
+    } catch {
+      scheduled = undefined;
+    }
+    return { ok: true, uptimeSec, bootTime: Math.floor(Date.now() - uptimeSec * 1000), ...(scheduled ? { scheduled } : {}) };
+  }
+
+  async handle(req: PowerRequestBody): Promise<PowerResponseBody> {
+    if (!this.cfg.capabilities.includes('power')) return refusal('power', this.cfg.capabilities);
+    switch (req.op) {
+      case 'status':
+        return this.status();
+      case 'reboot':
+      case 'poweroff': {
+        // Checked before answering: the command must exist for "ok" to mean something.
+        await run('systemctl', ['--version'], { timeoutMs: 10_000 });
+        this.log.warn({ op: req.op }, `${req.op} requested by the hub`);
+        const t = setTimeout(() => {
+          void run('systemctl', [req.op], { timeoutMs: 60_000 }).then(
+            (r) => r.code !== 0 && this.log.error({ op: req.op, err: firstLine(r.stderr) }, `${req.op} failed`),
+            (err: Error) => this.log.error({ op: req.op, err: err.message }, `${req.op} failed`),
+          );
+        }, this.cfg.delayMs ?? 1000);
+        t.unref();
+        return { ok: true };
+      }
+      case 'schedule': {
+        if (!req.minutes) throw new ManagerFailure('bad_request', 'schedule needs minutes');
+        const flag = (req.action ?? 'reboot') === 'reboot' ? '-r' : '-P';
+        const r = await run('shutdown', [flag, `+${req.minutes}`, ...(req.message ? [req.message] : [])], { timeoutMs: 30_000 });
+        if (r.code !== 0) throw new ManagerFailure('failed', `shutdown ${flag} +${req.minutes}: ${firstLine(r.stderr) || `exit ${r.code}`}`);
+        this.log.warn({ action: req.action ?? 'reboot', minutes: req.minutes }, 'shutdown scheduled');
+        return this.status();
+      }
+      case 'cancel': {
+        const r = await run('shutdown', ['-c'], { timeoutMs: 30_000 });
+        if (r.code !== 0) throw new ManagerFailure('failed', `shutdown -c: ${firstLine(r.stderr) || `exit ${r.code}`}`);
+        this.log.warn('scheduled shutdown cancelled');
+        return this.status();
+      }
+      default:
+        throw new ManagerFailure('bad_request', `unknown power operation ${JSON.stringify((req as { op: string }).op)}`);
+    }
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * Terminals (capability `terminal`): a pty running the user's login shell, its output streamed to
+ * the hub with a credit window (the pty is paused while TERMINAL_WINDOW_BYTES are unacknowledged),
+ * input and resizes from the hub, an idle timeout, and a clean end when either side goes.
+ * node-pty is loaded only when a terminal is opened, so agents that never open one never load it.
+ */
+import { StringDecoder } from 'node:string_decoder';
+import { existsSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { TERMINAL_WINDOW_BYTES, type BodyOf, type Capability, type Message } from '@tether/protocol';
+import type { Agent } from './agent.js';
+import { lookupUser } from './accounts.js';
+import { DEFAULT_PATH } from './tasks/runner.js';
+
+interface Pty {
+  pid: number;
+  write(data: string): void;
+  resize(cols: number, rows: number): void;
+  kill(signal?: string): void;
+  pause(): void;
+  resume(): void;
+  onData(cb: (d: string) => void): { dispose(): void };
+  onExit(cb: (e: { exitCode: number; signal?: number }) => void): { dispose(): void };
+}
+
+interface Session {
+  pty: Pty;
+  seq: number;
+  unacked: number;
+  paused: boolean;
+  idle: NodeJS.Timeout;
+  ended: boolean;
+}
+
+export interface TerminalOptions {
+  capabilities: readonly Capability[];
+  /** close a session with no input or output for this long (default 30 min) */
+  idleMs?: number;
+  /** sessions at once (default 16) */
+  maxSessions?: number;
+}
+
+export class TerminalService {
+  private readonly sessions = new Map<string, Session>();
+  private ptyModule: Promise<{ spawn: (file: string, args: string[], o: Record<string, unknown>) => Pty }> | undefined;
+
+  constructor(
+    private readonly agent: Agent,
+    private readonly log: Logger,
+    private readonly o: TerminalOptions,
+  ) {
+    agent.on('message', (m) => this.onMessage(m));
+    // The hub that asked for a terminal is gone: end its sessions rather than leave shells behind.
+    agent.on('disconnected', () => {
+      for (const id of [...this.sessions.keys()]) this.end(id, 'the hub connection dropped');
+    });
+  }
+
+  get count(): number {
+    return this.sessions.size;
+  }
+
+  private exit(sessionId: string, reason: string, refused = false): void {
+    this.agent.send('term.exit', { sessionId, exitCode: null, signal: null, reason, ...(refused ? { refused: true } : {}) });
+  }
+
+  private onMessage(msg: Message): void {
+    switch (msg.type) {
+      case 'term.open':
+        void this.open(msg.body as BodyOf<'term.open'>);
+        return;
+      case 'term.input': {
+        const b = msg.body as BodyOf<'term.input'>;
+        const s = this.sessions.get(b.sessionId);
+        if (!s) return;
+        this.touch(b.sessionId, s);
+        s.pty.write(b.data);
+        return;
+      }
+      case 'term.ack': {
+        const b = msg.body as BodyOf<'term.ack'>;
+        const s = this.sessions.get(b.sessionId);
+        if (!s) return;
+        s.unacked = Math.max(0, s.unacked - b.bytes);
+        if (s.paused && s.unacked < TERMINAL_WINDOW_BYTES / 2) {
+          s.paused = false;
+          s.pty.resume();
+        }
+        return;
+      }
+      case 'term.resize': {
+        const b = msg.body as BodyOf<'term.resize'>;
+        const s = this.sessions.get(b.sessionId);
+        if (s) s.pty.resize(b.cols, b.rows);
+        return;
+      }
+      case 'term.close':
+        this.end((msg.body as BodyOf<'term.close'>).sessionId, 'closed by the hub');
+        return;
+    }
+  }
+
+  private async open(b: BodyOf<'term.open'>): Promise<void> {
+    // The capability lock: the local configuration decides, never the hub.
+    if (!this.o.capabilities.includes('terminal')) {
+      this.log.warn({ sessionId: b.sessionId }, 'refused a terminal: terminal is not among this agent’s capabilities');
+      return this.exit(b.sessionId, `this agent does not allow terminal (capabilities = [${this.o.capabilities.join(', ')}] in its local config)`, true);
+    }
+    if (this.sessions.has(b.sessionId)) return;
+    if (this.sessions.size >= (this.o.maxSessions ?? 16)) return this.exit(b.sessionId, `too many terminals open on this host (${this.sessions.size})`, true);
+    const self = process.getuid?.() ?? 0;
+    const u = lookupUser(b.user ?? String(self));
+    if (!u) return this.exit(b.sessionId, `no such user ${JSON.stringify(b.user)} on this host`, true);
+    if (u.uid !== self && self !== 0) return this.exit(b.sessionId, `a terminal as ${u.name} needs the agent to run as root`, true);
+    const shell = u.shell && existsSync(u.shell) && !/(nologin|false)$/.test(u.shell) ? u.shell : '/bin/sh';
+    let pty: Pty;
+    try {
+      this.ptyModule ??= import('node-pty') as never;
+      const mod = await this.ptyModule;
+      pty = mod.spawn(shell, ['-l'], {
+        name: 'xterm-256color',
+        cols: b.cols,
+        rows: b.rows,
+        cwd: existsSync(u.home) ? u.home : '/',
+        // A clean environment: never the agent's own (it may hold its enrollment token).
+        env: { PATH: DEFAULT_PATH, HOME: u.home, USER: u.name, LOGNAME: u.name, SHELL: shell, TERM: 'xterm-256color', LANG: 'C.UTF-8' },
+        ...(u.uid !== self ? { uid: u.uid, gid: u.gid } : {}),
+      });
+    } catch (err) {
+      return this.exit(b.sessionId, `could not open a terminal: ${(err as Error).message}`, true);
+    }
+    const s: Session = { pty, seq: 0, unacked: 0, paused: false, idle: undefined as unknown as NodeJS.Timeout, ended: false };
+    this.sessions.set(b.sessionId, s);
+    this.touch(b.sessionId, s);
+    const decoder = new StringDecoder('utf8');
+    pty.onData((d) => {
+      const text = typeof d === 'string' ? d : decoder.write(d as unknown as Buffer);
+      if (!text) return;
+      this.touch(b.sessionId, s);
+      for (let i = 0; i < text.length; i += 128 * 1024) {
+        const part = text.slice(i, i + 128 * 1024);
+        s.unacked += Buffer.byteLength(part);
+        this.agent.send('term.output', { sessionId: b.sessionId, seq: s.seq++, data: part });
+      }
+      if (!s.paused && s.unacked >= TERMINAL_WINDOW_BYTES) {
+        s.paused = true;
+        pty.pause(); // the hub has not taken the last window yet: stop reading the shell
+      }
+    });
+    pty.onExit((e) => {
+      if (s.ended) return;
+      s.ended = true;
+      clearTimeout(s.idle);
+      this.sessions.delete(b.sessionId);
+      this.agent.send('term.exit', { sessionId: b.sessionId, exitCode: e.exitCode, signal: e.signal ?? null });
+      this.log.info({ sessionId: b.sessionId, exitCode: e.exitCode }, 'terminal ended');
+    });
+    this.agent.send('term.opened', { sessionId: b.sessionId, pid: pty.pid, shell, user: u.name });
+    this.log.info({ sessionId: b.sessionId, user: u.name, pid: pty.pid }, 'terminal opened');
+  }
+
+  private touch(id: string, s: Session): void {
+    clearTimeout(s.idle);
+    s.idle = setTimeout(() => this.end(id, 'idle timeout'), this.o.idleMs ?? 30 * 60_000);
+    s.idle.unref();
+  }
+
+  /** Ends a session: SIGHUP to the shell (as a closed terminal does), SIGKILL if it lingers. */
+  private end(id: string, reason: string): void {
+    const s = this.sessions.get(id);
+    if (!s || s.ended) return;
+    s.ended = true;
+    clearTimeout(s.idle);
+    this.sessions.delete(id);
+    try {
+      s.pty.kill('SIGHUP');
+    } catch {
+      /* already gone */
+    }
+    const pid = s.pty.pid;
+    setTimeout(() => {
+      try {
+        process.kill(pid, 0);
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, 2000).unref();
+    this.agent.send('term.exit', { sessionId: id, exitCode: null, signal: null, reason });
+    this.log.info({ sessionId: id, reason }, 'terminal closed');
+  }
+
+  close(): void {
+    for (const id of [...this.sessions.keys()]) this.end(id, 'agent stopping');
+  }
+}
