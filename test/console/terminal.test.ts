@@ -2,7 +2,8 @@
  * The console's terminal (issue 10) end to end in Chromium: a real hub and a real agent that allows
  * terminals. Opens the terminal from the host page, types a command and reads its output off the
  * xterm screen, resizes the window and sees `stty size` follow, ends the session (ended state,
- * reconnect, close), then replays the recording on the admin's sessions page and sees the same text.
+ * reconnect, close), replays the recording on the admin’s sessions page and sees the same text, and
+ * once the step-up has lapsed is asked for it before a terminal opens.
  * Screenshots in both languages go to test-results/console/ (terminal-en.png, replay-zh.png…).
  */
 import { describe, test, before, after, afterEach } from 'node:test';
@@ -38,6 +39,18 @@ describe('console terminal in Chromium', { skip: !existsSync(CHROMIUM) && `no Ch
     await page.keyboard.press('Enter');
   };
   const state = () => page.getByTestId('term-state').getAttribute('data-state');
+  let prompted = 0;
+  const waitOpen = (what: string) =>
+    waitFor(async () => {
+      const dialog = page.getByRole('dialog', { name: 'Confirm it is you' });
+      if (await dialog.isVisible()) {
+        prompted++;
+        await dialog.getByLabel('Password').fill(ADMIN_PASSWORD);
+        await dialog.getByRole('button', { name: 'Confirm' }).click();
+        await dialog.waitFor({ state: 'hidden' });
+      }
+      return (await state()) === 'open';
+    }, what, 15_000);
   const bothLanguages = async (name: string) => {
     await shot(`${name}-en`);
     await page.getByTestId('lang-select').selectOption('zh');
@@ -50,7 +63,8 @@ describe('console terminal in Chromium', { skip: !existsSync(CHROMIUM) && `no Ch
   };
 
   before(async () => {
-    hub = await TestHub.start({ db: 'sqlite' });
+    // a short step-up window, so the last test sees the console ask for it before opening
+    hub = await TestHub.start({ db: 'sqlite', env: { TETHER_STEP_UP_WINDOW: '10' } });
     agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'terminal'] });
     hostId = await agent.waitConnected(15_000);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -83,7 +97,7 @@ describe('console terminal in Chromium', { skip: !existsSync(CHROMIUM) && `no Ch
   test('the host page links the terminal; a command typed there shows its output', async () => {
     await go(`#/hosts/${hostId}`);
     await page.getByRole('link', { name: 'Terminal', exact: true }).click();
-    await waitFor(async () => (await state()) === 'open', 'the terminal to open', 15_000);
+    await waitOpen('the terminal to open');
     await type('echo hi-$((6*7))');
     await waitScreen(/^hi-42\s*$/m, 'hi-42 on the screen');
     // search finds it in the buffer
@@ -111,7 +125,7 @@ describe('console terminal in Chromium', { skip: !existsSync(CHROMIUM) && `no Ch
     assert.equal(await state(), 'ended');
     await shot('terminal-ended-en');
     await page.getByTestId('term-ended').getByRole('button', { name: 'Reconnect' }).click();
-    await waitFor(async () => (await state()) === 'open', 'the terminal to reopen', 15_000);
+    await waitOpen('the terminal to reopen');
     await type('echo again-$((1+1))');
     await waitScreen(/^again-2\s*$/m, 'output after reconnecting');
     await page.getByRole('button', { name: 'Close session' }).click();
@@ -141,5 +155,17 @@ describe('console terminal in Chromium', { skip: !existsSync(CHROMIUM) && `no Ch
     assert.ok(found, 'hi-42 appears on the replayed screen while seeking');
     await bothLanguages('replay');
     assert.deepEqual(errors.filter((e) => !/WebSocket/.test(e)), []);
+  });
+
+  test('once the step-up has lapsed, the console asks for it before opening a terminal', async () => {
+    const until = async () => ((await page.evaluate(() => fetch('/api/v1/auth/me').then((r) => r.json()))) as { auth: { stepUpUntil: number | null } }).auth.stepUpUntil;
+    await waitFor(async () => ((await until()) ?? 0) < Date.now(), 'the step-up to lapse', 15_000);
+    const before = prompted;
+    await go(`#/hosts/${hostId}/terminal`);
+    await page.getByRole('dialog', { name: 'Confirm it is you' }).waitFor({ timeout: 10_000 });
+    await waitOpen('the terminal to open after the step-up');
+    assert.equal(prompted, before + 1);
+    await type('echo up-$((2*3))');
+    await waitScreen(/^up-6\s*$/m, 'output after the step-up');
   });
 });
