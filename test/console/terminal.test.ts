@@ -18,7 +18,7 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 const SHOTS = join(REPO, 'test-results', 'console');
 const MISSING = '⟦';
 
-describe('console terminal in Chromium', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium fonts-noto-cjk)` }, () => {
+describe('console terminal in Chromium', () => {
   let hub: TestHub;
   let agent: TestAgent;
   let hostId: string;
@@ -67,6 +67,7 @@ describe('console terminal in Chromium', { skip: !existsSync(CHROMIUM) && `no Ch
     hub = await TestHub.start({ db: 'sqlite', env: { TETHER_STEP_UP_WINDOW: '10' } });
     agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'terminal'] });
     hostId = await agent.waitConnected(15_000);
+    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium fonts-noto-cjk (npm test does this when run as root)`);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'en-GB' });
     await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: hub.url });
