@@ -3,7 +3,8 @@
  * (occurrences); the alert service turns them into alerts with the same states, silences,
  * grouping and channels as metric rules. Built in here: host offline and clock skew (from the
  * agent link) and certificate expiry (a TLS probe from the hub). Container and systemd anomalies
- * come from the Docker/systemd managers, which register a source with `AlertService.addSource`:
+ * come from the agents' `containers` and `units` reports: modules/workloads registers its
+ * `WorkloadSource` with `AlertService.addSource`:
  *
  *   level(host, 'container_unhealthy', containerName, 1 | 0)
  *   level(host, 'unit_failed', 'nginx.service', 1 | 0)

@@ -139,7 +139,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     await this.writes;
   }
 
-  /** Registers a source of anomaly signals (the Docker and systemd managers do this). */
+  /** Registers a source of anomaly signals (modules/workloads does, for containers and units). */
   addSource(src: AnomalySource): void {
     this.sources.push(src);
     src.start(this.sink);
