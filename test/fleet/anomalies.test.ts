@@ -1,6 +1,7 @@
 // The container and systemd anomaly rules fed by real agents: a container in Podman that exits at
 // once with restart policy always (created through the Docker API, HostConfig.RestartPolicy) fires
-// container_restart_loop from the agent's `containers` reports; a transient unit that runs `false`
+// container_restart_loop from the agent's `containers` reports, one whose health check fails fires
+// container_unhealthy; a transient unit that runs `false`
 // on a host with systemd as PID 1 fires systemd_unit_failed from the `units` reports, and resolves
 // after `systemctl reset-failed`. Rules are created through the API with a lowered N/M.
 import { after, before, describe, test } from 'node:test';
@@ -35,7 +36,7 @@ async function quietPresets(hub: TestHub): Promise<void> {
 
 const alertOf = (hub: TestHub, ruleId: string, state: string, path = '/api/v1/alerts') => async () => (await hub.api('GET', `${path}?rule=${ruleId}`)).alerts.find((x: any) => x.state === state);
 
-describe('container restart loop from an agent watching Podman', () => {
+describe('containers in Podman watched by an agent (restart loop, unhealthy)', () => {
   let hub: TestHub;
   let env: FleetEnv;
   let agent: TestAgent;
@@ -104,6 +105,29 @@ describe('container restart loop from an agent watching Podman', () => {
     cid = undefined;
     const done = await poll(alertOf(hub, rule.id, 'resolved', '/api/v1/alerts/history'), 'restart loop resolved', 40_000, 500);
     assert.equal(done.id, firing.id);
+  });
+
+  test('a container whose health check fails fires container_unhealthy; passing again resolves it', async () => {
+    const rule = await hub.api('POST', '/api/v1/alerts/rules', { name: 'unhealthy', kind: 'anomaly', anomaly: 'container_unhealthy', forSec: 0, resolveForSec: 0, severity: 'warning', scope: { hosts: [id] } });
+    const hc = `tt-${process.pid}-hc`;
+    const created = await engine(env.socket, 'POST', `/containers/create?name=${hc}`, {
+      Image: env.image,
+      Cmd: ['/bin/sleep', '600'],
+      Labels: { 'tether.test': String(process.pid) },
+      // An hour apart: the checks below are run by hand, as the engine's timer would run them.
+      Healthcheck: { Test: ['CMD-SHELL', 'test -e /tmp/ok'], Interval: 3600e9, Retries: 1 },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal((await engine(env.socket, 'POST', `/containers/${hc}/start`)).status, 204);
+    await run('podman', ['healthcheck', 'run', hc], { allowFailure: true });
+    const firing = await poll(alertOf(hub, rule.id, 'firing'), 'unhealthy firing', 20_000, 200);
+    assert.equal(firing.subject, hc);
+    assert.equal((await hub.api('GET', `/api/v1/hosts/${id}/containers`)).containers.find((c: any) => c.name === hc)?.health, 'unhealthy');
+    await run('podman', ['exec', hc, 'touch', '/tmp/ok']);
+    await run('podman', ['healthcheck', 'run', hc]);
+    const done = await poll(alertOf(hub, rule.id, 'resolved', '/api/v1/alerts/history'), 'unhealthy resolved', 20_000, 200);
+    assert.equal(done.id, firing.id);
+    assert.equal((await hub.api('GET', `/api/v1/hosts/${id}/containers`)).containers.find((c: any) => c.name === hc)?.health, 'healthy');
   });
 });
 

@@ -1,9 +1,10 @@
 // Containers (only with the `docker` capability, and only while the engine's socket answers): one
 // `GET /containers/json?all=1` per collection; a container is inspected (restart count, OOM kill,
 // exit code, health, start and finish times) only when it is new, its state or status changed, it
-// is restarting, its health is not plainly healthy, or it started within the last minute. A
-// container that exits at once and is restarted at once can be listed as "Up Less than a second"
-// every time, so a young container is always looked at again. The rest reuse what was last seen.
+// is restarting, its health is not plainly healthy (or only the last inspect knows it), or it
+// started within the last minute. A container that exits at once and is restarted at once can be
+// listed as "Up Less than a second" every time, so a young container is always looked at again.
+// The rest reuse what was last seen.
 import { engine } from '../managers/docker.js';
 import type { Collector, ContainerStatus, ContainersSummary } from './types.js';
 import { bounded } from './util.js';
@@ -71,12 +72,18 @@ export function withInspect(row: ContainerStatus, i: Record<string, any>): Conta
   };
 }
 
-/** Whether a container must be inspected again this time (see the file's comment). */
-export function needsInspect(row: ContainerStatus, prev: { state: string; status: string } | undefined): boolean {
+/**
+ * Whether a container must be inspected again this time (see the file's comment). `knownHealth` is
+ * what the last inspect said: Docker puts the health in the list's status ("(unhealthy)"), Podman
+ * does not, so a container with a health check whose status says nothing about it is inspected
+ * every time.
+ */
+export function needsInspect(row: ContainerStatus, prev: { state: string; status: string } | undefined, knownHealth?: string): boolean {
   if (!prev) return true;
   if (prev.state !== row.state || prev.status !== row.status) return true;
   if (row.state === 'restarting') return true;
   if (row.health && row.health !== 'healthy') return true;
+  if (knownHealth && !row.health) return true;
   return /^Up (Less than a second|\d+ seconds?)\b/.test(row.status);
 }
 
@@ -111,7 +118,7 @@ export function containersCollector(opts: ContainersOptions = {}): Collector<Con
         const prev = seen.get(row.id);
         let full = prev ? { ...prev.full, name: row.name, image: row.image, state: row.state, status: row.status, ...(row.health ? { health: row.health } : {}) } : row;
         let key = prev ? { state: prev.state, status: prev.status } : undefined;
-        if (needsInspect(row, prev) && inspects < maxInspect) {
+        if (needsInspect(row, prev, prev?.full.health) && inspects < maxInspect) {
           inspects++;
           try {
             const r = await engine(socket, 'GET', `/containers/${encodeURIComponent(row.id)}/json`, undefined, timeoutMs);

@@ -65,6 +65,8 @@ test('containers: a container restarted at once (Podman lists it as "Up Less tha
   assert.equal(needsInspect({ ...row, status: 'Up 12 seconds' }, { state: 'running', status: 'Up 12 seconds' }), true);
   assert.equal(needsInspect({ ...row, status: 'Up 3 hours' }, { state: 'running', status: 'Up 3 hours' }), false);
   assert.equal(needsInspect({ ...row, status: 'Exited (1) 3 hours ago', state: 'exited' }, { state: 'running', status: 'Up 3 hours' }), true);
+  assert.equal(needsInspect({ ...row, status: 'Up 3 hours' }, { state: 'running', status: 'Up 3 hours' }, 'healthy'), true, 'Podman: the health is known only from inspecting');
+  assert.equal(needsInspect({ ...row, status: 'Up 3 hours (healthy)', health: 'healthy' }, { state: 'running', status: 'Up 3 hours (healthy)' }, 'healthy'), false, 'Docker: the list says healthy');
   assert.equal(healthFromStatus('Up 5 seconds (health: starting)'), 'starting');
   assert.equal(healthFromStatus('Up 5 minutes'), undefined);
 });
