@@ -8,6 +8,7 @@
  *
  *   level(host, 'container_unhealthy', containerName, 1 | 0)
  *   level(host, 'unit_failed', 'nginx.service', 1 | 0)
+ *   levels(host, 'unit_failed', [{ subject: 'nginx.service', value: 1 }])   // the complete list: others are 0
  *   event(host, 'container_restart', containerName)      // counted over the rule's params.windowSec
  *   event(host, 'container_oom', containerName)
  */
@@ -20,6 +21,12 @@ export interface AnomalySink {
   level(hostId: string, signal: string, subject: string, value: number, detail?: string): void;
   /** one occurrence of an event */
   event(hostId: string, event: string, subject: string, at?: number, detail?: string): void;
+  /**
+   * Every subject of a level signal on one host that is not 0 right now: the others are 0. For a
+   * source that sees the whole list each time (failed units), so that an alert the hub restored
+   * after a restart, for a subject that recovered meanwhile, resolves too.
+   */
+  levels(hostId: string, signal: string, current: readonly { subject: string; value: number; detail?: string }[]): void;
 }
 
 export interface AnomalySource {

@@ -7,6 +7,9 @@
  *   a container was OOM-killed (newly so)                      → event container_oom
  *   a container's health check says unhealthy                  → level container_unhealthy 1 (0 when it no longer does, or is gone)
  *   a unit is in the failed state                               → level unit_failed 1 (0 when it leaves the failed list)
+ *
+ * A complete list goes out as `levels` (everything not in it is 0), so that alerts restored after a
+ * hub restart, whose subject recovered meanwhile, resolve with the first report.
  */
 import { EventEmitter } from 'node:events';
 import type { ContainerStatus, ContainersSummary, UnitsSummary } from '@tether/protocol';
@@ -85,7 +88,7 @@ export class WorkloadSource implements AnomalySource {
 
   start(sink: AnomalySink): void {
     const onContainers = (hostId: string, prev: ContainersSummary | undefined, next: ContainersSummary) => this.containers(sink, hostId, prev, next);
-    const onUnits = (hostId: string, prev: UnitsSummary | undefined, next: UnitsSummary) => this.units(sink, hostId, prev, next);
+    const onUnits = (hostId: string, _prev: UnitsSummary | undefined, next: UnitsSummary) => this.units(sink, hostId, next);
     this.workloads.on('containers', onContainers);
     this.workloads.on('units', onUnits);
     this.off.push(() => this.workloads.off('containers', onContainers), () => this.workloads.off('units', onUnits));
@@ -100,7 +103,6 @@ export class WorkloadSource implements AnomalySource {
     const now = this.now();
     for (const c of next.containers) {
       const p = before.get(c.id);
-      before.delete(c.id);
       if (p) {
         const n = Math.min(MAX_RESTARTS_PER_REPORT, restartsBetween(p, c));
         for (let i = 0; i < n; i++) sink.event(hostId, 'container_restart', c.name, now, `restart count ${c.restartCount} (${c.status}, last exit code ${c.exitCode})`);
@@ -109,18 +111,21 @@ export class WorkloadSource implements AnomalySource {
       // on, or when it is on with a newer finish time (killed again).
       const oomNew = c.oomKilled && (p ? !p.oomKilled || (c.finishedAt ?? 0) > (p.finishedAt ?? 0) : (c.finishedAt ?? 0) > now - RECENT_OOM_MS);
       if (oomNew) sink.event(hostId, 'container_oom', c.name, c.finishedAt && c.finishedAt <= now ? c.finishedAt : now, `killed for running out of memory (exit code ${c.exitCode})`);
-      if (c.health === 'unhealthy') sink.level(hostId, 'container_unhealthy', c.name, 1, c.status);
-      else if (p?.health === 'unhealthy') sink.level(hostId, 'container_unhealthy', c.name, 0);
     }
-    // Removed containers are no longer unhealthy.
-    for (const p of before.values()) if (p.health === 'unhealthy') sink.level(hostId, 'container_unhealthy', p.name, 0);
+    const unhealthy = next.containers.filter((c) => c.health === 'unhealthy').map((c) => ({ subject: c.name, value: 1, detail: `health check failing (${c.status})` }));
+    if (!next.truncated) {
+      // The whole list: containers not in it (healthy again, or removed) are not unhealthy.
+      sink.levels(hostId, 'container_unhealthy', unhealthy);
+      return;
+    }
+    for (const u of unhealthy) sink.level(hostId, 'container_unhealthy', u.subject, 1, u.detail);
+    for (const c of next.containers) if (c.health !== 'unhealthy' && before.get(c.id)?.health === 'unhealthy') sink.level(hostId, 'container_unhealthy', c.name, 0);
   }
 
-  private units(sink: AnomalySink, hostId: string, prev: UnitsSummary | undefined, next: UnitsSummary): void {
-    const failedNow = new Set(next.failed.map((u) => u.unit));
-    for (const u of next.failed) sink.level(hostId, 'unit_failed', u.unit, 1, `${u.load} ${u.active} ${u.sub}${u.description ? `: ${u.description}` : ''}`);
+  private units(sink: AnomalySink, hostId: string, next: UnitsSummary): void {
+    const failed = next.failed.map((u) => ({ subject: u.unit, value: 1, detail: `${u.load} ${u.active} ${u.sub}${u.description ? `: ${u.description}` : ''}` }));
     // A truncated list says nothing about the units past its end: only a complete one resolves.
-    if (next.truncated) return;
-    for (const u of prev?.failed ?? []) if (!failedNow.has(u.unit)) sink.level(hostId, 'unit_failed', u.unit, 0);
+    if (next.truncated) for (const f of failed) sink.level(hostId, 'unit_failed', f.subject, 1, f.detail);
+    else sink.levels(hostId, 'unit_failed', failed);
   }
 }
