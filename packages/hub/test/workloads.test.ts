@@ -42,6 +42,10 @@ test('restart-count increases become one container_restart event per restart; th
   w.handleReport('h1', 'report.containers', { ts: 2, containers: [c({ restartCount: 99 })], truncated: false });
   assert.deepEqual(r.got, [], 'an older report is ignored');
   assert.equal(w.latestContainers('h1')!.ts, 3);
+  r.got.length = 0;
+  w.handleReport('h1', 'report.containers', { ts: 4, containers: [c({ id: 'n1', name: 'new', restartCount: 0, startedAt: undefined })], truncated: true });
+  w.handleReport('h1', 'report.containers', { ts: 5, containers: [c({ id: 'n1', name: 'new', restartCount: 12, startedAt: 9000 })], truncated: true });
+  assert.deepEqual(r.got, [], 'a count not known before (listed only, not inspected) is not a jump of 12 restarts');
 });
 
 test('OOM kill is one event when the flag turns on; unhealthy is a level that returns to 0, also when the container is removed', () => {

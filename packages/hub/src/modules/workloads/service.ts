@@ -68,6 +68,8 @@ export class WorkloadService extends EventEmitter<WorkloadEvents> {
 
 /** How many times a container restarted between two sightings of it. */
 export function restartsBetween(prev: ContainerStatus, next: ContainerStatus): number {
+  // Never started, or only listed (the agent could not inspect it): its count was not known then.
+  if (prev.startedAt === undefined) return 0;
   const byCount = next.restartCount - prev.restartCount;
   if (byCount > 0) return byCount;
   // An engine that does not count (or a manual stop and start): a newer start time is one restart.
