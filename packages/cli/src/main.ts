@@ -114,7 +114,12 @@ program
       // Collecting and reporting is itself a capability: a host can turn even monitoring off.
       if (cfg.capabilities.includes('metrics')) {
         reporter = new Reporter(agent, log.child({ module: 'reporter' }), {
-          collectors: { enabled: Object.fromEntries(cfg.collectorsDisabled.map((c) => [c, false])), intervalsMs: cfg.collectorIntervals },
+          collectors: {
+            enabled: Object.fromEntries(cfg.collectorsDisabled.map((c) => [c, false])),
+            intervalsMs: cfg.collectorIntervals,
+            capabilities: cfg.capabilities,
+            containers: { socket: cfg.dockerSocket },
+          },
           backlogMax: cfg.backlog,
         });
         reporter.start();

@@ -33,6 +33,8 @@ import { MetricsService } from './modules/metrics/service.js';
 import { metricsRoutes } from './modules/metrics/routes.js';
 import { LiveHub } from './modules/metrics/live.js';
 import { renderPrometheus } from './modules/metrics/prometheus.js';
+import { WORKLOAD_REPORTS, WorkloadService, WorkloadSource } from './modules/workloads/service.js';
+import { workloadRoutes } from './modules/workloads/routes.js';
 import { REPORT_TYPES } from '@tether/protocol';
 import { JobStore, jobsMigrations } from './modules/jobs/store.js';
 import { JobService } from './modules/jobs/service.js';
@@ -144,8 +146,10 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
 
   const metrics = new MetricsService(new MetricStore(db.db), log.child({ module: 'metrics' }), { retention: cfg.retention, topN: cfg.topN });
   const reportTypes = new Set<string>(REPORT_TYPES);
+  const workloads = new WorkloadService();
   link.on('message', (conn, msg) => {
-    if (reportTypes.has(msg.type)) metrics.handleReport(conn.agentId, msg.type, msg.body, performance.now(), () => conn.send('ack', {}, msg.id));
+    if (WORKLOAD_REPORTS.has(msg.type)) workloads.handleReport(conn.agentId, msg.type, msg.body);
+    else if (reportTypes.has(msg.type)) metrics.handleReport(conn.agentId, msg.type, msg.body, performance.now(), () => conn.send('ack', {}, msg.id));
   });
   metrics.start();
   const live = new LiveHub(metrics, link, log.child({ module: 'live' }));
@@ -175,6 +179,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     flapWindowSec: 1800,
   });
   await alerts.start();
+  alerts.addSource(new WorkloadSource(workloads));
 
   const app = Fastify({
     loggerInstance: log.child({ module: 'http' }),
@@ -256,10 +261,12 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
       await metrics.store.deleteHost(id);
       await jobs.forgetHost(id);
       alerts.forgetHost(id);
+      workloads.forget(id);
     }),
   );
   await app.register(enrollRoutes(enroll, tls ? { hubFingerprint: tls.fingerprint } : {}));
   await app.register(metricsRoutes(metrics, hosts, link));
+  await app.register(workloadRoutes(workloads, hosts));
   // Open sockets by credential, so that ending a session or revoking a token closes them at once.
   const liveByCred = new Map<string, Set<WebSocket>>();
   auth.on('ended', (hashes) => {

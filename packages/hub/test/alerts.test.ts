@@ -117,7 +117,7 @@ test('robot signatures follow DingTalk’s and Feishu’s documented formats; se
   assert.equal(scrub('POST https://hooks.slack.com/services/T000/B000/XXXX failed; path /services/T000/B000/XXXX', secretStrings(ch)), 'POST [secret] failed; path [secret]');
 });
 
-test('an anomaly source (as the Docker manager will register) makes restart-loop alerts that fire and resolve as the window slides', async () => {
+test('an anomaly source registered with addSource makes restart-loop alerts that fire and resolve as the window slides', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tether-alerts-'));
   const hub = await createHub(loadHubConfig({ listen: '127.0.0.1:0', data: dir }, { TETHER_ADMIN_PASSWORD: 'pw-alerts-test', TETHER_ALERT_EVAL_INTERVAL: '0.05s' }), { log: pino({ level: 'silent' }) });
   try {
@@ -126,8 +126,9 @@ test('an anomaly source (as the Docker manager will register) makes restart-loop
     hub.alerts.addSource(src);
     const loop = await hub.alerts.createRule({ name: 'restart loop', kind: 'anomaly', anomaly: 'container_restart_loop', threshold: 3, params: { windowSec: 1 }, forSec: 0, resolveForSec: 0 });
     const sick = await hub.alerts.createRule({ name: 'unhealthy', anomaly: 'container_unhealthy', forSec: 0, resolveForSec: 0 });
-    assert.deepEqual(hub.alerts.anomalyCatalog().find((a) => a.type === 'container_restart_loop')?.fedBy, ['docker (test)']);
-    assert.deepEqual(hub.alerts.anomalyCatalog().find((a) => a.type === 'systemd_unit_failed')?.fedBy, []);
+    // The hub's own source (the agents' container and unit reports) is there beside the test's.
+    assert.deepEqual(hub.alerts.anomalyCatalog().find((a) => a.type === 'container_restart_loop')?.fedBy, ['agent reports (containers, units)', 'docker (test)']);
+    assert.deepEqual(hub.alerts.anomalyCatalog().find((a) => a.type === 'systemd_unit_failed')?.fedBy, ['agent reports (containers, units)']);
     for (let n = 0; n < 3; n++) sink.event('', 'container_restart', 'web', Date.now(), 'exit code 1');
     sink.level('', 'container_unhealthy', 'db', 1);
     const firing = hub.alerts.active();

@@ -12,7 +12,7 @@ import { CapabilitySchema, HostFacts } from './facts.js';
 import { ACTION_BODIES, ACTIONS_AGENT_TO_HUB, ACTIONS_HUB_TO_AGENT } from './actions.js';
 import { MANAGER_BODIES, MANAGERS_AGENT_TO_HUB, MANAGERS_HUB_TO_AGENT } from './managers.js';
 import { TERMINAL_BODIES, TERMINAL_AGENT_TO_HUB, TERMINAL_HUB_TO_AGENT } from './terminal.js';
-import { AgentSelfSchema, ConnectionsSummarySchema, GpuSummarySchema, HostStaticSchema, HostUsageSchema, ProcessSummarySchema, SensorsSummarySchema } from './metrics.js';
+import { AgentSelfSchema, ConnectionsSummarySchema, ContainersSummarySchema, UnitsSummarySchema, GpuSummarySchema, HostStaticSchema, HostUsageSchema, ProcessSummarySchema, SensorsSummarySchema } from './metrics.js';
 
 const Id = Type.String({ minLength: 1, maxLength: LIMITS.id, pattern: '^[A-Za-z0-9._:-]+$' });
 const B64Url = (min: number, max: number) => Type.String({ minLength: min, maxLength: max, pattern: '^[A-Za-z0-9_-]+$' });
@@ -134,6 +134,8 @@ export const MESSAGE_BODIES = {
   'report.sensors': SensorsSummarySchema,
   'report.gpu': GpuSummarySchema,
   'report.self': AgentSelfSchema,
+  'report.containers': ContainersSummarySchema,
+  'report.units': UnitsSummarySchema,
   'report.backlog': BacklogBody,
   ack: AckBody,
   // Actions: tasks and files (see actions.ts).
@@ -149,7 +151,7 @@ export type BodyOf<T extends MessageType> = Static<(typeof MESSAGE_BODIES)[T]>;
 export type Message<T extends MessageType = MessageType> = { v: number; type: T; id: string; re?: string; body: BodyOf<T> };
 
 /** Message types each side may send once the handshake is done (anything else is refused). */
-export const REPORT_TYPES = ['report.static', 'report.usage', 'report.processes', 'report.connections', 'report.sensors', 'report.gpu', 'report.self', 'report.backlog'] as const;
+export const REPORT_TYPES = ['report.static', 'report.usage', 'report.processes', 'report.connections', 'report.sensors', 'report.gpu', 'report.self', 'report.containers', 'report.units', 'report.backlog'] as const;
 export type ReportType = (typeof REPORT_TYPES)[number];
 export const AGENT_TO_HUB: ReadonlySet<MessageType> = new Set<MessageType>(['hello', 'error', 'facts', ...REPORT_TYPES, ...ACTIONS_AGENT_TO_HUB, ...MANAGERS_AGENT_TO_HUB, ...TERMINAL_AGENT_TO_HUB]);
 export const HUB_TO_AGENT: ReadonlySet<MessageType> = new Set<MessageType>(['challenge', 'welcome', 'refused', 'error', 'ack', ...ACTIONS_HUB_TO_AGENT, ...MANAGERS_HUB_TO_AGENT, ...TERMINAL_HUB_TO_AGENT]);

@@ -348,6 +348,41 @@ export const AgentSelfSchema = Obj({
   counters: Type.Record(Type.String({ maxLength: 64 }), Type.Number(), { maxProperties: 32 }),
 });
 
+// ---------- containers (capability `docker`) ----------
+
+/** One container as the engine lists it, with what inspecting it adds (restarts, OOM kill, health). */
+export const ContainerStatusSchema = Obj({
+  id: Str(128),
+  name: Str(256),
+  image: Str(512),
+  state: Str(32), // running, exited, restarting, paused, created, dead (Podman: stopped)
+  status: Str(256), // the engine's words: "Up 3 minutes (healthy)", "Exited (1) 2 seconds ago"
+  /** healthy, unhealthy, starting; absent without a health check */
+  health: Type.Optional(Str(32)),
+  restartCount: Count,
+  oomKilled: Type.Boolean(),
+  exitCode: Type.Integer(),
+  startedAt: Type.Optional(Time),
+  finishedAt: Type.Optional(Time),
+});
+
+export const ContainersSummarySchema = Obj({
+  ts: Time,
+  containers: Arr(ContainerStatusSchema, 500),
+  truncated: Type.Boolean(),
+});
+
+// ---------- units (capability `systemd`) ----------
+
+export const FailedUnitSchema = Obj({ unit: Str(256), load: Str(32), active: Str(32), sub: Str(32), description: Str(1024) });
+
+export const UnitsSummarySchema = Obj({
+  ts: Time,
+  /** units in the failed state (systemctl list-units --failed) */
+  failed: Arr(FailedUnitSchema, 500),
+  truncated: Type.Boolean(),
+});
+
 // ---------- one report ----------
 
 /** The collectors by name; a report carries whichever of them produced data this time. */
@@ -359,6 +394,8 @@ export const MetricsSchemas = {
   sensors: SensorsSummarySchema,
   gpu: GpuSummarySchema,
   self: AgentSelfSchema,
+  containers: ContainersSummarySchema,
+  units: UnitsSummarySchema,
 } as const;
 
 export type MetricsKind = keyof typeof MetricsSchemas;
@@ -371,6 +408,8 @@ export const MetricsReportSchema = Obj({
   sensors: Type.Optional(SensorsSummarySchema),
   gpu: Type.Optional(GpuSummarySchema),
   self: Type.Optional(AgentSelfSchema),
+  containers: Type.Optional(ContainersSummarySchema),
+  units: Type.Optional(UnitsSummarySchema),
 });
 
 export type HostStatic = Static<typeof HostStaticSchema>;
@@ -380,6 +419,10 @@ export type ConnectionsSummary = Static<typeof ConnectionsSummarySchema>;
 export type SensorsSummary = Static<typeof SensorsSummarySchema>;
 export type GpuSummary = Static<typeof GpuSummarySchema>;
 export type AgentSelf = Static<typeof AgentSelfSchema>;
+export type ContainerStatus = Static<typeof ContainerStatusSchema>;
+export type ContainersSummary = Static<typeof ContainersSummarySchema>;
+export type FailedUnit = Static<typeof FailedUnitSchema>;
+export type UnitsSummary = Static<typeof UnitsSummarySchema>;
 export type MetricsReport = Static<typeof MetricsReportSchema>;
 
 /** Validation errors of one collector's output ("/path: message"), empty when it conforms. */

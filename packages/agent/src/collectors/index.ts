@@ -1,17 +1,19 @@
 // The collector registry. One collector per file; adding one is a new file and one line in
 // `collectorFactories`. Each has an enable switch and an interval, both overridable by name.
 import { connectionsCollector, type ConnectionsOptions } from './connections.js';
+import { containersCollector, type ContainersOptions } from './containers.js';
 import { gpuCollector, type GpuOptions } from './gpu.js';
 import { processesCollector, type ProcessesOptions } from './processes.js';
 import { selfCollector } from './self.js';
 import { sensorsCollector } from './sensors.js';
 import { staticCollector } from './static.js';
 import type { Collector, CollectorName, CollectorOutputs, SelfStatsHook } from './types.js';
+import { unitsCollector, type UnitsOptions } from './units.js';
 import { usageCollector, type UsageOptions } from './usage.js';
 import { InetTables, ProcessTable, UserNames, type Roots } from './util.js';
 
 export type * from './types.js';
-export type { ConnectionsOptions, GpuOptions, ProcessesOptions, UsageOptions };
+export type { ConnectionsOptions, ContainersOptions, GpuOptions, ProcessesOptions, UnitsOptions, UsageOptions };
 
 export interface CollectorsOptions {
   /** name → on/off; collectors not named keep their default (all on) */
@@ -27,6 +29,13 @@ export interface CollectorsOptions {
   processes?: ProcessesOptions;
   connections?: ConnectionsOptions;
   gpu?: GpuOptions;
+  /**
+   * The agent's capabilities: `containers` runs only with `docker`, `units` only with `systemd`
+   * (what the local config allows the agent to look at). Absent: neither runs.
+   */
+  capabilities?: readonly string[];
+  containers?: ContainersOptions;
+  units?: UnitsOptions;
 }
 
 export interface ScheduledCollector<N extends CollectorName = CollectorName> {
@@ -54,7 +63,12 @@ export const collectorFactories: Factories = {
   sensors: (c) => sensorsCollector(c.roots, c.procs),
   gpu: (c) => gpuCollector(c.roots, c.opts.gpu),
   self: (c) => selfCollector(c.opts.selfStats),
+  containers: (c) => containersCollector(c.opts.containers),
+  units: (c) => unitsCollector(c.opts.units),
 };
+
+/** Collectors that look at something only a capability allows. */
+const NEEDS_CAPABILITY: Partial<Record<CollectorName, string>> = { containers: 'docker', units: 'systemd' };
 
 export const collectorNames = Object.keys(collectorFactories) as CollectorName[];
 
@@ -77,6 +91,8 @@ export function createCollectors(opts: CollectorsOptions = {}): ScheduledCollect
   const out: ScheduledCollector[] = [];
   for (const name of collectorNames) {
     if (opts.enabled?.[name] === false) continue;
+    const cap = NEEDS_CAPABILITY[name];
+    if (cap && !opts.capabilities?.includes(cap)) continue;
     const collector = collectorFactories[name](ctx) as Collector<CollectorOutputs[CollectorName]>;
     const interval = opts.intervalsMs?.[name];
     out.push({ name, collector, intervalMs: interval !== undefined && interval > 0 ? interval : collector.defaultIntervalMs });
@@ -137,6 +153,8 @@ export function startCollectors(
   return () => timers.forEach(clearInterval);
 }
 
-export { staticCollector, usageCollector, processesCollector, connectionsCollector, sensorsCollector, gpuCollector, selfCollector };
+export { staticCollector, usageCollector, processesCollector, connectionsCollector, sensorsCollector, gpuCollector, selfCollector, containersCollector, unitsCollector };
+export { fromListRow, withInspect, needsInspect, healthFromStatus } from './containers.js';
+export { parseFailedUnits } from './units.js';
 export { parseNvidiaSmiCsv } from './gpu.js';
 export { parseUtmp } from './util.js';

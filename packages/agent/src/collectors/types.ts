@@ -372,6 +372,44 @@ export interface AgentSelf {
   counters: Record<string, number>;
 }
 
+// ---------- containers ----------
+
+export interface ContainerStatus {
+  id: string;
+  name: string;
+  image: string;
+  state: string;
+  status: string;
+  health?: string;
+  restartCount: number;
+  oomKilled: boolean;
+  exitCode: number;
+  startedAt?: number;
+  finishedAt?: number;
+}
+
+export interface ContainersSummary {
+  ts: number;
+  containers: ContainerStatus[];
+  truncated: boolean;
+}
+
+// ---------- units ----------
+
+export interface FailedUnit {
+  unit: string;
+  load: string;
+  active: string;
+  sub: string;
+  description: string;
+}
+
+export interface UnitsSummary {
+  ts: number;
+  failed: FailedUnit[];
+  truncated: boolean;
+}
+
 export interface CollectorOutputs {
   static: HostStatic;
   usage: HostUsage;
@@ -380,6 +418,8 @@ export interface CollectorOutputs {
   sensors: SensorsSummary;
   gpu: GpuSummary;
   self: AgentSelf;
+  containers: ContainersSummary;
+  units: UnitsSummary;
 }
 
 export type CollectorName = keyof CollectorOutputs;

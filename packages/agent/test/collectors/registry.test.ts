@@ -7,13 +7,22 @@ import { collectOnce, collectorNames, createCollectors, startCollectors, type Co
 test('every collector is on by default with its default interval; switches and intervals apply by name', () => {
   const all = createCollectors();
   assert.deepEqual(all.map((c) => c.name), ['static', 'usage', 'processes', 'connections', 'sensors', 'gpu', 'self']);
-  assert.deepEqual(collectorNames, all.map((c) => c.name));
+  assert.deepEqual(collectorNames, [...all.map((c) => c.name), 'containers', 'units'], 'containers and units need a capability');
   assert.equal(all.find((c) => c.name === 'usage')?.intervalMs, 5_000);
   assert.equal(all.find((c) => c.name === 'processes')?.intervalMs, 15_000);
   const some = createCollectors({ enabled: { processes: false, connections: false }, intervalsMs: { usage: 1_000, self: -5 } });
   assert.deepEqual(some.map((c) => c.name), ['static', 'usage', 'sensors', 'gpu', 'self']);
   assert.equal(some.find((c) => c.name === 'usage')?.intervalMs, 1_000);
   assert.equal(some.find((c) => c.name === 'self')?.intervalMs, 60_000, 'a non-positive interval keeps the default');
+});
+
+test('containers runs only with the docker capability, units only with systemd; both switch off and take intervals by name', () => {
+  assert.deepEqual(createCollectors({ capabilities: ['metrics'] }).filter((c) => ['containers', 'units'].includes(c.name)), []);
+  const both = createCollectors({ capabilities: ['metrics', 'docker', 'systemd'], intervalsMs: { containers: 2_000 } });
+  assert.equal(both.find((c) => c.name === 'containers')?.intervalMs, 2_000);
+  assert.equal(both.find((c) => c.name === 'units')?.intervalMs, 30_000);
+  const off = createCollectors({ capabilities: ['docker', 'systemd'], enabled: { units: false } });
+  assert.deepEqual(off.filter((c) => ['containers', 'units'].includes(c.name)).map((c) => c.name), ['containers']);
 });
 
 function fake(name: 'usage' | 'self', collect: Collector<never>['collect']): ScheduledCollector {

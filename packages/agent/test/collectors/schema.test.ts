@@ -18,6 +18,8 @@ same<Equal<CollectorOutputs['connections'], Wire.ConnectionsSummary>>();
 same<Equal<CollectorOutputs['sensors'], Wire.SensorsSummary>>();
 same<Equal<CollectorOutputs['gpu'], Wire.GpuSummary>>();
 same<Equal<CollectorOutputs['self'], Wire.AgentSelf>>();
+same<Equal<CollectorOutputs['containers'], Wire.ContainersSummary>>();
+same<Equal<CollectorOutputs['units'], Wire.UnitsSummary>>();
 same<Equal<Partial<CollectorOutputs>, Wire.MetricsReport>>();
 
 

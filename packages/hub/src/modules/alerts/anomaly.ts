@@ -3,10 +3,12 @@
  * (occurrences); the alert service turns them into alerts with the same states, silences,
  * grouping and channels as metric rules. Built in here: host offline and clock skew (from the
  * agent link) and certificate expiry (a TLS probe from the hub). Container and systemd anomalies
- * come from the Docker/systemd managers, which register a source with `AlertService.addSource`:
+ * come from the agents' `containers` and `units` reports: modules/workloads registers its
+ * `WorkloadSource` with `AlertService.addSource`:
  *
  *   level(host, 'container_unhealthy', containerName, 1 | 0)
  *   level(host, 'unit_failed', 'nginx.service', 1 | 0)
+ *   levels(host, 'unit_failed', [{ subject: 'nginx.service', value: 1 }])   // the complete list: others are 0
  *   event(host, 'container_restart', containerName)      // counted over the rule's params.windowSec
  *   event(host, 'container_oom', containerName)
  */
@@ -19,6 +21,12 @@ export interface AnomalySink {
   level(hostId: string, signal: string, subject: string, value: number, detail?: string): void;
   /** one occurrence of an event */
   event(hostId: string, event: string, subject: string, at?: number, detail?: string): void;
+  /**
+   * Every subject of a level signal on one host that is not 0 right now: the others are 0. For a
+   * source that sees the whole list each time (failed units), so that an alert the hub restored
+   * after a restart, for a subject that recovered meanwhile, resolves too.
+   */
+  levels(hostId: string, signal: string, current: readonly { subject: string; value: number; detail?: string }[]): void;
 }
 
 export interface AnomalySource {

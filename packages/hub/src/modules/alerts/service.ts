@@ -109,6 +109,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     this.sink = {
       level: (hostId, signal, subject, value, detail) => this.onLevel(hostId, signal, subject, value, detail),
       event: (hostId, event, subject, at, detail) => this.onEvent(hostId, event, subject, at ?? Date.now(), detail),
+      levels: (hostId, signal, current) => this.onLevels(hostId, signal, current),
     };
     this.onSample = (hostId, kind, ts, series) => this.sample(hostId, kind, ts, series);
   }
@@ -139,7 +140,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     await this.writes;
   }
 
-  /** Registers a source of anomaly signals (the Docker and systemd managers do this). */
+  /** Registers a source of anomaly signals (modules/workloads does, for containers and units). */
   addSource(src: AnomalySource): void {
     this.sources.push(src);
     src.start(this.sink);
@@ -252,6 +253,20 @@ export class AlertService extends EventEmitter<AlertEvents> {
     for (const ix of list) {
       if (ix.rule.anomaly === 'cert_expiry' && ix.rule.params.endpoint !== subject) continue;
       this.feed(ix, hostId, subject, value, now, detail);
+    }
+  }
+
+  private onLevels(hostId: string, signal: string, current: readonly { subject: string; value: number; detail?: string }[]): void {
+    for (const c of current) this.onLevel(hostId, signal, c.subject, c.value, c.detail);
+    const list = this.byLevel.get(signal);
+    if (!list) return;
+    const listed = new Set(current.map((c) => c.subject));
+    const now = Date.now();
+    for (const ix of list) {
+      for (const inst of [...this.instances.values()]) {
+        if (inst.ruleId !== ix.rule.id || inst.hostId !== hostId || inst.state === 'inactive' || listed.has(inst.subject)) continue;
+        this.feed(ix, hostId, inst.subject, 0, now);
+      }
     }
   }
 
