@@ -4,9 +4,11 @@
  * back to the hub's own text through `tk`.
  */
 import { alertsEn, alertsZh } from './dict-alerts';
+import { terminalEn, terminalZh } from './dict-terminal';
 
 export const en = {
   ...alertsEn,
+  ...terminalEn,
   'app.name': 'Tether',
   'nav.main': 'Main',
   'nav.overview': 'Fleet',
@@ -402,6 +404,7 @@ export type Key = keyof typeof en;
 
 export const zh: Record<Key, string> = {
   ...alertsZh,
+  ...terminalZh,
   'app.name': 'Tether',
   'nav.main': '主菜单',
   'nav.overview': '主机群',
