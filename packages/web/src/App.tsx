@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { ApiError, get, post, setCsrf, setOnUnauthorized, setStepUpPrompt, setTotpEnabled, type Me } from './api';
 import { useI18n, type Lang } from './i18n';
 import { live, type LiveStatus } from './live';
@@ -14,6 +14,7 @@ import { EnrollPage } from './pages/Enroll';
 import { AuditPage } from './pages/Audit';
 import { UsersPage } from './pages/Users';
 import { ProfilePage } from './pages/Profile';
+import { AlertsNavBadge, AlertsSection } from './pages/alerts/Section';
 import { TerminalPage, TerminalSessionsPage, ReplayPage } from './pages/TerminalRoutes';
 
 type Theme = 'light' | 'dark';
@@ -155,10 +156,11 @@ function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: The
   const route = useRoute();
   const [p0, p1, p2] = route.parts;
   const admin = me.role === 'admin';
-  const nav: [string, string, boolean][] = [
+  const nav: [string, ReactNode, boolean][] = [
     ['/', t('nav.overview'), true],
     ['/exec', t('nav.exec'), me.role !== 'viewer'],
     ['/jobs', t('nav.jobs'), true],
+    ['/alerts', <>{t('nav.alerts')}<AlertsNavBadge /></>, true],
     ['/enroll', t('nav.enroll'), admin],
     ['/audit', t('nav.audit'), admin],
     ['/terminals', t('nav.terminals'), admin],
@@ -179,6 +181,7 @@ function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: The
   else if (p0 === 'audit') page = <AuditPage />;
   else if (p0 === 'users') page = <UsersPage me={me} />;
   else if (p0 === 'profile') page = <ProfilePage me={me} />;
+  else if (p0 === 'alerts') page = <AlertsSection sub={p1} me={me} />;
   else page = <ErrorBox error={new Error(t('state.notFound'))} />;
   return (
     <div className="shell">
