@@ -3,7 +3,10 @@
  * missing in either language fails the build; keys made at run time (states, error codes) fall
  * back to the hub's own text through `tk`.
  */
+import { managersEn, managersZh } from './dict-managers';
+
 export const en = {
+  ...managersEn,
   'app.name': 'Tether',
   'nav.main': 'Main',
   'nav.overview': 'Fleet',
@@ -398,6 +401,7 @@ export const en = {
 export type Key = keyof typeof en;
 
 export const zh: Record<Key, string> = {
+  ...managersZh,
   'app.name': 'Tether',
   'nav.main': '主菜单',
   'nav.overview': '主机群',
