@@ -18,7 +18,8 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
 const SHOTS = join(REPO, 'test-results', 'console');
 const MISSING = '⟦';
 
-describe('web console in Chromium', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium fonts-noto-cjk)` }, () => {
+// No skip when Chromium is missing: npm test installs it (.ci/apt-packages); without it this fails and says why.
+describe('web console in Chromium', () => {
   let hub: TestHub;
   const agents: TestAgent[] = [];
   const ids: string[] = [];
@@ -50,6 +51,7 @@ describe('web console in Chromium', { skip: !existsSync(CHROMIUM) && `no Chromiu
     }
     // Same machine, three agents: labels tell them apart on the page.
     for (const [n, id] of ids.entries()) await hub.api('PATCH', `/api/v1/hosts/${id}`, { labels: { env: n === 2 ? 'staging' : 'prod', node: `n${n + 1}` } });
+    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium fonts-noto-cjk (npm test does this when run as root)`);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'en-GB' });
     page = await ctx.newPage();

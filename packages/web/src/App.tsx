@@ -14,6 +14,7 @@ import { EnrollPage } from './pages/Enroll';
 import { AuditPage } from './pages/Audit';
 import { UsersPage } from './pages/Users';
 import { ProfilePage } from './pages/Profile';
+import { TerminalPage, TerminalSessionsPage, ReplayPage } from './pages/TerminalRoutes';
 
 type Theme = 'light' | 'dark';
 function initialTheme(): Theme {
@@ -160,6 +161,7 @@ function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: The
     ['/jobs', t('nav.jobs'), true],
     ['/enroll', t('nav.enroll'), admin],
     ['/audit', t('nav.audit'), admin],
+    ['/terminals', t('nav.terminals'), admin],
     ['/users', t('nav.users'), admin],
     ['/profile', t('nav.profile'), true],
   ];
@@ -167,6 +169,8 @@ function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: The
   let page;
   if (!p0) page = <OverviewPage />;
   else if (p0 === 'hosts' && p1 && p2 === 'files') page = <FilesPage hostId={p1} me={me} />;
+  else if (p0 === 'hosts' && p1 && p2 === 'terminal') page = <TerminalPage hostId={p1} me={me} />;
+  else if (p0 === 'terminals') page = p1 ? <ReplayPage id={p1} /> : <TerminalSessionsPage />;
   else if (p0 === 'hosts' && p1) page = <HostPage id={p1} me={me} />;
   else if (p0 === 'exec') page = <ExecPage key={route.query.toString()} me={me} />;
   else if (p0 === 'jobs' && p1) page = <JobPage id={p1} me={me} />;

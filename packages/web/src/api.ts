@@ -118,6 +118,17 @@ export function qs(params: Record<string, string | number | boolean | undefined 
   return s ? '?' + s : '';
 }
 
+/**
+ * Before a WebSocket that needs a fresh step-up (a refused upgrade gives the browser no body to
+ * read): asks for the confirmation when the session's step-up is missing or about to lapse.
+ * Resolves false when the user cancels.
+ */
+export async function ensureStepUp(marginMs = 5_000): Promise<boolean> {
+  const m = await get<Me>('/api/v1/auth/me', { noAuthRedirect: true });
+  if (m.auth.kind !== 'session' || (m.auth.stepUpUntil !== null && m.auth.stepUpUntil - Date.now() > marginMs)) return true;
+  return stepUpPrompt ? stepUpPrompt({ totp: m.totpEnabled }) : false;
+}
+
 export function wsUrl(path: string): string {
   return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + path;
 }

@@ -3,9 +3,11 @@
  * missing in either language fails the build; keys made at run time (states, error codes) fall
  * back to the hub's own text through `tk`.
  */
+import { terminalEn, terminalZh } from './dict-terminal';
 import { managersEn, managersZh } from './dict-managers';
 
 export const en = {
+  ...terminalEn,
   ...managersEn,
   'app.name': 'Tether',
   'nav.main': 'Main',
@@ -401,6 +403,7 @@ export const en = {
 export type Key = keyof typeof en;
 
 export const zh: Record<Key, string> = {
+  ...terminalZh,
   ...managersZh,
   'app.name': 'Tether',
   'nav.main': '主菜单',

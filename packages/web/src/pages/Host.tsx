@@ -110,6 +110,11 @@ export function HostPage({ id, me }: { id: string; me: Me }) {
                     {t('host.runCommand')}
                   </a>
                 )}
+                {canAct && caps.has('terminal') && (
+                  <a className="button" href={href(`/hosts/${h.id}/terminal`)}>
+                    {t('host.terminal')}
+                  </a>
+                )}
                 {canAct && caps.has('files') && (
                   <a className="button" href={href(`/hosts/${h.id}/files`)}>
                     {t('host.files')}
