@@ -5,10 +5,12 @@
  */
 import { alertsEn, alertsZh } from './dict-alerts';
 import { terminalEn, terminalZh } from './dict-terminal';
+import { managersEn, managersZh } from './dict-managers';
 
 export const en = {
   ...alertsEn,
   ...terminalEn,
+  ...managersEn,
   'app.name': 'Tether',
   'nav.main': 'Main',
   'nav.overview': 'Fleet',
@@ -405,6 +407,7 @@ export type Key = keyof typeof en;
 export const zh: Record<Key, string> = {
   ...alertsZh,
   ...terminalZh,
+  ...managersZh,
   'app.name': 'Tether',
   'nav.main': '主菜单',
   'nav.overview': '主机群',

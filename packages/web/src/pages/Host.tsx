@@ -5,6 +5,7 @@ import { live } from '../live';
 import { href } from '../router';
 import { Chart } from '../Chart';
 import { Boundary, Empty, ErrorBox, Labels, Loading, View, useAsync } from '../ui';
+import { ManagerPanel, managerTabs, type ManagerTab } from './managers';
 
 type Range = 'live' | '1h' | '24h' | '7d' | '30d' | 'custom';
 const RANGES: Range[] = ['live', '1h', '24h', '7d', '30d', 'custom'];
@@ -55,7 +56,7 @@ class Table {
   }
 }
 
-type Tab = 'charts' | 'processes' | 'connections' | 'hardware' | 'sensors' | 'runs';
+type Tab = 'charts' | 'processes' | 'connections' | 'hardware' | 'sensors' | 'runs' | ManagerTab;
 
 export function HostPage({ id, me }: { id: string; me: Me }) {
   const i = useI18n();
@@ -63,6 +64,7 @@ export function HostPage({ id, me }: { id: string; me: Me }) {
   const host = useAsync(() => get<Host>(`/api/v1/hosts/${encodeURIComponent(id)}`), [id]);
   const [online, setOnline] = useState<boolean | undefined>();
   const [tab, setTab] = useState<Tab>('charts');
+  useEffect(() => setTab('charts'), [id]);
   const [bump, setBump] = useState<Record<string, number>>({});
 
   // Status changes and the kinds of reports that refresh the tabs (lists are fetched when a report says they changed).
@@ -91,6 +93,7 @@ export function HostPage({ id, me }: { id: string; me: Me }) {
           ['hardware', 'host.tab.hardware'],
           ['sensors', 'host.tab.sensors'],
           ['runs', 'host.tab.runs'],
+          ...managerTabs(h, me),
         ];
         return (
           <section aria-labelledby="host-title">
@@ -135,6 +138,7 @@ export function HostPage({ id, me }: { id: string; me: Me }) {
               {tab === 'hardware' && <Hardware id={h.id} />}
               {tab === 'sensors' && <Sensors id={h.id} bump={bump.sensors} />}
               {tab === 'runs' && <Runs id={h.id} />}
+              <ManagerPanel tab={tab} h={h} me={me} />
               </Boundary>
             </div>
           </section>
