@@ -71,6 +71,40 @@ export function Empty({ children }: { children: ReactNode }) {
   return <div className="state empty">{children}</div>;
 }
 
+/**
+ * A list as a table: loading / error / empty states, headers, and a last header cell for the
+ * row actions (named for screen readers only).
+ */
+export function TableView<T>({ a, empty, testid, head, actions, children }: { a: Async<T[]>; empty: ReactNode; testid: string; head: ReactNode[]; actions?: ReactNode; children: (rows: T[]) => ReactNode }) {
+  return (
+    <View a={a}>
+      {(d) =>
+        d.length === 0 ? (
+          <Empty>{empty}</Empty>
+        ) : (
+          <div className="scroll-x">
+            <table className="table" data-testid={testid}>
+              <thead>
+                <tr>
+                  {head.map((h, i) => (
+                    <th key={i}>{h}</th>
+                  ))}
+                  {actions !== undefined && (
+                    <th>
+                      <span className="sr-only">{actions}</span>
+                    </th>
+                  )}
+                </tr>
+              </thead>
+              <tbody>{children(d)}</tbody>
+            </table>
+          </div>
+        )
+      }
+    </View>
+  );
+}
+
 /** Shows loading / error / the content, for one Async. */
 export function View<T>({ a, children }: { a: Async<T>; children: (d: T) => ReactNode }) {
   if (a.data === undefined && a.error) return <ErrorBox error={a.error} retry={a.reload} />;

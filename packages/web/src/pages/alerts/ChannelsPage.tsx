@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from 'react';
 import { del, patch, post, type Me } from '../../api';
 import { useI18n } from '../../i18n';
-import { Empty, ErrorBox, Field, Modal, View, useAsync, useConfirm } from '../../ui';
+import { ErrorBox, Field, Modal, TableView, useAsync, useConfirm } from '../../ui';
 import { CHANNEL_TYPES, SEVERITIES, list, loadChannels, type Channel, type Delivery } from './common';
 
 export function ChannelsPage({ me }: { me: Me }) {
@@ -51,92 +51,71 @@ export function ChannelsPage({ me }: { me: Me }) {
       </div>
       {!admin && <p className="muted">{t('alerts.channelsAdminOnly')}</p>}
       {err !== undefined && <ErrorBox error={err} />}
-      <View a={channels}>
-        {(d) =>
-          d.length === 0 ? (
-            <Empty>{t('alerts.noChannels')}</Empty>
-          ) : (
-            <div className="scroll-x">
-              <table className="table" data-testid="channels-table">
-                <thead>
-                  <tr>
-                    <th>{t('alerts.name')}</th>
-                    <th>{t('alerts.type')}</th>
-                    <th>{t('alerts.target')}</th>
-                    <th>{t('alerts.secrets')}</th>
-                    <th>{t('alerts.minSeverity')}</th>
-                    <th>{t('alerts.enabled')}</th>
-                    <th>
-                      <span className="sr-only">{t('alerts.actions')}</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {d.map((c) => {
-                    const r = tests[c.id];
-                    return (
-                      <tr key={c.id} data-channel={c.id} className={c.enabled ? '' : 'is-off'}>
-                        <td>{c.name}</td>
-                        <td>{t(`alerts.ct.${c.type}` as 'alerts.ct.webhook')}</td>
-                        <td className="mono small-text">{summary(c)}</td>
-                        <td className="small-text">
-                          {Object.entries(c.secret)
-                            .filter(([, v]) => v.set)
-                            .map(([k, v]) => (
-                              <span key={k} className="chip" title={v.names?.join(', ')}>
-                                {k}: {t('alerts.set')}
-                              </span>
-                            ))}
-                        </td>
-                        <td>{c.config.minSeverity ? i.tk('alerts.sev.' + String(c.config.minSeverity), String(c.config.minSeverity)) : '—'}</td>
-                        <td>{c.enabled ? t('alerts.yes') : t('alerts.no')}</td>
-                        <td>
-                          <div className="row end">
-                            {canTest && (
-                              <button type="button" className="small" disabled={r === 'busy'} onClick={() => void test(c)}>
-                                {t('alerts.testSend')}
-                              </button>
-                            )}
-                            {admin && (
-                              <>
-                                <button type="button" className="small" onClick={() => setEditing(c)}>
-                                  {t('alerts.edit')}
-                                </button>
-                                <button
-                                  type="button"
-                                  className="small danger"
-                                  onClick={async () => {
-                                    if (await confirm(t('alerts.deleteChannelConfirm', { name: c.name }), { okLabel: t('action.delete') })) await run(() => del('/api/v1/alerts/channels/' + c.id));
-                                  }}
-                                >
-                                  {t('action.delete')}
-                                </button>
-                              </>
-                            )}
-                          </div>
-                          {r && (
-                            <div className="test-result small-text" role="status" data-testid="test-result" data-status={r === 'busy' ? 'busy' : 'error' in r ? 'error' : r.status}>
-                              {r === 'busy' ? (
-                                t('alerts.testing')
-                              ) : 'error' in r ? (
-                                <ErrorBox error={r.error} />
-                              ) : r.status === 'ok' ? (
-                                <span className="badge ok">{t('alerts.testOk', { status: r.responseStatus ?? '—' })}</span>
-                              ) : (
-                                <span className="badge bad">{t('alerts.testFailed', { error: r.lastError ?? r.status })}</span>
-                              )}
-                            </div>
-                          )}
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
-          )
-        }
-      </View>
+      <TableView a={channels} empty={t('alerts.noChannels')} testid="channels-table" head={[t('alerts.name'), t('alerts.type'), t('alerts.target'), t('alerts.secrets'), t('alerts.minSeverity'), t('alerts.enabled')]} actions={t('alerts.actions')}>
+        {(d) => (
+          <>
+            {d.map((c) => {
+              const r = tests[c.id];
+              return (
+                <tr key={c.id} data-channel={c.id} className={c.enabled ? '' : 'is-off'}>
+                  <td>{c.name}</td>
+                  <td>{t(`alerts.ct.${c.type}` as 'alerts.ct.webhook')}</td>
+                  <td className="mono small-text">{summary(c)}</td>
+                  <td className="small-text">
+                    {Object.entries(c.secret)
+                      .filter(([, v]) => v.set)
+                      .map(([k, v]) => (
+                        <span key={k} className="chip" title={v.names?.join(', ')}>
+                          {k}: {t('alerts.set')}
+                        </span>
+                      ))}
+                  </td>
+                  <td>{c.config.minSeverity ? i.tk('alerts.sev.' + String(c.config.minSeverity), String(c.config.minSeverity)) : '—'}</td>
+                  <td>{c.enabled ? t('alerts.yes') : t('alerts.no')}</td>
+                  <td>
+                    <div className="row end">
+                      {canTest && (
+                        <button type="button" className="small" disabled={r === 'busy'} onClick={() => void test(c)}>
+                          {t('alerts.testSend')}
+                        </button>
+                      )}
+                      {admin && (
+                        <>
+                          <button type="button" className="small" onClick={() => setEditing(c)}>
+                            {t('alerts.edit')}
+                          </button>
+                          <button
+                            type="button"
+                            className="small danger"
+                            onClick={async () => {
+                              if (await confirm(t('alerts.deleteChannelConfirm', { name: c.name }), { okLabel: t('action.delete') })) await run(() => del('/api/v1/alerts/channels/' + c.id));
+                            }}
+                          >
+                            {t('action.delete')}
+                          </button>
+                        </>
+                      )}
+                    </div>
+                    {r && (
+                      <div className="test-result small-text" role="status" data-testid="test-result" data-status={r === 'busy' ? 'busy' : 'error' in r ? 'error' : r.status}>
+                        {r === 'busy' ? (
+                          t('alerts.testing')
+                        ) : 'error' in r ? (
+                          <ErrorBox error={r.error} />
+                        ) : r.status === 'ok' ? (
+                          <span className="badge ok">{t('alerts.testOk', { status: r.responseStatus ?? '—' })}</span>
+                        ) : (
+                          <span className="badge bad">{t('alerts.testFailed', { error: r.lastError ?? r.status })}</span>
+                        )}
+                      </div>
+                    )}
+                  </td>
+                </tr>
+              );
+            })}
+          </>
+        )}
+      </TableView>
       {editing && (
         <ChannelEditor
           channel={editing === 'new' ? undefined : editing}

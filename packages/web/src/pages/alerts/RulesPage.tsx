@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from 'react';
 import { del, get, patch, post, type Me } from '../../api';
 import { useI18n } from '../../i18n';
-import { Empty, ErrorBox, Field, Modal, View, useAsync, useConfirm } from '../../ui';
+import { ErrorBox, Field, Modal, TableView, useAsync, useConfirm } from '../../ui';
 import { OPS, SEVERITIES, list, loadChannels, loadHosts, loadRules, type Catalog, type Channel, type HostLite, type Rule } from './common';
 import { Severity } from './Section';
 
@@ -56,75 +56,54 @@ export function RulesPage({ me }: { me: Me }) {
         )}
       </div>
       {err !== undefined && <ErrorBox error={err} />}
-      <View a={rules}>
-        {(d) =>
-          d.length === 0 ? (
-            <Empty>{t('alerts.noRules')}</Empty>
-          ) : (
-            <div className="scroll-x">
-              <table className="table" data-testid="rules-table">
-                <thead>
-                  <tr>
-                    <th>{t('alerts.enabled')}</th>
-                    <th>{t('alerts.name')}</th>
-                    <th>{t('alerts.watches')}</th>
-                    <th>{t('alerts.condition')}</th>
-                    <th>{t('alerts.scope')}</th>
-                    <th>{t('alerts.severity')}</th>
-                    <th>
-                      <span className="sr-only">{t('alerts.actions')}</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {d.map((r) => (
-                    <tr key={r.id} data-rule={r.id} className={r.enabled ? '' : 'is-off'}>
-                      <td>
-                        <input type="checkbox" role="switch" aria-label={t('alerts.enabledOf', { name: r.name })} checked={r.enabled} disabled={!canWrite} onChange={(e) => {
-                            const enabled = e.target.checked;
-                            // Shown at once; the reload after the change brings the hub's view.
-                            rules.set(d.map((x) => (x.id === r.id ? { ...x, enabled } : x)));
-                            void run(() => patch('/api/v1/alerts/rules/' + r.id, { enabled }));
-                          }} />
-                      </td>
-                      <td>
-                        {r.name} {r.preset && <span className="chip">{t('alerts.preset')}</span>}
-                      </td>
-                      <td className="mono">{r.kind === 'metric' ? r.metric : r.anomaly}</td>
-                      <td>
-                        {r.op} {i.num(r.threshold, 3)} · {t('alerts.forSec', { s: r.forSec })}
-                        {r.kind === 'metric' && r.aggregate === 'avg' && ` · ${t('alerts.agg.avg')}`}
-                      </td>
-                      <td className="small-text">{scopeText(r)}</td>
-                      <td>
-                        <Severity s={r.severity} />
-                      </td>
-                      <td className="row end">
-                        {canWrite && (
-                          <>
-                            <button type="button" className="small" onClick={() => setEditing(r)}>
-                              {t('alerts.edit')}
-                            </button>
-                            <button
-                              type="button"
-                              className="small danger"
-                              onClick={async () => {
-                                if (await confirm(t('alerts.deleteRuleConfirm', { name: r.name }), { okLabel: t('action.delete') })) await run(() => del('/api/v1/alerts/rules/' + r.id));
-                              }}
-                            >
-                              {t('action.delete')}
-                            </button>
-                          </>
-                        )}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )
-        }
-      </View>
+      <TableView a={rules} empty={t('alerts.noRules')} testid="rules-table" head={[t('alerts.enabled'), t('alerts.name'), t('alerts.watches'), t('alerts.condition'), t('alerts.scope'), t('alerts.severity')]} actions={t('alerts.actions')}>
+        {(d) => (
+          <>
+            {d.map((r) => (
+              <tr key={r.id} data-rule={r.id} className={r.enabled ? '' : 'is-off'}>
+                <td>
+                  <input type="checkbox" role="switch" aria-label={t('alerts.enabledOf', { name: r.name })} checked={r.enabled} disabled={!canWrite} onChange={(e) => {
+                      const enabled = e.target.checked;
+                      // Shown at once; the reload after the change brings the hub's view.
+                      rules.set(d.map((x) => (x.id === r.id ? { ...x, enabled } : x)));
+                      void run(() => patch('/api/v1/alerts/rules/' + r.id, { enabled }));
+                    }} />
+                </td>
+                <td>
+                  {r.name} {r.preset && <span className="chip">{t('alerts.preset')}</span>}
+                </td>
+                <td className="mono">{r.kind === 'metric' ? r.metric : r.anomaly}</td>
+                <td>
+                  {r.op} {i.num(r.threshold, 3)} · {t('alerts.forSec', { s: r.forSec })}
+                  {r.kind === 'metric' && r.aggregate === 'avg' && ` · ${t('alerts.agg.avg')}`}
+                </td>
+                <td className="small-text">{scopeText(r)}</td>
+                <td>
+                  <Severity s={r.severity} />
+                </td>
+                <td className="row end">
+                  {canWrite && (
+                    <>
+                      <button type="button" className="small" onClick={() => setEditing(r)}>
+                        {t('alerts.edit')}
+                      </button>
+                      <button
+                        type="button"
+                        className="small danger"
+                        onClick={async () => {
+                          if (await confirm(t('alerts.deleteRuleConfirm', { name: r.name }), { okLabel: t('action.delete') })) await run(() => del('/api/v1/alerts/rules/' + r.id));
+                        }}
+                      >
+                        {t('action.delete')}
+                      </button>
+                    </>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </>
+        )}
+      </TableView>
       {editing && catalog.data && (
         <RuleEditor
           rule={editing === 'new' ? undefined : editing}

@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from 'react';
 import { del, get, post, type Me } from '../../api';
 import { useI18n } from '../../i18n';
-import { Empty, ErrorBox, Field, View, useAsync, useConfirm } from '../../ui';
+import { ErrorBox, Field, TableView, useAsync, useConfirm } from '../../ui';
 import { loadHosts, loadRules, type Silence } from './common';
 
 const localInput = (ms: number) => {
@@ -92,70 +92,47 @@ export function SilencesPage({ me }: { me: Me }) {
           </div>
         </form>
       )}
-      <View a={silences}>
-        {(d) =>
-          d.length === 0 ? (
-            <Empty>{t('alerts.noSilences')}</Empty>
-          ) : (
-            <div className="scroll-x">
-              <table className="table" data-testid="silences-table">
-                <thead>
-                  <tr>
-                    <th>{t('alerts.state')}</th>
-                    <th>{t('alerts.rule')}</th>
-                    <th>{t('alerts.host')}</th>
-                    <th>{t('alerts.selector')}</th>
-                    <th>{t('alerts.startsAt')}</th>
-                    <th>{t('alerts.endsAt')}</th>
-                    <th>{t('alerts.reason')}</th>
-                    <th>{t('alerts.createdBy')}</th>
-                    <th>
-                      <span className="sr-only">{t('alerts.actions')}</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {[...d]
-                    .sort((a, b) => Number(b.active) - Number(a.active) || b.createdAt - a.createdAt)
-                    .map((s) => (
-                      <tr key={s.id} data-silence={s.id} data-active={s.active} className={s.active ? '' : 'is-off'}>
-                        <td>
-                          <span className={'badge ' + (s.active ? 'run' : '')}>{s.active ? t('alerts.silenceActive') : s.startsAt > Date.now() ? t('alerts.silenceLater') : t('alerts.silenceEnded')}</span>
-                        </td>
-                        <td>{ruleName(s.ruleId)}</td>
-                        <td>{hostName(s.hostId)}</td>
-                        <td className="mono">{s.selector ?? '—'}</td>
-                        <td>{i.date(s.startsAt)}</td>
-                        <td>{i.date(s.endsAt)}</td>
-                        <td>{s.reason}</td>
-                        <td>{s.createdBy}</td>
-                        <td className="row end">
-                          {canWrite && s.endsAt > Date.now() && (
-                            <button
-                              type="button"
-                              className="small danger"
-                              onClick={async () => {
-                                if (!(await confirm(t('alerts.expireConfirm'), { okLabel: t('alerts.expire') }))) return;
-                                try {
-                                  await del('/api/v1/alerts/silences/' + s.id);
-                                  silences.reload();
-                                } catch (x) {
-                                  setErr(x);
-                                }
-                              }}
-                            >
-                              {t('alerts.expire')}
-                            </button>
-                          )}
-                        </td>
-                      </tr>
-                    ))}
-                </tbody>
-              </table>
-            </div>
-          )
-        }
-      </View>
+      <TableView a={silences} empty={t('alerts.noSilences')} testid="silences-table" head={[t('alerts.state'), t('alerts.rule'), t('alerts.host'), t('alerts.selector'), t('alerts.startsAt'), t('alerts.endsAt'), t('alerts.reason'), t('alerts.createdBy')]} actions={t('alerts.actions')}>
+        {(d) => (
+          <>
+            {[...d]
+              .sort((a, b) => Number(b.active) - Number(a.active) || b.createdAt - a.createdAt)
+              .map((s) => (
+                <tr key={s.id} data-silence={s.id} data-active={s.active} className={s.active ? '' : 'is-off'}>
+                  <td>
+                    <span className={'badge ' + (s.active ? 'run' : '')}>{s.active ? t('alerts.silenceActive') : s.startsAt > Date.now() ? t('alerts.silenceLater') : t('alerts.silenceEnded')}</span>
+                  </td>
+                  <td>{ruleName(s.ruleId)}</td>
+                  <td>{hostName(s.hostId)}</td>
+                  <td className="mono">{s.selector ?? '—'}</td>
+                  <td>{i.date(s.startsAt)}</td>
+                  <td>{i.date(s.endsAt)}</td>
+                  <td>{s.reason}</td>
+                  <td>{s.createdBy}</td>
+                  <td className="row end">
+                    {canWrite && s.endsAt > Date.now() && (
+                      <button
+                        type="button"
+                        className="small danger"
+                        onClick={async () => {
+                          if (!(await confirm(t('alerts.expireConfirm'), { okLabel: t('alerts.expire') }))) return;
+                          try {
+                            await del('/api/v1/alerts/silences/' + s.id);
+                            silences.reload();
+                          } catch (x) {
+                            setErr(x);
+                          }
+                        }}
+                      >
+                        {t('alerts.expire')}
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+          </>
+        )}
+      </TableView>
     </section>
   );
 }
