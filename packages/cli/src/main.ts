@@ -7,7 +7,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
 import { ConfigError, LOG_REDACT as REDACT, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol/lite';
 import type { HubFlags } from '@tether/hub';
 import type { Agent, Reporter, TaskManager, TerminalService } from '@tether/agent';
@@ -21,11 +20,6 @@ import { ApiError, Client, saveState } from './client.js';
 import { registerAccountCommands, loginWithCode, promptSecret } from './accounts.js';
 import { ago, table } from './table.js';
 import { fail, out } from './output.js';
-import { registerExec } from './commands/exec.js';
-import { registerTerminal } from './commands/terminal.js';
-import { register as registerFiles } from './commands/files.js';
-import { registerAlerts } from './commands/alerts.js';
-import { registerManagers } from './commands/managers.js';
 
 const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
 
@@ -92,6 +86,7 @@ program
     try {
       const { Agent, FileService, Reporter, TaskManager, TerminalService, loadAgentConfig, runBundle, StreamRegistry, DockerService, SystemdService, ProcessService, CronService, PowerService, HostsFileService } = await agentModule();
       const cfg = loadAgentConfig(o);
+      const { default: pino } = await import('pino');
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
       agent = new Agent(cfg, log);
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
@@ -354,11 +349,27 @@ token
     }
   });
 
-registerExec(program);
-registerFiles(program);
-registerAlerts(program);
-registerManagers(program);
-registerTerminal(program);
 registerAccountCommands(program, fail);
+
+// Command groups in their own modules, loaded only for the command being run (all of them for
+// help): a CLI that starts fast is the difference between a tool you reach for and one you don't.
+const GROUPS: Record<string, () => Promise<(p: Command) => void>> = {
+  exec: async () => (await import('./commands/exec.js')).registerExec,
+  files: async () => (await import('./commands/files.js')).register,
+  alerts: async () => (await import('./commands/alerts.js')).registerAlerts,
+  managers: async () => (await import('./commands/managers.js')).registerManagers,
+  terminal: async () => (await import('./commands/terminal.js')).registerTerminal,
+};
+const OWNER: Record<string, keyof typeof GROUPS> = {
+  exec: 'exec', job: 'exec', task: 'exec', runs: 'exec',
+  cp: 'files', files: 'files',
+  alert: 'alerts', rule: 'alerts', channel: 'alerts', silence: 'alerts',
+  docker: 'managers', systemd: 'managers', cron: 'managers', proc: 'managers', power: 'managers', 'hosts-file': 'managers',
+  ssh: 'terminal',
+};
+const first = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const known = new Set(program.commands.map((c) => c.name()));
+const wanted = first && OWNER[first] ? [OWNER[first]] : first && known.has(first) ? [] : (Object.keys(GROUPS) as (keyof typeof GROUPS)[]);
+for (const g of wanted) (await GROUPS[g]!())(program);
 
 program.parseAsync().catch(fail);

@@ -4,7 +4,6 @@
  * stays at the bottom of a terminal. The exit code is non-zero when any host failed.
  */
 import { Command, Option } from 'commander';
-import WebSocket from 'ws';
 import { SIGNALS, parseDurationSec, parseSelector } from '@tether/protocol/lite';
 import { Client } from '../client.js';
 import { fail, out } from '../output.js';
@@ -142,8 +141,13 @@ function describeTask(t: TaskView): string {
 }
 
 /** Follows a job on its stream until it ends; returns the final job. */
-async function follow(client: Client, jobId: string, opts: { quiet: boolean; manyHosts: number }): Promise<JobWithTasks> {
-  const initial = await client.call<JobWithTasks>('GET', `/api/v1/jobs/${jobId}?output=false`);
+/** `ws` is loaded only by the commands that stream (and started early, while the request is out). */
+const loadWs = () => import('ws').then((m) => m.default);
+
+async function follow(client: Client, jobId: string, opts: { quiet: boolean; manyHosts: number }, known?: JobWithTasks): Promise<JobWithTasks> {
+  const WebSocket = await loadWs();
+  const initial = known ?? (await client.call<JobWithTasks>('GET', `/api/v1/jobs/${jobId}?output=false`));
+  let finalJob: JobView | undefined;
   const hosts = initial.tasks.filter((t) => t.phase === 'main');
   const width = Math.min(32, Math.max(...initial.tasks.map((t) => t.hostname.length)));
   const tty = Boolean(process.stderr.isTTY);
@@ -184,6 +188,7 @@ async function follow(client: Client, jobId: string, opts: { quiet: boolean; man
         }
         progress();
       } else if (e.type === 'job' && e.job && e.job.state !== 'running') {
+        finalJob = e.job;
         finished = true;
         ws.close();
       }
@@ -193,7 +198,8 @@ async function follow(client: Client, jobId: string, opts: { quiet: boolean; man
   });
   printer.clearProgress();
   void hosts;
-  return client.call<JobWithTasks>('GET', `/api/v1/jobs/${jobId}`);
+  // The stream carried every task's final state (with its output) and then the job's: no second request.
+  return { job: finalJob!, tasks: [...tasks.values()] };
 }
 
 export function registerExec(program: Command): void {
@@ -254,12 +260,13 @@ export function registerExec(program: Command): void {
           mode: 'async',
         };
         const client = Client.fromState();
+        if (!o.detach) void loadWs(); // in parallel with the request
         const created = await client.call<JobWithTasks>('POST', '/api/v1/exec', body);
         if (o.detach) {
           out(Boolean(o.json), created.job, () => created.job.id);
           return;
         }
-        const final = await follow(client, created.job.id, { quiet: Boolean(o.quiet || o.json), manyHosts: 10 });
+        const final = await follow(client, created.job.id, { quiet: Boolean(o.quiet || o.json), manyHosts: 10 }, created);
         const main = final.tasks.filter((t) => t.phase === 'main');
         const bad = final.tasks.filter((t) => t.ok !== true);
         if (o.json) out(true, final, () => '');
