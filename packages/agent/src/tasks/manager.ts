@@ -2,10 +2,11 @@
  * The agent's side of tasks: the capability lock, the idempotency check, running, live output,
  * and results that survive disconnects and restarts (see ledger.ts).
  */
-import { existsSync, lstatSync, realpathSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import { resolveInRoots } from '../files/paths.js';
 import type { Logger } from 'pino';
-import type { BodyOf, Capability, ExecSpec, Message, TaskResultBody } from '@tether/protocol';
+import type { BodyOf, Capability, Message, TaskResultBody } from '@tether/protocol';
 import type { Agent } from '../agent.js';
 import { TaskLedger, type LedgerOptions } from './ledger.js';
 import { runExec, type RunHandle, type RunOutcome } from './runner.js';
@@ -35,6 +36,8 @@ interface Running {
 export class TaskManager {
   readonly ledger: TaskLedger;
   private readonly running = new Map<string, Running>();
+  /** ids whose start waits on an asynchronous check (a second task.start for them is ignored) */
+  private readonly starting = new Set<string>();
   private flushing = false;
 
   constructor(
@@ -103,6 +106,7 @@ export class TaskManager {
   private start(body: BodyOf<'task.start'>, msgId: string): void {
     const id = body.taskId;
     // Idempotency: an id is run once, whatever the hub sends.
+    if (this.starting.has(id)) return; // its checks are still under way
     const known = this.ledger.state(id);
     if (known === 'running') {
       const r = this.running.get(id);
@@ -126,27 +130,40 @@ export class TaskManager {
     }
     if (!body.exec === !body.bundle) return this.finish(id, blankResult(id, 'failed', now, 'a task carries exactly one of exec or bundle'));
     if (body.bundle && !this.o.runBundle) return this.finish(id, blankResult(id, 'failed', now, 'this agent cannot run script bundles'));
-    const removable = body.exec?.deleteAfter ? this.checkDeletable(body.exec.deleteAfter) : undefined;
-    if (removable instanceof Error) return this.finish(id, blankResult(id, 'refused', now, removable.message));
     if (this.running.size >= (this.o.maxRunning ?? 256)) return this.finish(id, blankResult(id, 'failed', now, `agent busy: ${this.running.size} tasks already running`));
+    const deleteAfter = body.exec?.deleteAfter;
+    if (!deleteAfter) return this.launch(body, undefined);
+    this.starting.add(id);
+    void this.deletable(deleteAfter).then((removable) => {
+      this.starting.delete(id);
+      if (removable instanceof Error) this.finish(id, blankResult(id, 'refused', now, removable.message));
+      else this.launch(body, removable);
+    });
+  }
 
+  private launch(body: BodyOf<'task.start'>, deleteAfter: string | undefined): void {
+    const id = body.taskId;
+    const now = Date.now();
     this.ledger.markStarted(id);
     const stream = body.exec ? body.exec.stream === true : true;
     const entry: Running = { handle: undefined as unknown as RunHandle, startedAt: now, seq: 0, buf: { stdout: '', stderr: '' }, flushTimer: undefined, stream };
     const onOutput = (s: 'stdout' | 'stderr', text: string) => this.output(id, entry, s, text);
-    entry.handle = body.exec ? runExec({ ...body.exec, env: { TETHER_TASK_ID: id, ...body.exec.env } } as ExecSpec, stream ? onOutput : undefined) : this.o.runBundle!(id, { ...body.bundle!, exec: { ...body.bundle!.exec, env: { TETHER_TASK_ID: id, ...body.bundle!.exec.env } } }, onOutput);
+    const env = (e: Record<string, string> | undefined) => ({ TETHER_TASK_ID: id, ...e });
+    entry.handle = body.exec
+      ? runExec({ ...body.exec, env: env(body.exec.env) }, stream ? onOutput : undefined)
+      : this.o.runBundle!(id, { ...body.bundle!, exec: { ...body.bundle!.exec, env: env(body.bundle!.exec.env) } }, onOutput);
     this.running.set(id, entry);
     this.agent.send('task.accepted', { taskId: id, ...(entry.handle.pid ? { pid: entry.handle.pid } : {}), startedAt: now });
     this.log.info({ taskId: id, pid: entry.handle.pid }, 'task started');
-    void entry.handle.done.then((outcome) => {
-      if (typeof removable === 'string') {
+    void entry.handle.done.then(async (outcome) => {
+      if (deleteAfter) {
+        // Checked again: the command may have replaced the file with a link meanwhile.
+        const again = await this.deletable(body.exec!.deleteAfter!);
         try {
-          // Checked again: the command may have replaced the file with a link meanwhile.
-          const now = this.checkDeletable(body.exec!.deleteAfter!);
-          if (typeof now === 'string') rmSync(now, { force: true });
-          else if (now instanceof Error) throw now;
+          if (again instanceof Error) throw again;
+          rmSync(again, { force: true });
         } catch (err) {
-          outcome.error = `${outcome.error ? outcome.error + '; ' : ''}could not delete ${removable}: ${(err as Error).message}`;
+          outcome.error = `${outcome.error ? outcome.error + '; ' : ''}could not delete ${deleteAfter}: ${(err as Error).message}`;
         }
       }
       this.flushOutput(id, entry);
@@ -156,31 +173,20 @@ export class TaskManager {
     });
   }
 
-  /** deleteAfter: only with the files capability, only a regular file inside a file root (after resolving links). */
-  private checkDeletable(path: string): string | Error | undefined {
+  /**
+   * deleteAfter: only with the files capability, only a regular file inside a file root, resolved
+   * (links followed) by the same resolver as every file operation.
+   */
+  private async deletable(path: string): Promise<string | Error> {
     if (!this.o.capabilities.includes('files')) return new Error('deleteAfter needs the files capability, which this agent does not allow');
-    let real: string;
     try {
-      real = realpathSync(path);
-    } catch {
-      // Nothing there (yet): the command may create it. Its directory must be inside a root.
-      try {
-        real = join(realpathSync(dirname(path)), basename(path));
-      } catch {
-        return new Error(`deleteAfter: the directory of ${path} does not exist`);
-      }
+      const { path: real } = await resolveInRoots(path, this.o.fileRoots ?? []);
+      const st = await lstat(real).catch(() => undefined);
+      if (st && !st.isFile()) return new Error(`deleteAfter: ${path} is not a regular file`);
+      return real;
+    } catch (err) {
+      return new Error(`deleteAfter: ${(err as Error).message}`);
     }
-    const inside = (this.o.fileRoots ?? []).some((r) => {
-      try {
-        const root = realpathSync(r);
-        return real.startsWith(root.endsWith('/') ? root : root + '/');
-      } catch {
-        return false;
-      }
-    });
-    if (!inside) return new Error(`deleteAfter: ${path} is outside this agent's file roots`);
-    if (existsSync(real) && !lstatSync(real).isFile()) return new Error(`deleteAfter: ${path} is not a regular file`);
-    return real;
   }
 
   private output(id: string, r: Running, s: 'stdout' | 'stderr', text: string): void {

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ExecSpec, SIGNALS, parseSelector, SelectorError } from '@tether/protocol';
+import { ExecSpec, SIGNALS, matchesSelector, parseSelector, SelectorError } from '@tether/protocol';
 import type { Host, HostStore } from '../hosts/store.js';
 import { access, errors, hostAllowed } from '../../http.js';
 import { jobView, taskView, type CreateJob, type JobService, type JobEvent } from './service.js';
@@ -69,7 +69,7 @@ export async function resolveTarget(hosts: HostStore, t: Target, req: FastifyReq
       throw err;
     }
     const re = t.glob !== undefined ? globToRegExp(t.glob) : undefined;
-    const matched = (await hosts.list(sel ? { selector: sel } : {})).filter((h) => (!re || re.test(h.hostname)) && hostAllowed(req, h.labels));
+    const matched = all.filter((h) => (!sel || matchesSelector(h.labels, sel)) && (!re || re.test(h.hostname)) && hostAllowed(req, h.labels));
     for (const h of matched) out.set(h.id, h);
   }
   if (out.size === 0) throw new TargetError(400, 'no_hosts', 'the target matches no hosts');
