@@ -333,8 +333,15 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     }
     for (const h of hosts) {
       await h.discover();
-      // `--wait` returns once boot is done: "running", or "degraded" if some unit failed.
-      const r = await h.exec(['systemctl', 'is-system-running', '--wait'], { allowFailure: true, timeoutMs: 90_000 });
+      // `--wait` returns once boot is done: "running", or "degraded" if some unit failed. Right
+      // after `podman run` systemd may not have opened its bus yet ("Failed to connect to bus"):
+      // that is still booting, so ask again until the deadline.
+      const deadline = Date.now() + 90_000;
+      let r = await h.exec(['systemctl', 'is-system-running', '--wait'], { allowFailure: true, timeoutMs: 90_000 });
+      while (!r.stdout.trim() && /Failed to connect to bus/i.test(r.stderr) && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 200));
+        r = await h.exec(['systemctl', 'is-system-running', '--wait'], { allowFailure: true, timeoutMs: Math.max(1_000, deadline - Date.now()) });
+      }
       const state = r.stdout.trim();
       if (state !== 'running') {
         const failed = await h.exec(['systemctl', '--failed', '--no-legend'], { allowFailure: true });

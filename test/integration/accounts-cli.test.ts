@@ -35,10 +35,10 @@ test('user add/ls/set/unlock/rm, with the password from the environment', async 
   assert.equal(add.code, 0, add.stderr);
   const ls = await cli(['user', 'ls'], env);
   assert.match(ls.stdout, /vera\s+operator\s+env=staging\s+off\s+active/);
-  assert.equal((await cli(['user', 'set', 'vera', '--role', 'viewer', '--all-hosts'], env)).code, 0);
+  { const r = await cli(['user', 'set', 'vera', '--role', 'viewer', '--all-hosts'], env); assert.equal(r.code, 0, r.stderr); }
   assert.match((await cli(['user', 'ls'], env)).stdout, /vera\s+viewer\s+all/);
-  assert.equal((await cli(['user', 'unlock', 'vera'], env)).code, 0);
-  assert.equal((await cli(['user', 'rm', 'vera'], env)).code, 0);
+  { const r = await cli(['user', 'unlock', 'vera'], env); assert.equal(r.code, 0, r.stderr); }
+  { const r = await cli(['user', 'rm', 'vera'], env); assert.equal(r.code, 0, r.stderr); }
   assert.doesNotMatch((await cli(['user', 'ls'], env)).stdout, /vera/);
   const bad = await cli(['user', 'add', 'x', '--role', 'viewer'], { ...env, TETHER_NEW_PASSWORD: 'short' });
   assert.equal(bad.code, 1);
@@ -63,23 +63,25 @@ test('an API token works for automation within its scope, and is revocable', asy
   assert.equal(c.code, 0, c.stderr);
   const { token, tokenInfo } = JSON.parse(c.stdout) as { token: string; tokenInfo: { id: string } };
   const tenv = { TETHER_HUB: hub.url, TETHER_API_TOKEN: token };
-  assert.equal((await cli(['hosts', '--json'], tenv)).code, 0);
+  const hosts = await cli(['hosts', '--json'], tenv);
+  assert.equal(hosts.code, 0, hosts.stderr);
   const write = await cli(['token', 'create'], tenv);
   assert.equal(write.code, 1);
   assert.match(write.stderr, /scope write \(this one has read\)/);
   assert.match((await cli(['apitoken', 'ls'], env)).stdout, /ci\s+read\s+all/);
-  assert.equal((await cli(['apitoken', 'revoke', tokenInfo.id], env)).code, 0);
+  { const r = await cli(['apitoken', 'revoke', tokenInfo.id], env); assert.equal(r.code, 0, r.stderr); }
   assert.match((await cli(['hosts'], tenv)).stderr, /run `tether login` again/);
 });
 
 test('session ls and revoke; logins shows the history', async () => {
   const other = await cli(['login', '--hub', hub.url], { ...env, TETHER_CLI_CONFIG: join(dir, 'other.json') });
-  assert.equal(other.code, 0);
+  assert.equal(other.code, 0, other.stderr);
   const ls = await cli(['session', 'ls', '--json'], env);
   const sessions = (JSON.parse(ls.stdout) as { sessions: { id: string; current: boolean }[] }).sessions;
   assert.ok(sessions.length >= 2);
   const victim = sessions.find((s) => !s.current)!;
-  assert.equal((await cli(['session', 'revoke', victim.id], env)).code, 0);
+  const revoke = await cli(['session', 'revoke', victim.id], env);
+  assert.equal(revoke.code, 0, revoke.stderr);
   assert.ok(!(JSON.parse((await cli(['session', 'ls', '--json'], env)).stdout) as { sessions: { id: string }[] }).sessions.some((s) => s.id === victim.id));
   assert.match((await cli(['logins'], env)).stdout, /admin\s+login\s+ok\s+127\.0\.0\.1/);
 });
