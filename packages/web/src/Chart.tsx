@@ -15,9 +15,11 @@ export interface ChartProps {
   /** the time under the cursor, when the chart is clicked (ms) */
   onPick?: (ms: number) => void;
   yMax?: number;
+  /** the legend's label for the time under the cursor (translated) */
+  timeLabel?: string;
 }
 
-export function Chart({ title, xs, series, fmt, height = 180, locale, onPick, yMax }: ChartProps) {
+export function Chart({ title, xs, series, fmt, height = 180, locale, onPick, yMax, timeLabel = 'Time' }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const shape = series.map((s) => s.label).join('\u0000');
@@ -56,7 +58,7 @@ export function Chart({ title, xs, series, fmt, height = 180, locale, onPick, yM
         { ...axis, size: 70, values: (_u, vals) => vals.map((v) => fmtRef.current(v)) },
       ],
       series: [
-        { value: (_u, v) => (v === null ? '—' : dtf.format(v * 1000)) },
+        { label: timeLabel, value: (_u, v) => (v === null ? '—' : dtf.format(v * 1000)) },
         ...series.map((s, i) => ({ label: s.label, stroke: PALETTE[i % PALETTE.length]!, width: 1.5, spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? '—' : fmtRef.current(v)) })),
       ],
       hooks: {
@@ -81,7 +83,7 @@ export function Chart({ title, xs, series, fmt, height = 180, locale, onPick, yM
     };
     // Rebuilt when the series set, the height or the locale change; data alone goes through setData.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [shape, height, locale, yMax]);
+  }, [shape, height, locale, yMax, timeLabel]);
 
   useEffect(() => {
     plot.current?.setData([xs, ...series.map((s) => s.values)] as uPlot.AlignedData);

@@ -254,7 +254,7 @@ function Charts({ id }: { id: string }) {
     return [
       { id: 'cpu', title: t('chart.cpu'), series: pick(cpuModes, (k) => i.tk('cpu.' + dim(k), dim(k))), fmt: (v: number) => i.pct(v), yMax: 100 },
       { id: 'cores', title: t('chart.cores'), series: pick(table.keys('cpu_core_busy_percent'), (k) => t('chart.core', { n: dim(k) })), fmt: (v: number) => i.pct(v), yMax: 100 },
-      { id: 'load', title: t('chart.load'), series: pick(['load1', 'load5', 'load15'].filter((k) => table.cols.has(k)), (k) => k.replace('load', '') + ' min'), fmt: (v: number) => i.num(v, 2) },
+      { id: 'load', title: t('chart.load'), series: pick(['load1', 'load5', 'load15'].filter((k) => table.cols.has(k)), (k) => t('chart.loadMin', { n: k.replace('load', '') })), fmt: (v: number) => i.num(v, 2) },
       { id: 'memory', title: t('chart.memory'), series: pick(mem, (k) => i.tk('mem.' + dim(k), dim(k))), fmt: (v: number) => i.bytes(v) },
       { id: 'swap', title: t('chart.swap'), series: pick(['swap_bytes|used'].filter((k) => table.cols.has(k)), () => t('mem.used')), fmt: (v: number) => i.bytes(v) },
       { id: 'disk', title: t('chart.disk'), series: pick(table.keys('fs_used_percent'), dim), fmt: (v: number) => i.pct(v), yMax: 100 },
@@ -292,7 +292,7 @@ function Charts({ id }: { id: string }) {
       {table && (
         <div className="charts">
           {charts.map((c) => (
-            <Chart key={c.id + i.lang} title={c.title} xs={table.xs} series={c.series} fmt={c.fmt} locale={i.locale} onPick={setPickedAt} {...(c.yMax !== undefined ? { yMax: c.yMax } : {})} />
+            <Chart key={c.id + i.lang} title={c.title} xs={table.xs} series={c.series} fmt={c.fmt} locale={i.locale} timeLabel={i.t('chart.time')} onPick={setPickedAt} {...(c.yMax !== undefined ? { yMax: c.yMax } : {})} />
           ))}
         </div>
       )}

@@ -414,7 +414,8 @@ export class AuthStore extends EventEmitter<AuthStoreEvents> {
   async createSession(userId: string, meta: { ip: string; userAgent: string; stepUpAt?: number | null }, now: number): Promise<{ token: string; expiresAt: number; sid: string; csrf: string }> {
     const token = SESSION_PREFIX + randomBytes(32).toString('base64url');
     const expiresAt = now + this.sessionTtlMs;
-    const sid = randomBytes(9).toString('base64url');
+    // Ids are shown and typed as CLI arguments: a prefix keeps them from starting with '-'.
+    const sid = 'se_' + randomBytes(9).toString('base64url');
     const csrf = randomBytes(24).toString('base64url');
     await this.db
       .insertInto('sessions')
@@ -531,7 +532,7 @@ export class AuthStore extends EventEmitter<AuthStoreEvents> {
 
   async createApiToken(userId: string, o: { name: string; scope: TokenScope; hostSelector: string | null; expiresAt: number }, now: number): Promise<{ token: string; id: string }> {
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-    const id = randomBytes(9).toString('base64url');
+    const id = 'tk_' + randomBytes(9).toString('base64url');
     await this.db
       .insertInto('api_tokens')
       .values({ id, user_id: userId, name: o.name, token_hash: sha256(token), scope: o.scope, host_selector: o.hostSelector, created_at: now, expires_at: o.expiresAt, last_used_at: null, last_used_ip: null, revoked_at: null })
