@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     await login.locator('[role=row][data-host]').first().waitFor({ timeout: 60_000 });
     await login.close();
 
-    const runs: { firstRenderMs: number; interactiveMs: number; overviewBytes: number }[] = [];
+    const runs: { firstRenderMs: number; interactiveMs: number; overviewBytes: number; split: Record<string, [number, number]> }[] = [];
     const page = await ctx.newPage();
     await page.addInitScript(PROBE);
     for (let r = 0; r < 3; r++) {
@@ -123,7 +123,19 @@ async function main(): Promise<void> {
         if (start > tti + 500) break;
         tti = Math.max(tti, start + dur);
       }
-      runs.push({ firstRenderMs: Math.round(b.firstRow), interactiveMs: Math.round(tti), overviewBytes });
+      // Where the time to first render goes: when each request the page makes started and ended.
+      const split = (await page.evaluate(`(() => {
+        const out = {};
+        const nav = performance.getEntriesByType('navigation')[0];
+        if (nav) out.html = [0, Math.round(nav.responseEnd)];
+        for (const e of performance.getEntriesByType('resource')) {
+          const u = new URL(e.name);
+          const k = u.pathname.startsWith('/assets/') ? u.pathname.replace(/-[A-Za-z0-9_-]+\\./, '.').slice(8) : u.pathname.replace('/api/v1/', '');
+          if (!(k in out)) out[k] = [Math.round(e.startTime), Math.round(e.responseEnd)];
+        }
+        return out;
+      })()`)) as Record<string, [number, number]>;
+      runs.push({ firstRenderMs: Math.round(b.firstRow), interactiveMs: Math.round(tti), overviewBytes, split });
       page.off('response', onResp);
     }
     const rows = await page.locator('[role=row][data-host]').count();
@@ -217,6 +229,10 @@ async function main(): Promise<void> {
       `| page main thread busy (CDP TaskDuration) / of it script | ${result.live.pageMainThreadPercent} % / ${result.live.pageScriptPercent} % | |`,
       `| page JS heap | ${heapMiB} MiB | |`,
       `| hub CPU meanwhile (ingest + live push) | ${result.live.hubCpuPercent} % of one core | |`,
+      ``,
+      `Requests of each load (ms from navigation start, start → end) and the first render:`,
+      ``,
+      ...runs.map((r, i) => `- load ${i + 1}: ${Object.entries(r.split).map(([k, [a, b]]) => `${k} ${a}→${b}`).join(', ')}; first row ${r.firstRenderMs}`),
       ``,
     ].join('\n');
     mkdirSync(RESULTS, { recursive: true });

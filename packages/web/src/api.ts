@@ -82,9 +82,31 @@ async function errorOf(r: Response): Promise<ApiError> {
   return new ApiError(r.status, code, message);
 }
 
+const early = new Map<string, { at: number; answer: Promise<Response | undefined> }>();
+/** How long a prefetched answer may wait for its first reader before it counts as stale. */
+const EARLY_FRESH_MS = 10_000;
+
+/**
+ * Starts GET requests as the bundle loads, before React has rendered anything, so that the first
+ * page does not wait for one round trip after another. The first plain `get` of the same path takes
+ * the answer (once, while fresh, and only a successful one: anything else is asked again).
+ */
+export function prefetch(paths: string[]): void {
+  for (const p of paths) early.set(p, { at: Date.now(), answer: send('GET', p, {}).catch(() => undefined) });
+}
+
+async function takeEarly(path: string): Promise<Response | undefined> {
+  const e = early.get(path);
+  if (!e) return undefined;
+  early.delete(path);
+  if (Date.now() - e.at > EARLY_FRESH_MS) return undefined;
+  const r = await e.answer;
+  return r?.ok ? r : undefined;
+}
+
 /** A request answered as a Response (downloads, uploads); errors thrown as ApiError. */
 export async function request(method: string, path: string, o: RequestOptions = {}): Promise<Response> {
-  let r = await send(method, path, o);
+  let r = (method === 'GET' && o.raw === undefined && !o.signal && !o.headers ? await takeEarly(path) : undefined) ?? (await send(method, path, o));
   if (r.status === 403 && stepUpPrompt) {
     const err = await errorOf(r.clone());
     if (err.code === 'step_up_required') {
