@@ -92,10 +92,27 @@ async function main(): Promise<void> {
     const cpu0 = cpuSec(hub.proc.pid);
     const m0 = Date.now();
     let peakRss = 0;
+    // How the hub answers other callers meanwhile: a page it serves from memory (no database) and
+    // a session check (one database read), each asked every 250 ms, one at a time.
+    const probeMs: Record<'memory' | 'database', number[]> = { memory: [], database: [] };
+    let probing = true;
+    const probe = async (kind: 'memory' | 'database', path: string) => {
+      while (probing) {
+        const t = performance.now();
+        const r = await hub.raw('GET', path).catch(() => undefined);
+        await r?.arrayBuffer().catch(() => undefined);
+        if (r?.ok) probeMs[kind].push(performance.now() - t);
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    };
+    const probes = [probe('memory', '/'), probe('database', '/api/v1/auth/me')];
     while (Date.now() - m0 < SECONDS * 1000) {
       await new Promise((r) => setTimeout(r, 1000));
       peakRss = Math.max(peakRss, rssMiB(hub.proc.pid));
     }
+    probing = false;
+    await Promise.all(probes);
+    for (const k of ['memory', 'database'] as const) probeMs[k].sort((a, b) => a - b);
     measuring = false;
     simLag.disable();
     const simLagP99 = simLag.percentile(99) / 1e6;
@@ -138,6 +155,7 @@ async function main(): Promise<void> {
       hubEventLoopDelayMs: hubLoop,
       hubGcWholeRun: hubGc,
       hubRssMiB: { connectedIdle: rss0, peak: peakRss },
+      otherRequestsMs: Object.fromEntries((['memory', 'database'] as const).map((k) => [k, { p50: +percentile(probeMs[k], 50).toFixed(1), p99: +percentile(probeMs[k], 99).toFixed(1), max: +(probeMs[k][probeMs[k].length - 1] ?? NaN).toFixed(1), n: probeMs[k].length }])),
       sent,
       acked: acks,
       writeErrors,
@@ -158,6 +176,8 @@ async function main(): Promise<void> {
       `| hub GC over the whole run: major count / longest / total, minor count / longest / total | ${hubGc.majorCount} / ${hubGc.majorMaxMs} / ${hubGc.majorTotalMs} ms, ${hubGc.minorCount} / ${hubGc.minorMaxMs} / ${hubGc.minorTotalMs} ms | |`,
       `| simulator event-loop lag p99 (its own delay, included in the round trip) | ${result.simulatorEventLoopLagP99Ms} ms | |`,
       `| hub RSS connected idle / peak while ingesting | ${rss0} / ${peakRss} MiB | < 1 GiB |`,
+      `| meanwhile, other requests: the console page (from memory) p50 / p99 / max | ${result.otherRequestsMs.memory!.p50} / ${result.otherRequestsMs.memory!.p99} / ${result.otherRequestsMs.memory!.max} ms | |`,
+      `| meanwhile, other requests: a session check (one database read) p50 / p99 / max | ${result.otherRequestsMs.database!.p50} / ${result.otherRequestsMs.database!.p99} / ${result.otherRequestsMs.database!.max} ms | |`,
       `| reports sent / acknowledged / write errors | ${sent} / ${acks} / ${writeErrors} | |`,
       ``,
     ].join('\n');
