@@ -1,6 +1,7 @@
 /**
  * Assembles the hub: storage, modules (each owning its tables and routes), the agent link, HTTP.
  */
+import { Readable } from 'node:stream';
 import { chmodSync, createReadStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -312,7 +313,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   });
   app.get('/metrics', { ...(cfg.metricsOpen ? publicRoute('metrics_open is set') : access({ role: 'viewer', scope: 'read' })), schema: { hide: true } }, async (req, reply) => {
     const list = (await hosts.list({})).filter((h) => hostAllowed(req, h.labels));
-    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(renderPrometheus(list, metrics, link, { liveClients: live.clientCount }));
+    // Streamed in chunks that leave the event loop free between them (a large fleet is over a million lines).
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(Readable.from(renderPrometheus(list, metrics, link, { liveClients: live.clientCount }), { objectMode: false }));
   });
   app.get('/api/v1/agent/ws', { ...publicRoute('agents prove who they are inside the socket (signed challenge)'), websocket: true, schema: { hide: true } }, (socket, req) => {
     link.attach(socket, req.socket.remoteAddress ?? 'unknown');

@@ -48,32 +48,62 @@ export function hostLabelPairs(labels: Record<string, string>): string {
   return out.join(',');
 }
 
-export function renderPrometheus(hosts: Host[], metrics: MetricsService, link: AgentLink, extra: { liveClients: number }): string {
+/** Hosts rendered between two turns of the event loop, and lines per chunk written. */
+const HOSTS_PER_TURN = 250;
+const LINES_PER_CHUNK = 5000;
+const turn = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * The exposition, as chunks of text. A fleet of 10,000 hosts is over a million lines: rendered in
+ * one piece it held the hub's event loop for seconds (every agent and API call waited), so this
+ * yields to the event loop every few hundred hosts and every few thousand lines, and the reply is
+ * streamed. Label text is escaped once per host and per series key, not once per line.
+ */
+export async function* renderPrometheus(hosts: Host[], metrics: MetricsService, link: AgentLink, extra: { liveClients: number }): AsyncGenerator<string> {
   const byFamily = new Map<string, string[]>();
+  // series key → the family and the label text it adds (the same keys recur on every host)
+  const keyInfo = new Map<string, { family: string; scale: number; dimPair: string } | null>();
+  const info = (key: string) => {
+    let k = keyInfo.get(key);
+    if (k !== undefined) return k;
+    const { family, dim } = parseKey(key);
+    const f = FAMILIES[family];
+    k = f ? { family, scale: promFamily(family).scale, dimPair: f.dim && dim !== undefined ? `,${f.dim}="${esc(dim)}"` : '' } : null;
+    keyInfo.set(key, k);
+    return k;
+  };
+  let n = 0;
   for (const h of hosts) {
+    if (++n % HOSTS_PER_TURN === 0) await turn();
     const st = metrics.latest.get(h.id);
     if (!st) continue;
-    const base = `host="${esc(h.hostname)}",host_id="${esc(h.id)}"`;
     const hl = hostLabelPairs(h.labels);
-    for (const [key, value] of Object.entries(st.series)) {
-      const { family, dim } = parseKey(key);
-      const f = FAMILIES[family];
-      if (!f || !Number.isFinite(value)) continue;
-      const { scale } = promFamily(family);
-      const dimPair = f.dim && dim !== undefined ? `,${f.dim}="${esc(dim)}"` : '';
-      let lines = byFamily.get(family);
-      if (!lines) byFamily.set(family, (lines = []));
-      lines.push(`{${base}${dimPair}${hl ? ',' + hl : ''}} ${value * scale}`);
+    const base = `host="${esc(h.hostname)}",host_id="${esc(h.id)}"`;
+    const tail = hl ? ',' + hl : '';
+    for (const key in st.series) {
+      const value = st.series[key]!;
+      const k = info(key);
+      if (!k || !Number.isFinite(value)) continue;
+      let lines = byFamily.get(k.family);
+      if (!lines) byFamily.set(k.family, (lines = []));
+      lines.push(`{${base}${k.dimPair}${tail}} ${value * k.scale}`);
     }
   }
-  const out: string[] = [];
   for (const family of Object.keys(FAMILIES)) {
     const lines = byFamily.get(family);
     if (!lines?.length) continue;
     const { name } = promFamily(family);
-    out.push(`# HELP ${name} ${FAMILIES[family]!.help}`, `# TYPE ${name} gauge`);
-    for (const l of lines) out.push(name + l);
+    let chunk = `# HELP ${name} ${FAMILIES[family]!.help}\n# TYPE ${name} gauge\n`;
+    for (let i = 0; i < lines.length; i += LINES_PER_CHUNK) {
+      const end = Math.min(lines.length, i + LINES_PER_CHUNK);
+      for (let j = i; j < end; j++) chunk += name + lines[j] + '\n';
+      yield chunk;
+      chunk = '';
+      await turn();
+    }
+    byFamily.delete(family);
   }
+  const out: string[] = [];
   const hostUp = hosts.map((h) => `tether_host_up{host="${esc(h.hostname)}",host_id="${esc(h.id)}"} ${link.isOnline(h.id) ? 1 : 0}`);
   const lat = metrics.ingestLatency;
   const cpu = cpuUsage();
@@ -137,5 +167,5 @@ export function renderPrometheus(hosts: Host[], metrics: MetricsService, link: A
     '# TYPE process_cpu_seconds_total counter',
     `process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`,
   );
-  return out.join('\n') + '\n';
+  yield out.join('\n') + '\n';
 }
