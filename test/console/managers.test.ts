@@ -10,7 +10,8 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ADMIN_PASSWORD, REPO, TestAgent, TestHub, waitFor } from '@tether/testkit';
@@ -34,6 +35,8 @@ describe('console host managers in Chromium', () => {
   let browser: Browser;
   let page: Page;
   const name = `tt-console-${process.pid}`;
+  const imported = `localhost/tether-console-import-${process.pid}:v1`;
+  let roots: string;
   const errors: string[] = [];
 
   const shot = async (n: string) => {
@@ -45,7 +48,8 @@ describe('console host managers in Chromium', () => {
   before(async () => {
     env = await fleetEnv();
     hub = await TestHub.start({ db: 'sqlite' });
-    withDocker = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'docker', 'process', 'systemd'], toml: `docker_socket = ${JSON.stringify(env.socket)}\n` });
+    roots = mkdtempSync(join(tmpdir(), 'tether-console-roots-'));
+    withDocker = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'docker', 'process', 'systemd', 'files'], toml: `docker_socket = ${JSON.stringify(env.socket)}\nfile_roots = [${JSON.stringify(roots)}]\n` });
     plain = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics'] });
     dockerId = await withDocker.waitConnected(20_000);
     plainId = await plain.waitConnected(20_000);
@@ -76,9 +80,11 @@ describe('console host managers in Chromium', () => {
     const r = await run('podman', ['ps', '-aq', '--filter', `label=${LABEL}`], { allowFailure: true }).catch(() => undefined);
     const left = r?.stdout.split('\n').filter(Boolean) ?? [];
     if (left.length) await run('podman', ['rm', '-f', '-t', '0', ...left], { allowFailure: true });
+    await run('podman', ['rmi', imported], { allowFailure: true }).catch(() => undefined);
     for (const a of [withDocker, plain]) await a?.stop().catch(() => {});
     await hub?.cleanup();
     for (const a of [withDocker, plain]) a?.cleanup();
+    if (roots) rmSync(roots, { recursive: true, force: true });
   });
 
   test('the Docker tab lists the container; stopping it from the page (confirmed) changes its state; logs follow', async () => {
@@ -102,6 +108,25 @@ describe('console host managers in Chromium', () => {
     const api = await hub.api('GET', `/api/v1/hosts/${dockerId}/docker/containers?all=true`);
     assert.equal(api.containers.find((c: { names: string[] }) => c.names.some((x) => x.replace(/^\//, '') === name))?.state, 'exited');
     await row.getByRole('button', { name: 'Start', exact: true }).waitFor();
+  });
+
+  test('an image imported from a tarball on the host (Docker tab form) shows in the images list', async () => {
+    const fs = join(roots, 'rootfs');
+    mkdirSync(join(fs, 'etc'), { recursive: true });
+    writeFileSync(join(fs, 'etc', 'tether-imported'), 'imported from the console\n');
+    const tarball = join(roots, 'rootfs.tar');
+    await run('tar', ['-cf', tarball, '-C', fs, '.']);
+    await go(`#/hosts/${dockerId}`);
+    await page.getByRole('tab', { name: 'Docker' }).click();
+    const form = page.getByTestId('image-form');
+    await form.getByLabel('Image', { exact: true }).fill(imported);
+    await form.getByLabel('Tarball on the host').fill(tarball);
+    await form.getByRole('button', { name: 'Import' }).click();
+    await page.getByTestId('mgr-done').filter({ hasText: `Import ${imported}` }).waitFor({ timeout: 30_000 });
+    await page.getByTestId('images').getByText(imported).waitFor({ timeout: 15_000 });
+    await shot('host-docker-import-en');
+    const api = await hub.api('GET', `/api/v1/hosts/${dockerId}/docker/images`);
+    assert.ok(api.images.some((im: { tags: string[] }) => im.tags.includes(imported)));
   });
 
   test('process control finds the agent itself; ports list; the services tab says systemd is not there', async () => {

@@ -4,6 +4,9 @@
 // test's pid, so that prunes and cleanup touch nothing else on the shared engine.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TestAgent, TestHub, cli, waitFor } from '@tether/testkit';
 import { fleetEnv, type FleetEnv } from './env.js';
 import { run } from './exec.js';
@@ -18,10 +21,13 @@ describe('docker manager (Podman Docker API)', () => {
   let locked: TestAgent;
   let readOnly: TestAgent;
   let noEngine: TestAgent;
+  let importer: TestAgent;
+  let roots: string;
   let id: string;
   const ids: Record<string, string> = {};
   const name = `tt-${process.pid}-app`;
   const tag = `localhost/tether-test-${process.pid}:gone`;
+  const imported = `localhost/tether-import-${process.pid}:v1`;
   let cliEnv: NodeJS.ProcessEnv;
 
   const url = (host: string, p: string) => `/api/v1/hosts/${host}/docker${p}`;
@@ -38,7 +44,9 @@ describe('docker manager (Podman Docker API)', () => {
     locked = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics'], toml: toml() });
     readOnly = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'docker'], toml: toml('docker_read_only = true') });
     noEngine = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'docker'], toml: 'docker_socket = "/nonexistent/docker.sock"' });
-    for (const [k, a] of Object.entries({ agent, locked, readOnly, noEngine })) {
+    roots = mkdtempSync(join(tmpdir(), 'tether-import-'));
+    importer = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'docker', 'files'], toml: toml(`file_roots = [${JSON.stringify(roots)}]`) });
+    for (const [k, a] of Object.entries({ agent, locked, readOnly, noEngine, importer })) {
       ids[k] = await a.waitConnected(20_000);
       await hub.waitOnline(ids[k]!);
     }
@@ -51,9 +59,11 @@ describe('docker manager (Podman Docker API)', () => {
     const left = r.stdout.split('\n').filter(Boolean);
     if (left.length) await run('podman', ['rm', '-f', '-t', '0', ...left], { allowFailure: true });
     await run('podman', ['rmi', tag], { allowFailure: true });
-    for (const a of [agent, locked, readOnly, noEngine]) await a?.stop();
+    await run('podman', ['rmi', imported], { allowFailure: true });
+    for (const a of [agent, locked, readOnly, noEngine, importer]) await a?.stop();
     await hub?.cleanup();
-    for (const a of [agent, locked, readOnly, noEngine]) a?.cleanup();
+    for (const a of [agent, locked, readOnly, noEngine, importer]) a?.cleanup();
+    if (roots) rmSync(roots, { recursive: true, force: true });
   });
 
   test('info names the engine; a host without a Docker socket answers 409 unavailable, one without the capability 403 refused', async () => {
@@ -175,6 +185,45 @@ describe('docker manager (Podman Docker API)', () => {
     const pull = await status('POST', url(id, '/images/pull'), { ref: '127.0.0.1:1/nothing/here:1' });
     assert.ok(pull.status === 502 || pull.status === 404, `${pull.status} ${JSON.stringify(pull.body)}`);
     assert.ok(pull.body.message.length > 0);
+  });
+
+  test('image import: a tarball inside the file roots becomes an image; without files, outside the roots, missing or read-only it is refused', async () => {
+    const fs = join(roots, 'rootfs');
+    mkdirSync(join(fs, 'etc'), { recursive: true });
+    writeFileSync(join(fs, 'etc', 'tether-imported'), 'x'.repeat(64 * 1024));
+    const tarball = join(roots, 'rootfs.tar');
+    await run('tar', ['-cf', tarball, '-C', fs, '.']);
+    const imp = ids.importer!;
+
+    const r = await status('POST', url(imp, '/images/import'), { path: tarball, ref: imported });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.match(String(r.body.id), /^sha256:[0-9a-f]{64}$/);
+    const images = (await hub.api('GET', url(imp, '/images'))).images as { id: string; tags: string[] }[];
+    const mine = images.find((i) => i.tags.includes(imported));
+    assert.ok(mine, `the image list has ${imported}`);
+    assert.equal(mine.id, r.body.id);
+    const detail = await hub.api('GET', url(imp, `/images/inspect?ref=${enc(imported)}`));
+    assert.equal(detail.RootFS?.Layers?.length, 1, 'one layer, from the tarball');
+    assert.ok(Number(detail.Size) >= 64 * 1024, `size ${detail.Size} holds the file`);
+    const audit = await hub.api('GET', `/api/v1/audit?action=${enc('POST /api/v1/hosts/*')}`);
+    assert.ok(JSON.stringify(audit).includes('/docker/images/import'), 'the import is audited');
+
+    const noFiles = await status('POST', url(id, '/images/import'), { path: tarball, ref: imported });
+    assert.equal(noFiles.status, 403);
+    assert.match(noFiles.body.message, /needs the files capability/);
+    const outside = await status('POST', url(imp, '/images/import'), { path: '/etc/passwd', ref: imported });
+    assert.equal(outside.status, 403, JSON.stringify(outside.body));
+    const escape = await status('POST', url(imp, '/images/import'), { path: `${roots}/../../etc/passwd`, ref: imported });
+    assert.equal(escape.status, 403, JSON.stringify(escape.body));
+    assert.equal((await status('POST', url(imp, '/images/import'), { path: join(roots, 'missing.tar'), ref: imported })).status, 404);
+    assert.equal((await status('POST', url(imp, '/images/import'), { path: fs, ref: imported })).status, 400, 'a directory is not a tarball');
+    assert.equal((await status('POST', url(imp, '/images/import'), { path: tarball, ref: 'Bad Ref!' })).status, 400);
+    const ro = await status('POST', url(ids.readOnly!, '/images/import'), { path: tarball, ref: imported });
+    assert.equal(ro.status, 403);
+    assert.equal(ro.body.error, 'read_only');
+
+    const rm = await hub.api('DELETE', url(imp, `/images?ref=${enc(imported)}`));
+    assert.ok(rm.removed.length >= 1);
   });
 
   test('read-only mode: reads work, every change is refused by the agent (403 read_only)', async () => {

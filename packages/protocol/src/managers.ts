@@ -83,6 +83,8 @@ export const DOCKER_OPS = [
   'image_inspect',
   'image_remove',
   'image_pull',
+  /** an image from a root filesystem tarball on the host (docker import) */
+  'image_import',
   'prune_containers',
   'prune_images',
 ] as const;
@@ -141,6 +143,8 @@ export const DockerRequestBody = Type.Object(
     /** logs: follow as a stream (see stream.data) */
     streamId: Type.Optional(StreamId),
     spec: Type.Optional(ContainerSpec),
+    /** image_import: the tarball on the host (inside the agent's file roots) */
+    path: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' })),
     /** prune: only what carries this label (key or key=value) */
     label: Type.Optional(Type.String({ maxLength: 512, pattern: '^[^\\s=]{1,255}(=\\S{0,255})?$' })),
   },

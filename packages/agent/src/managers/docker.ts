@@ -3,6 +3,8 @@
  * library: it is plain HTTP). Answers `docker.request` with `docker.response`; logs that follow go
  * out as a stream. With `docker_read_only` the agent allows reads only, whatever the hub asks.
  */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { request, type IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import {
@@ -21,11 +23,14 @@ import {
   type OutputChunk,
 } from '@tether/protocol';
 import { ManagerFailure, refusal, serve, type ManagerLink, type StreamRegistry } from './common.js';
+import { FileOpError, resolveInRoots } from '../files/paths.js';
 
 export interface DockerConfig {
   capabilities: Capability[];
   dockerSocket: string;
   dockerReadOnly: boolean;
+  /** the `files` roots: image_import reads its tarball only from inside them */
+  fileRoots?: string[];
 }
 
 const API = '/v1.41';
@@ -64,6 +69,31 @@ export function engine(socketPath: string, method: string, path: string, body?: 
       else reject(new ManagerFailure('failed', `Docker engine: ${err.message}`));
     });
     req.end(payload);
+  });
+}
+
+/** Like `engine`, with a file streamed as the request body (image import): nothing is buffered. */
+function engineUpload(socketPath: string, path: string, file: string, size: number, timeoutMs: number): Promise<EngineReply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method: 'POST', path: API + path, headers: { host: 'docker', 'content-type': 'application/x-tar', 'content-length': size }, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      let got = 0;
+      res.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got <= 1024 * 1024) chunks.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new ManagerFailure('timeout', `the Docker engine did not finish the import within ${Math.round(timeoutMs / 1000)} s`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err instanceof ManagerFailure) return reject(err);
+      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') reject(new ManagerFailure('unavailable', `no Docker engine on this host (nothing answers at ${socketPath}: ${err.code})`));
+      else reject(new ManagerFailure('failed', `Docker engine: ${err.message}`));
+    });
+    const body = createReadStream(file);
+    body.on('error', (err) => req.destroy(new ManagerFailure('failed', `reading ${file}: ${err.message}`)));
+    body.pipe(req);
   });
 }
 
@@ -235,6 +265,41 @@ export class DockerService {
     this.unserve?.();
   }
 
+  /**
+   * docker import: a root filesystem tarball on this host becomes an image named `ref`. Reading a
+   * host file is the `files` capability's business, so it needs that too, and the path must
+   * resolve (links followed) inside the file roots.
+   */
+  private async importImage(ref: string, path: string | undefined): Promise<DockerResponseBody> {
+    if (!path) throw new ManagerFailure('bad_request', 'image import needs the path of a tarball on the host');
+    if (!this.cfg.capabilities.includes('files')) {
+      return { ok: false, error: { code: 'refused', message: `image import reads a file on this host, which needs the files capability too (capabilities = ${JSON.stringify(this.cfg.capabilities)} in its local config)` } };
+    }
+    let real: string;
+    try {
+      real = (await resolveInRoots(path, this.cfg.fileRoots ?? [])).path;
+    } catch (err) {
+      if (err instanceof FileOpError) throw new ManagerFailure(err.code === 'not_found' ? 'not_found' : err.code === 'refused' || err.code === 'outside_roots' ? 'refused' : 'bad_request', err.message);
+      throw err;
+    }
+    const st = await stat(real).catch((e: NodeJS.ErrnoException) => {
+      throw new ManagerFailure(e.code === 'ENOENT' ? 'not_found' : e.code === 'EACCES' ? 'permission' : 'failed', `${path}: ${e.code === 'ENOENT' ? 'no such file' : (e.code ?? e.message)}`);
+    });
+    if (!st.isFile()) throw new ManagerFailure('bad_request', `${path} is not a regular file`);
+    const at = ref.lastIndexOf(':');
+    const [repo, tag] = at > ref.lastIndexOf('/') ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, 'latest'];
+    // `repo` carries the tag as well: Podman reads the tag only from there, Docker from either.
+    const r = await engineUpload(this.cfg.dockerSocket, `/images/create?fromSrc=-&repo=${encodeURIComponent(`${repo}:${tag}`)}&tag=${encodeURIComponent(tag)}`, real, st.size, 15 * 60_000);
+    if (r.status !== 200) throw engineError(r, `import ${path}`);
+    // The answer is a stream of JSON objects: a failure midway is one with `error`.
+    const text = r.body.toString('utf8');
+    const err = /"error"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text);
+    if (err) throw new ManagerFailure('failed', `import ${path}: ${JSON.parse(`"${err[1]}"`) as string}`);
+    const id = /sha256:[0-9a-f]{64}/.exec(text)?.[0];
+    this.log.info({ op: 'image_import', ref: `${repo}:${tag}`, bytes: st.size }, 'docker image imported');
+    return { ok: true, ...(id ? { id } : {}) };
+  }
+
   private call(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<EngineReply> {
     return engine(this.cfg.dockerSocket, method, path, body, timeoutMs);
   }
@@ -245,7 +310,7 @@ export class DockerService {
       return { ok: false, error: { code: 'read_only', message: `this agent allows Docker reads only (docker_read_only = true in its local config): ${req.op} refused` } };
     }
     const needs = ['inspect', 'start', 'stop', 'restart', 'kill', 'pause', 'unpause', 'rename', 'remove', 'logs', 'top', 'stats'];
-    const imageOps = ['image_inspect', 'image_remove', 'image_pull'];
+    const imageOps = ['image_inspect', 'image_remove', 'image_pull', 'image_import'];
     if (needs.includes(req.op) && (!req.ref || !isContainerRef(req.ref))) throw new ManagerFailure('bad_request', `not a container id or name: ${JSON.stringify(req.ref ?? '')}`);
     if (imageOps.includes(req.op) && (!req.ref || !isImageRef(req.ref))) throw new ManagerFailure('bad_request', `not an image reference: ${JSON.stringify(req.ref ?? '')}`);
     const c = `/containers/${req.ref}`;
@@ -329,6 +394,8 @@ export class DockerService {
         this.log.info({ op: 'image_pull', ref }, 'docker image pulled');
         return { ok: true };
       }
+      case 'image_import':
+        return this.importImage(req.ref!, req.path);
       case 'prune_containers':
       case 'prune_images': {
         const what = req.op === 'prune_containers' ? 'containers' : 'images';

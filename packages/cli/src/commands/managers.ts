@@ -115,6 +115,7 @@ function registerDocker(program: Command): void {
     out(Boolean(o.json), r, () => r.removed.join('\n'));
   }));
   d.command('pull <host> <ref>').action(act(async (c, id, ref: string) => void (await c.call('POST', `${base(id)}/images/pull`, { ref }))));
+  d.command('import <host> <path> <ref>').description('make an image from a root filesystem tarball on the host (inside its file roots)').action(act(async (c, id, path: string, ref: string) => void (await c.call('POST', `${base(id)}/images/import`, { ref, path }))));
   d.command('prune <host> <what>').description('what: containers | images').option('-a, --all', 'images: unused ones too, not only dangling').option('--json').action(act(async (c, id, what: string, o: { all?: boolean; json?: boolean }) => {
     const r = await c.call<{ removed: string[]; spaceReclaimed: number }>('POST', `${base(id)}/prune`, { what, all: Boolean(o.all) });
     out(Boolean(o.json), r, () => `${r.removed.length} removed, ${bytes(r.spaceReclaimed)} reclaimed`);

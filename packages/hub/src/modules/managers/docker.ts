@@ -156,6 +156,24 @@ export function dockerRoutes(m: Managers) {
       }),
     );
 
+    r.post(
+      '/api/v1/hosts/:id/docker/images/import',
+      {
+        ...execute,
+        schema: {
+          tags: TAG,
+          summary: 'Make an image from a root filesystem tarball already on the host (docker import); the agent needs the files capability too and reads only inside its file roots',
+          params: Params,
+          body: Type.Object({ ref: ImageRef.properties.ref, path: Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: 'absolute path of the tarball on the host' }) }, { additionalProperties: false }),
+          response: { 200: Type.Object({ ok: Type.Boolean(), id: Type.Optional(Type.String()) }), ...errs(...COMMON) },
+        },
+      },
+      m.handle(async (req: { params: { id: string }; body: { ref: string; path: string } }) => {
+        const r = await ask(req, { op: 'image_import', ref: req.body.ref, path: req.body.path }, 15 * 60_000);
+        return { ok: true, ...(r.id ? { id: r.id } : {}) };
+      }),
+    );
+
     r.delete(
       '/api/v1/hosts/:id/docker/images',
       { ...danger, schema: { tags: TAG, summary: 'Remove an image', params: Params, querystring: Type.Object({ ref: ImageRef.properties.ref, force: Type.Optional(Type.Boolean()) }), response: { 200: Type.Object({ removed: Type.Array(Type.String()) }), ...errs(...COMMON) } } },

@@ -152,6 +152,7 @@ export function DockerTab({ id, canAct }: { id: string; canAct: boolean }) {
         </div>
       )}
       <h3>{t('docker.images')}</h3>
+      {canAct && !ro && <ImageForm id={id} busy={act.busy} run={act.run} done={images.reload} />}
       <MView a={images}>
         {(d) =>
           d.images.length === 0 ? (
@@ -200,6 +201,29 @@ export function DockerTab({ id, canAct }: { id: string; canAct: boolean }) {
         }
       </MView>
     </div>
+  );
+}
+
+/** Pull an image by name, or import one from a root filesystem tarball already on the host. */
+function ImageForm({ id, busy, run, done }: { id: string; busy: boolean; run: ReturnType<typeof useAction>['run']; done: () => void }) {
+  const { t } = useI18n();
+  const [ref, setRef] = useState('');
+  const [path, setPath] = useState('');
+  return (
+    <form className="row" data-testid="image-form" onSubmit={(e) => e.preventDefault()}>
+      <label className="inline">
+        {t('docker.imageRef')} <input value={ref} onChange={(e) => setRef(e.target.value)} placeholder="localhost/app:1" required />
+      </label>
+      <button type="button" className="small" disabled={busy || !ref} onClick={() => void run(() => post(hostApi(id, '/docker/images/pull'), { ref }), `${t('docker.act.pull')} ${ref}`, done)}>
+        {t('docker.act.pull')}
+      </button>
+      <label className="inline">
+        {t('docker.tarPath')} <input value={path} onChange={(e) => setPath(e.target.value)} placeholder="/srv/rootfs.tar" title={t('docker.importHint')} />
+      </label>
+      <button type="button" className="small" disabled={busy || !ref || !path.startsWith('/')} onClick={() => void run(() => post(hostApi(id, '/docker/images/import'), { ref, path }), `${t('docker.act.import')} ${ref}`, done)}>
+        {t('docker.act.import')}
+      </button>
+    </form>
   );
 }
 
