@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { del, get, post } from '../api';
 import { useI18n } from '../i18n';
-import { CopyButton, Empty, ErrorBox, Field, View, useAsync, useConfirm } from '../ui';
+import { CopyButton, ErrorBox, Field, TableView, useAsync, useConfirm } from '../ui';
 
 interface Token {
   id: string;
@@ -29,7 +29,7 @@ export function EnrollPage() {
   const i = useI18n();
   const { t } = i;
   const confirm = useConfirm();
-  const tokens = useAsync(() => get<{ tokens: Token[] }>('/api/v1/enrollment-tokens'), []);
+  const tokens = useAsync(() => get<{ tokens: Token[] }>('/api/v1/enrollment-tokens').then((r) => r.tokens), []);
   const [name, setName] = useState('');
   const [labels, setLabels] = useState('');
   const [hours, setHours] = useState('24');
@@ -93,57 +93,37 @@ export function EnrollPage() {
         </div>
       )}
       <h2>{t('enroll.tokens')}</h2>
-      <View a={tokens}>
-        {(d) =>
-          d.tokens.length === 0 ? (
-            <Empty>{t('enroll.none')}</Empty>
-          ) : (
-            <table className="table">
-              <thead>
-                <tr>
-                  <th>{t('enroll.name')}</th>
-                  <th>{t('enroll.labels')}</th>
-                  <th>{t('enroll.uses')}</th>
-                  <th>{t('enroll.expires')}</th>
-                  <th>{t('jobs.by')}</th>
-                  <th>
-                    <span className="sr-only">{t('files.actions')}</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.tokens.map((x) => (
-                  <tr key={x.id} className={x.revokedAt ? 'is-off' : ''}>
-                    <td>{x.name || x.id.slice(0, 10)}</td>
-                    <td>{Object.entries(x.labels).map(([k, v]) => `${k}=${v}`).join(', ') || '—'}</td>
-                    <td>
-                      {x.uses}
-                      {x.singleUse ? ` (${t('enroll.singleUse')})` : ''}
-                    </td>
-                    <td>{x.revokedAt ? t('enroll.revoked') : i.date(x.expiresAt)}</td>
-                    <td>{x.createdBy}</td>
-                    <td>
-                      {!x.revokedAt && (
-                        <button
-                          type="button"
-                          className="small danger"
-                          onClick={async () => {
-                            if (!(await confirm(t('enroll.revokeConfirm', { name: x.name || x.id }), { okLabel: t('action.revoke') }))) return;
-                            await del('/api/v1/enrollment-tokens/' + x.id).catch(setErr);
-                            tokens.reload();
-                          }}
-                        >
-                          {t('action.revoke')}
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
+      <TableView a={tokens} empty={t('enroll.none')} testid="enroll-tokens" head={[t('enroll.name'), t('enroll.labels'), t('enroll.uses'), t('enroll.expires'), t('jobs.by')]} actions={t('files.actions')}>
+        {(rows) =>
+          rows.map((x) => (
+            <tr key={x.id} className={x.revokedAt ? 'is-off' : ''}>
+              <td>{x.name || x.id.slice(0, 10)}</td>
+              <td>{Object.entries(x.labels).map(([k, v]) => `${k}=${v}`).join(', ') || '—'}</td>
+              <td>
+                {x.uses}
+                {x.singleUse ? ` (${t('enroll.singleUse')})` : ''}
+              </td>
+              <td>{x.revokedAt ? t('enroll.revoked') : i.date(x.expiresAt)}</td>
+              <td>{x.createdBy}</td>
+              <td>
+                {!x.revokedAt && (
+                  <button
+                    type="button"
+                    className="small danger"
+                    onClick={async () => {
+                      if (!(await confirm(t('enroll.revokeConfirm', { name: x.name || x.id }), { okLabel: t('action.revoke') }))) return;
+                      await del('/api/v1/enrollment-tokens/' + x.id).catch(setErr);
+                      tokens.reload();
+                    }}
+                  >
+                    {t('action.revoke')}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))
         }
-      </View>
+      </TableView>
     </section>
   );
 }

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { del, get, patch, post, qs, type Me } from '../api';
 import { useI18n, type Key } from '../i18n';
-import { Empty, ErrorBox, Field, Modal, View, useAsync, useConfirm } from '../ui';
+import { ErrorBox, Field, Modal, TableView, useAsync, useConfirm } from '../ui';
 
 interface User {
   id: string;
@@ -42,7 +42,7 @@ export function UsersPage({ me }: { me: Me }) {
   const i = useI18n();
   const { t } = i;
   const confirm = useConfirm();
-  const users = useAsync(() => get<{ users: User[] }>('/api/v1/users'), []);
+  const users = useAsync(() => get<{ users: User[] }>('/api/v1/users').then((r) => r.users), []);
   const [err, setErr] = useState<unknown>();
   const [adding, setAdding] = useState(false);
   const [resetFor, setResetFor] = useState<User>();
@@ -64,82 +64,66 @@ export function UsersPage({ me }: { me: Me }) {
         </button>
       </div>
       {err !== undefined && <ErrorBox error={err} />}
-      <View a={users}>
-        {(d) => (
-          <table className="table" data-testid="users-table">
-            <thead>
-              <tr>
-                <th>{t('login.username')}</th>
-                <th>{t('users.role')}</th>
-                <th>{t('users.hosts')}</th>
-                <th>{t('users.state')}</th>
-                <th>{t('users.created')}</th>
-                <th>
-                  <span className="sr-only">{t('files.actions')}</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {d.users.map((u) => (
-                <tr key={u.id} className={u.disabled ? 'is-off' : ''}>
-                  <td>{u.username}</td>
-                  <td>
-                    <select aria-label={t('users.roleOf', { name: u.username })} value={u.role} disabled={u.id === me.id} onChange={(e) => void run(() => patch('/api/v1/users/' + u.id, { role: e.target.value }))}>
-                      {ROLES.map((r) => (
-                        <option key={r} value={r}>
-                          {t(`role.${r}`)}
-                        </option>
-                      ))}
-                    </select>
-                  </td>
-                  <td className="mono">{u.hostSelector ?? t('users.allHosts')}</td>
-                  <td>
-                    {[u.disabled && t('users.disabled'), u.locked && t('users.locked'), u.totpEnabled && t('users.twoFactor')].filter(Boolean).join(' · ') || t('users.active')}
-                  </td>
-                  <td>{i.date(u.createdAt)}</td>
-                  <td className="row end wrap">
-                    {u.id !== me.id && (
-                      <button type="button" className="small" onClick={() => void run(() => patch('/api/v1/users/' + u.id, { disabled: !u.disabled }))}>
-                        {u.disabled ? t('users.enable') : t('users.disable')}
-                      </button>
-                    )}
-                    <button type="button" className="small" onClick={() => setResetFor(u)}>
-                      {t('users.resetPassword')}
-                    </button>
-                    {u.locked && (
-                      <button type="button" className="small" onClick={() => void run(() => post(`/api/v1/users/${u.id}/unlock`))}>
-                        {t('users.unlock')}
-                      </button>
-                    )}
-                    {u.totpEnabled && (
-                      <button
-                        type="button"
-                        className="small"
-                        onClick={async () => {
-                          if (await confirm(t('users.reset2faConfirm', { name: u.username }))) await run(() => del(`/api/v1/users/${u.id}/totp`));
-                        }}
-                      >
-                        {t('users.reset2fa')}
-                      </button>
-                    )}
-                    {u.id !== me.id && (
-                      <button
-                        type="button"
-                        className="small danger"
-                        onClick={async () => {
-                          if (await confirm(t('users.deleteConfirm', { name: u.username }), { okLabel: t('action.delete') })) await run(() => del('/api/v1/users/' + u.id));
-                        }}
-                      >
-                        {t('action.delete')}
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-      </View>
+      <TableView a={users} empty={t('state.none')} testid="users-table" head={[t('login.username'), t('users.role'), t('users.hosts'), t('users.state'), t('users.created')]} actions={t('files.actions')}>
+        {(rows) =>
+          rows.map((u) => (
+            <tr key={u.id} className={u.disabled ? 'is-off' : ''}>
+              <td>{u.username}</td>
+              <td>
+                <select aria-label={t('users.roleOf', { name: u.username })} value={u.role} disabled={u.id === me.id} onChange={(e) => void run(() => patch('/api/v1/users/' + u.id, { role: e.target.value }))}>
+                  {ROLES.map((r) => (
+                    <option key={r} value={r}>
+                      {t(`role.${r}`)}
+                    </option>
+                  ))}
+                </select>
+              </td>
+              <td className="mono">{u.hostSelector ?? t('users.allHosts')}</td>
+              <td>
+                {[u.disabled && t('users.disabled'), u.locked && t('users.locked'), u.totpEnabled && t('users.twoFactor')].filter(Boolean).join(' · ') || t('users.active')}
+              </td>
+              <td>{i.date(u.createdAt)}</td>
+              <td className="row end wrap">
+                {u.id !== me.id && (
+                  <button type="button" className="small" onClick={() => void run(() => patch('/api/v1/users/' + u.id, { disabled: !u.disabled }))}>
+                    {u.disabled ? t('users.enable') : t('users.disable')}
+                  </button>
+                )}
+                <button type="button" className="small" onClick={() => setResetFor(u)}>
+                  {t('users.resetPassword')}
+                </button>
+                {u.locked && (
+                  <button type="button" className="small" onClick={() => void run(() => post(`/api/v1/users/${u.id}/unlock`))}>
+                    {t('users.unlock')}
+                  </button>
+                )}
+                {u.totpEnabled && (
+                  <button
+                    type="button"
+                    className="small"
+                    onClick={async () => {
+                      if (await confirm(t('users.reset2faConfirm', { name: u.username }))) await run(() => del(`/api/v1/users/${u.id}/totp`));
+                    }}
+                  >
+                    {t('users.reset2fa')}
+                  </button>
+                )}
+                {u.id !== me.id && (
+                  <button
+                    type="button"
+                    className="small danger"
+                    onClick={async () => {
+                      if (await confirm(t('users.deleteConfirm', { name: u.username }), { okLabel: t('action.delete') })) await run(() => del('/api/v1/users/' + u.id));
+                    }}
+                  >
+                    {t('action.delete')}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))
+        }
+      </TableView>
       {adding && <AddUser done={() => (setAdding(false), users.reload())} />}
       {resetFor && <ResetPassword user={resetFor} done={() => setResetFor(undefined)} />}
       <h2>{t('sessions.allTitle')}</h2>
@@ -236,62 +220,42 @@ export function Sessions({ all }: { all?: boolean }) {
   const i = useI18n();
   const { t } = i;
   const confirm = useConfirm();
-  const s = useAsync(() => get<{ sessions: Session[] }>('/api/v1/auth/sessions' + qs({ all: all || undefined })), [all]);
+  const s = useAsync(() => get<{ sessions: Session[] }>('/api/v1/auth/sessions' + qs({ all: all || undefined })).then((r) => r.sessions), [all]);
   const [err, setErr] = useState<unknown>();
   return (
-    <View a={s}>
-      {(d) =>
-        d.sessions.length === 0 ? (
-          <Empty>{t('state.none')}</Empty>
-        ) : (
-          <>
-            {err !== undefined && <ErrorBox error={err} />}
-            <table className="table">
-              <thead>
-                <tr>
-                  {all && <th>{t('login.username')}</th>}
-                  <th>{t('sessions.started')}</th>
-                  <th>{t('sessions.lastUsed')}</th>
-                  <th>{t('sessions.address')}</th>
-                  <th>{t('sessions.agent')}</th>
-                  <th>
-                    <span className="sr-only">{t('files.actions')}</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.sessions.map((x) => (
-                  <tr key={x.id}>
-                    {all && <td>{x.username}</td>}
-                    <td>{i.date(x.createdAt)}</td>
-                    <td>{i.ago(x.lastUsedAt)}</td>
-                    <td>{x.ip}</td>
-                    <td className="ellipsis" title={x.userAgent}>{x.userAgent}</td>
-                    <td>
-                      {x.current ? (
-                        <span className="badge ok">{t('sessions.current')}</span>
-                      ) : (
-                        <button
-                          type="button"
-                          className="small danger"
-                          onClick={async () => {
-                            if (!(await confirm(t('sessions.revokeConfirm'), { okLabel: t('action.revoke') }))) return;
-                            await del('/api/v1/auth/sessions/' + x.id).catch(setErr);
-                            s.reload();
-                          }}
-                        >
-                          {t('action.revoke')}
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </>
-        )
-      }
-    </View>
+    <>
+      {err !== undefined && <ErrorBox error={err} />}
+      <TableView a={s} empty={t('state.none')} testid="sessions" head={[...(all ? [t('login.username')] : []), t('sessions.started'), t('sessions.lastUsed'), t('sessions.address'), t('sessions.agent')]} actions={t('files.actions')}>
+        {(rows) =>
+          rows.map((x) => (
+            <tr key={x.id}>
+              {all && <td>{x.username}</td>}
+              <td>{i.date(x.createdAt)}</td>
+              <td>{i.ago(x.lastUsedAt)}</td>
+              <td>{x.ip}</td>
+              <td className="ellipsis" title={x.userAgent}>{x.userAgent}</td>
+              <td>
+                {x.current ? (
+                  <span className="badge ok">{t('sessions.current')}</span>
+                ) : (
+                  <button
+                    type="button"
+                    className="small danger"
+                    onClick={async () => {
+                      if (!(await confirm(t('sessions.revokeConfirm'), { okLabel: t('action.revoke') }))) return;
+                      await del('/api/v1/auth/sessions/' + x.id).catch(setErr);
+                      s.reload();
+                    }}
+                  >
+                    {t('action.revoke')}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))
+        }
+      </TableView>
+    </>
   );
 }
 
@@ -299,7 +263,7 @@ export function ApiTokens({ all, canCreate }: { all?: boolean; canCreate?: boole
   const i = useI18n();
   const { t } = i;
   const confirm = useConfirm();
-  const tokens = useAsync(() => get<{ tokens: ApiToken[] }>('/api/v1/api-tokens' + qs({ all: all || undefined })), [all]);
+  const tokens = useAsync(() => get<{ tokens: ApiToken[] }>('/api/v1/api-tokens' + qs({ all: all || undefined })).then((r) => r.tokens), [all]);
   const [err, setErr] = useState<unknown>();
   const [f, setF] = useState({ name: '', scope: 'read', hostSelector: '', days: '90' });
   const [shown, setShown] = useState<string>();
@@ -348,56 +312,35 @@ export function ApiTokens({ all, canCreate }: { all?: boolean; canCreate?: boole
         </div>
       )}
       {err !== undefined && <ErrorBox error={err} />}
-      <View a={tokens}>
-        {(d) =>
-          d.tokens.length === 0 ? (
-            <Empty>{t('tokens.none')}</Empty>
-          ) : (
-            <table className="table">
-              <thead>
-                <tr>
-                  {all && <th>{t('login.username')}</th>}
-                  <th>{t('tokens.name')}</th>
-                  <th>{t('tokens.scope')}</th>
-                  <th>{t('users.hosts')}</th>
-                  <th>{t('tokens.expires')}</th>
-                  <th>{t('sessions.lastUsed')}</th>
-                  <th>
-                    <span className="sr-only">{t('files.actions')}</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.tokens.map((x) => (
-                  <tr key={x.id} className={x.revokedAt ? 'is-off' : ''}>
-                    {all && <td>{x.username}</td>}
-                    <td>{x.name}</td>
-                    <td>{i.tk('scope.' + x.scope, x.scope)}</td>
-                    <td className="mono">{x.hostSelector ?? t('users.allHosts')}</td>
-                    <td>{x.revokedAt ? t('enroll.revoked') : i.date(x.expiresAt)}</td>
-                    <td>{x.lastUsedAt ? i.ago(x.lastUsedAt) : '—'}</td>
-                    <td>
-                      {!x.revokedAt && (
-                        <button
-                          type="button"
-                          className="small danger"
-                          onClick={async () => {
-                            if (!(await confirm(t('tokens.revokeConfirm', { name: x.name }), { okLabel: t('action.revoke') }))) return;
-                            await del('/api/v1/api-tokens/' + x.id).catch(setErr);
-                            tokens.reload();
-                          }}
-                        >
-                          {t('action.revoke')}
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
+      <TableView a={tokens} empty={t('tokens.none')} testid="api-tokens" head={[...(all ? [t('login.username')] : []), t('tokens.name'), t('tokens.scope'), t('users.hosts'), t('tokens.expires'), t('sessions.lastUsed')]} actions={t('files.actions')}>
+        {(rows) =>
+          rows.map((x) => (
+            <tr key={x.id} className={x.revokedAt ? 'is-off' : ''}>
+              {all && <td>{x.username}</td>}
+              <td>{x.name}</td>
+              <td>{i.tk('scope.' + x.scope, x.scope)}</td>
+              <td className="mono">{x.hostSelector ?? t('users.allHosts')}</td>
+              <td>{x.revokedAt ? t('enroll.revoked') : i.date(x.expiresAt)}</td>
+              <td>{x.lastUsedAt ? i.ago(x.lastUsedAt) : '—'}</td>
+              <td>
+                {!x.revokedAt && (
+                  <button
+                    type="button"
+                    className="small danger"
+                    onClick={async () => {
+                      if (!(await confirm(t('tokens.revokeConfirm', { name: x.name }), { okLabel: t('action.revoke') }))) return;
+                      await del('/api/v1/api-tokens/' + x.id).catch(setErr);
+                      tokens.reload();
+                    }}
+                  >
+                    {t('action.revoke')}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))
         }
-      </View>
+      </TableView>
     </div>
   );
 }
