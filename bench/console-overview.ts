@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { ADMIN_PASSWORD, TestHub, fakeFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
-import { collectOnce, createCollectors, type HostUsage } from '@tether/agent';
+import { realUsage } from './lib/sample.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
 import { RESULTS, cpuSec, machine, percentile, pool } from './lib/util.js';
 
@@ -45,12 +45,6 @@ window.WebSocket = class extends WS {
 };
 `;
 
-async function realUsage(): Promise<HostUsage> {
-  const c = createCollectors({ enabled: { static: false, processes: false, connections: false, sensors: false, gpu: false, self: false } });
-  await collectOnce(c);
-  await new Promise((r) => setTimeout(r, 1000));
-  return (await collectOnce(c)).report.usage!;
-}
 
 /** The child process: N agents that enrol, then each send a usage report every 5 s. */
 async function runSims(): Promise<void> {

@@ -7,7 +7,7 @@
  * Usage: node bench/dist/ingest.js [N=10000] [sqlite|postgres] [seconds=60]
  */
 import { TestHub, fakeFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
-import { collectOnce, createCollectors, type HostUsage } from '@tether/agent';
+import { realUsage } from './lib/sample.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cpuSec, machine, percentile, pool, record, rssMiB } from './lib/util.js';
@@ -17,13 +17,6 @@ const db = (process.argv[3] ?? 'sqlite') as 'sqlite' | 'postgres';
 const SECONDS = Number(process.argv[4] ?? 60);
 const INTERVAL = 5000;
 
-async function realUsage(): Promise<HostUsage> {
-  const c = createCollectors({ enabled: { static: false, processes: false, connections: false, sensors: false, gpu: false, self: false } });
-  await collectOnce(c);
-  await new Promise((r) => setTimeout(r, 1000));
-  const { report } = await collectOnce(c);
-  return report.usage!;
-}
 
 async function main(): Promise<void> {
   const sample = await realUsage();

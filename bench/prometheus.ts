@@ -7,7 +7,7 @@
  * Usage: node bench/dist/prometheus.js [N=10000] [scrapes=3]
  */
 import { TestHub, fakeFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
-import { collectOnce, createCollectors, type HostUsage } from '@tether/agent';
+import { realUsage } from './lib/sample.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
 import { execFile } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -21,12 +21,6 @@ const exec = promisify(execFile);
 const N = Number(process.argv[2] ?? 10000);
 const SCRAPES = Number(process.argv[3] ?? 3);
 
-async function realUsage(): Promise<HostUsage> {
-  const c = createCollectors({ enabled: { static: false, processes: false, connections: false, sensors: false, gpu: false, self: false } });
-  await collectOnce(c);
-  await new Promise((r) => setTimeout(r, 1000));
-  return (await collectOnce(c)).report.usage!;
-}
 
 async function main(): Promise<void> {
   const sample = await realUsage();

@@ -15,7 +15,7 @@ import { openDatabase, migrate, ALL_MIGRATIONS } from '@tether/hub';
 import { MetricStore } from '@tether/hub/dist/src/modules/metrics/store.js';
 import { querySeries } from '@tether/hub/dist/src/modules/metrics/query.js';
 import { flattenUsage } from '@tether/hub/dist/src/modules/metrics/series.js';
-import { collectOnce, createCollectors } from '@tether/agent';
+import { realUsage } from './lib/sample.js';
 import { PG_URL } from '@tether/testkit';
 import { machine, percentile, record } from './lib/util.js';
 
@@ -24,10 +24,7 @@ const HOUR = 3_600_000;
 const DAYS = 30;
 
 async function keysOfThisMachine(): Promise<string[]> {
-  const c = createCollectors({ enabled: { static: false, processes: false, connections: false, sensors: false, gpu: false, self: false } });
-  await collectOnce(c);
-  await new Promise((r) => setTimeout(r, 500));
-  return Object.keys(flattenUsage((await collectOnce(c)).report.usage!)).sort();
+  return Object.keys(flattenUsage(await realUsage())).sort();
 }
 
 async function run(engine: 'sqlite' | 'postgres', keys: string[]) {
