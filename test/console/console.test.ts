@@ -179,6 +179,13 @@ describe('web console in Chromium', () => {
     await page.getByRole('button', { name: 'Create token' }).click();
     await page.getByTestId('enroll-command').getByText(/TETHER_TOKEN=tte_\S+ tether agent --hub http:\/\/127\.0\.0\.1:\d+/).waitFor();
     await shot('enroll-en');
+    // Revoking asks first, then the list shows the token as revoked (and the hub agrees).
+    const tokenRow = page.getByTestId('enroll-tokens').locator('tr', { hasText: 'env=prod' }).first();
+    await tokenRow.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
+    await tokenRow.getByText('revoked').waitFor();
+    const listed = (await hub.api('GET', '/api/v1/enrollment-tokens')).tokens as { labels: Record<string, string>; revokedAt: number | null }[];
+    assert.ok(listed.some((x) => x.labels.env === 'prod' && x.revokedAt !== null), 'the hub has the token revoked');
     await go('#/users');
     await page.getByTestId('users-table').locator('td', { hasText: /^admin$/ }).first().waitFor();
     await shot('users-en');

@@ -261,3 +261,22 @@ export class Boundary extends Component<{ children: ReactNode; resetKey?: string
     return this.state.error ? <ErrorBox error={this.state.error} /> : this.props.children;
   }
 }
+
+/** A danger button that asks first, then revokes; a failure goes to `onError`, and `done` runs after either. */
+export function RevokeButton({ question, revoke, onError, done }: { question: string; revoke: () => Promise<unknown>; onError: (e: unknown) => void; done: () => void }) {
+  const { t } = useI18n();
+  const confirm = useConfirm();
+  return (
+    <button
+      type="button"
+      className="small danger"
+      onClick={async () => {
+        if (!(await confirm(question, { okLabel: t('action.revoke') }))) return;
+        await revoke().catch(onError);
+        done();
+      }}
+    >
+      {t('action.revoke')}
+    </button>
+  );
+}

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { del, get, post } from '../api';
 import { useI18n } from '../i18n';
-import { CopyButton, ErrorBox, Field, TableView, useAsync, useConfirm } from '../ui';
+import { CopyButton, ErrorBox, Field, RevokeButton, TableView, useAsync } from '../ui';
 
 interface Token {
   id: string;
@@ -28,7 +28,6 @@ export function parseLabels(text: string): Record<string, string> {
 export function EnrollPage() {
   const i = useI18n();
   const { t } = i;
-  const confirm = useConfirm();
   const tokens = useAsync(() => get<{ tokens: Token[] }>('/api/v1/enrollment-tokens').then((r) => r.tokens), []);
   const [name, setName] = useState('');
   const [labels, setLabels] = useState('');
@@ -107,17 +106,7 @@ export function EnrollPage() {
               <td>{x.createdBy}</td>
               <td>
                 {!x.revokedAt && (
-                  <button
-                    type="button"
-                    className="small danger"
-                    onClick={async () => {
-                      if (!(await confirm(t('enroll.revokeConfirm', { name: x.name || x.id }), { okLabel: t('action.revoke') }))) return;
-                      await del('/api/v1/enrollment-tokens/' + x.id).catch(setErr);
-                      tokens.reload();
-                    }}
-                  >
-                    {t('action.revoke')}
-                  </button>
+                  <RevokeButton question={t('enroll.revokeConfirm', { name: x.name || x.id })} revoke={() => del('/api/v1/enrollment-tokens/' + x.id)} onError={setErr} done={tokens.reload} />
                 )}
               </td>
             </tr>

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { del, get, patch, post, qs, type Me } from '../api';
 import { useI18n, type Key } from '../i18n';
-import { ErrorBox, Field, Modal, TableView, useAsync, useConfirm } from '../ui';
+import { ErrorBox, Field, Modal, RevokeButton, TableView, useAsync, useConfirm } from '../ui';
 
 interface User {
   id: string;
@@ -219,7 +219,6 @@ function ResetPassword({ user, done }: { user: User; done: () => void }) {
 export function Sessions({ all }: { all?: boolean }) {
   const i = useI18n();
   const { t } = i;
-  const confirm = useConfirm();
   const s = useAsync(() => get<{ sessions: Session[] }>('/api/v1/auth/sessions' + qs({ all: all || undefined })).then((r) => r.sessions), [all]);
   const [err, setErr] = useState<unknown>();
   return (
@@ -238,17 +237,7 @@ export function Sessions({ all }: { all?: boolean }) {
                 {x.current ? (
                   <span className="badge ok">{t('sessions.current')}</span>
                 ) : (
-                  <button
-                    type="button"
-                    className="small danger"
-                    onClick={async () => {
-                      if (!(await confirm(t('sessions.revokeConfirm'), { okLabel: t('action.revoke') }))) return;
-                      await del('/api/v1/auth/sessions/' + x.id).catch(setErr);
-                      s.reload();
-                    }}
-                  >
-                    {t('action.revoke')}
-                  </button>
+                  <RevokeButton question={t('sessions.revokeConfirm')} revoke={() => del('/api/v1/auth/sessions/' + x.id)} onError={setErr} done={s.reload} />
                 )}
               </td>
             </tr>
@@ -262,7 +251,6 @@ export function Sessions({ all }: { all?: boolean }) {
 export function ApiTokens({ all, canCreate }: { all?: boolean; canCreate?: boolean }) {
   const i = useI18n();
   const { t } = i;
-  const confirm = useConfirm();
   const tokens = useAsync(() => get<{ tokens: ApiToken[] }>('/api/v1/api-tokens' + qs({ all: all || undefined })).then((r) => r.tokens), [all]);
   const [err, setErr] = useState<unknown>();
   const [f, setF] = useState({ name: '', scope: 'read', hostSelector: '', days: '90' });
@@ -324,17 +312,7 @@ export function ApiTokens({ all, canCreate }: { all?: boolean; canCreate?: boole
               <td>{x.lastUsedAt ? i.ago(x.lastUsedAt) : '—'}</td>
               <td>
                 {!x.revokedAt && (
-                  <button
-                    type="button"
-                    className="small danger"
-                    onClick={async () => {
-                      if (!(await confirm(t('tokens.revokeConfirm', { name: x.name }), { okLabel: t('action.revoke') }))) return;
-                      await del('/api/v1/api-tokens/' + x.id).catch(setErr);
-                      tokens.reload();
-                    }}
-                  >
-                    {t('action.revoke')}
-                  </button>
+                  <RevokeButton question={t('tokens.revokeConfirm', { name: x.name })} revoke={() => del('/api/v1/api-tokens/' + x.id)} onError={setErr} done={tokens.reload} />
                 )}
               </td>
             </tr>
