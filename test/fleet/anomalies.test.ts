@@ -85,7 +85,13 @@ describe('containers in Podman watched by an agent (restart loop, unhealthy)', (
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     cid = created.body.Id as string;
-    assert.equal((await engine(env.socket, 'POST', `/containers/${cid}/start`)).status, 204);
+    const started = await engine(env.socket, 'POST', `/containers/${cid}/start`);
+    if (started.status !== 204) {
+      // /bin/false exits at once: Podman may answer the start with 500 while its restart policy is
+      // already running the container again. What matters is that it left the created state.
+      const st = await engine(env.socket, 'GET', `/containers/${cid}/json`);
+      assert.notEqual(st.body.State?.Status, 'created', `start answered ${started.status}: ${JSON.stringify(started.body)}`);
+    }
 
     const firing = await poll(alertOf(hub, rule.id, 'firing'), 'restart loop firing', 30_000, 200);
     assert.equal(firing.hostId, id, `only the agent allowed to look at Docker reports it: ${JSON.stringify(firing)}`);
