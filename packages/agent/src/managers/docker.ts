@@ -62,14 +62,29 @@ export function engine(socketPath: string, method: string, path: string, body?: 
       },
     );
     req.on('timeout', () => req.destroy(new ManagerFailure('timeout', `the Docker engine did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s`)));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (err instanceof ManagerFailure) return reject(err);
-      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') reject(new ManagerFailure('unavailable', `no Docker engine on this host (nothing answers at ${socketPath}: ${err.code})`));
-      else if (err.code === 'EACCES') reject(new ManagerFailure('permission', `the agent may not use ${socketPath} (EACCES)`));
-      else reject(new ManagerFailure('failed', `Docker engine: ${err.message}`));
-    });
+    req.on('error', (err: NodeJS.ErrnoException) => reject(socketError(err, socketPath)));
     req.end(payload);
   });
+}
+
+/** What a failed request to the engine's socket means, in our codes. */
+function socketError(err: NodeJS.ErrnoException, socketPath: string): ManagerFailure {
+  if (err instanceof ManagerFailure) return err;
+  if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') return new ManagerFailure('unavailable', `no Docker engine on this host (nothing answers at ${socketPath}: ${err.code})`);
+  if (err.code === 'EACCES') return new ManagerFailure('permission', `the agent may not use ${socketPath} (EACCES)`);
+  return new ManagerFailure('failed', `Docker engine: ${err.message}`);
+}
+
+/** `name[:tag]` as the engine's repo and tag (a colon before the last slash is a registry port). */
+function splitRef(ref: string): [repo: string, tag: string] {
+  const at = ref.lastIndexOf(':');
+  return at > ref.lastIndexOf('/') ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, 'latest'];
+}
+
+/** Pulls and imports answer 200 with a stream of JSON objects: a failure midway is one with `error`. */
+function progressError(r: EngineReply, what: string): ManagerFailure | undefined {
+  const err = /"error"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(r.body.toString('utf8'));
+  return err ? new ManagerFailure('failed', `${what}: ${JSON.parse(`"${err[1]}"`) as string}`) : undefined;
 }
 
 /** Like `engine`, with a file streamed as the request body (image import): nothing is buffered. */
@@ -86,11 +101,7 @@ function engineUpload(socketPath: string, path: string, file: string, size: numb
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new ManagerFailure('timeout', `the Docker engine did not finish the import within ${Math.round(timeoutMs / 1000)} s`)));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (err instanceof ManagerFailure) return reject(err);
-      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') reject(new ManagerFailure('unavailable', `no Docker engine on this host (nothing answers at ${socketPath}: ${err.code})`));
-      else reject(new ManagerFailure('failed', `Docker engine: ${err.message}`));
-    });
+    req.on('error', (err: NodeJS.ErrnoException) => reject(socketError(err, socketPath)));
     const body = createReadStream(file);
     body.on('error', (err) => req.destroy(new ManagerFailure('failed', `reading ${file}: ${err.message}`)));
     body.pipe(req);
@@ -286,16 +297,13 @@ export class DockerService {
       throw new ManagerFailure(e.code === 'ENOENT' ? 'not_found' : e.code === 'EACCES' ? 'permission' : 'failed', `${path}: ${e.code === 'ENOENT' ? 'no such file' : (e.code ?? e.message)}`);
     });
     if (!st.isFile()) throw new ManagerFailure('bad_request', `${path} is not a regular file`);
-    const at = ref.lastIndexOf(':');
-    const [repo, tag] = at > ref.lastIndexOf('/') ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, 'latest'];
+    const [repo, tag] = splitRef(ref);
     // `repo` carries the tag as well: Podman reads the tag only from there, Docker from either.
     const r = await engineUpload(this.cfg.dockerSocket, `/images/create?fromSrc=-&repo=${encodeURIComponent(`${repo}:${tag}`)}&tag=${encodeURIComponent(tag)}`, real, st.size, 15 * 60_000);
     if (r.status !== 200) throw engineError(r, `import ${path}`);
-    // The answer is a stream of JSON objects: a failure midway is one with `error`.
-    const text = r.body.toString('utf8');
-    const err = /"error"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text);
-    if (err) throw new ManagerFailure('failed', `import ${path}: ${JSON.parse(`"${err[1]}"`) as string}`);
-    const id = /sha256:[0-9a-f]{64}/.exec(text)?.[0];
+    const failed = progressError(r, `import ${path}`);
+    if (failed) throw failed;
+    const id = /sha256:[0-9a-f]{64}/.exec(r.body.toString('utf8'))?.[0];
     this.log.info({ op: 'image_import', ref: `${repo}:${tag}`, bytes: st.size }, 'docker image imported');
     return { ok: true, ...(id ? { id } : {}) };
   }
@@ -383,14 +391,11 @@ export class DockerService {
       }
       case 'image_pull': {
         const ref = req.ref!;
-        const at = ref.lastIndexOf(':');
-        const [from, tag] = at > ref.lastIndexOf('/') ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, 'latest'];
+        const [from, tag] = splitRef(ref);
         const r = await this.call('POST', `/images/create?fromImage=${encodeURIComponent(from)}&tag=${encodeURIComponent(tag)}`, undefined, 15 * 60_000);
         if (r.status !== 200) throw engineError(r, `pull ${ref}`);
-        // Progress is a stream of JSON objects; a failure midway is one with `error`.
-        const text = r.body.toString('utf8');
-        const err = /"error"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text);
-        if (err) throw new ManagerFailure('failed', `pull ${ref}: ${JSON.parse(`"${err[1]}"`) as string}`);
+        const failed = progressError(r, `pull ${ref}`);
+        if (failed) throw failed;
         this.log.info({ op: 'image_pull', ref }, 'docker image pulled');
         return { ok: true };
       }
