@@ -85,13 +85,7 @@ describe('containers in Podman watched by an agent (restart loop, unhealthy)', (
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     cid = created.body.Id as string;
-    const started = await engine(env.socket, 'POST', `/containers/${cid}/start`);
-    if (started.status !== 204) {
-      // /bin/false exits at once: Podman may answer the start with 500 while its restart policy is
-      // already running the container again. What matters is that it left the created state.
-      const st = await engine(env.socket, 'GET', `/containers/${cid}/json`);
-      assert.notEqual(st.body.State?.Status, 'created', `start answered ${started.status}: ${JSON.stringify(started.body)}`);
-    }
+    assert.equal((await engine(env.socket, 'POST', `/containers/${cid}/start`)).status, 204);
 
     const firing = await poll(alertOf(hub, rule.id, 'firing'), 'restart loop firing', 30_000, 200);
     assert.equal(firing.hostId, id, `only the agent allowed to look at Docker reports it: ${JSON.stringify(firing)}`);
@@ -107,7 +101,14 @@ describe('containers in Podman watched by an agent (restart loop, unhealthy)', (
     assert.deepEqual(none, { ts: null, containers: [], truncated: false }, 'no docker capability: no containers collector');
 
     // Removed at once: the loop costs CPU on a shared machine. Restarts then leave the 20 s window.
-    assert.equal((await engine(env.socket, 'DELETE', `/containers/${cid}?force=1`)).status, 204);
+    // Podman may refuse (500) to remove a container that its restart policy is starting again at
+    // that moment: ask again, briefly, until it is gone.
+    let removed = await engine(env.socket, 'DELETE', `/containers/${cid}?force=1`);
+    for (let i = 0; i < 20 && removed.status !== 204 && removed.status !== 404; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      removed = await engine(env.socket, 'DELETE', `/containers/${cid}?force=1`);
+    }
+    assert.ok(removed.status === 204 || removed.status === 404, `remove answered ${removed.status}: ${JSON.stringify(removed.body)}`);
     cid = undefined;
     const done = await poll(alertOf(hub, rule.id, 'resolved', '/api/v1/alerts/history'), 'restart loop resolved', 40_000, 500);
     assert.equal(done.id, firing.id);
