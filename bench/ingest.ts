@@ -23,6 +23,9 @@ async function main(): Promise<void> {
   const hub = await TestHub.start({ db, heartbeat: '10s', env: { TETHER_LOG_LEVEL: 'info' }, ...(process.env.HUB_NODE_ARGS ? { nodeArgs: process.env.HUB_NODE_ARGS.split(' ') } : {}) });
   const sockets: RawAgent[] = [];
   const rtt: number[] = [];
+  // DUMP_RTT=file writes every measured round trip as [wall-clock send time, ms, monotonic send time in µs
+  // (the clock of a V8 CPU profile)], to see when the tail happens and what the hub did then.
+  const timeline: [number, number, number][] | undefined = process.env.DUMP_RTT ? [] : undefined;
   // Round trips split by where in the wall-clock minute the report was sent, to see whether the
   // tail sits at minute boundaries (when every host closes a minute) or is spread evenly.
   const rttEarly: number[] = [];
@@ -51,6 +54,7 @@ async function main(): Promise<void> {
           if (measuring) {
             const d = performance.now() - s;
             rtt.push(d);
+            if (timeline) timeline.push([wall, +d.toFixed(1), Math.round(Number(process.hrtime.bigint() / 1000n) - d * 1000)]);
             (wall % 60_000 < 10_000 ? rttEarly : rttLate).push(d);
           }
           acks++;
@@ -83,6 +87,7 @@ async function main(): Promise<void> {
     const simLag = monitorEventLoopDelay({ resolution: 10 });
     simLag.enable();
     const cpu0 = cpuSec(hub.proc.pid);
+    const simCpu0 = process.cpuUsage();
     const m0 = Date.now();
     let peakRss = 0;
     // How the hub answers other callers meanwhile: a page it serves from memory (no database) and
@@ -109,8 +114,11 @@ async function main(): Promise<void> {
     measuring = false;
     simLag.disable();
     const simLagP99 = simLag.percentile(99) / 1e6;
+    const simCpu = process.cpuUsage(simCpu0);
+    const simCpuPct = ((simCpu.user + simCpu.system) / 1e6 / ((Date.now() - m0) / 1000)) * 100;
     const hubCpuPct = ((cpuSec(hub.proc.pid) - cpu0) / ((Date.now() - m0) / 1000)) * 100;
     for (const t of timers) clearTimeout(t);
+    if (timeline) (await import('node:fs')).writeFileSync(process.env.DUMP_RTT!, JSON.stringify(timeline));
     if (process.env.DUMP_HUB) (await import('node:fs')).writeFileSync(process.env.DUMP_HUB, hub.proc.output());
     const prom = await (await hub.raw('GET', '/metrics')).text();
     const q = (k: string) => Number(prom.match(new RegExp(`tether_hub_ingest_latency_seconds\\{quantile="${k}"\\} ([0-9.e-]+)`))?.[1] ?? NaN) * 1000;
@@ -145,6 +153,7 @@ async function main(): Promise<void> {
       hubReceiveToCommitMs: { p50: +q('0.5').toFixed(2), p99: +q('0.99').toFixed(2) },
       hubCpuPercent: +hubCpuPct.toFixed(1),
       simulatorEventLoopLagP99Ms: +simLagP99.toFixed(1),
+      simulatorCpuPercent: +simCpuPct.toFixed(1),
       hubEventLoopDelayMs: hubLoop,
       hubGcWholeRun: hubGc,
       hubRssMiB: { connectedIdle: rss0, peak: peakRss },
@@ -167,7 +176,7 @@ async function main(): Promise<void> {
       `| hub CPU | ${result.hubCpuPercent} % of one core | |`,
       `| hub event-loop delay p50 / p99 / max (whole run, enrollment included) | ${hubLoop.p50} / ${hubLoop.p99} / ${hubLoop.max} ms | |`,
       `| hub GC over the whole run: major count / longest / total, minor count / longest / total | ${hubGc.majorCount} / ${hubGc.majorMaxMs} / ${hubGc.majorTotalMs} ms, ${hubGc.minorCount} / ${hubGc.minorMaxMs} / ${hubGc.minorTotalMs} ms | |`,
-      `| simulator event-loop lag p99 (its own delay, included in the round trip) | ${result.simulatorEventLoopLagP99Ms} ms | |`,
+      `| simulator (all agents, one process): event-loop lag p99 (included in the round trip) / CPU | ${result.simulatorEventLoopLagP99Ms} ms / ${result.simulatorCpuPercent} % of one core | |`,
       `| hub RSS connected idle / peak while ingesting | ${rss0} / ${peakRss} MiB | < 1 GiB |`,
       `| meanwhile, other requests: the console page (from memory) p50 / p99 / max | ${result.otherRequestsMs.memory!.p50} / ${result.otherRequestsMs.memory!.p99} / ${result.otherRequestsMs.memory!.max} ms | |`,
       `| meanwhile, other requests: a session check (one database read) p50 / p99 / max | ${result.otherRequestsMs.database!.p50} / ${result.otherRequestsMs.database!.p99} / ${result.otherRequestsMs.database!.max} ms | |`,

@@ -33,7 +33,7 @@ async function run(engine: 'sqlite' | 'postgres', keys: string[]) {
   const h = await openDatabase(engine === 'sqlite' ? `sqlite:${join(dir, 'q.db')}` : `${PG_URL}?schema=${schema}`);
   try {
     await migrate(h.db, ALL_MIGRATIONS, h.schema);
-    const store = new MetricStore(h.db);
+    const store = new MetricStore(h.db, h.sqlite);
     const end = Math.floor(Date.now() / HOUR) * HOUR;
     const start = end - DAYS * 24 * HOUR;
     const n = keys.length;

@@ -145,7 +145,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     maxFrameBytes: cfg.maxFrameBytes,
   });
 
-  const metrics = new MetricsService(new MetricStore(db.db), log.child({ module: 'metrics' }), { retention: cfg.retention, topN: cfg.topN });
+  const metrics = new MetricsService(new MetricStore(db.db, db.sqlite), log.child({ module: 'metrics' }), { retention: cfg.retention, topN: cfg.topN });
   const reportTypes = new Set<string>(REPORT_TYPES);
   const workloads = new WorkloadService();
   link.on('message', (conn, msg) => {

@@ -8,7 +8,7 @@ import type { ProcessSummary } from '@tether/protocol';
 import type { DbHandle } from '../src/db/database.js';
 import { ENGINES, testDb } from './db.js';
 import { MetricStore } from '../src/modules/metrics/store.js';
-import { MetricsService, DEFAULT_RETENTION } from '../src/modules/metrics/service.js';
+import { MetricsService, MinuteAcc, DEFAULT_RETENTION } from '../src/modules/metrics/service.js';
 import { pickTier, querySeries } from '../src/modules/metrics/query.js';
 import { HOUR, MINUTE } from '../src/modules/metrics/codec.js';
 import { parseTime } from '../src/modules/metrics/routes.js';
@@ -26,6 +26,42 @@ test('the tier follows the range and what each tier still holds', () => {
   assert.equal(pickTier(now - 90 * 86400_000, now, now, r), '1h');
   assert.equal(pickTier(now - 36 * 86400_000, now - 35 * 86400_000, now, r), '1h', 'a short range older than the 1m retention');
   assert.equal(pickTier(now - 30 * HOUR, now - 29 * HOUR, now, r), '1m', 'a short range older than the raw retention');
+});
+
+test('a minute accumulator: avg/min/max/count per series, series that come and go, index kept across minutes', () => {
+  const a = new MinuteAcc(T0);
+  // More series than the initial capacity (16), so the array grows while values are in it.
+  for (let s = 0; s < 40; s++) a.add({ [`cpu_core_busy_percent|${s}`]: s, load1: 1 });
+  a.add({ 'cpu_core_busy_percent|3': 13, load1: 5, 'fs_used_percent|/': NaN, 'memory_bytes|used': Infinity });
+  const b = a.bucket()!;
+  assert.equal(b.ts, T0);
+  assert.equal(b.keys.length, 41, 'non-finite values make no series');
+  assert.deepEqual(b.keys, [...b.keys].sort());
+  const at = (k: string) => b.keys.indexOf(k);
+  assert.equal(b.count[at('load1')], 41);
+  assert.equal(b.avg[at('load1')], (40 * 1 + 5) / 41);
+  assert.equal(b.min[at('load1')], 1);
+  assert.equal(b.max[at('load1')], 5);
+  assert.deepEqual([b.avg[at('cpu_core_busy_percent|3')], b.min[at('cpu_core_busy_percent|3')], b.max[at('cpu_core_busy_percent|3')], b.count[at('cpu_core_busy_percent|3')]], [8, 3, 13, 2]);
+  assert.deepEqual([b.avg[at('cpu_core_busy_percent|39')], b.count[at('cpu_core_busy_percent|39')]], [39, 1]);
+
+  // The next minute starts empty but keeps the index; a series that stops reporting is left out.
+  a.reset(T0 + MINUTE);
+  assert.equal(a.bucket(), undefined, 'an empty minute has no bucket');
+  a.add({ load1: 2, 'cpu_core_busy_percent|0': 50 });
+  a.add({ load1: 4, 'cpu_core_busy_percent|0': 70, 'net_rx_bytes_per_second|eth0': 9 });
+  const c = a.bucket()!;
+  assert.equal(c.ts, T0 + MINUTE);
+  assert.deepEqual(c.keys, ['cpu_core_busy_percent|0', 'load1', 'net_rx_bytes_per_second|eth0']);
+  assert.deepEqual([...c.avg], [60, 3, 9]);
+  assert.deepEqual([...c.min], [50, 2, 9]);
+  assert.deepEqual([...c.max], [70, 4, 9]);
+  assert.deepEqual([...c.count], [2, 2, 1]);
+  // Written buckets are copies: starting the next minute does not change them.
+  a.reset(T0 + 2 * MINUTE);
+  a.add({ load1: 100 });
+  assert.deepEqual([...c.avg], [60, 3, 9]);
+  assert.equal(a.bucket()!.avg[0], 100);
 });
 
 test('times: epoch ms, ISO, now and relative', () => {
@@ -47,7 +83,7 @@ for (const engine of ENGINES) {
     let store: MetricStore;
     before(async () => {
       ({ h, cleanup } = await testDb(engine));
-      store = new MetricStore(h.db);
+      store = new MetricStore(h.db, h.sqlite);
       svc = new MetricsService(store, log, { retention: DEFAULT_RETENTION, topN: 3, graceMs: 5000, now: () => clock });
     });
     after(() => cleanup());

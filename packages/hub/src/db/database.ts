@@ -23,6 +23,8 @@ export interface DbHandle<DB = any> {
   describe: string;
   /** PostgreSQL schema holding Tether's tables (public unless the URL says otherwise). */
   schema?: string;
+  /** The SQLite connection under `db`, for the few hot writes that use prepared statements directly. */
+  sqlite?: SQLite.Database;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ export async function openDatabase<DB = any>(url: string, baseDir = process.cwd(
   const parsed = parseDbUrl(url, baseDir);
   let dialect: Dialect;
   let closeExtra: () => Promise<void> = async () => {};
+  let native: SQLite.Database | undefined;
   if (parsed.kind === 'sqlite') {
     if (parsed.path !== ':memory:') mkdirSync(dirname(parsed.path!), { recursive: true, mode: 0o700 });
     const sqlite = new SQLite(parsed.path!);
@@ -102,6 +105,7 @@ export async function openDatabase<DB = any>(url: string, baseDir = process.cwd(
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    native = sqlite;
     dialect = new SqliteDialect({ database: cachedStatements(sqlite) });
   } else {
     const { connectionString, schema } = parsed.pg!;
@@ -133,6 +137,7 @@ export async function openDatabase<DB = any>(url: string, baseDir = process.cwd(
     db,
     describe: parsed.describe,
     ...(parsed.kind === 'postgres' ? { schema: parsed.pg!.schema ?? 'public' } : {}),
+    ...(native ? { sqlite: native } : {}),
     close: async () => {
       await db.destroy();
       await closeExtra();

@@ -69,9 +69,9 @@ export class LinkSource implements AnomalySource {
     // Hosts that were offline when the hub started never send an offline event.
     this.timer = setTimeout(() => {
       void this.hosts
-        .list({})
+        .listBrief()
         .then((list) => {
-          for (const h of list) if (!this.link.isOnline(h.id)) sink.level(h.id, 'host_offline', '', 1);
+          for (const h of list) if (h.revokedAt === null && !this.link.isOnline(h.id)) sink.level(h.id, 'host_offline', '', 1);
         })
         .catch(() => {});
     }, this.graceMs);

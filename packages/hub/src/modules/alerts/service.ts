@@ -13,7 +13,7 @@ import { matchesSelector, parseSelector, SelectorError, type Labels, type Select
 import type { AgentLink } from '../agents/link.js';
 import type { HostStore } from '../hosts/store.js';
 import type { MetricsService } from '../metrics/service.js';
-import { FAMILIES, parseKey } from '../metrics/series.js';
+import { FAMILIES } from '../metrics/series.js';
 import { compare, end, Instance, observe, OPS, tick, type EvalRule, type TransitionType } from './evaluator.js';
 import { ANOMALIES, ANOMALY_TYPES, DERIVED, derive, parseMetric, PRESETS, presetId, SEVERITIES, type Rule, type RuleInput } from './model.js';
 import { LinkSource, probeCertificate, type AnomalySink, type AnomalySource } from './anomaly.js';
@@ -76,12 +76,14 @@ const MAX_SAMPLE_AGE_MS = 5 * 60_000;
 export class AlertService extends EventEmitter<AlertEvents> {
   private rules = new Map<string, Indexed>();
   private byFamily = new Map<string, Indexed[]>();
+  /** whether an enabled rule reads a derived series (else usage samples skip computing them) */
+  private derivedWatched = false;
   private byLevel = new Map<string, Indexed[]>();
   private byEvent = new Map<string, Indexed[]>();
   private channelList: Channel[] = [];
   private silenceList: Silence[] = [];
   readonly instances = new Map<string, Instance>();
-  private readonly hostInfo = new Map<string, { hostname: string; labels: Labels; revoked: boolean }>();
+  private readonly hostInfo = new Map<string, { hostname: string; labels: Labels; labelsJson: string; revoked: boolean }>();
   private readonly events = new Map<string, { hostId: string; event: string; subject: string; times: number[]; detail?: string }>();
   private readonly certDue = new Map<string, number>();
   private readonly sources: AnomalySource[] = [];
@@ -173,19 +175,26 @@ export class AlertService extends EventEmitter<AlertEvents> {
 
   // ---- hosts ----------------------------------------------------------------------------------
 
+  /**
+   * Reloads names, labels and revocations of every host (labels change through the API, or through
+   * another hub). Only ids, names and labels are read, and labels are parsed again only when their
+   * text changed: with 10,000 hosts this runs every 15 s beside the ingest.
+   */
   private async refreshHosts(): Promise<void> {
-    const list = await this.hosts.list({ includeRevoked: true });
+    const list = await this.hosts.listBrief();
     const seen = new Set<string>();
     for (const h of list) {
       seen.add(h.id);
-      this.hostInfo.set(h.id, { hostname: h.hostname, labels: h.labels, revoked: h.revokedAt !== null });
+      const prev = this.hostInfo.get(h.id);
+      const labels = prev && prev.labelsJson === h.labelsJson ? prev.labels : (JSON.parse(h.labelsJson) as Labels);
+      this.hostInfo.set(h.id, { hostname: h.hostname, labels, labelsJson: h.labelsJson, revoked: h.revokedAt !== null });
     }
     for (const id of this.hostInfo.keys()) if (!seen.has(id)) this.hostInfo.delete(id);
   }
 
   private async refreshHost(id: string): Promise<void> {
     const h = await this.hosts.get(id).catch(() => undefined);
-    if (h) this.hostInfo.set(id, { hostname: h.hostname, labels: h.labels, revoked: h.revokedAt !== null });
+    if (h) this.hostInfo.set(id, { hostname: h.hostname, labels: h.labels, labelsJson: JSON.stringify(h.labels), revoked: h.revokedAt !== null });
   }
 
   hostLabels(id: string): Labels | undefined {
@@ -234,14 +243,20 @@ export class AlertService extends EventEmitter<AlertEvents> {
     if (!this.byFamily.size) return;
     const now = Date.now();
     if (ts < now - MAX_SAMPLE_AGE_MS) return;
-    const all = kind === 'usage' ? { ...series, ...derive(series) } : series;
-    for (const k in all) {
-      const { family, dim } = parseKey(k);
-      const list = this.byFamily.get(family);
+    // Runs for every report of every host: no copies, and derived series only when a rule reads one.
+    this.sampleSeries(hostId, series, now);
+    if (kind === 'usage' && this.derivedWatched) this.sampleSeries(hostId, derive(series), now);
+  }
+
+  private sampleSeries(hostId: string, series: Record<string, number>, now: number): void {
+    for (const k in series) {
+      const bar = k.indexOf('|');
+      const list = this.byFamily.get(bar < 0 ? k : k.slice(0, bar));
       if (!list) continue;
+      const dim = bar < 0 ? undefined : k.slice(bar + 1);
       for (const ix of list) {
         if (ix.dim !== undefined && ix.dim !== dim) continue;
-        this.feed(ix, hostId, k, all[k]!, now);
+        this.feed(ix, hostId, k, series[k]!, now);
       }
     }
   }
@@ -488,6 +503,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     this.byLevel.clear();
     this.byEvent.clear();
     const add = (m: Map<string, Indexed[]>, k: string, ix: Indexed) => (m.get(k) ?? m.set(k, []).get(k)!).push(ix);
+    this.derivedWatched = false;
     for (const rule of list) {
       let selector: Selector | null = null;
       try {
@@ -504,6 +520,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
         ix.family = p.family;
         if (p.dim !== undefined) ix.dim = p.dim;
         add(this.byFamily, p.family, ix);
+        if (p.family in DERIVED) this.derivedWatched = true;
       } else if (rule.anomaly) {
         const input = ANOMALIES[rule.anomaly].input;
         if ('level' in input) add(this.byLevel, input.level, ix);

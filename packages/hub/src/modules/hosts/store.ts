@@ -151,6 +151,15 @@ export class HostStore {
     return hosts;
   }
 
+  /**
+   * Every host's name, labels (as stored JSON) and revocation, and nothing else: what caches of the
+   * whole fleet refresh from (the alert scopes), without parsing facts they do not read.
+   */
+  async listBrief(): Promise<{ id: string; hostname: string; labelsJson: string; revokedAt: number | null }[]> {
+    const rows = await this.db.selectFrom('hosts').select(['id', 'hostname', 'labels', 'revoked_at']).execute();
+    return rows.map((r) => ({ id: r.id, hostname: r.hostname, labelsJson: r.labels, revokedAt: r.revoked_at }));
+  }
+
   async recordConnect(id: string, u: { facts: HostFacts; capabilities: Capability[]; agentVersion: string; addr: string | null; now: number }): Promise<void> {
     await this.db
       .updateTable('hosts')

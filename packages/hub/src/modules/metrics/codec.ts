@@ -4,7 +4,7 @@
  * row costs 8 bytes per value and no names.
  */
 export function packValues(values: ArrayLike<number>): Buffer {
-  const a = Float64Array.from(values);
+  const a = values instanceof Float64Array ? values : Float64Array.from(values);
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 

@@ -21,7 +21,7 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 import type { Host } from '../hosts/store.js';
 import type { AgentLink } from '../agents/link.js';
-import type { MetricsService } from './service.js';
+import { forEachLatest, type MetricsService } from './service.js';
 import { FAMILIES, parseKey } from './series.js';
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -80,14 +80,13 @@ export async function* renderPrometheus(hosts: Host[], metrics: MetricsService, 
     const hl = hostLabelPairs(h.labels);
     const base = `host="${esc(h.hostname)}",host_id="${esc(h.id)}"`;
     const tail = hl ? ',' + hl : '';
-    for (const key in st.series) {
-      const value = st.series[key]!;
+    forEachLatest(st, (key, value) => {
       const k = info(key);
-      if (!k || !Number.isFinite(value)) continue;
+      if (!k || !Number.isFinite(value)) return;
       let lines = byFamily.get(k.family);
       if (!lines) byFamily.set(k.family, (lines = []));
       lines.push(`{${base}${k.dimPair}${tail}} ${value * k.scale}`);
-    }
+    });
   }
   for (const family of Object.keys(FAMILIES)) {
     const lines = byFamily.get(family);

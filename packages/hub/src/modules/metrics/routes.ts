@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { parseSelector, SelectorError } from '@tether/protocol';
 import type { HostStore } from '../hosts/store.js';
 import type { AgentLink } from '../agents/link.js';
-import type { MetricsService } from './service.js';
+import { latestSeries, type MetricsService } from './service.js';
 import { pickTier, querySeries, type Tier } from './query.js';
 import { FAMILIES, parseKey } from './series.js';
 import { access, errors, hostAllowed } from '../../http.js';
@@ -104,7 +104,7 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
       return {
         hosts: list.map((h) => {
           const st = metrics.latest.get(h.id);
-          const s = st?.series ?? {};
+          const s = st ? latestSeries(st) : {};
           // One pass over the host's series: busiest filesystem, network totals without loopback.
           let fsMax = 0;
           let rx = 0;
@@ -139,7 +139,8 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
       if (await hidden(req, req.params.id)) return reply.code(404).send(notFound);
       const st = metrics.latest.get(req.params.id);
       if (!st) return reply.code(404).send({ error: 'not_found', message: 'no reports from this host yet' });
-      return st;
+      const { kinds: _kinds, ...rest } = st;
+      return { ...rest, series: latestSeries(st) };
     });
 
     r.get(
@@ -209,7 +210,8 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
           const u = await metrics.store.usage(h.id, since, now);
           const day = (b: number) => Math.round((b * 24 * HOUR) / span);
           // 1-minute and 1-hour tiers fill at a fixed rate per series: derive them from the series count.
-          const nSeries = Object.keys(metrics.latest.get(h.id)?.series ?? {}).length;
+          const st = metrics.latest.get(h.id);
+          const nSeries = st ? Object.keys(latestSeries(st)).length : 0;
           const perDay = { raw: day(u.raw.bytes), m1: nSeries * 24 * 60 * 4 * 8, h1: nSeries * 24 * 4 * 8, top: day(u.top.bytes) };
           out.push({
             hostId: h.id,

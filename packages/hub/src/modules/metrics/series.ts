@@ -76,6 +76,29 @@ export function parseKey(key: string): { family: string; dim?: string } {
   return i < 0 ? { family: key } : { family: key.slice(0, i), dim: key.slice(i + 1) };
 }
 
+/**
+ * Series keys, made once and shared: every report of every host names the same few hundred keys
+ * (cores, mounts, interfaces), and one shared string per key makes each later lookup of it (the
+ * open minute, the layout, the alert rules) cheaper than a fresh string would. Bounded: past the
+ * limit, new keys are built each time.
+ */
+const keyCache = new Map<string, Map<string | number, string>>();
+let keyCacheSize = 0;
+const KEY_CACHE_MAX = 50_000;
+function dimKey(family: string, dim: string | number): string {
+  let m = keyCache.get(family);
+  if (!m) keyCache.set(family, (m = new Map()));
+  let k = m.get(dim);
+  if (k === undefined) {
+    k = `${family}|${typeof dim === 'number' ? dim : dim.slice(0, MAX_DIM)}`;
+    if (keyCacheSize < KEY_CACHE_MAX) {
+      m.set(dim, k);
+      keyCacheSize++;
+    }
+  }
+  return k;
+}
+
 type Out = Record<string, number>;
 /** Collects series for one report, bounded to MAX_SERIES_PER_REPORT. */
 class Series {
@@ -83,7 +106,7 @@ class Series {
   private n = 0;
   put(family: string, v: number | undefined, dim?: string | number): void {
     if (v === undefined || !Number.isFinite(v) || this.n >= MAX_SERIES_PER_REPORT) return;
-    this.o[dim === undefined ? family : `${family}|${typeof dim === 'number' ? dim : dim.slice(0, MAX_DIM)}`] = v;
+    this.o[dim === undefined ? family : dimKey(family, dim)] = v;
     this.n++;
   }
 }

@@ -8,9 +8,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { AgentSelf, ConnectionsSummary, GpuSummary, HostStatic, HostUsage, ProcessSummary, SensorsSummary } from '@tether/protocol';
-import { Agg, HOUR, MINUTE, floorTo } from './codec.js';
+import { HOUR, MINUTE, floorTo } from './codec.js';
 import { MetricStore, type Bucket, type RawRow } from './store.js';
-import { KIND, flattenConnections, flattenGpu, flattenProcesses, flattenSelf, flattenSensors, flattenUsage, type SeriesKind } from './series.js';
+import { KIND, MAX_SERIES_PER_REPORT, flattenConnections, flattenGpu, flattenProcesses, flattenSelf, flattenSensors, flattenUsage, type SeriesKind } from './series.js';
 
 export interface RetentionConfig {
   rawSec: number;
@@ -32,7 +32,8 @@ export interface MetricsOptions {
 
 export interface LatestState {
   ts: number;
-  series: Record<string, number>;
+  /** each report kind's latest flattened series, replaced whole by the next report of that kind */
+  kinds: Partial<Record<SeriesKind, { ts: number; series: Record<string, number> }>>;
   usage?: HostUsage;
   processes?: ProcessSummary;
   connections?: ConnectionsSummary;
@@ -40,6 +41,21 @@ export interface LatestState {
   gpu?: GpuSummary;
   self?: AgentSelf;
   staticTs?: number;
+}
+
+/** Calls `fn` for every latest value of a host, all report kinds together. */
+export function forEachLatest(st: LatestState, fn: (key: string, value: number) => void): void {
+  for (const k in st.kinds) {
+    const series = st.kinds[k as SeriesKind]!.series;
+    for (const key in series) fn(key, series[key]!);
+  }
+}
+
+/** A host's latest values as one object (for the API; the hot paths use forEachLatest). */
+export function latestSeries(st: LatestState): Record<string, number> {
+  const out: Record<string, number> = {};
+  forEachLatest(st, (k, v) => (out[k] = v));
+  return out;
 }
 
 export interface TopEntry {
@@ -52,19 +68,99 @@ export interface TopEntry {
   memPercent: number;
 }
 
-/** Adds one sample's values to per-series aggregates. */
-function addAll(aggs: Map<string, Agg>, values: Record<string, number>): void {
-  for (const k in values) {
-    let g = aggs.get(k);
-    if (!g) aggs.set(k, (g = new Agg()));
-    g.add(values[k]!);
+/**
+ * One host's open minute: for each series its sum, count, min and max, four slots in one
+ * Float64Array, found through an index of series keys. The index is kept from one minute to the next
+ * (a host reports the same series all day), so a minute costs one array and no object per series:
+ * with 10,000 hosts of 150 series that is 1.5 million objects a minute fewer for the collector.
+ */
+export class MinuteAcc {
+  data: Float64Array;
+  private sorted: { keys: string[]; slots: Int32Array } | undefined;
+  constructor(
+    public minute: number,
+    readonly index: Map<string, number> = new Map(),
+  ) {
+    this.data = new Float64Array(Math.max(16, index.size) * 4);
+    this.clear();
+  }
+
+  /** Starts another minute with the same series index. */
+  reset(minute: number): void {
+    this.minute = minute;
+    this.clear();
+  }
+
+  private clear(): void {
+    const d = this.data;
+    for (let o = 0; o < d.length; o += 4) {
+      d[o] = 0;
+      d[o + 1] = 0;
+      d[o + 2] = Infinity;
+      d[o + 3] = -Infinity;
+    }
+  }
+
+  add(values: Record<string, number>): void {
+    for (const k in values) {
+      const v = values[k]!;
+      if (!Number.isFinite(v)) continue;
+      let i = this.index.get(k);
+      if (i === undefined) {
+        i = this.index.size;
+        this.index.set(k, i);
+        this.sorted = undefined;
+        if ((i + 1) * 4 > this.data.length) {
+          const grown = new Float64Array(this.data.length * 2);
+          grown.set(this.data);
+          for (let o = this.data.length; o < grown.length; o += 4) {
+            grown[o + 2] = Infinity;
+            grown[o + 3] = -Infinity;
+          }
+          this.data = grown;
+        }
+      }
+      const d = this.data;
+      const o = i * 4;
+      d[o] = d[o]! + v;
+      d[o + 1] = d[o + 1]! + 1;
+      if (v < d[o + 2]!) d[o + 2] = v;
+      if (v > d[o + 3]!) d[o + 3] = v;
+    }
+  }
+
+  /** The minute's bucket: series with at least one value, keys sorted. */
+  bucket(): Bucket | undefined {
+    if (!this.sorted) {
+      const keys = [...this.index.keys()].sort();
+      this.sorted = { keys, slots: Int32Array.from(keys, (k) => this.index.get(k)!) };
+    }
+    const d = this.data;
+    const { keys: all, slots: allSlots } = this.sorted;
+    let n = 0;
+    for (let j = 0; j < allSlots.length; j++) if (d[allSlots[j]! * 4 + 1]! > 0) n++;
+    if (n === 0) return undefined;
+    // Usually every series has values and the sorted key list is shared from minute to minute
+    // (the store then finds its layout by identity).
+    const keys = n === all.length ? all : all.filter((_, j) => d[allSlots[j]! * 4 + 1]! > 0);
+    const b: Bucket = { ts: this.minute, keys, avg: new Float64Array(n), min: new Float64Array(n), max: new Float64Array(n), count: new Float64Array(n) };
+    let i = 0;
+    for (let j = 0; j < allSlots.length; j++) {
+      const o = allSlots[j]! * 4;
+      const c = d[o + 1]!;
+      if (!(c > 0)) continue;
+      b.avg[i] = d[o]! / c;
+      b.min[i] = d[o + 2]!;
+      b.max[i] = d[o + 3]!;
+      b.count[i] = c;
+      i++;
+    }
+    return b;
   }
 }
 
-interface MinuteAcc {
-  minute: number;
-  aggs: Map<string, Agg>;
-}
+/** Series an open minute's index may hold before it is started afresh (keys that come and go). */
+const MAX_INDEXED_SERIES = 4 * MAX_SERIES_PER_REPORT;
 
 export interface MetricsEvents {
   sample: [hostId: string, kind: SeriesKind, ts: number, series: Record<string, number>];
@@ -95,14 +191,25 @@ export class LatencyWindow {
   }
 }
 
+/** A sample waiting for its write; it becomes the raw row once its layout is known. */
+interface QueuedRow extends RawRow {
+  keys: string[];
+  receivedAt: number;
+  onCommit?: () => void;
+}
+
+/** Queued samples that make a batch worth writing at once rather than after the batching delay. */
+const EAGER_FLUSH_ROWS = 64;
+
 export class MetricsService extends EventEmitter<MetricsEvents> {
   readonly latest = new Map<string, LatestState>();
   readonly ingestLatency = new LatencyWindow();
   readonly counters = { reports: 0, samples: 0, lateSamples: 0, rejectedSeries: 0, writeErrors: 0, minutesWritten: 0, hoursCompacted: 0 };
-  private queue: { row: Omit<RawRow, 'layoutId'>; keys: string[]; receivedAt: number; onCommit?: () => void }[] = [];
+  private queue: QueuedRow[] = [];
   private minuteQueue: { hostId: string; bucket: Bucket }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
+  private eagerFlush = false;
   private readonly acc = new Map<string, MinuteAcc>();
   private readonly dirty = new Map<string, Set<number>>();
   private readonly topAcc = new Map<string, { minute: number; procs: Map<string, TopEntry> }>();
@@ -140,7 +247,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
 
   private state(hostId: string): LatestState {
     let s = this.latest.get(hostId);
-    if (!s) this.latest.set(hostId, (s = { ts: 0, series: {} }));
+    if (!s) this.latest.set(hostId, (s = { ts: 0, kinds: {} }));
     return s;
   }
 
@@ -222,13 +329,16 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     if (!keys.length) return;
     this.counters.samples++;
     const st = this.state(hostId);
-    if (!backlog && ts >= st.ts) {
-      Object.assign(st.series, series);
-      st.ts = ts;
+    const last = st.kinds[kind];
+    if (!backlog && (!last || ts >= last.ts)) {
+      st.kinds[kind] = { ts, series };
+      if (ts > st.ts) st.ts = ts;
     }
     this.emit('sample', hostId, kind, ts, series);
     // Values are queued with their keys; the layout id is resolved at flush time (cached).
-    this.queue.push({ row: { hostId, kind: KIND[kind], ts, values: keys.map((k) => series[k]!) }, keys, receivedAt });
+    const values = new Float64Array(keys.length);
+    for (let i = 0; i < keys.length; i++) values[i] = series[keys[i]!]!;
+    this.queue.push({ hostId, kind: KIND[kind], ts, layoutId: -1, values, keys, receivedAt });
     this.accumulate(hostId, ts, series, now);
     this.scheduleFlush();
   }
@@ -239,9 +349,11 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     if (a && a.minute === minute) {
       // same minute: accumulate
     } else if ((!a || minute > a.minute) && minute + MINUTE + this.grace > now) {
-      if (a) this.writeMinute(hostId, a);
-      a = { minute, aggs: new Map() };
-      this.acc.set(hostId, a);
+      if (a) {
+        this.writeMinute(hostId, a);
+        if (a.index.size <= MAX_INDEXED_SERIES) a.reset(minute);
+        else this.acc.set(hostId, (a = new MinuteAcc(minute)));
+      } else this.acc.set(hostId, (a = new MinuteAcc(minute)));
     } else {
       // Late: the minute is closed (or older than the open one). Recompute it from raw after the flush.
       this.counters.lateSamples++;
@@ -250,10 +362,20 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
       d.add(minute);
       return;
     }
-    addAll(a.aggs, series);
+    a.add(series);
   }
 
   private scheduleFlush(): void {
+    // Enough rows for a batch: write them once the current socket callback returns. A timer would
+    // wait until the event loop is done with every socket that is ready, which under load can be
+    // a thousand reports, and their acks would wait that long.
+    if (this.queue.length >= EAGER_FLUSH_ROWS && !this.eagerFlush) {
+      this.eagerFlush = true;
+      queueMicrotask(() => {
+        this.eagerFlush = false;
+        void this.flush();
+      });
+    }
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // A few milliseconds of batching: one transaction carries every report that arrived meanwhile.
@@ -278,9 +400,8 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     this.flushing = (async () => {
       if (batch.length) {
         try {
-          const rows: RawRow[] = [];
-          for (const q of batch) rows.push({ ...q.row, layoutId: await this.store.layoutFor(q.row.hostId, q.keys) });
-          await this.store.insertRaw(rows);
+          for (const q of batch) q.layoutId = this.store.layoutForCached(q.hostId, q.keys) ?? (await this.store.layoutFor(q.hostId, q.keys));
+          await this.store.insertRaw(batch);
           const t = performance.now();
           for (const b of batch) {
             this.ingestLatency.add(t - b.receivedAt);
@@ -312,24 +433,11 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     }
   }
 
-  private toBucket(minute: number, aggs: Map<string, Agg>): Bucket {
-    const keys = [...aggs.keys()].sort();
-    const n = keys.length;
-    const b: Bucket = { ts: minute, keys, avg: new Float64Array(n), min: new Float64Array(n), max: new Float64Array(n), count: new Float64Array(n) };
-    keys.forEach((k, i) => {
-      const g = aggs.get(k)!;
-      b.avg[i] = g.avg;
-      b.min[i] = g.min;
-      b.max[i] = g.max;
-      b.count[i] = g.count;
-    });
-    return b;
-  }
-
   /** Queues a closed minute for the next flush. */
   private writeMinute(hostId: string, a: MinuteAcc): void {
-    if (!a.aggs.size) return;
-    this.minuteQueue.push({ hostId, bucket: this.toBucket(a.minute, a.aggs) });
+    const bucket = a.bucket();
+    if (!bucket) return;
+    this.minuteQueue.push({ hostId, bucket });
     this.scheduleFlush();
   }
 
@@ -405,11 +513,12 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     for (const [hostId, minutes] of work) {
       for (const minute of [...minutes].sort((a, b) => a - b)) {
         const rows = await this.store.readRaw(hostId, minute, minute + MINUTE);
-        const aggs = new Map<string, Agg>();
-        for (const r of rows) addAll(aggs, r.values);
+        const acc = new MinuteAcc(minute);
+        for (const r of rows) acc.add(r.values);
         const open = this.acc.get(hostId);
         if (open && open.minute === minute) continue; // still open: it will be written whole
-        if (aggs.size) await this.store.upsertMinutes(hostId, [this.toBucket(minute, aggs)]);
+        const bucket = acc.bucket();
+        if (bucket) await this.store.upsertMinutes(hostId, [bucket]);
       }
     }
   }

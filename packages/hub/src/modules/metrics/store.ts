@@ -14,6 +14,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import { createHash } from 'node:crypto';
+import type SQLite from 'better-sqlite3';
 import type { ModuleMigrations } from '../../db/migrate.js';
 import { blobType, isPostgres } from '../../db/dialect.js';
 import { HOUR, MINUTE, packValues, unpackValues } from './codec.js';
@@ -117,23 +118,95 @@ export interface Bucket {
 export type Point = [ts: number, avg: number, min: number, max: number];
 
 const chunkSlots = HOUR / MINUTE; // 60
+/** Layouts per host compared before hashing: the report kinds (6) and the minute bucket's union. */
+const RECENT_LAYOUTS = 8;
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 export class MetricStore {
   private readonly db: Kysely<Tables>;
   private readonly layoutIds = new Map<string, number>(); // hostId|hash -> id
   private readonly layoutKeys = new Map<number, string[]>();
+  private readonly recentLayouts = new Map<string, { keys: readonly string[]; id: number }[]>();
 
-  constructor(db: Kysely<any>) {
+  private fast: { raw: (rows: RawRow[]) => void; minutes: (rows: { host_id: string; ts: number; layout_id: number; data: Buffer }[]) => void } | undefined;
+
+  /**
+   * `sqlite`: the connection under `db` when it is SQLite. The two writes that run for every report
+   * and every closed minute then go through prepared statements in one transaction, instead of a
+   * query built and compiled by Kysely each time (a fifth of the hub's CPU under a 10,000-agent
+   * ingest). They still hold Kysely's connection while they run, so they never land inside
+   * someone else's transaction.
+   */
+  constructor(
+    db: Kysely<any>,
+    private readonly sqlite?: SQLite.Database,
+  ) {
     this.db = db as Kysely<Tables>;
+  }
+
+  private fastWrites(): NonNullable<MetricStore['fast']> | undefined {
+    if (!this.sqlite) return undefined;
+    if (!this.fast) {
+      const raw = this.sqlite.prepare('INSERT INTO metric_raw (host_id, kind, ts, layout_id, data) VALUES (?, ?, ?, ?, ?) ON CONFLICT (host_id, ts, kind) DO NOTHING');
+      const m1 = this.sqlite.prepare('INSERT INTO metric_1m_recent (host_id, ts, layout_id, data) VALUES (?, ?, ?, ?) ON CONFLICT (host_id, ts) DO UPDATE SET layout_id = excluded.layout_id, data = excluded.data');
+      this.fast = {
+        raw: this.sqlite.transaction((rows: RawRow[]) => {
+          for (const r of rows) raw.run(r.hostId, r.kind, r.ts, r.layoutId, packValues(r.values));
+        }),
+        minutes: this.sqlite.transaction((rows: { host_id: string; ts: number; layout_id: number; data: Buffer }[]) => {
+          for (const r of rows) m1.run(r.host_id, r.ts, r.layout_id, r.data);
+        }),
+      };
+    }
+    return this.fast;
   }
 
   // --- layouts ---------------------------------------------------------------------------------
 
+  /**
+   * The id of a host's layout with exactly these keys, created when new. A host sends the same few
+   * layouts again and again (one per report kind, one per minute bucket), so the last ones used are
+   * compared key by key before anything is hashed.
+   */
+  layoutForCached(hostId: string, keys: readonly string[]): number | undefined {
+    const recent = this.recentLayouts.get(hostId);
+    if (!recent) return undefined;
+    for (let i = 0; i < recent.length; i++) {
+      const r = recent[i]!;
+      if (sameKeys(r.keys, keys)) {
+        if (i > 0) {
+          recent.splice(i, 1);
+          recent.unshift(r);
+        }
+        return r.id;
+      }
+    }
+    return undefined;
+  }
+
+  private remember(hostId: string, keys: readonly string[], id: number): void {
+    let recent = this.recentLayouts.get(hostId);
+    if (!recent) this.recentLayouts.set(hostId, (recent = []));
+    recent.unshift({ keys, id });
+    if (recent.length > RECENT_LAYOUTS) recent.pop();
+  }
+
   async layoutFor(hostId: string, keys: string[]): Promise<number> {
+    const fast = this.layoutForCached(hostId, keys);
+    if (fast !== undefined) return fast;
     const hash = createHash('sha1').update(keys.join('\n')).digest('hex');
     const ck = `${hostId}|${hash}`;
     const cached = this.layoutIds.get(ck);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      this.remember(hostId, keys, cached);
+      return cached;
+    }
     await this.db
       .insertInto('metric_layouts')
       .values({ host_id: hostId, hash, series: JSON.stringify(keys), created_at: Date.now() } as never)
@@ -142,6 +215,7 @@ export class MetricStore {
     const row = await this.db.selectFrom('metric_layouts').select('id').where('host_id', '=', hostId).where('hash', '=', hash).executeTakeFirstOrThrow();
     this.layoutIds.set(ck, row.id);
     this.layoutKeys.set(row.id, keys);
+    this.remember(hostId, keys, row.id);
     return row.id;
   }
 
@@ -165,6 +239,8 @@ export class MetricStore {
   // --- raw -------------------------------------------------------------------------------------
 
   async insertRaw(rows: RawRow[]): Promise<void> {
+    const fast = this.fastWrites();
+    if (fast) return this.db.connection().execute(async () => fast.raw(rows));
     for (let i = 0; i < rows.length; i += 200) {
       const part = rows.slice(i, i + 200);
       await this.db
@@ -222,8 +298,10 @@ export class MetricStore {
 
   /** Minute buckets of many hosts, written with multi-row upserts. */
   async upsertMinuteRows(items: { hostId: string; bucket: Bucket }[]): Promise<void> {
-    const rows = [];
-    for (const { hostId, bucket } of items) rows.push({ host_id: hostId, ts: bucket.ts, layout_id: await this.layoutFor(hostId, bucket.keys), data: this.packBucket(bucket) });
+    const rows: { host_id: string; ts: number; layout_id: number; data: Buffer }[] = [];
+    for (const { hostId, bucket } of items) rows.push({ host_id: hostId, ts: bucket.ts, layout_id: this.layoutForCached(hostId, bucket.keys) ?? (await this.layoutFor(hostId, bucket.keys)), data: this.packBucket(bucket) });
+    const fast = this.fastWrites();
+    if (fast) return this.db.connection().execute(async () => fast.minutes(rows));
     for (let i = 0; i < rows.length; i += 200) {
       await this.db
         .insertInto('metric_1m_recent')
@@ -400,6 +478,7 @@ export class MetricStore {
   }
 
   async deleteHost(hostId: string): Promise<void> {
+    this.recentLayouts.delete(hostId);
     for (const t of ['metric_raw', 'metric_1m_recent', 'metric_1m', 'metric_1h', 'process_top', 'host_inventory', 'metric_layouts'] as const) {
       await this.db.deleteFrom(t).where('host_id', '=', hostId).execute();
     }
