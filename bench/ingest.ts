@@ -16,11 +16,20 @@ const N = Number(process.argv[2] ?? 10000);
 const db = (process.argv[3] ?? 'sqlite') as 'sqlite' | 'postgres';
 const SECONDS = Number(process.argv[4] ?? 60);
 const INTERVAL = 5000;
+/** Reports flow this long before measuring (WARMUP_SEC): the first minute fills every cache and the heap. */
+const WARMUP_SEC = Number(process.env.WARMUP_SEC ?? 10);
 
 
 async function main(): Promise<void> {
   const sample = await realUsage();
-  const hub = await TestHub.start({ db, heartbeat: '10s', env: { TETHER_LOG_LEVEL: 'info' }, ...(process.env.HUB_NODE_ARGS ? { nodeArgs: process.env.HUB_NODE_ARGS.split(' ') } : {}) });
+  const hub = await TestHub.start({ db, heartbeat: '10s', env: { TETHER_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'info' }, ...(process.env.HUB_NODE_ARGS ? { nodeArgs: process.env.HUB_NODE_ARGS.split(' ') } : {}) });
+  if (process.env.PIN_CPUS) {
+    // PIN_CPUS=HUB:SIM, e.g. 0:1 — the hub (every thread) on one CPU, the simulated fleet on another.
+    const [hubCpu, simCpu] = process.env.PIN_CPUS.split(':');
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('taskset', ['-apc', hubCpu!, String(hub.proc.pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-apc', simCpu!, String(process.pid)], { stdio: 'ignore' });
+  }
   const sockets: RawAgent[] = [];
   const rtt: number[] = [];
   // DUMP_RTT=file writes every measured round trip as [wall-clock send time, ms, monotonic send time in µs
@@ -82,10 +91,18 @@ async function main(): Promise<void> {
       }, offset));
     }
     // Warm up for two intervals, then measure.
-    await new Promise((r) => setTimeout(r, 2 * INTERVAL));
+    await new Promise((r) => setTimeout(r, WARMUP_SEC * 1000));
     measuring = true;
     const simLag = monitorEventLoopDelay({ resolution: 10 });
     simLag.enable();
+    // The simulator's own stalls: a histogram hides a rare long one (one sample for the whole stall).
+    const simStalls: [monoUs: number, ms: number][] = [];
+    let lastBeat = performance.now();
+    const beat = setInterval(() => {
+      const t = performance.now();
+      if (t - lastBeat > 60) simStalls.push([Math.round(Number(process.hrtime.bigint() / 1000n)), Math.round(t - lastBeat)]);
+      lastBeat = t;
+    }, 10);
     const cpu0 = cpuSec(hub.proc.pid);
     const simCpu0 = process.cpuUsage();
     const m0 = Date.now();
@@ -113,12 +130,14 @@ async function main(): Promise<void> {
     for (const k of ['memory', 'database'] as const) probeMs[k].sort((a, b) => a - b);
     measuring = false;
     simLag.disable();
+    clearInterval(beat);
     const simLagP99 = simLag.percentile(99) / 1e6;
     const simCpu = process.cpuUsage(simCpu0);
     const simCpuPct = ((simCpu.user + simCpu.system) / 1e6 / ((Date.now() - m0) / 1000)) * 100;
     const hubCpuPct = ((cpuSec(hub.proc.pid) - cpu0) / ((Date.now() - m0) / 1000)) * 100;
     for (const t of timers) clearTimeout(t);
     if (timeline) (await import('node:fs')).writeFileSync(process.env.DUMP_RTT!, JSON.stringify(timeline));
+    if (timeline) (await import('node:fs')).writeFileSync(process.env.DUMP_RTT! + '.stalls', JSON.stringify(simStalls));
     if (process.env.DUMP_HUB) (await import('node:fs')).writeFileSync(process.env.DUMP_HUB, hub.proc.output());
     const prom = await (await hub.raw('GET', '/metrics')).text();
     const q = (k: string) => Number(prom.match(new RegExp(`tether_hub_ingest_latency_seconds\\{quantile="${k}"\\} ([0-9.e-]+)`))?.[1] ?? NaN) * 1000;
@@ -145,6 +164,7 @@ async function main(): Promise<void> {
       intervalSec: INTERVAL / 1000,
       reportsPerSec: Math.round(N / (INTERVAL / 1000)),
       measuredSec: SECONDS,
+      warmupSec: WARMUP_SEC,
       connectSec: +connectSec.toFixed(1),
       reportBytes: encodeFrame('report.usage', bodyOf(Date.now(), 0)).length,
       seriesPerReport: null as number | null,
@@ -166,7 +186,7 @@ async function main(): Promise<void> {
     const md = [
       `## Ingestion: ${N} agents every ${INTERVAL / 1000} s on ${db} — ${result.date}`,
       ``,
-      `Machine: ${result.machine}. Hub process and all simulated agents share the 2 cores. Each report is a real usage sample of this machine (${result.reportBytes} bytes on the wire), ${result.reportsPerSec} reports/s, measured for ${SECONDS} s after a 10 s warm-up.`,
+      `Machine: ${result.machine}. Hub process and all simulated agents share the 2 cores. Each report is a real usage sample of this machine (${result.reportBytes} bytes on the wire), ${result.reportsPerSec} reports/s, measured for ${SECONDS} s after a ${WARMUP_SEC} s warm-up.`,
       ``,
       `| figure | value | target |`,
       `|---|---|---|`,

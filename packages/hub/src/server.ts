@@ -148,9 +148,9 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   const metrics = new MetricsService(new MetricStore(db.db, db.sqlite), log.child({ module: 'metrics' }), { retention: cfg.retention, topN: cfg.topN });
   const reportTypes = new Set<string>(REPORT_TYPES);
   const workloads = new WorkloadService();
-  link.on('message', (conn, msg) => {
+  link.on('message', (conn, msg, frame) => {
     if (WORKLOAD_REPORTS.has(msg.type)) workloads.handleReport(conn.agentId, msg.type, msg.body);
-    else if (reportTypes.has(msg.type)) metrics.handleReport(conn.agentId, msg.type, msg.body, performance.now(), () => conn.send('ack', {}, msg.id));
+    else if (reportTypes.has(msg.type)) metrics.handleReport(conn.agentId, msg.type, msg.body, performance.now(), () => conn.send('ack', {}, msg.id), frame);
   });
   metrics.start();
   const live = new LiveHub(metrics, link, log.child({ module: 'live' }));

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Instance, observe, tick, type EvalRule } from '../src/modules/alerts/evaluator.js';
+import { Instance, ObsWindow, observe, tick, type EvalRule } from '../src/modules/alerts/evaluator.js';
 import { derive, parseMetric } from '../src/modules/alerts/model.js';
 import { dingtalkSignedUrl, feishuSign, scrub, secretStrings, webhookSignature } from '../src/modules/alerts/channels.js';
 import type { AnomalySink, AnomalySource } from '../src/modules/alerts/anomaly.js';
@@ -19,6 +19,26 @@ import { loadHubConfig } from '../src/config.js';
 
 const rule = (o: Partial<EvalRule> = {}): EvalRule => ({ op: '>', threshold: 90, forSec: 60, resolveForSec: 30, aggregate: 'all', flapCount: 3, flapWindowSec: 600, staleSec: 300, ...o });
 const S = 1000;
+
+
+test('an averaging window: mean of what is in it, old observations dropped (the newest always kept), growth across the ring', () => {
+  const w = new ObsWindow();
+  assert.ok(Number.isNaN(w.mean()));
+  // 100 observations one second apart, values 0..99, keeping the last 30 s: wraps and grows the rings.
+  for (let t = 0; t < 100; t++) {
+    w.push(t * 1000, t);
+    w.dropBefore(t * 1000 - 30_000);
+  }
+  assert.equal(w.length, 31, 'observations from 69 s to 99 s');
+  assert.equal(w.mean(), (69 + 99) / 2);
+  w.dropBefore(1e9);
+  assert.equal(w.length, 1, 'the newest stays');
+  assert.equal(w.mean(), 99);
+  w.clear();
+  assert.equal(w.length, 0);
+  w.push(5, 7);
+  assert.equal(w.mean(), 7);
+});
 
 test('a breach goes pending, fires only after holding for forSec, and a dip before that starts over', () => {
   const r = rule();

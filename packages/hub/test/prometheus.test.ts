@@ -14,9 +14,11 @@ import type { Host } from '../src/modules/hosts/store.js';
 const HOSTS = 6000; // over the 5,000 lines a chunk carries, in each family
 const SERIES: Record<string, number> = { 'cpu_percent|busy': 12.5, 'cpu_percent|user': 10, 'memory_used_percent': 40, 'fs_used_bytes|/var/lib "x"': 1e9, load1: 0.5, not_a_family: 1 };
 
+const values = (series: Record<string, number>) => ({ ts: 1, keys: Object.keys(series), values: Float64Array.from(Object.values(series)) });
+
 function fleet(): { hosts: Host[]; metrics: MetricsService; link: AgentLink } {
   const hosts = Array.from({ length: HOSTS }, (_, i) => ({ id: `h-${i}`, hostname: `host-${i}`, labels: { env: i % 2 ? 'prod' : 'dev', 'team.name': 'a\\b' } }) as unknown as Host);
-  const latest = new Map(hosts.map((h, i) => [h.id, { ts: 1, kinds: { usage: { ts: 1, series: i === 7 ? {} : { ...SERIES, load1: i === 3 ? Number.NaN : 0.5 } } } }]));
+  const latest = new Map(hosts.map((h, i) => [h.id, { ts: 1, kinds: { usage: values(i === 7 ? {} : { ...SERIES, load1: i === 3 ? Number.NaN : 0.5 }) } }]));
   const metrics = { latest, ingestLatency: { quantile: () => 0, count: 0, sumMs: 0 }, counters: { reports: 0, lateSamples: 0, writeErrors: 0 } } as unknown as MetricsService;
   const link = { isOnline: (id: string) => id !== 'h-1', stats: { refused: {}, handshakesOk: 0 }, onlineCount: HOSTS - 1 } as unknown as AgentLink;
   return { hosts, metrics, link };

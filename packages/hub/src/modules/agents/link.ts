@@ -94,7 +94,8 @@ export interface LinkStats {
 export interface AgentLinkEvents {
   online: [agentId: string];
   offline: [agentId: string, reason: string];
-  message: [conn: AgentConnection, msg: Message];
+  /** `frame`: the message as received (validated JSON text), for keeping it without its object graph */
+  message: [conn: AgentConnection, msg: Message, frame: string];
 }
 
 export class AgentLink extends EventEmitter<AgentLinkEvents> {
@@ -281,7 +282,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
 
   private onMessage(conn: AgentConnection, raw: Buffer, isBinary: boolean): void {
     conn.lastRecv = this.now();
-    const d = isBinary ? ({ ok: false, code: 'bad_envelope', error: 'binary frames are not used on this link' } as const) : decodeFrame(raw, this.maxFrame);
+    const text = isBinary ? '' : raw.toString('utf8');
+    const d = isBinary ? ({ ok: false, code: 'bad_envelope', error: 'binary frames are not used on this link' } as const) : decodeFrame(text, this.maxFrame);
     if (!d.ok) return this.badFrame(conn, d.code, d.error, 'id' in d ? d.id : undefined);
     if (!AGENT_TO_HUB.has(d.msg.type) || d.msg.type === 'hello') return this.badFrame(conn, 'unexpected_type', `an agent may not send ${d.msg.type} now`, d.msg.id);
     conn.badFrames = 0;
@@ -302,7 +304,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
         this.o.log.warn({ agentId: conn.agentId, re: d.msg.re, ...(d.msg.body as BodyOf<'error'>) }, 'agent reported an error');
         break;
     }
-    this.emit('message', conn, d.msg);
+    this.emit('message', conn, d.msg, text);
   }
 
   /** Says why a frame was rejected and keeps the link, unless the peer keeps sending garbage. */

@@ -45,6 +45,58 @@ export interface EvalRule {
 export type InstanceState = 'inactive' | 'pending' | 'firing';
 export type TransitionType = 'pending' | 'firing' | 'resolved' | 'cleared' | 'flapping' | 'steady';
 
+/**
+ * The observations of an averaging rule over its window, in two typed rings. An instance exists per
+ * host and series (10,000 hosts × a few interfaces), each holding minutes of samples: as arrays of
+ * [ts, value] pairs they were most of the hub's live heap, which every full collection walks.
+ */
+export class ObsWindow {
+  private ts = new Float64Array(8);
+  private vs = new Float64Array(8);
+  private head = 0;
+  length = 0;
+
+  push(ts: number, v: number): void {
+    if (this.length === this.ts.length) this.grow();
+    const i = (this.head + this.length) % this.ts.length;
+    this.ts[i] = ts;
+    this.vs[i] = v;
+    this.length++;
+  }
+
+  /** Drops observations older than `from`, always keeping the newest. */
+  dropBefore(from: number): void {
+    while (this.length > 1 && this.ts[this.head]! < from) {
+      this.head = (this.head + 1) % this.ts.length;
+      this.length--;
+    }
+  }
+
+  mean(): number {
+    let sum = 0;
+    for (let k = 0; k < this.length; k++) sum += this.vs[(this.head + k) % this.vs.length]!;
+    return this.length ? sum / this.length : NaN;
+  }
+
+  clear(): void {
+    this.head = 0;
+    this.length = 0;
+  }
+
+  private grow(): void {
+    const n = this.ts.length;
+    const ts = new Float64Array(n * 2);
+    const vs = new Float64Array(n * 2);
+    for (let k = 0; k < this.length; k++) {
+      ts[k] = this.ts[(this.head + k) % n]!;
+      vs[k] = this.vs[(this.head + k) % n]!;
+    }
+    this.ts = ts;
+    this.vs = vs;
+    this.head = 0;
+  }
+}
+
 export class Instance {
   state: InstanceState = 'inactive';
   /** when the condition started to hold (pending since) */
@@ -58,7 +110,7 @@ export class Instance {
   lastObs = 0;
   lastCond = false;
   /** avg mode: observations in the window; firstObs: since when the window is covered */
-  window: [number, number][] = [];
+  window = new ObsWindow();
   firstObs = 0;
   fireTimes: number[] = [];
   flapping = false;
@@ -107,7 +159,7 @@ function resolve(inst: Instance, reason: Instance['endReason'], now: number, out
   inst.endedAt = now;
   inst.endReason = reason;
   inst.clearSince = undefined;
-  inst.window = [];
+  inst.window.clear();
   out.push('resolved');
 }
 
@@ -120,10 +172,9 @@ export function observe(inst: Instance, rule: EvalRule, value: number, now: numb
   let covered = true;
   if (rule.aggregate === 'avg') {
     if (!inst.window.length) inst.firstObs = now;
-    inst.window.push([now, value]);
-    const from = now - rule.forSec * 1000;
-    while (inst.window.length > 1 && inst.window[0]![0] < from) inst.window.shift();
-    const avg = inst.window.reduce((s, [, v]) => s + v, 0) / inst.window.length;
+    inst.window.push(now, value);
+    inst.window.dropBefore(now - rule.forSec * 1000);
+    const avg = inst.window.mean();
     cond = compare(rule.op, avg, rule.threshold);
     covered = now - inst.firstObs >= rule.forSec * 1000;
   } else cond = compare(rule.op, value, rule.threshold);

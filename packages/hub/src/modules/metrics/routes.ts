@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { parseSelector, SelectorError } from '@tether/protocol';
 import type { HostStore } from '../hosts/store.js';
 import type { AgentLink } from '../agents/link.js';
-import { latestSeries, type MetricsService } from './service.js';
+import { latestSeries, latestUsage, type MetricsService } from './service.js';
 import { pickTier, querySeries, type Tier } from './query.js';
 import { FAMILIES, parseKey } from './series.js';
 import { access, errors, hostAllowed } from '../../http.js';
@@ -104,17 +104,27 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
       return {
         hosts: list.map((h) => {
           const st = metrics.latest.get(h.id);
-          const s = st ? latestSeries(st) : {};
-          // One pass over the host's series: busiest filesystem, network totals without loopback.
+          // Every figure shown here comes from the usage report, read in one pass over its series:
+          // busiest filesystem, network totals without loopback.
+          const u = st?.kinds.usage;
           let fsMax = 0;
           let rx = 0;
           let tx = 0;
-          for (const k in s) {
-            const v = s[k]!;
-            if (k.startsWith('fs_used_percent|')) fsMax = Math.max(fsMax, v);
-            else if (k.endsWith('|lo')) continue;
-            else if (k.startsWith('net_rx_bytes_per_second|')) rx += v;
-            else if (k.startsWith('net_tx_bytes_per_second|')) tx += v;
+          let cpu: number | null = null;
+          let mem: number | null = null;
+          let load1: number | null = null;
+          if (u) {
+            for (let i = 0; i < u.keys.length; i++) {
+              const k = u.keys[i]!;
+              const v = u.values[i]!;
+              if (k === 'cpu_percent|busy') cpu = v;
+              else if (k === 'memory_used_percent') mem = v;
+              else if (k === 'load1') load1 = v;
+              else if (k.startsWith('fs_used_percent|')) fsMax = Math.max(fsMax, v);
+              else if (k.endsWith('|lo')) continue;
+              else if (k.startsWith('net_rx_bytes_per_second|')) rx += v;
+              else if (k.startsWith('net_tx_bytes_per_second|')) tx += v;
+            }
           }
           return {
             id: h.id,
@@ -124,10 +134,10 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
             os: h.facts.os.pretty,
             ts: st?.ts ?? null,
             uptimeSec: h.facts.bootTime ? Math.round((Date.now() - h.facts.bootTime) / 1000) : null,
-            cpuPercent: s['cpu_percent|busy'] ?? null,
-            memoryPercent: s['memory_used_percent'] ?? null,
+            cpuPercent: cpu,
+            memoryPercent: mem,
             diskPercent: st ? fsMax : null,
-            load1: s['load1'] ?? null,
+            load1,
             netRxBytesPerSec: st ? rx : null,
             netTxBytesPerSec: st ? tx : null,
           };
@@ -139,8 +149,8 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
       if (await hidden(req, req.params.id)) return reply.code(404).send(notFound);
       const st = metrics.latest.get(req.params.id);
       if (!st) return reply.code(404).send({ error: 'not_found', message: 'no reports from this host yet' });
-      const { kinds: _kinds, ...rest } = st;
-      return { ...rest, series: latestSeries(st) };
+      const { kinds: _kinds, usageFrame: _frame, ...rest } = st;
+      return { ...rest, usage: latestUsage(st), series: latestSeries(st) };
     });
 
     r.get(

@@ -121,7 +121,7 @@ const chunkSlots = HOUR / MINUTE; // 60
 /** Layouts per host compared before hashing: the report kinds (6) and the minute bucket's union. */
 const RECENT_LAYOUTS = 8;
 
-function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+export function sameKeys(a: readonly string[], b: readonly string[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -198,25 +198,61 @@ export class MetricStore {
   }
 
   async layoutFor(hostId: string, keys: string[]): Promise<number> {
-    const fast = this.layoutForCached(hostId, keys);
-    if (fast !== undefined) return fast;
-    const hash = createHash('sha1').update(keys.join('\n')).digest('hex');
-    const ck = `${hostId}|${hash}`;
-    const cached = this.layoutIds.get(ck);
-    if (cached !== undefined) {
-      this.remember(hostId, keys, cached);
-      return cached;
+    return (await this.layoutsFor([{ hostId, keys }]))[0]!;
+  }
+
+  /**
+   * Layout ids for many rows at once. Those not yet known (every host's first reports after a hub
+   * start: 10,000 hosts at once) are created and read back with one statement each per 200, not
+   * two queries per row.
+   */
+  async layoutsFor(items: readonly { hostId: string; keys: readonly string[] }[]): Promise<number[]> {
+    const out = new Array<number>(items.length);
+    const missing = new Map<string, { hostId: string; keys: readonly string[]; hash: string; at: number[] }>();
+    for (let i = 0; i < items.length; i++) {
+      const { hostId, keys } = items[i]!;
+      const fast = this.layoutForCached(hostId, keys);
+      if (fast !== undefined) {
+        out[i] = fast;
+        continue;
+      }
+      const hash = createHash('sha1').update(keys.join('\n')).digest('hex');
+      const ck = `${hostId}|${hash}`;
+      const cached = this.layoutIds.get(ck);
+      if (cached !== undefined) {
+        this.remember(hostId, keys, cached);
+        out[i] = cached;
+        continue;
+      }
+      const m = missing.get(ck);
+      if (m) m.at.push(i);
+      else missing.set(ck, { hostId, keys, hash, at: [i] });
     }
-    await this.db
-      .insertInto('metric_layouts')
-      .values({ host_id: hostId, hash, series: JSON.stringify(keys), created_at: Date.now() } as never)
-      .onConflict((oc) => oc.columns(['host_id', 'hash']).doNothing())
-      .execute();
-    const row = await this.db.selectFrom('metric_layouts').select('id').where('host_id', '=', hostId).where('hash', '=', hash).executeTakeFirstOrThrow();
-    this.layoutIds.set(ck, row.id);
-    this.layoutKeys.set(row.id, keys);
-    this.remember(hostId, keys, row.id);
-    return row.id;
+    const todo = [...missing.values()];
+    for (let j = 0; j < todo.length; j += 200) {
+      const part = todo.slice(j, j + 200);
+      const now = Date.now();
+      await this.db
+        .insertInto('metric_layouts')
+        .values(part.map((m) => ({ host_id: m.hostId, hash: m.hash, series: JSON.stringify(m.keys), created_at: now })) as never)
+        .onConflict((oc) => oc.columns(['host_id', 'hash']).doNothing())
+        .execute();
+      const rows = await this.db
+        .selectFrom('metric_layouts')
+        .select(['id', 'host_id', 'hash'])
+        .where((eb) => eb.or(part.map((m) => eb.and([eb('host_id', '=', m.hostId), eb('hash', '=', m.hash)]))))
+        .execute();
+      const ids = new Map(rows.map((r) => [`${r.host_id}|${r.hash}`, r.id]));
+      for (const m of part) {
+        const id = ids.get(`${m.hostId}|${m.hash}`);
+        if (id === undefined) throw new Error(`metric layout of host ${m.hostId} was not stored`);
+        this.layoutIds.set(`${m.hostId}|${m.hash}`, id);
+        this.layoutKeys.set(id, m.keys as string[]);
+        this.remember(m.hostId, m.keys, id);
+        for (const i of m.at) out[i] = id;
+      }
+    }
+    return out;
   }
 
   async keysOf(layoutId: number): Promise<string[]> {
@@ -299,7 +335,8 @@ export class MetricStore {
   /** Minute buckets of many hosts, written with multi-row upserts. */
   async upsertMinuteRows(items: { hostId: string; bucket: Bucket }[]): Promise<void> {
     const rows: { host_id: string; ts: number; layout_id: number; data: Buffer }[] = [];
-    for (const { hostId, bucket } of items) rows.push({ host_id: hostId, ts: bucket.ts, layout_id: this.layoutForCached(hostId, bucket.keys) ?? (await this.layoutFor(hostId, bucket.keys)), data: this.packBucket(bucket) });
+    const ids = await this.layoutsFor(items.map(({ hostId, bucket }) => ({ hostId, keys: bucket.keys })));
+    items.forEach(({ hostId, bucket }, i) => rows.push({ host_id: hostId, ts: bucket.ts, layout_id: ids[i]!, data: this.packBucket(bucket) }));
     const fast = this.fastWrites();
     if (fast) return this.db.connection().execute(async () => fast.minutes(rows));
     for (let i = 0; i < rows.length; i += 200) {
