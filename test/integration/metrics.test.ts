@@ -81,6 +81,11 @@ for (const db of testDatabases()) {
       const ov = await hub.api('GET', '/api/v1/metrics/overview');
       const me = ov.hosts.find((h: { id: string }) => h.id === id);
       assert.ok(me.online && me.memoryPercent > 0 && me.diskPercent > 0);
+      // os and uptime are read from the stored facts by the database's JSON functions
+      const host = await hub.api('GET', `/api/v1/hosts/${id}`);
+      assert.equal(me.os, host.facts.os.pretty);
+      assert.ok(host.facts.bootTime > 0);
+      assert.ok(Math.abs(me.uptimeSec - (Date.now() - host.facts.bootTime) / 1000) < 60, `uptime ${me.uptimeSec} s`);
       const st = await hub.api('GET', `/api/v1/metrics/storage?host=${id}`);
       assert.ok(st.hosts[0].bytesPerDay.raw > 0 && st.hosts[0].series > 20);
     });

@@ -82,18 +82,10 @@ async function errorOf(r: Response): Promise<ApiError> {
   return new ApiError(r.status, code, message);
 }
 
-const early = new Map<string, { at: number; answer: Promise<Response | undefined> }>();
+/** Answers asked before the bundle ran (early.ts, its own script in index.html) or by `prefetch`. */
+const early: Map<string, { at: number; answer: Promise<Response | undefined> }> = ((globalThis as unknown as { __tetherEarly?: Map<string, { at: number; answer: Promise<Response | undefined> }> }).__tetherEarly ??= new Map());
 /** How long a prefetched answer may wait for its first reader before it counts as stale. */
 const EARLY_FRESH_MS = 10_000;
-
-/**
- * Starts GET requests as the bundle loads, before React has rendered anything, so that the first
- * page does not wait for one round trip after another. The first plain `get` of the same path takes
- * the answer (once, while fresh, and only a successful one: anything else is asked again).
- */
-export function prefetch(paths: string[]): void {
-  for (const p of paths) early.set(p, { at: Date.now(), answer: send('GET', p, {}).catch(() => undefined) });
-}
 
 async function takeEarly(path: string): Promise<Response | undefined> {
   const e = early.get(path);

@@ -1,5 +1,3 @@
-// First: start the first page's requests while the rest of the bundle evaluates.
-import './boot';
 import { createRoot } from 'react-dom/client';
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';

@@ -100,7 +100,7 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
     );
 
     r.get('/api/v1/metrics/overview', { ...read, schema: { tags: ['metrics'], summary: 'Latest values for every host, in one call' } }, async (req) => {
-      const list = (await hosts.list({})).filter((h) => hostAllowed(req, h.labels));
+      const list = (await hosts.listOverview()).filter((h) => hostAllowed(req, h.labels));
       return {
         hosts: list.map((h) => {
           const st = metrics.latest.get(h.id);
@@ -131,9 +131,9 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
             hostname: h.hostname,
             online: link.isOnline(h.id),
             labels: h.labels,
-            os: h.facts.os.pretty,
+            os: h.os ?? '',
             ts: st?.ts ?? null,
-            uptimeSec: h.facts.bootTime ? Math.round((Date.now() - h.facts.bootTime) / 1000) : null,
+            uptimeSec: h.bootTime ? Math.round((Date.now() - h.bootTime) / 1000) : null,
             cpuPercent: cpu,
             memoryPercent: mem,
             diskPercent: st ? fsMax : null,
