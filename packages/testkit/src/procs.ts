@@ -174,8 +174,14 @@ export class TestHub {
 
   static async start(opts: HubOptions = {}): Promise<TestHub> {
     const h = new TestHub(opts);
-    await h.launch();
-    await h.login();
+    try {
+      await h.launch();
+      await h.login();
+    } catch (err) {
+      // A hub that never answered must not outlive the test (one was found running 50 minutes later).
+      await h.cleanup();
+      throw err;
+    }
     return h;
   }
 
@@ -238,7 +244,7 @@ export class TestHub {
   }
 
   async cleanup(): Promise<void> {
-    await this.proc.stop('SIGTERM').catch(() => {});
+    await this.proc?.stop('SIGTERM').catch(() => {});
     rmSync(this.dataDir, { recursive: true, force: true });
     await this.pgs?.drop().catch(() => {});
   }

@@ -62,6 +62,17 @@ export function terminalRoutes(o: {
           if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: 'exit', exitCode: null, reason: why, refused: true }));
           socket.close(code, why.slice(0, 120));
         };
+        // What the client sends at once (a piped `tether ssh` writes its input as soon as the socket
+        // opens) is held while the host is looked up and the session is set up, not dropped.
+        const early: string[] = [];
+        const hold = (raw: unknown) => {
+          if (early.length < 256) early.push(String(raw));
+        };
+        socket.on('message', hold);
+        const takeEarly = () => {
+          socket.off('message', hold);
+          return early;
+        };
         if (o.originAllowed && !o.originAllowed(req)) return close(4403, 'origin not allowed');
         const { id } = req.params as { id: string };
         const q = req.query as { cols?: number; rows?: number; user?: string };
@@ -77,6 +88,7 @@ export function terminalRoutes(o: {
           hostname: host.hostname,
           username: actor,
           browser: socket,
+          takeEarly,
           cols: q.cols ?? 80,
           rows: q.rows ?? 24,
           ...(q.user ? { runAs: q.user } : {}),

@@ -154,7 +154,7 @@ export class TerminalService {
    * Opens a session on `conn`'s host for `browser`. Browser frames (JSON): in `{type:'input', data}`,
    * `{type:'resize', cols, rows}`; out `{type:'opened', …}`, `{type:'output', data}`, `{type:'exit', …}`.
    */
-  async open(o: { conn: AgentConnection; hostname: string; username: string; browser: WebSocket; cols: number; rows: number; runAs?: string; onEnd: (s: TerminalSession) => void }): Promise<TerminalSession> {
+  async open(o: { conn: AgentConnection; hostname: string; username: string; browser: WebSocket; cols: number; rows: number; runAs?: string; onEnd: (s: TerminalSession) => void; takeEarly?: () => string[] }): Promise<TerminalSession> {
     const now = Date.now();
     const s: TerminalSession = {
       id: 'ts_' + randomBytes(12).toString('base64url'),
@@ -184,6 +184,8 @@ export class TerminalService {
     o.browser.on('message', (raw) => this.onBrowser(l, raw.toString()));
     o.browser.on('close', () => void this.finish(s.id, null, 'the browser closed the terminal'));
     o.conn.send('term.open', { sessionId: s.id, cols: o.cols, rows: o.rows, ...(o.runAs ? { user: o.runAs } : {}) });
+    // Frames the browser sent while the session was being set up, in order, after the open.
+    for (const raw of o.takeEarly?.() ?? []) this.onBrowser(l, raw);
     return s;
   }
 
