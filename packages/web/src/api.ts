@@ -3,6 +3,7 @@
  * Cookie-authenticated writes carry the session's CSRF token; a `step_up_required` answer asks the
  * user to confirm (password or one-time code) through the registered prompt, then retries once.
  */
+import type { EarlyAnswers } from './early';
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -82,8 +83,8 @@ async function errorOf(r: Response): Promise<ApiError> {
   return new ApiError(r.status, code, message);
 }
 
-/** Answers asked before the bundle ran (early.ts, its own script in index.html) or by `prefetch`. */
-const early: Map<string, { at: number; answer: Promise<Response | undefined> }> = ((globalThis as unknown as { __tetherEarly?: Map<string, { at: number; answer: Promise<Response | undefined> }> }).__tetherEarly ??= new Map());
+/** Answers asked for before the bundle ran (early.ts, its own script first in <head>). */
+const early: EarlyAnswers = ((globalThis as { __tetherEarly?: EarlyAnswers }).__tetherEarly ??= new Map());
 /** How long a prefetched answer may wait for its first reader before it counts as stale. */
 const EARLY_FRESH_MS = 10_000;
 

@@ -19,21 +19,3 @@ export function unpackValues(b: Uint8Array): Float64Array {
 export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
 export const floorTo = (ts: number, step: number): number => Math.floor(ts / step) * step;
-
-/** Running aggregate for one series within one bucket. */
-export class Agg {
-  sum = 0;
-  count = 0;
-  min = Infinity;
-  max = -Infinity;
-  add(v: number, weight = 1, vmin = v, vmax = v): void {
-    if (!Number.isFinite(v)) return;
-    this.sum += v * weight;
-    this.count += weight;
-    if (vmin < this.min) this.min = vmin;
-    if (vmax > this.max) this.max = vmax;
-  }
-  get avg(): number {
-    return this.count ? this.sum / this.count : NaN;
-  }
-}

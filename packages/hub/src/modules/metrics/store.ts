@@ -115,6 +115,9 @@ export interface Bucket {
   count: Float64Array;
 }
 
+/** A metric_1m_recent row as written. */
+type MinuteRow = { host_id: string; ts: number; layout_id: number; data: Buffer };
+
 export type Point = [ts: number, avg: number, min: number, max: number];
 
 const chunkSlots = HOUR / MINUTE; // 60
@@ -134,7 +137,7 @@ export class MetricStore {
   private readonly layoutKeys = new Map<number, string[]>();
   private readonly recentLayouts = new Map<string, { keys: readonly string[]; id: number }[]>();
 
-  private fast: { raw: (rows: RawRow[]) => void; minutes: (rows: { host_id: string; ts: number; layout_id: number; data: Buffer }[]) => void } | undefined;
+  private fast: { raw: (rows: RawRow[]) => void; minutes: (rows: MinuteRow[]) => void } | undefined;
 
   /**
    * `sqlite`: the connection under `db` when it is SQLite. The two writes that run for every report
@@ -159,7 +162,7 @@ export class MetricStore {
         raw: this.sqlite.transaction((rows: RawRow[]) => {
           for (const r of rows) raw.run(r.hostId, r.kind, r.ts, r.layoutId, packValues(r.values));
         }),
-        minutes: this.sqlite.transaction((rows: { host_id: string; ts: number; layout_id: number; data: Buffer }[]) => {
+        minutes: this.sqlite.transaction((rows: MinuteRow[]) => {
           for (const r of rows) m1.run(r.host_id, r.ts, r.layout_id, r.data);
         }),
       };
@@ -174,7 +177,7 @@ export class MetricStore {
    * layouts again and again (one per report kind, one per minute bucket), so the last ones used are
    * compared key by key before anything is hashed.
    */
-  layoutForCached(hostId: string, keys: readonly string[]): number | undefined {
+  private layoutForCached(hostId: string, keys: readonly string[]): number | undefined {
     const recent = this.recentLayouts.get(hostId);
     if (!recent) return undefined;
     for (let i = 0; i < recent.length; i++) {
@@ -228,7 +231,7 @@ export class MetricStore {
       if (m) m.at.push(i);
       else missing.set(ck, { hostId, keys, hash, at: [i] });
     }
-    const todo = [...missing.values()];
+    const todo = [...missing].map(([ck, m]) => ({ ck, ...m }));
     for (let j = 0; j < todo.length; j += 200) {
       const part = todo.slice(j, j + 200);
       const now = Date.now();
@@ -244,9 +247,9 @@ export class MetricStore {
         .execute();
       const ids = new Map(rows.map((r) => [`${r.host_id}|${r.hash}`, r.id]));
       for (const m of part) {
-        const id = ids.get(`${m.hostId}|${m.hash}`);
+        const id = ids.get(m.ck);
         if (id === undefined) throw new Error(`metric layout of host ${m.hostId} was not stored`);
-        this.layoutIds.set(`${m.hostId}|${m.hash}`, id);
+        this.layoutIds.set(m.ck, id);
         this.layoutKeys.set(id, m.keys as string[]);
         this.remember(m.hostId, m.keys, id);
         for (const i of m.at) out[i] = id;
@@ -334,9 +337,8 @@ export class MetricStore {
 
   /** Minute buckets of many hosts, written with multi-row upserts. */
   async upsertMinuteRows(items: { hostId: string; bucket: Bucket }[]): Promise<void> {
-    const rows: { host_id: string; ts: number; layout_id: number; data: Buffer }[] = [];
     const ids = await this.layoutsFor(items.map(({ hostId, bucket }) => ({ hostId, keys: bucket.keys })));
-    items.forEach(({ hostId, bucket }, i) => rows.push({ host_id: hostId, ts: bucket.ts, layout_id: ids[i]!, data: this.packBucket(bucket) }));
+    const rows: MinuteRow[] = items.map(({ hostId, bucket }, i) => ({ host_id: hostId, ts: bucket.ts, layout_id: ids[i]!, data: this.packBucket(bucket) }));
     const fast = this.fastWrites();
     if (fast) return this.db.connection().execute(async () => fast.minutes(rows));
     for (let i = 0; i < rows.length; i += 200) {
