@@ -8,8 +8,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type Dialect } from 'kysely';
+import { Worker } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import type { CheckpointReport, CheckpointerOptions } from './checkpointer.js';
 
 // bigint (OID 20) columns hold millisecond times and counters: well inside 2^53.
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -25,7 +27,71 @@ export interface DbHandle<DB = any> {
   schema?: string;
   /** The SQLite connection under `db`, for the few hot writes that use prepared statements directly. */
   sqlite?: SQLite.Database;
+  /** SQLite file databases: the background checkpointer's figures (see checkpointer.ts). */
+  wal?: WalStats;
   close(): Promise<void>;
+}
+
+export interface WalStats {
+  /** checkpoints run by the worker, those that reset the log, the last one's duration */
+  passes: number;
+  restarts: number;
+  lastMs: number;
+  errors: number;
+  lastError?: string;
+  /** false once the worker has failed: the hub's own connection checkpoints again */
+  background: boolean;
+}
+
+export interface OpenOptions {
+  /** checkpointer pass interval and log size (pages) at which it resets the log; for tests */
+  checkpointIntervalMs?: number;
+  checkpointRestartFrames?: number;
+}
+
+/**
+ * Moves the WAL checkpoints of `sqlite` (a file database) to a worker thread with a connection of
+ * its own. If the worker cannot run, the connection's own automatic checkpoints are turned back on.
+ */
+function backgroundCheckpoints(sqlite: SQLite.Database, path: string, o: OpenOptions): { stats: WalStats; stop: () => Promise<void> } {
+  const stats: WalStats = { passes: 0, restarts: 0, lastMs: 0, errors: 0, background: true };
+  let stopping = false;
+  const opts: CheckpointerOptions = { path, intervalMs: o.checkpointIntervalMs ?? 1000, restartFrames: o.checkpointRestartFrames ?? 16_384 };
+  sqlite.pragma('wal_autocheckpoint = 0');
+  const fallBack = (why: string) => {
+    if (!stats.background || stopping) return;
+    stats.background = false;
+    stats.lastError = why;
+    if (sqlite.open) sqlite.pragma('wal_autocheckpoint = 1000');
+  };
+  const worker = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: { tetherCheckpointer: opts } });
+  worker.on('message', (m: CheckpointReport | { error: string }) => {
+    if ('error' in m) {
+      stats.errors++;
+      stats.lastError = m.error;
+      return;
+    }
+    stats.passes++;
+    if (m.restarted) stats.restarts++;
+    stats.lastMs = m.ms;
+  });
+  let exited = false;
+  const exit = new Promise<void>((res) => worker.once('exit', () => ((exited = true), res())));
+  worker.on('error', (err) => fallBack(err.message));
+  void exit.then(() => fallBack('checkpointer exited'));
+  // After the listeners: adding a 'message' listener refs the worker's port again.
+  worker.unref();
+  return {
+    stats,
+    stop: async () => {
+      stopping = true;
+      if (exited) return;
+      worker.postMessage('stop');
+      const t = setTimeout(() => void worker.terminate(), 5000);
+      await exit;
+      clearTimeout(t);
+    },
+  };
 }
 
 export class DbUrlError extends Error {}
@@ -93,11 +159,12 @@ function cachedStatements(sqlite: SQLite.Database): { prepare(sql: string): SQLi
   };
 }
 
-export async function openDatabase<DB = any>(url: string, baseDir = process.cwd()): Promise<DbHandle<DB>> {
+export async function openDatabase<DB = any>(url: string, baseDir = process.cwd(), opts: OpenOptions = {}): Promise<DbHandle<DB>> {
   const parsed = parseDbUrl(url, baseDir);
   let dialect: Dialect;
   let closeExtra: () => Promise<void> = async () => {};
   let native: SQLite.Database | undefined;
+  let wal: WalStats | undefined;
   if (parsed.kind === 'sqlite') {
     if (parsed.path !== ':memory:') mkdirSync(dirname(parsed.path!), { recursive: true, mode: 0o700 });
     const sqlite = new SQLite(parsed.path!);
@@ -105,6 +172,11 @@ export async function openDatabase<DB = any>(url: string, baseDir = process.cwd(
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    if (parsed.path !== ':memory:') {
+      const bg = backgroundCheckpoints(sqlite, parsed.path!, opts);
+      wal = bg.stats;
+      closeExtra = bg.stop;
+    }
     native = sqlite;
     dialect = new SqliteDialect({ database: cachedStatements(sqlite) });
   } else {
@@ -138,6 +210,7 @@ export async function openDatabase<DB = any>(url: string, baseDir = process.cwd(
     describe: parsed.describe,
     ...(parsed.kind === 'postgres' ? { schema: parsed.pg!.schema ?? 'public' } : {}),
     ...(native ? { sqlite: native } : {}),
+    ...(wal ? { wal } : {}),
     close: async () => {
       await db.destroy();
       await closeExtra();
