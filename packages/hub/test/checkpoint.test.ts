@@ -45,7 +45,8 @@ test('WAL checkpoints happen in the background worker, the log is reset, and clo
     // 2,200 pages, about 9 MB.
     for (let i = 0; i < 8; i++) {
       tx(150);
-      await new Promise((r) => setTimeout(r, 120));
+      const passes = h.wal!.passes;
+      await until('the next checkpoint pass', () => h.wal!.passes > passes);
     }
     assert.ok(statSync(`${file}-wal`).size < 6_000_000, `log of ${statSync(`${file}-wal`).size} bytes`);
     await h.close();
