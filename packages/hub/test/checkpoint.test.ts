@@ -8,15 +8,8 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
+import { waitFor } from '@tether/testkit';
 import { openDatabase } from '../src/db/database.js';
-
-const until = async (what: string, ok: () => boolean, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 test('WAL checkpoints happen in the background worker, the log is reset, and close leaves a complete database', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tether-ckpt-'));
@@ -36,8 +29,8 @@ test('WAL checkpoints happen in the background worker, the log is reset, and clo
     const before = statSync(file).size;
     // ~1,000 pages in the log: far past the autocheckpoint default, which is off.
     for (let i = 0; i < 20; i++) tx(50);
-    await until('a checkpoint that copied pages into the database file', () => statSync(file).size > before + 2_000_000);
-    await until('a log reset', () => h.wal!.restarts > 0);
+    await waitFor(() => statSync(file).size > before + 2_000_000, 'a checkpoint that copied pages into the database file', 10_000, 20);
+    await waitFor(() => h.wal!.restarts > 0, 'a log reset', 10_000, 20);
     assert.ok(h.wal!.passes > 0);
     assert.equal(h.wal!.errors, 0, h.wal!.lastError);
     // Commits go on after a reset and the log starts from its beginning again: 1,200 more pages
@@ -46,7 +39,7 @@ test('WAL checkpoints happen in the background worker, the log is reset, and clo
     for (let i = 0; i < 8; i++) {
       tx(150);
       const passes = h.wal!.passes;
-      await until('the next checkpoint pass', () => h.wal!.passes > passes);
+      await waitFor(() => h.wal!.passes > passes, 'the next checkpoint pass', 10_000, 20);
     }
     assert.ok(statSync(`${file}-wal`).size < 6_000_000, `log of ${statSync(`${file}-wal`).size} bytes`);
     await h.close();
