@@ -27,7 +27,7 @@ export interface AgentCommandOptions {
 export function defaultAgentCommand(o: AgentCommandOptions): string[] {
   return [
     '/usr/local/bin/node',
-    '/opt/tether/packages/cli/dist/src/main.js',
+    '/opt/tether/packages/cli/dist/bundle/tether.mjs',
     'agent',
     '--hub', o.hubUrl,
     '--state', o.stateDir,

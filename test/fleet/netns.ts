@@ -142,7 +142,7 @@ export async function startNetnsFleet(opts: NetnsFleetOptions): Promise<NetnsFle
   const agentArgs =
     opts.agentArgs ??
     ((o) => [
-      join(root, 'packages/cli/dist/src/main.js'),
+      join(root, 'packages/cli/dist/bundle/tether.mjs'),
       'agent',
       '--hub', o.hubUrl,
       '--state', o.stateDir,

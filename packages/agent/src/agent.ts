@@ -62,6 +62,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     private readonly opts: { factsIntervalMs?: number; gather?: () => HostFacts } = {},
   ) {
     super();
+    // One 'message' listener per service (tasks, files, terminals, reporter, each host manager):
+    // eleven in `tether agent`, a fixed set, not a leak. Node warns past ten by default.
+    this.setMaxListeners(32);
     this.identity = loadOrCreateIdentity(cfg.stateDir);
     this.facts = (opts.gather ?? gatherFacts)();
   }

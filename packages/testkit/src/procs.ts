@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 export const REPO = resolve(fileURLToPath(import.meta.url), '../../../../..'); // packages/testkit/dist/src/procs.js
-export const CLI = join(REPO, 'packages/cli/dist/src/main.js');
+// the bundled command (scripts/bundle-cli.mjs), as users run it
+export const CLI = join(REPO, 'packages/cli/dist/bundle/tether.mjs');
 
 export type DbKind = 'sqlite' | 'postgres';
 export const PG_URL = process.env.TETHER_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';

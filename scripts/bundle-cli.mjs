@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// Bundles the `tether` command (packages/cli/dist/src/main.js, compiled by tsc) into
+// packages/cli/dist/bundle/: one entry file plus chunks loaded on demand.
+//
+// Why: the agent runs on every host, and unbundled it loads 760 ES modules (683 of them typebox's).
+// Each module costs V8 a record, a namespace, its source text and its scope data: about 11 MB of
+// the agent's 71 MB resident memory here, and most of its start-up time. The bundle holds one
+// module per chunk, with what is not used left out.
+//
+// - `@tether/hub` stays external: it runs unbundled from its own package, with its native database
+//   drivers and the console's files. The CLI imports it only for `tether hub` and `tether start`.
+// - The agent (`import('@tether/agent')`) becomes its own chunk, so `tether hub` does not load it.
+// - Native and optional packages stay external (node-pty, ws's bufferutil and utf-8-validate).
+// - Non-ASCII characters are escaped: V8 keeps a script's source for the life of the process, and
+//   one character above U+00FF makes it two bytes per character. Comments other than licences go.
+import { chmodSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'rolldown';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const outDir = join(root, 'packages/cli/dist/bundle');
+rmSync(outDir, { recursive: true, force: true });
+
+await build({
+  input: { tether: join(root, 'packages/cli/dist/src/main.js') },
+  platform: 'node',
+  external: [/^@tether\/hub(\/|$)/, /^node-pty(\/|$)/, 'bufferutil', 'utf-8-validate', /^node:/],
+  logLevel: 'warn',
+  output: {
+    dir: outDir,
+    format: 'esm',
+    entryFileNames: '[name].mjs',
+    chunkFileNames: '[name]-[hash].mjs',
+    charset: 'ascii',
+    comments: { legal: true, annotation: false, jsdoc: false },
+    sourcemap: true,
+  },
+});
+chmodSync(join(outDir, 'tether.mjs'), 0o755);
