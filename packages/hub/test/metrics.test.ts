@@ -9,6 +9,7 @@ import type { DbHandle } from '../src/db/database.js';
 import { ENGINES, testDb } from './db.js';
 import { MetricStore } from '../src/modules/metrics/store.js';
 import { MetricsService, MinuteAcc, DEFAULT_RETENTION } from '../src/modules/metrics/service.js';
+import { internKeys } from '../src/modules/metrics/intern.js';
 import { pickTier, querySeries } from '../src/modules/metrics/query.js';
 import { HOUR, MINUTE } from '../src/modules/metrics/codec.js';
 import { parseTime } from '../src/modules/metrics/routes.js';
@@ -62,6 +63,41 @@ test('a minute accumulator: avg/min/max/count per series, series that come and g
   a.add({ load1: 100 });
   assert.deepEqual([...c.avg], [60, 3, 9]);
   assert.equal(a.bucket()!.avg[0], 100);
+});
+
+test('alike hosts share one series index and one key list; a host that differs gets its own, and values stay its own', () => {
+  const usage = (i: number) => ({ load1: i, 'cpu_percent|busy': 10 * i, 'fs_used_percent|/': 50 + i });
+  const hosts = [1, 2, 3].map(() => new MinuteAcc(T0));
+  hosts.forEach((h, i) => h.add(usage(i + 1)));
+  assert.equal(hosts[0]!.index, hosts[1]!.index, 'the same series in the same order: one shared index');
+  assert.equal(hosts[1]!.index, hosts[2]!.index);
+  const shared = hosts[0]!.index;
+
+  // One host meets a new series: it moves to an index that extends the old one, the others stay.
+  hosts[2]!.add({ load1: 30, 'net_rx_bytes_per_second|eth0': 7 });
+  assert.notEqual(hosts[2]!.index, shared);
+  assert.equal(hosts[0]!.index, shared);
+  assert.deepEqual(hosts[2]!.index.keys, [...shared.keys, 'net_rx_bytes_per_second|eth0']);
+  assert.equal(hosts[2]!.index.slot.get('load1'), shared.slot.get('load1'), 'old series keep their slots');
+
+  // Each host's figures are its own, whatever it shares.
+  const b0 = hosts[0]!.bucket()!;
+  const b2 = hosts[2]!.bucket()!;
+  assert.deepEqual(b0.keys, ['cpu_percent|busy', 'fs_used_percent|/', 'load1']);
+  assert.deepEqual([...b0.avg], [10, 51, 1]);
+  assert.deepEqual(b2.keys, ['cpu_percent|busy', 'fs_used_percent|/', 'load1', 'net_rx_bytes_per_second|eth0']);
+  assert.deepEqual([...b2.avg], [30, 53, 16.5, 7]);
+  assert.deepEqual([...b2.count], [1, 1, 2, 1]);
+  // A second host meeting the same new series joins that index rather than making a third.
+  hosts[1]!.add({ 'net_rx_bytes_per_second|eth0': 1 });
+  assert.equal(hosts[1]!.index, hosts[2]!.index);
+  assert.equal(hosts[1]!.bucket()!.keys, b2.keys, 'the sorted key list is shared too');
+
+  // Key lists: the same content is one list, whoever offers it first; different content is not.
+  const k1 = internKeys(['a', 'b']);
+  assert.equal(internKeys(['a', 'b']), k1);
+  assert.notEqual(internKeys(['b', 'a']), k1);
+  assert.throws(() => (k1 as string[]).push('c'), TypeError, 'shared lists cannot be changed by one host');
 });
 
 test('times: epoch ms, ISO, now and relative', () => {

@@ -11,6 +11,39 @@ import { access, errors, hostAllowed } from '../../http.js';
 import type { FastifyRequest } from 'fastify';
 import { HOUR } from './codec.js';
 
+/** Where the overview's figures sit in a usage key list: busiest filesystem, network totals without loopback. */
+interface OverviewSlots {
+  cpu: number;
+  mem: number;
+  load1: number;
+  fs: Int32Array;
+  rx: Int32Array;
+  tx: Int32Array;
+}
+
+const overviewCache = new WeakMap<readonly string[], OverviewSlots>();
+
+function overviewSlots(keys: readonly string[]): OverviewSlots {
+  let at = overviewCache.get(keys);
+  if (at) return at;
+  const fs: number[] = [];
+  const rx: number[] = [];
+  const tx: number[] = [];
+  at = { cpu: keys.indexOf('cpu_percent|busy'), mem: keys.indexOf('memory_used_percent'), load1: keys.indexOf('load1'), fs: new Int32Array(0), rx: new Int32Array(0), tx: new Int32Array(0) };
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    if (k.startsWith('fs_used_percent|')) fs.push(i);
+    else if (k.endsWith('|lo')) continue;
+    else if (k.startsWith('net_rx_bytes_per_second|')) rx.push(i);
+    else if (k.startsWith('net_tx_bytes_per_second|')) tx.push(i);
+  }
+  at.fs = Int32Array.from(fs);
+  at.rx = Int32Array.from(rx);
+  at.tx = Int32Array.from(tx);
+  overviewCache.set(keys, at);
+  return at;
+}
+
 /** Times as epoch ms, ISO 8601, `now`, or relative to now: `-1h`, `-30m`, `-7d`. */
 export function parseTime(raw: string | undefined, now: number, dflt: number): number {
   if (raw === undefined || raw === '') return dflt;
@@ -104,8 +137,8 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
       return {
         hosts: list.map((h) => {
           const st = metrics.latest.get(h.id);
-          // Every figure shown here comes from the usage report, read in one pass over its series:
-          // busiest filesystem, network totals without loopback.
+          // Every figure shown here comes from the usage report: where each one sits in its key
+          // list is worked out once per list (shared by alike hosts), not per host and request.
           const u = st?.kinds.usage;
           let fsMax = 0;
           let rx = 0;
@@ -114,17 +147,14 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
           let mem: number | null = null;
           let load1: number | null = null;
           if (u) {
-            for (let i = 0; i < u.keys.length; i++) {
-              const k = u.keys[i]!;
-              const v = u.values[i]!;
-              if (k === 'cpu_percent|busy') cpu = v;
-              else if (k === 'memory_used_percent') mem = v;
-              else if (k === 'load1') load1 = v;
-              else if (k.startsWith('fs_used_percent|')) fsMax = Math.max(fsMax, v);
-              else if (k.endsWith('|lo')) continue;
-              else if (k.startsWith('net_rx_bytes_per_second|')) rx += v;
-              else if (k.startsWith('net_tx_bytes_per_second|')) tx += v;
-            }
+            const at = overviewSlots(u.keys);
+            const v = u.values;
+            if (at.cpu >= 0) cpu = v[at.cpu]!;
+            if (at.mem >= 0) mem = v[at.mem]!;
+            if (at.load1 >= 0) load1 = v[at.load1]!;
+            for (const i of at.fs) fsMax = Math.max(fsMax, v[i]!);
+            for (const i of at.rx) rx += v[i]!;
+            for (const i of at.tx) tx += v[i]!;
           }
           return {
             id: h.id,

@@ -5,6 +5,7 @@
  * the 1-hour tier. Samples that arrive late (an agent's backlog after a partition) mark their
  * minute dirty; dirty minutes are recomputed from the raw tier, so history has no hole.
  */
+import { SeriesIndex, internKeys } from './intern.js';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { AgentSelf, ConnectionsSummary, GpuSummary, HostStatic, HostUsage, ProcessSummary, SensorsSummary } from '@tether/protocol';
@@ -118,11 +119,11 @@ export interface TopEntry {
  * Float64Array, found through an index of series keys. The index is kept from one minute to the next
  * (a host reports the same series all day), so a minute costs one array and no object per series:
  * with 10,000 hosts of 150 series that is 1.5 million objects a minute fewer for the collector.
+ * The index itself is shared by every host with the same series (`SeriesIndex`, interned).
  */
 export class MinuteAcc {
-  readonly index = new Map<string, number>();
+  index: SeriesIndex = SeriesIndex.empty;
   data = new Float64Array(16 * 4);
-  private sorted: { keys: string[]; slots: Int32Array } | undefined;
   constructor(public minute: number) {
     this.clear(0);
   }
@@ -145,46 +146,52 @@ export class MinuteAcc {
   }
 
   add(values: Record<string, number>): void {
+    const slot = this.index.slot;
+    let fresh: string[] | undefined;
     for (const k in values) {
       const v = values[k]!;
       if (!Number.isFinite(v)) continue;
-      let i = this.index.get(k);
-      if (i === undefined) {
-        i = this.index.size;
-        this.index.set(k, i);
-        this.sorted = undefined;
-        if ((i + 1) * 4 > this.data.length) {
-          const used = this.data.length;
-          const grown = new Float64Array(used * 2);
-          grown.set(this.data);
-          this.data = grown;
-          this.clear(used);
-        }
-      }
-      const d = this.data;
-      const o = i * 4;
-      d[o] = d[o]! + v;
-      d[o + 1] = d[o + 1]! + 1;
-      if (v < d[o + 2]!) d[o + 2] = v;
-      if (v > d[o + 3]!) d[o + 3] = v;
+      const i = slot.get(k);
+      if (i === undefined) (fresh ??= []).push(k);
+      else this.put(i, v);
     }
+    if (!fresh) return;
+    // New series: move to the shared index of the old keys plus these, whose old slots are unchanged.
+    this.index = this.index.extend(fresh);
+    const need = this.index.size * 4;
+    if (need > this.data.length) {
+      const used = this.data.length;
+      let size = used;
+      while (size < need) size *= 2;
+      const grown = new Float64Array(size);
+      grown.set(this.data);
+      this.data = grown;
+      this.clear(used);
+    }
+    const next = this.index.slot;
+    for (const k of fresh) this.put(next.get(k)!, values[k]!);
+  }
+
+  private put(i: number, v: number): void {
+    const d = this.data;
+    const o = i * 4;
+    d[o] = d[o]! + v;
+    d[o + 1] = d[o + 1]! + 1;
+    if (v < d[o + 2]!) d[o + 2] = v;
+    if (v > d[o + 3]!) d[o + 3] = v;
   }
 
   /** The minute's bucket: series with at least one value, keys sorted. */
   bucket(): Bucket | undefined {
-    if (!this.sorted) {
-      const keys = [...this.index.keys()].sort();
-      this.sorted = { keys, slots: Int32Array.from(keys, (k) => this.index.get(k)!) };
-    }
     const d = this.data;
-    const { keys: all, slots: allSlots } = this.sorted;
+    const { keys: all, slots: allSlots } = this.index.sorted();
     let n = 0;
     for (let j = 0; j < allSlots.length; j++) if (d[allSlots[j]! * 4 + 1]! > 0) n++;
     if (n === 0) return undefined;
     // Usually every series has values and the sorted key list is shared from minute to minute
-    // (the store then finds its layout by identity).
-    const keys = n === all.length ? all : all.filter((_, j) => d[allSlots[j]! * 4 + 1]! > 0);
-    const b: Bucket = { ts: this.minute, keys, avg: new Float64Array(n), min: new Float64Array(n), max: new Float64Array(n), count: new Float64Array(n) };
+    // and between alike hosts (the store then finds its layout by identity).
+    const keys = n === all.length ? all : internKeys(all.filter((_, j) => d[allSlots[j]! * 4 + 1]! > 0));
+    const b: Bucket = { ts: this.minute, keys: keys as string[], avg: new Float64Array(n), min: new Float64Array(n), max: new Float64Array(n), count: new Float64Array(n) };
     let i = 0;
     for (let j = 0; j < allSlots.length; j++) {
       const o = allSlots[j]! * 4;
@@ -378,8 +385,9 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     const last = st.kinds[kind];
     const values = new Float64Array(keys.length);
     for (let i = 0; i < keys.length; i++) values[i] = series[keys[i]!]!;
-    // The previous report's key list when it is the same, so a host keeps one list per kind.
-    const shared = last && sameKeys(last.keys, keys) ? (last.keys as string[]) : keys;
+    // The previous report's key list when it is the same, else the list shared by every host that
+    // reports these keys (interned only on a change): alike hosts keep one list per kind between them.
+    const shared = (last && sameKeys(last.keys, keys) ? last.keys : internKeys(keys)) as string[];
     if (!backlog && (!last || ts >= last.ts)) {
       st.kinds[kind] = { ts, keys: shared, values };
       if (ts > st.ts) st.ts = ts;
