@@ -95,7 +95,14 @@ export class AlertService extends EventEmitter<AlertEvents> {
   private lastPeakWrite = 0;
   private writes: Promise<unknown> = Promise.resolve();
   private readonly sink: AnomalySink;
-  private readonly onSample: (hostId: string, kind: string, ts: number, series: Record<string, number>) => void;
+  private readonly onSample: (hostId: string, kind: string, ts: number, series: Record<string, number>, keys?: readonly string[], values?: Float64Array) => void;
+  /**
+   * For each series key list (shared by alike hosts, see metrics/intern.ts): which of its series a
+   * rule reads, and which rules. Made once per list and rule set, so a report costs a few array
+   * reads instead of splitting all of its ~150 keys into family and dimension.
+   */
+  private readonly plans = new WeakMap<readonly string[], { version: number; at: Int32Array; rules: Indexed[][] }>();
+  private rulesVersion = 0;
 
   constructor(
     readonly store: AlertStore,
@@ -113,7 +120,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
       event: (hostId, event, subject, at, detail) => this.onEvent(hostId, event, subject, at ?? Date.now(), detail),
       levels: (hostId, signal, current) => this.onLevels(hostId, signal, current),
     };
-    this.onSample = (hostId, kind, ts, series) => this.sample(hostId, kind, ts, series);
+    this.onSample = (hostId, kind, ts, series, keys, values) => this.sample(hostId, kind, ts, series, keys, values);
   }
 
   // ---- lifecycle ------------------------------------------------------------------------------
@@ -239,13 +246,39 @@ export class AlertService extends EventEmitter<AlertEvents> {
     return `${ruleId}\u0000${hostId}\u0000${subject}`;
   }
 
-  private sample(hostId: string, kind: string, ts: number, series: Record<string, number>): void {
+  private sample(hostId: string, kind: string, ts: number, series: Record<string, number>, keys?: readonly string[], values?: Float64Array): void {
     if (!this.byFamily.size) return;
     const now = Date.now();
     if (ts < now - MAX_SAMPLE_AGE_MS) return;
     // Runs for every report of every host: no copies, and derived series only when a rule reads one.
-    this.sampleSeries(hostId, series, now);
+    if (keys && values) this.samplePlanned(hostId, keys, values, now);
+    else this.sampleSeries(hostId, series, now);
     if (kind === 'usage' && this.derivedWatched) this.sampleSeries(hostId, derive(series), now);
+  }
+
+  private samplePlanned(hostId: string, keys: readonly string[], values: Float64Array, now: number): void {
+    let plan = this.plans.get(keys);
+    if (!plan || plan.version !== this.rulesVersion) {
+      const at: number[] = [];
+      const rules: Indexed[][] = [];
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
+        const bar = k.indexOf('|');
+        const list = this.byFamily.get(bar < 0 ? k : k.slice(0, bar));
+        if (!list) continue;
+        const dim = bar < 0 ? undefined : k.slice(bar + 1);
+        const reading = list.filter((ix) => ix.dim === undefined || ix.dim === dim);
+        if (!reading.length) continue;
+        at.push(i);
+        rules.push(reading);
+      }
+      plan = { version: this.rulesVersion, at: Int32Array.from(at), rules };
+      this.plans.set(keys, plan);
+    }
+    for (let j = 0; j < plan.at.length; j++) {
+      const i = plan.at[j]!;
+      for (const ix of plan.rules[j]!) this.feed(ix, hostId, keys[i]!, values[i]!, now);
+    }
   }
 
   private sampleSeries(hostId: string, series: Record<string, number>, now: number): void {
@@ -500,6 +533,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
   private index(list: Rule[]): void {
     this.rules.clear();
     this.byFamily.clear();
+    this.rulesVersion++; // every key list's plan is made again on its next report
     this.byLevel.clear();
     this.byEvent.clear();
     const add = (m: Map<string, Indexed[]>, k: string, ix: Indexed) => (m.get(k) ?? m.set(k, []).get(k)!).push(ix);

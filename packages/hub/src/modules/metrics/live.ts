@@ -30,7 +30,8 @@ export class LiveHub {
     link: AgentLink,
     private readonly log: Logger,
   ) {
-    metrics.on('sample', (hostId, kind, ts, series) => this.push(hostId, kind, { type: 'sample', hostId, kind, ts, series }));
+    // no message object per report while nobody watches (2,000 reports/s at 10,000 hosts)
+    metrics.on('sample', (hostId, kind, ts, series) => this.subs.size > 0 && this.push(hostId, kind, { type: 'sample', hostId, kind, ts, series }));
     link.on('online', (hostId) => this.push(hostId, null, { type: 'status', hostId, online: true, ts: Date.now() }));
     link.on('offline', (hostId) => this.push(hostId, null, { type: 'status', hostId, online: false, ts: Date.now() }));
   }

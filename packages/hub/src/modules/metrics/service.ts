@@ -211,7 +211,8 @@ export class MinuteAcc {
 const MAX_INDEXED_SERIES = 4 * MAX_SERIES_PER_REPORT;
 
 export interface MetricsEvents {
-  sample: [hostId: string, kind: SeriesKind, ts: number, series: Record<string, number>];
+  /** `keys` (shared, see intern.ts) and `values` hold the same series as `series`, in key-list order */
+  sample: [hostId: string, kind: SeriesKind, ts: number, series: Record<string, number>, keys: readonly string[], values: Float64Array];
 }
 
 /** Recent ingestion latencies (receive → committed), for the hub's own metrics and benchmarks. */
@@ -392,7 +393,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
       st.kinds[kind] = { ts, keys: shared, values };
       if (ts > st.ts) st.ts = ts;
     }
-    this.emit('sample', hostId, kind, ts, series);
+    this.emit('sample', hostId, kind, ts, series, shared, values);
     // Values are queued with their keys; the layout id is resolved at flush time (cached).
     this.queue.push({ hostId, kind: KIND[kind], ts, layoutId: -1, values, keys: shared, receivedAt });
     this.accumulate(hostId, ts, series, now);
