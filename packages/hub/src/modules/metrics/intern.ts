@@ -27,10 +27,6 @@ class WeakTable<T extends object> {
     this.map.set(key, new WeakRef(value));
     this.registry.register(value, key);
   }
-
-  get size(): number {
-    return this.map.size;
-  }
 }
 
 const SEP = '\u0000'; // cannot occur in a series key (the wire schema allows printable text only)
@@ -86,8 +82,3 @@ export class SeriesIndex {
 }
 
 const indexes = new WeakTable<SeriesIndex>();
-
-/** Distinct lists and indexes alive now (for tests and the hub's own figures). */
-export function internedCounts(): { lists: number; indexes: number } {
-  return { lists: lists.size, indexes: indexes.size };
-}
