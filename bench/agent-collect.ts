@@ -49,15 +49,22 @@ if (process.argv[2] === '--rss-child') {
   process.exit(0);
 }
 
+/** CPU and wall time per full collection: every collector once per call, after 5 warm-up calls. */
+async function measureFull(collectors: ReturnType<typeof Collectors.createCollectors>, collectOnce: typeof Collectors.collectOnce, runs: number): Promise<{ cpuMs: number; wallMs: number }> {
+  for (let i = 0; i < 5; i++) await collectOnce(collectors, Date.now());
+  const c0 = process.cpuUsage();
+  const w0 = performance.now();
+  for (let i = 0; i < runs; i++) {
+    const { errors } = await collectOnce(collectors, Date.now());
+    if (Object.keys(errors).length) throw new Error(`collector failed: ${JSON.stringify(errors)}`);
+  }
+  return { cpuMs: cpuMs(process.cpuUsage(c0)) / runs, wallMs: (performance.now() - w0) / runs };
+}
+
 // ---------- child mode: the full collection's CPU in a process started with other V8 flags ----------
 if (process.argv[2] === '--cpu-child') {
   const { createCollectors, collectOnce } = await load();
-  const c = createCollectors();
-  const runs = Number(process.argv[3] ?? 200);
-  for (let i = 0; i < 5; i++) await collectOnce(c, Date.now());
-  const u0 = process.cpuUsage();
-  for (let i = 0; i < runs; i++) await collectOnce(c, Date.now());
-  process.stdout.write(JSON.stringify({ cpuMs: cpuMs(process.cpuUsage(u0)) / runs }));
+  process.stdout.write(JSON.stringify(await measureFull(createCollectors(), collectOnce, Number(process.argv[3] ?? 200))));
   process.exit(0);
 }
 
@@ -121,15 +128,7 @@ async function rssRun(label: string, args: string[], env: NodeJS.ProcessEnv, sec
 const { createCollectors, collectOnce, collectorNames } = await load();
 const RUNS = 200;
 const all = createCollectors();
-for (let i = 0; i < 5; i++) await collectOnce(all, Date.now());
-const t0 = process.cpuUsage();
-const w0 = performance.now();
-for (let i = 0; i < RUNS; i++) {
-  const { errors } = await collectOnce(all, Date.now());
-  if (Object.keys(errors).length) throw new Error(`collector failed: ${JSON.stringify(errors)}`);
-}
-const fullCpuMs = cpuMs(process.cpuUsage(t0)) / RUNS;
-const fullWallMs = (performance.now() - w0) / RUNS;
+const { cpuMs: fullCpuMs, wallMs: fullWallMs } = await measureFull(all, collectOnce, RUNS);
 const { report } = await collectOnce(all, Date.now());
 const reportBytes = JSON.stringify(report).length;
 

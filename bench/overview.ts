@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
-import { TestHub } from '@tether/testkit';
+import { TestHub, waitFor } from '@tether/testkit';
 import { cpuSec, machine, percentile, record } from './lib/util.js';
 
 const N = Number(process.argv[2] ?? 10_000);
@@ -25,7 +25,11 @@ try {
     sims.stdout!.on('data', (b: Buffer) => b.toString().includes('ready') && res());
     sims.on('exit', (c) => rej(new Error(`simulators exited with ${c}`)));
   });
-  await new Promise((r) => setTimeout(r, 8000)); // every host has reported at least once
+  // measured once every host is listed with a report (a snapshot of all N, as the console gets it)
+  await waitFor(async () => {
+    const { hosts } = await hub.api<{ hosts: { ts: number | null }[] }>('GET', '/api/v1/metrics/overview');
+    return hosts.length === N && hosts.every((h) => h.ts !== null);
+  }, `all ${N} hosts reporting`, 120_000, 1000);
   const ms: number[] = [];
   let bytes = 0;
   let hosts = 0;
@@ -38,7 +42,7 @@ try {
     ms.push(performance.now() - s);
     bytes = body.length;
     if (i === 0) hosts = (JSON.parse(body.toString()) as { hosts: unknown[] }).hosts.length;
-    await new Promise((r) => setTimeout(r, 700));
+    await new Promise((r) => setTimeout(r, 700)); // pacing: requests spread over ingest, not a wait for anything
   }
   const hubCpu = (100 * (cpuSec(hub.proc.child.pid!) - cpu0)) / ((performance.now() - t0) / 1000);
   if (hosts !== N) throw new Error(`the overview lists ${hosts} hosts, expected ${N}`);

@@ -95,7 +95,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
   private lastPeakWrite = 0;
   private writes: Promise<unknown> = Promise.resolve();
   private readonly sink: AnomalySink;
-  private readonly onSample: (hostId: string, kind: string, ts: number, series: Record<string, number>, keys?: readonly string[], values?: Float64Array) => void;
+  private readonly onSample: (hostId: string, kind: string, ts: number, series: Record<string, number>, keys: readonly string[], values: Float64Array) => void;
   /**
    * For each series key list (shared by alike hosts, see metrics/intern.ts): which of its series a
    * rule reads, and which rules. Made once per list and rule set, so a report costs a few array
@@ -246,29 +246,18 @@ export class AlertService extends EventEmitter<AlertEvents> {
     return `${ruleId}\u0000${hostId}\u0000${subject}`;
   }
 
-  private sample(hostId: string, kind: string, ts: number, series: Record<string, number>, keys?: readonly string[], values?: Float64Array): void {
+  private sample(hostId: string, kind: string, ts: number, series: Record<string, number>, keys: readonly string[], values: Float64Array): void {
     if (!this.byFamily.size) return;
     const now = Date.now();
     if (ts < now - MAX_SAMPLE_AGE_MS) return;
     // Runs for every report of every host: no copies, and derived series only when a rule reads one.
-    if (keys && values) this.samplePlanned(hostId, keys, values, now);
-    else this.sampleSeries(hostId, series, now);
-    if (kind === 'usage' && this.derivedWatched) this.sampleSeries(hostId, derive(series), now);
-  }
-
-  private samplePlanned(hostId: string, keys: readonly string[], values: Float64Array, now: number): void {
     let plan = this.plans.get(keys);
     if (!plan || plan.version !== this.rulesVersion) {
       const at: number[] = [];
       const rules: Indexed[][] = [];
       for (let i = 0; i < keys.length; i++) {
-        const k = keys[i]!;
-        const bar = k.indexOf('|');
-        const list = this.byFamily.get(bar < 0 ? k : k.slice(0, bar));
-        if (!list) continue;
-        const dim = bar < 0 ? undefined : k.slice(bar + 1);
-        const reading = list.filter((ix) => ix.dim === undefined || ix.dim === dim);
-        if (!reading.length) continue;
+        const reading = this.rulesReading(keys[i]!);
+        if (!reading) continue;
         at.push(i);
         rules.push(reading);
       }
@@ -279,19 +268,21 @@ export class AlertService extends EventEmitter<AlertEvents> {
       const i = plan.at[j]!;
       for (const ix of plan.rules[j]!) this.feed(ix, hostId, keys[i]!, values[i]!, now);
     }
+    if (kind === 'usage' && this.derivedWatched) {
+      // derived series are a new object per report (no shared key list to plan for), and few
+      const d = derive(series);
+      for (const k in d) for (const ix of this.rulesReading(k) ?? []) this.feed(ix, hostId, k, d[k]!, now);
+    }
   }
 
-  private sampleSeries(hostId: string, series: Record<string, number>, now: number): void {
-    for (const k in series) {
-      const bar = k.indexOf('|');
-      const list = this.byFamily.get(bar < 0 ? k : k.slice(0, bar));
-      if (!list) continue;
-      const dim = bar < 0 ? undefined : k.slice(bar + 1);
-      for (const ix of list) {
-        if (ix.dim !== undefined && ix.dim !== dim) continue;
-        this.feed(ix, hostId, k, series[k]!, now);
-      }
-    }
+  /** The enabled rules that read series `k` (`family|dim`): its family's, for every or this dimension. */
+  private rulesReading(k: string): Indexed[] | undefined {
+    const bar = k.indexOf('|');
+    const list = this.byFamily.get(bar < 0 ? k : k.slice(0, bar));
+    if (!list) return undefined;
+    const dim = bar < 0 ? undefined : k.slice(bar + 1);
+    const reading = list.filter((ix) => ix.dim === undefined || ix.dim === dim);
+    return reading.length ? reading : undefined;
   }
 
   private onLevel(hostId: string, signal: string, subject: string, value: number, detail?: string): void {
