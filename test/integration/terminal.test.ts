@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
+import { PROTOCOL_VERSION, decodeFrame, encodeFrame, newNonce, type BodyOf, type Message } from '@tether/protocol';
 import { ADMIN_PASSWORD, TestAgent, TestHub, cli, tempDir, waitFor } from '@tether/testkit';
 
 interface Term {
@@ -149,6 +150,51 @@ describe('web terminal', () => {
     const audit = await hub.api<{ entries: { action: string; targets: string[]; params: { sessionId?: string } }[] }>('GET', `/api/v1/audit?action=terminal.*&host=${id}`);
     const mine = audit.entries.filter((e) => e.params.sessionId === s.id).map((e) => e.action).sort();
     assert.deepEqual(mine, ['terminal.close', 'terminal.open']);
+  });
+
+  test('input sent in the same burst as term.open reaches the shell; a close sent before the pty is up still ends it', async () => {
+    // Not our hub: a bare protocol server that sends open, input and (for the second session) close
+    // back to back, so they arrive while the agent is still spawning the pty.
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/api/v1/agent/ws' });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    const url = `http://127.0.0.1:${(wss.address() as { port: number }).port}`;
+    const got: Message[] = [];
+    wss.on('connection', (ws) => {
+      ws.send(encodeFrame('challenge', { nonce: newNonce(), protocol: PROTOCOL_VERSION, hubVersion: 'fake' }));
+      ws.on('message', (data) => {
+        const d = decodeFrame(data as Buffer);
+        if (!d.ok) return;
+        if (d.msg.type === 'hello') {
+          ws.send(encodeFrame('welcome', { agentId: 'fake-agent-term', heartbeatSec: 5, hubVersion: 'fake' }));
+          const open = (sessionId: string): BodyOf<'term.open'> => ({ sessionId, cols: 80, rows: 24 });
+          ws.send(encodeFrame('term.open', open('burst-0001')));
+          ws.send(encodeFrame('term.input', { sessionId: 'burst-0001', data: 'echo "early-$((3*4))"\r' }));
+          ws.send(encodeFrame('term.resize', { sessionId: 'burst-0001', cols: 101, rows: 33 }));
+          ws.send(encodeFrame('term.input', { sessionId: 'burst-0001', data: 'stty size; exit 5\r' }));
+          ws.send(encodeFrame('term.open', open('burst-0002')));
+          ws.send(encodeFrame('term.close', { sessionId: 'burst-0002' }));
+        }
+        if (d.msg.type.startsWith('term.')) got.push(d.msg);
+      });
+    });
+    const agent = TestAgent.start(url, { token: 'tte_fake-enrollment-token', capabilities: ['terminal'] });
+    try {
+      const exitOf = (id: string) => got.find((m) => m.type === 'term.exit' && (m.body as { sessionId: string }).sessionId === id)?.body as BodyOf<'term.exit'> | undefined;
+      const e1 = await waitFor(() => exitOf('burst-0001'), 'burst-0001 exits', 20_000);
+      const e2 = await waitFor(() => exitOf('burst-0002'), 'burst-0002 is ended', 20_000);
+      const out = got.filter((m) => m.type === 'term.output' && (m.body as { sessionId: string }).sessionId === 'burst-0001').map((m) => (m.body as BodyOf<'term.output'>).data).join('');
+      assert.match(out, /\rearly-12\r\n/, 'the first input ran');
+      assert.match(out, /\r33 101\r\n/, 'the resize before the pty was up applied');
+      assert.equal(e1.exitCode, 5);
+      assert.equal(e2.exitCode, null);
+      assert.equal(e2.reason, 'closed by the hub');
+      assert.ok(got.some((m) => m.type === 'term.opened' && (m.body as { sessionId: string }).sessionId === 'burst-0002'), 'burst-0002 did open before it was closed');
+    } finally {
+      await agent.stop();
+      agent.cleanup();
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+    }
   });
 
   test('tether ssh runs a terminal through the hub from the CLI', async () => {

@@ -40,8 +40,21 @@ export interface TerminalOptions {
   maxSessions?: number;
 }
 
+/** Input held for a session whose pty is still being spawned (bytes); more than this is dropped. */
+const PENDING_INPUT_BYTES = 256 * 1024;
+
+interface Pending {
+  /** term.input / term.resize that arrived before the pty existed, in order */
+  queued: Message[];
+  bytes: number;
+  /** why to end it once it is up: a close from the hub, or the hub connection dropping */
+  closed: string | null;
+}
+
 export class TerminalService {
   private readonly sessions = new Map<string, Session>();
+  /** sessions being opened: the hub sends input right after term.open, before the pty is up */
+  private readonly pending = new Map<string, Pending>();
   private ptyModule: Promise<{ spawn: (file: string, args: string[], o: Record<string, unknown>) => Pty }> | undefined;
 
   constructor(
@@ -53,6 +66,7 @@ export class TerminalService {
     // The hub that asked for a terminal is gone: end its sessions rather than leave shells behind.
     agent.on('disconnected', () => {
       for (const id of [...this.sessions.keys()]) this.end(id, 'the hub connection dropped');
+      for (const p of this.pending.values()) p.closed ??= 'the hub connection dropped';
     });
   }
 
@@ -65,6 +79,10 @@ export class TerminalService {
   }
 
   private onMessage(msg: Message): void {
+    if (msg.type !== 'term.open' && msg.type.startsWith('term.')) {
+      const p = this.pending.get((msg.body as { sessionId: string }).sessionId);
+      if (p) return this.hold(p, msg);
+    }
     switch (msg.type) {
       case 'term.open':
         void this.open(msg.body as BodyOf<'term.open'>);
@@ -100,14 +118,42 @@ export class TerminalService {
     }
   }
 
+  /** Keeps a message for a session still being opened, bounded; a close is remembered, not queued. */
+  private hold(p: Pending, msg: Message): void {
+    if (msg.type === 'term.close') {
+      p.closed ??= 'closed by the hub';
+      return;
+    }
+    if (msg.type === 'term.input') {
+      const n = Buffer.byteLength((msg.body as BodyOf<'term.input'>).data);
+      if (p.bytes + n > PENDING_INPUT_BYTES) return;
+      p.bytes += n;
+    } else if (msg.type !== 'term.resize') return;
+    p.queued.push(msg);
+  }
+
   private async open(b: BodyOf<'term.open'>): Promise<void> {
     // The capability lock: the local configuration decides, never the hub.
     if (!this.o.capabilities.includes('terminal')) {
       this.log.warn({ sessionId: b.sessionId }, 'refused a terminal: terminal is not among this agent’s capabilities');
       return this.exit(b.sessionId, `this agent does not allow terminal (capabilities = [${this.o.capabilities.join(', ')}] in its local config)`, true);
     }
-    if (this.sessions.has(b.sessionId)) return;
-    if (this.sessions.size >= (this.o.maxSessions ?? 16)) return this.exit(b.sessionId, `too many terminals open on this host (${this.sessions.size})`, true);
+    if (this.sessions.has(b.sessionId) || this.pending.has(b.sessionId)) return;
+    const p: Pending = { queued: [], bytes: 0, closed: null };
+    this.pending.set(b.sessionId, p);
+    try {
+      await this.spawn(b);
+    } finally {
+      this.pending.delete(b.sessionId);
+    }
+    if (!this.sessions.has(b.sessionId)) return;
+    // What the hub sent while the pty was starting, in order; then a close, if one came.
+    for (const m of p.queued) this.onMessage(m);
+    if (p.closed) this.end(b.sessionId, p.closed);
+  }
+
+  private async spawn(b: BodyOf<'term.open'>): Promise<void> {
+    if (this.sessions.size + this.pending.size - 1 >= (this.o.maxSessions ?? 16)) return this.exit(b.sessionId, `too many terminals open on this host (${this.sessions.size})`, true);
     const self = process.getuid?.() ?? 0;
     const u = lookupUser(b.user ?? String(self));
     if (!u) return this.exit(b.sessionId, `no such user ${JSON.stringify(b.user)} on this host`, true);

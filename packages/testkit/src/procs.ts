@@ -101,15 +101,20 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; name?: s
   return new Proc(child, opts.name ?? args[0] ?? 'tether');
 }
 
-/** Runs a CLI command to completion. */
-export async function cli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs a CLI command to completion; one still running after `timeoutMs` is killed and says so in stderr. */
+export async function cli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   child.stdin.end(input ?? '');
+  const timer = setTimeout(() => {
+    stderr += `\n[testkit: tether ${args.join(' ')} still running after ${timeoutMs} ms: killed]\n`;
+    child.kill('SIGKILL');
+  }, timeoutMs);
   const code = await new Promise<number | null>((r) => child.on('exit', r));
+  clearTimeout(timer);
   return { code, stdout, stderr };
 }
 
