@@ -19,7 +19,7 @@ import { chromium } from 'playwright-core';
 import { ADMIN_PASSWORD, TestHub, fakeFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
 import { realUsage } from './lib/sample.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
-import { RESULTS, cpuSec, machine, percentile, pool } from './lib/util.js';
+import { RESULTS, nodeFlags, cpuSec, machine, percentile, pool } from './lib/util.js';
 
 const SIMS = process.argv[2] === '--sims';
 const N = Number(process.argv[SIMS ? 3 : 2] ?? 10000);
@@ -196,6 +196,7 @@ async function main(): Promise<void> {
     const result = {
       date: new Date().toISOString(),
       machine: machine(),
+      hubNodeFlags: nodeFlags(hub.proc.pid),
       hosts: N,
       connectSec: +connectSec.toFixed(1),
       rowsInDom: rows,
@@ -209,7 +210,7 @@ async function main(): Promise<void> {
     const md = [
       `## Console overview: ${N} hosts in Chromium — ${result.date}`,
       ``,
-      `Machine: ${result.machine}. Hub, ${N} simulated agents (one real usage sample each, re-sent every ${INTERVAL / 1000} s: ${Math.round(N / (INTERVAL / 1000))} samples/s) and headless Chromium share the cores. Page loads with a logged-in session; times from navigation start.`,
+      `Machine: ${result.machine}. Hub, ${N} simulated agents (one real usage sample each, re-sent every ${INTERVAL / 1000} s: ${Math.round(N / (INTERVAL / 1000))} samples/s) and headless Chromium share the cores; the hub runs with node flags ${result.hubNodeFlags}. Page loads with a logged-in session; times from navigation start.`,
       ``,
       `| figure | value | target |`,
       `|---|---|---|`,

@@ -10,7 +10,7 @@ import { TestHub, fakeFacts, newSimIdentity, simConnect, type RawAgent } from '@
 import { realUsage } from './lib/sample.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { cpuSec, machine, percentile, pool, record, rssMiB } from './lib/util.js';
+import { nodeFlags, cpuSec, machine, percentile, pool, record, rssMiB } from './lib/util.js';
 
 const N = Number(process.argv[2] ?? 10000);
 const db = (process.argv[3] ?? 'sqlite') as 'sqlite' | 'postgres';
@@ -159,6 +159,7 @@ async function main(): Promise<void> {
     const result = {
       date: new Date().toISOString(),
       machine: machine(),
+      hubNodeFlags: nodeFlags(hub.proc.pid),
       db,
       agents: N,
       intervalSec: INTERVAL / 1000,
@@ -186,7 +187,7 @@ async function main(): Promise<void> {
     const md = [
       `## Ingestion: ${N} agents every ${INTERVAL / 1000} s on ${db} — ${result.date}`,
       ``,
-      `Machine: ${result.machine}. Hub process and all simulated agents share the 2 cores. Each report is a real usage sample of this machine (${result.reportBytes} bytes on the wire), ${result.reportsPerSec} reports/s, measured for ${SECONDS} s after a ${WARMUP_SEC} s warm-up.`,
+      `Machine: ${result.machine}. Hub process (node flags: ${result.hubNodeFlags}) and all simulated agents share the 2 cores. Each report is a real usage sample of this machine (${result.reportBytes} bytes on the wire), ${result.reportsPerSec} reports/s, measured for ${SECONDS} s after a ${WARMUP_SEC} s warm-up.`,
       ``,
       `| figure | value | target |`,
       `|---|---|---|`,

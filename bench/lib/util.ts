@@ -26,6 +26,17 @@ export function machine(): string {
   return `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 }
 
+/** The node flags a process runs with (its command line before the script), e.g. the launcher's `--v8-pool-size=1`. */
+export function nodeFlags(pid: number): string {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  const flags: string[] = [];
+  for (const a of argv.slice(1)) {
+    if (!a.startsWith('-')) break;
+    flags.push(a);
+  }
+  return flags.length ? flags.join(' ') : 'none';
+}
+
 export function record(name: string, markdown: string, json: unknown): void {
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, `${name}.json`), JSON.stringify(json, null, 2) + '\n');

@@ -179,7 +179,9 @@ hubOptions(program.command('start').description('run a hub and a local agent enr
         env.TETHER_TOKEN = token; // by environment, not argv
       } else delete env.TETHER_TOKEN;
       const main = fileURLToPath(import.meta.url);
-      child = spawn(process.execPath, [main, 'agent', '--hub', hub.url, '--state', stateDir, '--reconnect-cap', '5s', '--config', agentConfig], { stdio: 'inherit', env });
+      // The launcher's helper-pool size (packages/cli/bin/tether) holds for the agent too; other node flags stay the hub's.
+      const pool = process.execArgv.filter((a) => a.startsWith('--v8-pool-size'));
+      child = spawn(process.execPath, [...pool, main, 'agent', '--hub', hub.url, '--state', stateDir, '--reconnect-cap', '5s', '--config', agentConfig], { stdio: 'inherit', env });
       child.on('exit', (code) => {
         if (stopping) return;
         if (code === 2) {

@@ -1,7 +1,7 @@
 /**
  * Real hub and agent processes for tests: the same `tether` binary users run, on loopback.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,8 +10,17 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 export const REPO = resolve(fileURLToPath(import.meta.url), '../../../../..'); // packages/testkit/dist/src/procs.js
-// the bundled command (scripts/bundle-cli.mjs), as users run it
+// the bundled command (scripts/bundle-cli.mjs)
 export const CLI = join(REPO, 'packages/cli/dist/bundle/tether.mjs');
+// what users run: the shell launcher that execs node on CLI with flags sized to the machine
+export const BIN = join(REPO, 'packages/cli/bin/tether');
+
+/** Spawns `tether args` through BIN (same pid as the node process: the launcher execs), this test's node binary. */
+function spawnTether(args: string[], env: NodeJS.ProcessEnv | undefined, nodeArgs: string[] = [], cwd?: string): ChildProcessWithoutNullStreams {
+  const e: NodeJS.ProcessEnv = { ...process.env, TETHER_NODE: process.execPath, ...env };
+  if (nodeArgs.length) e.TETHER_NODE_FLAGS = nodeArgs.join(' ');
+  return spawn('/bin/sh', [BIN, ...args], { env: e, stdio: ['pipe', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
+}
 
 export type DbKind = 'sqlite' | 'postgres';
 export const PG_URL = process.env.TETHER_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -97,13 +106,13 @@ export class Proc {
 }
 
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; name?: string; cwd?: string; nodeArgs?: string[] } = {}): Proc {
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd ?? REPO });
+  const child = spawnTether(args, opts.env, opts.nodeArgs, opts.cwd ?? REPO);
   return new Proc(child, opts.name ?? args[0] ?? 'tether');
 }
 
 /** Runs a CLI command to completion; one still running after `timeoutMs` is killed and says so in stderr. */
 export async function cli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawnTether(args, env);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
