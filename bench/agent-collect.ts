@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The bench project does not reference the agent project: types come from the agent's compiled
 // declarations, the module is loaded from its compiled output at run time.
-import { CLI, TestHub, tempDir } from '@tether/testkit';
+import { BIN, TestHub, tempDir } from '@tether/testkit';
 import type * as Collectors from '../packages/agent/dist/src/collectors/index.js';
 import type * as CollectorUtil from '../packages/agent/dist/src/collectors/util.js';
 
@@ -103,8 +103,8 @@ interface RssRun {
   fileKb: number;
 }
 
-async function rssRun(label: string, args: string[], env: NodeJS.ProcessEnv, seconds: number): Promise<RssRun> {
-  const child = spawn(process.execPath, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+async function rssRun(label: string, args: string[], env: NodeJS.ProcessEnv, seconds: number, cmd = process.execPath): Promise<RssRun> {
+  const child = spawn(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } });
   const run: RssRun = { label, samplesKb: [], anonKb: 0, fileKb: 0 };
   for (let i = 0; i < seconds; i++) {
     await sleep(1000);
@@ -190,18 +190,23 @@ const AGENT_SECONDS = 40;
 const hub = await TestHub.start();
 let agentRuns: RssRun[];
 try {
+  // `cli` is BIN (the launcher users run: it execs this node with its own flags) or a script for node itself.
   const agentRun = async (label: string, nodeArgs: string[], cli: string, env: NodeJS.ProcessEnv = {}): Promise<RssRun> => {
     const state = tempDir('tether-bench-agent-');
     try {
       const token = await hub.enrollToken({ singleUse: true });
-      return await rssRun(label, [...nodeArgs, cli, 'agent', '--hub', hub.url, '--state', state], { TETHER_TOKEN: token, TETHER_LOG_LEVEL: 'warn', ...env }, AGENT_SECONDS);
+      const args = [cli, 'agent', '--hub', hub.url, '--state', state];
+      const common = { TETHER_TOKEN: token, TETHER_LOG_LEVEL: 'warn', ...env };
+      return cli === BIN
+        ? await rssRun(label, args, { ...common, TETHER_NODE: process.execPath, TETHER_NODE_FLAGS: nodeArgs.join(' ') }, AGENT_SECONDS, '/bin/sh')
+        : await rssRun(label, [...nodeArgs, ...args], common, AGENT_SECONDS);
     } finally {
       rmSync(state, { recursive: true, force: true });
     }
   };
   agentRuns = await Promise.all([
-    agentRun('`tether agent` as users run it (packages/cli/dist/bundle/tether.mjs), connected to a hub, collectors on their default intervals', [], CLI),
-    agentRun('the same with one malloc arena (`MALLOC_ARENA_MAX=1`)', [], CLI, { MALLOC_ARENA_MAX: '1' }),
+    agentRun('`tether agent` as users run it (packages/cli/bin/tether), connected to a hub, collectors on their default intervals', [], BIN),
+    agentRun('the same with one malloc arena (`MALLOC_ARENA_MAX=1`)', [], BIN, { MALLOC_ARENA_MAX: '1' }),
     agentRun('the same agent unbundled (packages/cli/dist/src/main.js) and with TurboFan (`--opt`), as it ran before the bundle', ['--opt'], join(repo, 'packages/cli/dist/src/main.js')),
   ]);
   // all enrolled and connected (they are offline now: rssRun stopped them)
