@@ -33,7 +33,7 @@ export function parseUnixTable(text: string): { path: string; type: UnixSocket['
 function procName(procRoot: string, pid: number, cache: Map<number, string>): string {
   let n = cache.get(pid);
   if (n === undefined) {
-    const stat = readText(join(procRoot, String(pid), 'comm'));
+    const stat = readText(`${procRoot}/${pid}/comm`, 'latin1', 'once');
     n = bounded((stat ?? '').trim(), 64);
     cache.set(pid, n);
   }
@@ -77,7 +77,7 @@ export function connectionsCollector(roots: Roots, opts: ConnectionsOptions = {}
       };
       const { sockets: inet, timeWait } = tables.get(now);
       if (timeWait) tcpCounts['TIME_WAIT'] = timeWait;
-      const unixAll = parseUnixTable(readText(join(procRoot, 'net', 'unix'), 'latin1', true) ?? '');
+      const unixAll = parseUnixTable(readText(join(procRoot, 'net', 'unix'), 'latin1', 'table') ?? '');
       const wanted = inet.map((s) => s.inode);
       for (const u of unixAll) if (u.listening) wanted.push(u.inode);
       const map = owners.get(wanted, now);

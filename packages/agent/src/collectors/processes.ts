@@ -51,8 +51,8 @@ function kb(line: string): number {
  * RSS in pages (stat) and in kB (status), read back to back and rounded to a power of two.
  */
 export function detectPageSize(procRoot: string): number {
-  const st = parsePidStat(readText(join(procRoot, 'self', 'stat')) ?? '');
-  const rss = parseStatus(readText(join(procRoot, 'self', 'status')) ?? '').rss;
+  const st = parsePidStat(readText(join(procRoot, 'self', 'stat'), 'latin1', 'once') ?? '');
+  const rss = parseStatus(readText(join(procRoot, 'self', 'status'), 'latin1', 'once') ?? '').rss;
   if (!st || !st.rssPages || !rss) return 4096;
   return 2 ** Math.round(Math.log2(rss / st.rssPages));
 }
@@ -167,15 +167,15 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
         }
       }
       for (const p of chosen) {
-        const dir = join(procRoot, String(p.pid));
-        const status = readText(join(dir, 'status'));
+        const dir = `${procRoot}/${p.pid}`; // no path.join per process: it normalises, and this runs in the interpreter
+        const status = readText(`${dir}/status`, 'latin1', 'once');
         if (status !== undefined) {
           const f = parseStatus(status);
           p.uid = f.uid;
           p.swapBytes = f.swap;
         }
         p.user = bounded(users.name(p.uid, now), 64);
-        const cmd = readText(join(dir, 'cmdline'), 'utf8');
+        const cmd = readText(`${dir}/cmdline`, 'utf8', 'once');
         // kernel threads have an empty cmdline: show [name] as ps does
         p.command = bounded(cmd ? cmd.replace(/\0+$/, '').replace(/\0/g, ' ') : `[${p.name}]`, maxCmd);
         p.listenPorts = [...(listen.get(p.pid) ?? [])].sort((a, b) => a - b).slice(0, 64);

@@ -96,7 +96,7 @@ export function sshSessions(roots: Roots, procs: ProcEntry[] = new ProcessTable(
   for (const { pid, name } of procs) {
     if (out.length >= MAX) break;
     if (name !== 'sshd' && name !== 'sshd-session') continue;
-    const cmd = (readText(join(roots.procRoot, String(pid), 'cmdline'), 'utf8') ?? '').replace(/\0+$/, '').replace(/\0/g, ' ');
+    const cmd = (readText(join(roots.procRoot, String(pid), 'cmdline'), 'utf8', 'once') ?? '').replace(/\0+$/, '').replace(/\0/g, ' ');
     // privileged monitor "sshd: alice [priv]" and the listener "sshd: /usr/sbin/sshd -D" are not sessions
     const m = /^sshd(?:-session)?: ([^\s@]+)@(\S+)$/.exec(cmd.trim());
     if (!m || seen.has(pid)) continue;

@@ -198,7 +198,7 @@ function filesystems(procRoot: string): FilesystemInfo[] {
 
 export function readStatic(roots: Roots, now: number): HostStatic {
   const mem = readMeminfo(roots.procRoot);
-  const uptime = Number((readText(join(roots.procRoot, 'uptime')) ?? '0').split(' ')[0]) || os.uptime();
+  const uptime = Number((readText(join(roots.procRoot, 'uptime'), 'latin1', 'once') ?? '0').split(' ')[0]) || os.uptime();
   const resolv = parseResolvConf(readText(join(roots.etcRoot, 'resolv.conf')) ?? '');
   const gateways: HostStatic['gateways'] = {};
   const g4 = parseRoute4(readText(join(roots.procRoot, 'net', 'route')) ?? '');

@@ -121,7 +121,7 @@ export function usageCollector(roots: Roots, opts: UsageOptions = {}): Collector
       if (prevAt !== undefined) out.intervalMs = now - prevAt;
 
       // CPU
-      const cpu = parseProcStat(readText(join(procRoot, 'stat')) ?? '');
+      const cpu = parseProcStat(readText(join(procRoot, 'stat'), 'latin1', 'once') ?? '');
       if (cpu.total && prevCpu?.total) {
         const total = cpuPercent(prevCpu.total, cpu.total);
         if (total) {
@@ -138,7 +138,7 @@ export function usageCollector(roots: Roots, opts: UsageOptions = {}): Collector
       prevCpu = cpu;
 
       // load
-      const la = (readText(join(procRoot, 'loadavg')) ?? '').split(' ').map(Number);
+      const la = (readText(join(procRoot, 'loadavg'), 'latin1', 'once') ?? '').split(' ').map(Number);
       out.load = { one: la[0] || 0, five: la[1] || 0, fifteen: la[2] || 0 };
 
       // memory: "used" is total − available, the memory the kernel could not hand out without
@@ -162,7 +162,7 @@ export function usageCollector(roots: Roots, opts: UsageOptions = {}): Collector
       out.swap = { totalBytes: swapTotal, usedBytes: Math.max(0, swapTotal - swapFree), freeBytes: swapFree };
 
       // filesystems and their block device's I/O
-      const disks = parseDiskstats(readText(join(procRoot, 'diskstats')) ?? '');
+      const disks = parseDiskstats(readText(join(procRoot, 'diskstats'), 'latin1', 'table') ?? '');
       for (const m of realMounts(procRoot)) {
         if (out.filesystems.length >= maxFs) break;
         let st;
@@ -212,7 +212,7 @@ export function usageCollector(roots: Roots, opts: UsageOptions = {}): Collector
       prevDisks = disks;
 
       // network
-      const net = parseNetDev(readText(join(procRoot, 'net', 'dev')) ?? '');
+      const net = parseNetDev(readText(join(procRoot, 'net', 'dev'), 'latin1', 'table') ?? '');
       for (const [name, n] of net) {
         if (out.interfaces.length >= maxIf) break;
         const i: InterfaceUsage = {

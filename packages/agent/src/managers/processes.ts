@@ -129,7 +129,7 @@ export class ProcessService {
       if (code === 'EPERM') throw new ManagerFailure('permission', `the agent may not signal process ${pid}`);
       throw err;
     }
-    const stat = readText(join(this.procRoot, String(pid), 'stat'));
+    const stat = readText(join(this.procRoot, String(pid), 'stat'), 'latin1', 'once');
     this.log.info({ pid, signal: req.signal, name: stat ? parsePidStat(stat)?.name : undefined }, 'signal sent');
     return { ok: true };
   }
@@ -142,7 +142,7 @@ export class ProcessService {
     const out: ListeningPort[] = [];
     for (const s of sockets.slice(0, 4096)) {
       const pid = owners.get(s.inode);
-      const stat = pid ? readText(join(this.procRoot, String(pid), 'stat')) : undefined;
+      const stat = pid ? readText(join(this.procRoot, String(pid), 'stat'), 'latin1', 'once') : undefined;
       const name = stat ? parsePidStat(stat)?.name : undefined;
       out.push({
         proto: s.proto,

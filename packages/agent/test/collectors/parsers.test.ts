@@ -6,14 +6,15 @@ import { parseRoute4, parseRoute6, parseCpuinfo, parseOsRelease, parseResolvConf
 import { parseInetTable, parseMountinfo, parsePidStat, readText } from '../../src/collectors/util.js';
 import { fakeTree } from './helpers.js';
 
-test('readText returns files larger than its buffer whole, in both modes', () => {
+test('readText returns files larger than its buffer whole, in every mode', () => {
   const t = fakeTree();
   try {
     const line = `${'x'.repeat(149)}\n`;
     const big = line.repeat(13_000); // ~1.9 MB, like /proc/net/tcp with 13k TIME_WAIT sockets
     t.write('big', big);
     assert.equal(readText(`${t.root}/big`), big);
-    assert.equal(readText(`${t.root}/big`, 'latin1', true), big);
+    assert.equal(readText(`${t.root}/big`, 'latin1', 'table'), big);
+    assert.equal(readText(`${t.root}/big`, 'latin1', 'once'), big);
     assert.equal(readText(`${t.root}/missing`), undefined);
   } finally {
     t.cleanup();
@@ -21,9 +22,19 @@ test('readText returns files larger than its buffer whole, in both modes', () =>
 });
 
 test('readText of the real /proc/net/tcp matches readFileSync line for line', () => {
-  const a = readText('/proc/net/tcp', 'latin1', true)!.split('\n').length;
+  const a = readText('/proc/net/tcp', 'latin1', 'table')!.split('\n').length;
   const b = readFileSync('/proc/net/tcp', 'latin1').split('\n').length;
   assert.ok(Math.abs(a - b) <= 5, `${a} vs ${b} lines (sockets come and go between the reads)`);
+});
+
+test("readText 'once' reads the kernel's one-piece files whole: /proc/<pid>/stat, status, cmdline, /proc/stat, meminfo", () => {
+  for (const f of ['self/stat', 'self/status', 'self/cmdline', 'stat', 'meminfo', 'loadavg']) {
+    const once = readText(`/proc/${f}`, 'latin1', 'once')!;
+    const whole = readFileSync(`/proc/${f}`, 'latin1');
+    // values move between the two reads; the shape (lines and fields) does not
+    assert.equal(once.split('\n').length, whole.split('\n').length, f);
+    assert.equal(once.split(/\s+/).length, whole.split(/\s+/).length, f);
+  }
 });
 
 test('inet tables: addresses, ports, states; TIME_WAIT only counted; IPv4-mapped IPv6', () => {

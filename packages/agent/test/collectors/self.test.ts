@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { selfCollector } from '../../src/collectors/self.js';
+import { LagSampler, selfCollector } from '../../src/collectors/self.js';
 import { between, sh } from './helpers.js';
 
 function ownTicks(): number {
@@ -13,7 +13,8 @@ function ownTicks(): number {
 }
 
 test('RSS agrees with ps; CPU % agrees with /proc/self/stat over the same interval; a blocked loop shows as lag', async () => {
-  const c = selfCollector();
+  // a 50 ms sampler: a 400 ms block is then always seen, with at least 350 ms of it
+  const c = selfCollector(undefined, { lagPeriodMs: 50 });
   const t0 = Date.now();
   const k0 = ownTicks();
   const a = await c.collect(t0);
@@ -22,12 +23,12 @@ test('RSS agrees with ps; CPU % agrees with /proc/self/stat over the same interv
   assert.equal(a.pid, process.pid);
   const psRss = Number(sh('ps', ['-o', 'rss=', '-p', String(process.pid)]).trim()) * 1024;
   assert.ok(between(psRss, a.rssBytes, process.memoryUsage().rss, 4 * 1024 * 1024));
-  await new Promise((r) => setTimeout(r, 60)); // the lag histogram starts counting from its first sample
+  await new Promise((r) => setTimeout(r, 60)); // the lag sampler starts with the first collection
   const until = Date.now() + 400;
   while (Date.now() < until) {
     // spin: blocks the event loop and uses one core (as much of it as the machine gives us)
   }
-  await new Promise((r) => setTimeout(r, 30)); // the delayed timer records the block
+  await new Promise((r) => setTimeout(r, 30)); // the delayed timer fires and records the block
   const t1 = Date.now();
   const k1 = ownTicks();
   const b = await c.collect(t1);
@@ -39,11 +40,32 @@ test('RSS agrees with ps; CPU % agrees with /proc/self/stat over the same interv
 });
 
 test('an idle loop reports little lag', async () => {
-  const c = selfCollector();
+  const c = selfCollector(undefined, { lagPeriodMs: 50 });
   await c.collect(Date.now());
   await new Promise((r) => setTimeout(r, 300));
   const r = await c.collect(Date.now());
   assert.ok((r?.eventLoopLagMs.p99 ?? 99) < 50, `lag ${JSON.stringify(r?.eventLoopLagMs)}`);
+});
+
+test('the lag sampler: nothing before its first fire, a block longer than its period always seen, figures start over after each take', async () => {
+  const lag = new LagSampler(100);
+  try {
+    assert.deepEqual(lag.take(), { mean: 0, p99: 0, max: 0 });
+    await new Promise((r) => setTimeout(r, 150));
+    const until = Date.now() + 350;
+    while (Date.now() < until) {
+      // blocked for 350 ms: some fire falls due inside it and comes at least 250 ms late
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    const a = lag.take();
+    assert.ok(a.max >= 240 && a.max <= 400, `max ${a.max}`);
+    assert.ok(a.p99 === a.max && a.mean > 0 && a.mean <= a.max, JSON.stringify(a));
+    await new Promise((r) => setTimeout(r, 250));
+    const b = lag.take();
+    assert.ok(b.max < 100, `after the block: ${JSON.stringify(b)}`);
+  } finally {
+    lag.stop();
+  }
 });
 
 test('counters from the selfStats hook are reported, bounded, and a throwing hook costs only the counters', async () => {
