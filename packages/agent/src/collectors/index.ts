@@ -123,34 +123,66 @@ export async function collectOnce(collectors: ScheduledCollector[], now = Date.n
 
 /**
  * Runs each collector on its own interval and hands every non-empty result to `onData`.
- * Returns a stop function. The agent's reporting loop can use this or schedule collectOnce itself.
+ * Returns a stop function.
+ *
+ * The intervals share one clock that starts when this is called: a collector runs at start + k ×
+ * its interval, and every collector due at the same moment runs in the same tick with the same
+ * `now`. So the 15 s and 30 s ones meet every 30 s and share what they read per `now` (the socket
+ * tables for processes and connections, the process table for processes and sensors), and the
+ * process wakes once for all of them. The clock starts at a moment of this agent's own, so a fleet
+ * does not report in step. A tick that comes late runs what is due and keeps the schedule; a
+ * collector still running from its last turn skips this one (a hanging nvidia-smi does not pile up).
  */
 export function startCollectors(
   collectors: ScheduledCollector[],
   onData: <N extends CollectorName>(name: N, data: CollectorOutputs[N]) => void,
   onError: (name: CollectorName, err: unknown) => void = () => {},
 ): () => void {
-  const timers: NodeJS.Timeout[] = [];
-  for (const c of collectors) {
-    let running = false;
-    const tick = async () => {
-      if (running) return; // a slow source (nvidia-smi hanging until its timeout) does not pile up
-      running = true;
-      try {
-        const v = await c.collector.collect(Date.now());
-        if (v !== undefined) onData(c.name, v as CollectorOutputs[typeof c.name]);
-      } catch (e) {
-        onError(c.name, e);
-      } finally {
-        running = false;
-      }
-    };
-    void tick();
-    const t = setInterval(tick, c.intervalMs);
-    t.unref();
-    timers.push(t);
-  }
-  return () => timers.forEach(clearInterval);
+  const t0 = Date.now();
+  const due = collectors.map(() => t0);
+  const running = collectors.map(() => false);
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  const run = async (i: number, now: number) => {
+    const c = collectors[i]!;
+    if (running[i]) return;
+    running[i] = true;
+    try {
+      const v = await c.collector.collect(now);
+      if (v !== undefined && !stopped) onData(c.name, v as CollectorOutputs[typeof c.name]);
+    } catch (e) {
+      if (!stopped) onError(c.name, e);
+    } finally {
+      running[i] = false;
+    }
+  };
+
+  const tick = () => {
+    timer = undefined;
+    if (stopped) return;
+    const now = Date.now();
+    const toRun: number[] = [];
+    for (let i = 0; i < collectors.length; i++) {
+      if (due[i]! > now) continue;
+      toRun.push(i);
+      // the next turn on this collector's grid after now (turns missed while late are not repeated)
+      const every = collectors[i]!.intervalMs;
+      due[i] = t0 + (Math.floor((now - t0) / every) + 1) * every;
+    }
+    if (collectors.length) {
+      timer = setTimeout(tick, Math.max(0, Math.min(...due) - Date.now()));
+      timer.unref();
+    }
+    // Started one after another in this tick: each reads what it shares synchronously, with this `now`.
+    for (const i of toRun) void run(i, now);
+  };
+
+  tick();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
 }
 
 export { staticCollector, usageCollector, processesCollector, connectionsCollector, sensorsCollector, gpuCollector, selfCollector, containersCollector, unitsCollector };

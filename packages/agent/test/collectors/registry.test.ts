@@ -25,8 +25,8 @@ test('containers runs only with the docker capability, units only with systemd; 
   assert.deepEqual(off.filter((c) => ['containers', 'units'].includes(c.name)).map((c) => c.name), ['containers']);
 });
 
-function fake(name: 'usage' | 'self', collect: Collector<never>['collect']): ScheduledCollector {
-  return { name, intervalMs: 20, collector: { name, defaultIntervalMs: 20, collect } } as unknown as ScheduledCollector;
+function fake(name: 'usage' | 'self' | 'processes', collect: Collector<never>['collect'], intervalMs = 20): ScheduledCollector {
+  return { name, intervalMs, collector: { name, defaultIntervalMs: intervalMs, collect } } as unknown as ScheduledCollector;
 }
 
 test('collectOnce: a collector that throws is reported apart, the others still report', async () => {
@@ -60,4 +60,24 @@ test('startCollectors: runs each on its interval, skips a tick while the previou
   assert.ok(calls >= 3 && calls <= 6, `calls ${calls}`);
   assert.equal(calls, at, 'no calls after stop');
   assert.ok(errs >= 5, `errors ${errs}`);
+});
+
+test('startCollectors: one clock for all; collectors due together run in one tick with the same now, on the grid from the start', async () => {
+  const seen: Record<string, number[]> = { usage: [], processes: [] };
+  const record = (name: 'usage' | 'processes') => async (now: number) => {
+    seen[name]!.push(now);
+    return undefined as never;
+  };
+  const t0 = Date.now();
+  const stop = startCollectors([fake('usage', record('usage'), 40), fake('processes', record('processes'), 80)], () => {});
+  await new Promise((r) => setTimeout(r, 420));
+  stop();
+  const { usage, processes } = seen as { usage: number[]; processes: number[] };
+  assert.ok(usage.length >= 6 && processes.length >= 3, `usage ${usage.length}, processes ${processes.length}`);
+  // every processes turn is also a usage turn: the same tick, the same now
+  for (const t of processes) assert.ok(usage.includes(t), `processes ran at ${t - t0} ms without usage: ${usage.map((u) => u - t0)}`);
+  // no turn before its slot on the grid (a late tick runs once and keeps the schedule)
+  assert.ok(usage.every((t, i) => t - t0 >= i * 40 - 1), `usage turns ${usage.map((u) => u - t0)}`);
+  assert.ok(processes.every((t, i) => t - t0 >= i * 80 - 1), `processes turns ${processes.map((p) => p - t0)}`);
+  assert.equal(new Set(usage).size, usage.length, 'one run per tick');
 });
