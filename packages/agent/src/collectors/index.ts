@@ -138,7 +138,8 @@ export function startCollectors(
   onData: <N extends CollectorName>(name: N, data: CollectorOutputs[N]) => void,
   onError: (name: CollectorName, err: unknown) => void = () => {},
 ): () => void {
-  const t0 = Date.now();
+  // the grid is on the monotonic clock (a wall-clock step does not move it); collectors get Date.now()
+  const t0 = performance.now();
   const due = collectors.map(() => t0);
   const running = collectors.map(() => false);
   let timer: NodeJS.Timeout | undefined;
@@ -161,17 +162,18 @@ export function startCollectors(
   const tick = () => {
     timer = undefined;
     if (stopped) return;
+    const mono = performance.now();
     const now = Date.now();
     const toRun: number[] = [];
     for (let i = 0; i < collectors.length; i++) {
-      if (due[i]! > now) continue;
+      if (due[i]! > mono) continue;
       toRun.push(i);
       // the next turn on this collector's grid after now (turns missed while late are not repeated)
       const every = collectors[i]!.intervalMs;
-      due[i] = t0 + (Math.floor((now - t0) / every) + 1) * every;
+      due[i] = t0 + (Math.floor((mono - t0) / every) + 1) * every;
     }
     if (collectors.length) {
-      timer = setTimeout(tick, Math.max(0, Math.min(...due) - Date.now()));
+      timer = setTimeout(tick, Math.max(0, Math.min(...due) - performance.now()));
       timer.unref();
     }
     // Started one after another in this tick: each reads what it shares synchronously, with this `now`.
