@@ -10,6 +10,9 @@
 //    Node process doing nothing, the floor any Node agent starts from.
 // 3. node-exporter (if installed): started on 127.0.0.1:<free port>, scraped 100 times in sequence;
 //    its CPU per scrape from utime + stime in /proc/<pid>/stat, before and after.
+// 4. The floor (if strace and cc are installed): one full collection traced with strace, its
+//    file-system calls replayed from C with nothing parsed (bench/floor/replay.c), also with the
+//    cheapest kernel interfaces there are for the two costliest reads.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -19,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 // The bench project does not reference the agent project: types come from the agent's compiled
 // declarations, the module is loaded from its compiled output at run time.
 import { BIN, TestHub, tempDir } from '@tether/testkit';
+import { FLOOR_MARK_END, FLOOR_MARK_START, floorMissing, replayFloor, traceCollection, type FloorOps, type FloorRun } from './lib/floor.js';
 import type * as Collectors from '../packages/agent/dist/src/collectors/index.js';
 import type * as CollectorUtil from '../packages/agent/dist/src/collectors/util.js';
 
@@ -59,6 +63,20 @@ async function measureFull(collectors: ReturnType<typeof Collectors.createCollec
     if (Object.keys(errors).length) throw new Error(`collector failed: ${JSON.stringify(errors)}`);
   }
   return { cpuMs: cpuMs(process.cpuUsage(c0)) / runs, wallMs: (performance.now() - w0) / runs };
+}
+
+// ---------- child mode: one full collection, between two marks, for strace ----------
+if (process.argv[2] === '--strace-child') {
+  const { createCollectors, collectOnce } = await load();
+  const { readText } = (await import(join(repo, 'packages/agent/dist/src/collectors/util.js'))) as typeof CollectorUtil;
+  const all = createCollectors();
+  // warm, as in measureFull: the socket owner map is built and kept
+  for (let i = 0; i < 5; i++) await collectOnce(all, Date.now());
+  readText(FLOOR_MARK_START); // an open that fails: the mark strace sees
+  const { errors } = await collectOnce(all, Date.now());
+  readText(FLOOR_MARK_END);
+  if (Object.keys(errors).length) throw new Error(`collector failed: ${JSON.stringify(errors)}`);
+  process.exit(0);
 }
 
 // ---------- child mode: the full collection's CPU in a process started with other V8 flags ----------
@@ -183,7 +201,9 @@ const rssRuns = await Promise.all([
   // What any Node agent must load before it does anything of its own: TLS to the hub, Ed25519,
   // sockets, child processes, compression. Then the same plus the WebSocket library.
   rssRun('Node with the built-in modules an agent needs loaded (https, crypto, net, zlib, child_process, fs), idle', ['--input-type=module', '-e', `${BUILTINS}; await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS),
-  rssRun('the same plus ws, idle', ['--input-type=module', '-e', `${BUILTINS}; await import('ws'); await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS),
+  // ws through require, not import(): an ES module importing CommonJS would also load Node's CJS
+  // lexer, which the bundled agent never does.
+  rssRun('the same plus ws, idle', ['--input-type=module', '-e', `${BUILTINS}; (await import('node:module')).createRequire(import.meta.url)('ws'); await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS),
 ]);
 const steadyKb = (r: RssRun) => median(r.samplesKb.slice(-10));
 const stress = rssRuns[0]!;
@@ -271,6 +291,30 @@ if (NE_BIN) {
   }
 }
 
+// ---------- 4. the floor ----------
+// What one full collection's system calls cost with nothing around them: traced, then replayed
+// from C. The agent cannot cost less than this whatever language it is written in, unless it reads
+// less or through cheaper kernel interfaces; the last two rows try the cheapest ones there are.
+const FLOOR_RUNS = 500;
+const FLOOR_ROUNDS = 5;
+const floorWhy = floorMissing();
+let floor: { ops: FloorOps; plain: FloorRun; pread: FloorRun; best: FloorRun } | undefined;
+if (!floorWhy) {
+  const dir = tempDir('tether-bench-floor-');
+  try {
+    const ops = await traceCollection(dir, [script, '--strace-child']);
+    const src = join(repo, 'bench', 'floor', 'replay.c');
+    floor = {
+      ops,
+      plain: replayFloor(dir, src, ops, FLOOR_RUNS, FLOOR_ROUNDS),
+      pread: replayFloor(dir, src, ops, FLOOR_RUNS, FLOOR_ROUNDS, ['--pread-stat']),
+      best: replayFloor(dir, src, ops, FLOOR_RUNS, FLOOR_ROUNDS, ['--pread-stat', '--sock-diag']),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---------- report ----------
 const f = (n: number, d = 2) => n.toFixed(d);
 const mb = (kb: number) => f(kb / 1024, 1);
@@ -292,6 +336,7 @@ const lines = [
   `- **CPU per full collection**: every collector once per iteration (\`collectOnce\`, the same \`now\` for all), ${RUNS} iterations after 5 warm-up ones, user + system time from \`process.cpuUsage()\`. The socket owner map (readlink of every /proc/<pid>/fd entry) is rebuilt only when a socket appears that it does not know, or after 60 s, as in the agent.`,
   `- **Per collector**: each alone, ${RUNS} calls. **Per second at default intervals**: Σ cost / interval.`,
   `- **Steady RSS**: child processes run side by side for ${RSS_SECONDS} s (see the table); VmRSS sampled each second, median of the last 10 samples; RssAnon and RssFile from /proc/<pid>/status at the last sample.`,
+  `- **The floor**: \`node bench/dist/agent-collect.js --strace-child\` makes 5 warm-up collections and one more between two marks (opens of ${FLOOR_MARK_START} and ${FLOOR_MARK_END}, which fail) under \`strace -ff\`; the collecting thread's opens, reads, closes, directory listings, statfs, readlinks and netlink sockets between the marks become bench/floor/replay.c's input. It repeats them ${FLOOR_RUNS} times (each file read as many times as the agent read it, into one 64 KiB buffer) and reports its user + system time from getrusage; median of ${FLOOR_ROUNDS} runs.`,
   `- **node-exporter**: \`${NE_BIN ?? 'not installed'}\` with default collectors on 127.0.0.1:<free port>; 5 warm-up scrapes, then ${ne?.scrapes ?? 100} sequential scrapes of /metrics; its utime + stime from /proc/<pid>/stat before and after (10 ms ticks).`,
   '',
   '## Results',
@@ -309,6 +354,13 @@ const lines = [
     ? `| node-exporter (${ne.version.trim()}): CPU per scrape | **${f(ne.cpuMsPerScrape, 2)} ms** (wall ${f(ne.wallMsPerScrape, 2)} ms, ${ne.lines} samples, RSS ${mb(ne.rssKb)} MB) |`
     : '| node-exporter | not installed: `apt-get install -y prometheus-node-exporter` |',
   ratio !== undefined ? `| agent full collection ÷ node-exporter scrape | **${f(ratio, 3)}** (host metrics only: ${f(hostOnlyMs / ne!.cpuMsPerScrape, 3)}) |` : '',
+  ...(floor
+    ? [
+        `| **the floor**: the same system calls from C, nothing parsed (one full collection traced with strace: ${floor.ops.files} files opened with ${floor.ops.reads} reads, ${floor.ops.dirs} directories listed, ${floor.ops.statfs} statfs, ${floor.ops.readlinks} readlinks, ${floor.ops.netlink} netlink dump; replayed ${FLOOR_RUNS}× by bench/floor/replay.c, median of ${FLOOR_ROUNDS}) | **${f(floor.plain.cpuMs, 3)} ms** (user ${f(floor.plain.userMs, 3)}, system ${f(floor.plain.sysMs, 3)})${ne ? ` = **${f(floor.plain.cpuMs / ne.cpuMsPerScrape, 3)}** of a scrape` : ''} |`,
+        `| … with /proc/<pid>/stat opened once per process and re-read with pread | ${f(floor.pread.cpuMs, 3)} ms (user ${f(floor.pread.userMs, 3)}, system ${f(floor.pread.sysMs, 3)})${ne ? ` = ${f(floor.pread.cpuMs / ne.cpuMsPerScrape, 3)} of a scrape` : ''} |`,
+        `| … and TCP from one netlink sock_diag dump (both families, one walk) instead of /proc/net/tcp and tcp6 | ${f(floor.best.cpuMs, 3)} ms (user ${f(floor.best.userMs, 3)}, system ${f(floor.best.sysMs, 3)})${ne ? ` = ${f(floor.best.cpuMs / ne.cpuMsPerScrape, 3)} of a scrape` : ''} |`,
+      ]
+    : [`| the floor (the same system calls from C) | not measured: ${floorWhy} |`]),
   '',
   '### Steady RSS',
   '',
@@ -327,8 +379,12 @@ const lines = [
   ratio !== undefined
     ? `- CPU per full collection ≤ 1/5 of node-exporter's per scrape: ${f(fullCpuMs, 3)} ms vs ${f(ne!.cpuMsPerScrape / 5, 3)} ms → **${ratio <= 0.2 ? 'met' : 'not met'}**${ratio > 0.2 ? `; host metrics alone (${f(hostOnlyMs, 3)} ms) ${hostOnlyMs <= ne!.cpuMsPerScrape / 5 ? 'meet it' : 'do not meet it either'}` : ''}.`
     : '- CPU target: node-exporter not measured.',
+  floor && ne
+    ? `- The floor under that target: the same system calls from C with nothing parsed cost ${f(floor.plain.cpuMs, 3)} ms, ${f(floor.plain.cpuMs / ne.cpuMsPerScrape, 3)} of a scrape (${f(Math.min(floor.pread.cpuMs, floor.best.cpuMs) / ne.cpuMsPerScrape, 3)} through the cheapest kernel interfaces measured), against a budget of 0.2; the kernel's own share is ${f(floor.plain.sysMs, 3)} ms. Whatever the agent does with the data comes on top.`
+    : '',
   `- Steady RSS ≤ 45 MB, the agent as users run it: ${mb(steadyKb(agentNow))} MB → **${steadyKb(agentNow) / 1024 <= 45 ? 'met' : 'not met'}** (without the self collector: ${mb(steadyKb(agentRuns[1]!))} MB; unbundled with TurboFan, as before: ${mb(steadyKb(agentRuns[2]!))} MB).`,
   `- Steady RSS ≤ 45 MB, collectors alone collecting every 100 ms: ${mb(steadyKb(stress))} MB → **${steadyKb(stress) / 1024 <= 45 ? 'met' : 'not met'}**; a bare idle Node process here is ${mb(steadyKb(rssRuns[3]!))} MB, of which ${mb(rssRuns[3]!.fileKb)} MB are file-backed pages of the node binary; with only the built-in modules an agent needs loaded it is ${mb(steadyKb(rssRuns[4]!))} MB, and ${mb(steadyKb(rssRuns[5]!))} MB with \`ws\` as well.`,
+  `- The floor under the RSS target: Node with the built-in modules an agent needs, doing nothing, leaves ${f(45 - steadyKb(rssRuns[4]!) / 1024, 1)} MB of the 45 for everything the agent is. Loading \`ws\` alone (82 KB of JavaScript, no connection) adds ${mb(steadyKb(rssRuns[5]!) - steadyKb(rssRuns[4]!))} MB, ${mb(rssRuns[5]!.fileKb - rssRuns[4]!.fileKb)} MB of it file-backed: compiling and running JavaScript maps in more of the node binary's own code. A Node agent that loads a WebSocket client does not fit.`,
   '',
 ];
 lines.push(
@@ -336,8 +392,11 @@ lines.push(
   '',
   '- The full collection is a worst case that the agent never runs: at the default intervals the collectors run at different times. node-exporter has no per-process or per-socket data; the host-metrics line is the comparable one.',
   '- Warm and cold: the per-collector figures come from 200 calls in a row, with the CPU caches, the inline caches and the socket-owner map warm. Run every 15 or 30 s, as the agent runs them, a collection costs several times more (caches gone, owners rescanned when sockets came and went), and each wake-up of the process costs something of its own on a virtual machine. The connected agent\'s CPU per second above is what a host pays: collections, reports, heartbeats and the lag sampler together.',
-  `- About ${f(inetMs, 1)} ms of each full collection is the kernel walking its TCP hash table twice (for /proc/net/tcp and tcp6). That cost depends on the table's size, which is set from the host's memory, not on how many sockets exist. A netlink sock_diag dump walks the same buckets: once per address family (the kernel's older TCPDIAG_GETSOCK request dumps both families in one walk, and a dump of listening sockets alone skips the established table), so a netlink reader could halve this cost but not remove it, and Node has no netlink sockets: it would take a native addon. The agent reads each table once per tick and never reads past its end (the empty read at the end of /proc/net/tcp walks the table again).`,
+  `- About ${f(inetMs, 1)} ms of each full collection is the kernel walking its TCP hash table twice (for /proc/net/tcp and tcp6). That cost depends on the table's size, which is set from the host's memory, not on how many sockets exist. The agent reads each table once per tick and never reads past its end (the empty read at the end of /proc/net/tcp walks the table again). ${floor ? `A netlink sock_diag dump (the older TCPDIAG_GETSOCK request, both families in one walk) was measured in the floor rows above: ${f(floor.pread.cpuMs, 3)} ms without it, ${f(floor.best.cpuMs, 3)} ms with it, so it does not pay for a native addon (Node has no netlink sockets).` : 'A netlink sock_diag dump would walk the same buckets once for both families; Node has no netlink sockets, so it would take a native addon.'}`,
   `- RSS: ${mb(rssRuns[3]!.fileKb)} MB of an idle Node process are file-backed pages of the node binary. They are shared with every other Node process and the kernel can reclaim them. What the collectors add is the anonymous part: compare the RssAnon column with the bare process.`,
+  floor
+    ? `- What the agent adds to the floor: its full collection without TurboFan costs ${f(noOptCpuMs, 3)} ms against the floor's ${f(floor.plain.cpuMs, 3)} ms. The difference is parsing, the report's objects, and Node's own cost per system call (argument checks, the fs binding, an error object for every failed open): the same calls from C take ${f(floor.plain.userMs, 3)} ms of user time.`
+    : '',
   '- CPU figures on this shared virtual machine vary by about ±30 % from one run to the next: compare figures within one run, as the ratio above does.',
   `- The agent as users run it is bundled (scripts/bundle-cli.mjs: 18 modules instead of 760, most of them typebox's) and runs without TurboFan: compare the two full-collection lines for what that costs.`,
   '',
