@@ -10,7 +10,9 @@
 // - `@tether/hub` stays external: it runs unbundled from its own package, with its native database
 //   drivers and the console's files. The CLI imports it only for `tether hub` and `tether start`.
 // - The agent (`import('@tether/agent')`) becomes its own chunk, so `tether hub` does not load it.
-// - Native and optional packages stay external (node-pty, ws's bufferutil and utf-8-validate).
+// - Native and optional packages stay external (node-pty, ws's utf-8-validate), but for ws's
+//   optional `bufferutil`: it resolves to the agent's ws-mask.js, frame masking over 32-bit words in
+//   JavaScript (ws masks byte by byte otherwise, the costliest function of a connected agent).
 // - Non-ASCII characters are escaped: V8 keeps a script's source for the life of the process, and
 //   one character above U+00FF makes it two bytes per character. Comments other than licences go.
 import { chmodSync, rmSync } from 'node:fs';
@@ -25,7 +27,8 @@ rmSync(outDir, { recursive: true, force: true });
 await build({
   input: { tether: join(root, 'packages/cli/dist/src/main.js') },
   platform: 'node',
-  external: [/^@tether\/hub(\/|$)/, /^node-pty(\/|$)/, 'bufferutil', 'utf-8-validate', /^node:/],
+  external: [/^@tether\/hub(\/|$)/, /^node-pty(\/|$)/, 'utf-8-validate', /^node:/],
+  resolve: { alias: { bufferutil: join(root, 'packages/agent/dist/src/ws-mask.js') } },
   logLevel: 'warn',
   output: {
     dir: outDir,
