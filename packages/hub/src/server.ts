@@ -54,6 +54,9 @@ import { terminalRoutes } from './modules/terminal/routes.js';
 import { createLogger } from './log.js';
 import { consoleRoutes } from './console.js';
 
+/** A refused body (413) of a declared length up to this is read and dropped so that the client gets the answer. */
+const DRAIN_REFUSED_BODY_BYTES = 64 * 1024 * 1024;
+
 export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations, terminalMigrations, alertsMigrations];
 
 /** A route as declared: what the route × role matrix test and docs/access.md are made from. */
@@ -196,6 +199,15 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
   // One error shape everywhere: {error, message}; validation failures say which field.
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, req, reply) => {
     if (err.validation) return reply.code(400).send({ error: 'bad_request', message: err.message });
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      // Fastify answers 413 and closes the connection so as not to read the rest of the body. A
+      // client still sending it then gets a reset instead of the answer (fetch fails with "write
+      // EPIPE", 3 times in 10 here). For a body whose declared length is bounded, the hub keeps the
+      // connection, Node reads and drops the rest, and the client reads its 413 (nginx's lingering
+      // close does the same). A larger or undeclared body still closes the connection.
+      const declared = Number(req.headers['content-length']);
+      if (Number.isFinite(declared) && declared <= DRAIN_REFUSED_BODY_BYTES) reply.removeHeader('connection');
+    }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
     return reply.code(status).send({ error: status >= 500 ? 'internal' : (err.code ?? 'error').toLowerCase(), message: status >= 500 ? 'internal error' : err.message });
