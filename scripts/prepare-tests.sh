@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes this machine ready for the whole suite, idempotently: the Debian packages the tests use,
-# PostgreSQL running with a `test` database, and the fleet testbed (Podman + runc, the cached systemd
-# host image, the Docker API socket). `npm test` runs this first when it runs as root; on a ready
-# machine it takes about a second. TETHER_TEST_PREPARE=off skips it.
+# PostgreSQL running with a `test` database, the terminal tests' user, and the fleet testbed
+# (Podman + runc, the cached systemd host image, the Docker API socket). `npm test` runs this first
+# when it runs as root; on a ready machine it takes about a second. TETHER_TEST_PREPARE=off skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -25,5 +25,16 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
 fi
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where datname='test'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -d postgres -c 'create database test' >/dev/null
+
+# The terminal tests log in as this account, not as root: root's login profile is the machine's
+# (here it runs `pyenv rehash`, which leaves a lock behind when a login is hung up mid-start and then
+# holds every root login for 60 s). It also has a group of its own to show that a terminal gets the
+# user's groups. Debian's /etc/skel gives it an ordinary profile.
+getent group tether-term-x >/dev/null || groupadd --system tether-term-x
+if ! id -u tether-term >/dev/null 2>&1; then
+  log "adding the terminal tests' user tether-term"
+  useradd --create-home --shell /bin/bash --comment 'Tether terminal tests' tether-term
+fi
+id -nG tether-term | tr ' ' '\n' | grep -qx tether-term-x || usermod -aG tether-term-x tether-term
 
 test/fleet/setup.sh up >&2

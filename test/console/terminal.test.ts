@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ADMIN_PASSWORD, REPO, TestAgent, TestHub, waitFor } from '@tether/testkit';
+import { ADMIN_PASSWORD, REPO, TERMINAL_USER_TOML, TestAgent, TestHub, waitFor } from '@tether/testkit';
 
 const CHROMIUM = process.env.TETHER_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage'];
@@ -65,7 +65,7 @@ describe('console terminal in Chromium', () => {
   before(async () => {
     // a short step-up window, so the last test sees the console ask for it before opening
     hub = await TestHub.start({ db: 'sqlite', env: { TETHER_STEP_UP_WINDOW: '10' } });
-    agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'terminal'] });
+    agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'terminal'], toml: TERMINAL_USER_TOML });
     hostId = await agent.waitConnected(15_000);
     if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium fonts-noto-cjk (npm test does this when run as root)`);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });

@@ -93,6 +93,10 @@ test('bad configuration is refused with every problem named, before anything sta
   const b = runCli(['agent', '--hub', 'http://127.0.0.1:1', '--state', dir, '--config', join(dir, 'agent.toml')], { name: 'badcaps' });
   assert.equal(await b.exited, 1);
   assert.match(b.output(), /unknown capability "root"/);
+  writeFileSync(join(dir, 'agent.toml'), 'capabilities = ["terminal"]\nterminal_users = ["ops", "root; rm -rf /"]\n');
+  const c = runCli(['agent', '--hub', 'http://127.0.0.1:1', '--state', dir, '--config', join(dir, 'agent.toml')], { name: 'badusers' });
+  assert.equal(await c.exited, 1);
+  assert.match(c.output(), /terminal_users.*not a user name: "root; rm -rf \/"/s);
   rmSync(dir, { recursive: true, force: true });
 });
 

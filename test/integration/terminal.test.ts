@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import { PROTOCOL_VERSION, decodeFrame, encodeFrame, newNonce, type BodyOf, type Message } from '@tether/protocol';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, tempDir, waitFor } from '@tether/testkit';
+import { ADMIN_PASSWORD, TERMINAL_USER, TERMINAL_USER_GROUP, TERMINAL_USER_TOML, TestAgent, TestHub, cli, tempDir, waitFor } from '@tether/testkit';
 
 interface Term {
   ws: WebSocket;
@@ -56,7 +56,7 @@ describe('web terminal', () => {
   let id: string;
   before(async () => {
     hub = await TestHub.start();
-    agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'terminal'] });
+    agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'terminal'], toml: TERMINAL_USER_TOML });
     id = await agent.waitConnected();
   });
   after(async () => {
@@ -78,6 +78,30 @@ describe('web terminal', () => {
     const e = await t.exit;
     assert.equal(e.exitCode, 7);
     await waitFor(() => !alive(o.pid), 'shell gone');
+  });
+
+  test('a terminal runs as the first of terminal_users, with that user’s own groups; a user outside the list is refused', async () => {
+    const t = openTerm(hub, id);
+    const o = await t.opened;
+    assert.equal(o.user, TERMINAL_USER);
+    // From the shell's own /proc entry: uid and gid, and the supplementary groups a login would have
+    // (its primary group and TERMINAL_USER_GROUP, which lists it), not the agent's.
+    t.type('echo "who=$(id -un) groups=$(id -Gn | tr " " ,) home=$HOME"\r');
+    await waitFor(() => /who=\S+ groups=\S+ home=\S+\r/.test(t.out()), 'id output', 10_000);
+    const [, who, groups, home] = /who=(\S+) groups=(\S+) home=(\S+)\r/.exec(t.out())!;
+    assert.equal(who, TERMINAL_USER);
+    assert.deepEqual(groups!.split(',').sort(), [TERMINAL_USER, TERMINAL_USER_GROUP].sort());
+    assert.equal(home, `/home/${TERMINAL_USER}`);
+    const status = readFileSync(`/proc/${o.pid}/status`, 'utf8');
+    assert.doesNotMatch(/^Groups:(.*)$/m.exec(status)![1]!, /(^|\s)0(\s|$)/, 'the root group is not among the shell’s groups');
+    t.type('exit\r');
+    await t.exit;
+
+    // The hub names root: the agent's terminal_users does not list it, so the agent refuses.
+    const r = openTerm(hub, id, 'cols=80&rows=24&user=root');
+    await assert.rejects(r.opened, /opens terminals only as tether-term \(terminal_users in its local config\), not as root/);
+    const e = await r.exit;
+    assert.equal(e.refused, true);
   });
 
   test('closing the browser side ends the shell', async () => {
@@ -177,7 +201,7 @@ describe('web terminal', () => {
         if (d.msg.type.startsWith('term.')) got.push(d.msg);
       });
     });
-    const agent = TestAgent.start(url, { token: 'tte_fake-enrollment-token', capabilities: ['terminal'] });
+    const agent = TestAgent.start(url, { token: 'tte_fake-enrollment-token', capabilities: ['terminal'], toml: TERMINAL_USER_TOML });
     try {
       const exitOf = (id: string) => got.find((m) => m.type === 'term.exit' && (m.body as { sessionId: string }).sessionId === id)?.body as BodyOf<'term.exit'> | undefined;
       const e1 = await waitFor(() => exitOf('burst-0001'), 'burst-0001 exits', 20_000);

@@ -14,6 +14,8 @@ export interface PasswdEntry {
 export interface GroupEntry {
   name: string;
   gid: number;
+  /** users listed as members (the fourth field) */
+  members?: string[];
 }
 
 interface Cache<T> {
@@ -49,7 +51,9 @@ export function passwd(file = '/etc/passwd'): PasswdEntry[] {
 }
 
 export function groups(file = '/etc/group'): GroupEntry[] {
-  const c = load(file, file === '/etc/group' ? groupCache : undefined, (f) => (f.length >= 3 && /^\d+$/.test(f[2]!) ? { name: f[0]!, gid: Number(f[2]) } : undefined));
+  const c = load(file, file === '/etc/group' ? groupCache : undefined, (f) =>
+    f.length >= 3 && /^\d+$/.test(f[2]!) ? { name: f[0]!, gid: Number(f[2]), members: (f[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean) } : undefined,
+  );
   if (file === '/etc/group') groupCache = c;
   return c.entries;
 }
@@ -66,6 +70,22 @@ export function lookupUser(nameOrId: string): PasswdEntry | undefined {
 export function lookupGroup(nameOrId: string): GroupEntry | undefined {
   if (/^\d+$/.test(nameOrId)) return groups().find((g) => g.gid === Number(nameOrId)) ?? { name: nameOrId, gid: Number(nameOrId) };
   return groups().find((g) => g.name === nameOrId);
+}
+
+/** Supplementary groups at most (Linux's NGROUPS_MAX). */
+const NGROUPS_MAX = 65_536;
+
+/**
+ * The groups a login as this user gets, as initgroups(3) makes them: the primary group and every
+ * group that lists the user as a member. Used where the agent drops to another user itself.
+ */
+export function groupsOf(u: PasswdEntry, file = '/etc/group'): number[] {
+  const out = new Set<number>([u.gid]);
+  for (const g of groups(file)) {
+    if (out.size >= NGROUPS_MAX) break;
+    if (g.members?.includes(u.name)) out.add(g.gid);
+  }
+  return [...out];
 }
 
 export function userName(uid: number): string {

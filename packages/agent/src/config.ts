@@ -28,6 +28,14 @@ const bool = (raw: unknown): boolean => {
   throw new Error('expected true or false');
 };
 
+/** Account names (as useradd allows them) or numeric ids; at most 64. */
+const userList = (raw: unknown): string[] => {
+  if (!Array.isArray(raw)) throw new Error('expected a list of user names');
+  if (raw.length > 64) throw new Error(`at most 64 users (got ${raw.length})`);
+  for (const u of raw) if (typeof u !== 'string' || !/^(?:\d{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(u)) throw new Error(`not a user name: ${JSON.stringify(u)}`);
+  return [...new Set(raw as string[])];
+};
+
 const collectorList = (raw: unknown): string[] => {
   const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
   if (!Array.isArray(list)) throw new Error('expected a list of collector names');
@@ -57,6 +65,8 @@ const agentSpec = {
   capabilities: { toml: 'capabilities', default: ['metrics'], parse: capabilityList } as Field<Capability[]>,
   // Where the `files` capability may read and write; the same file, the same rule: the hub cannot widen it.
   fileRoots: { toml: 'file_roots', default: [], parse: pathList } as Field<string[]>,
+  // Who a terminal may run as (file only, like the lock): the first is the default; empty: the agent's own user by default, any user if the hub names one (root agents only).
+  terminalUsers: { toml: 'terminal_users', default: [], parse: userList } as Field<string[]>,
   terminalIdle: { toml: 'terminal_idle', env: 'TETHER_TERMINAL_IDLE', default: 1800, parse: seconds(10, 7 * 86400) } as Field<number>,
   collectorsDisabled: { toml: 'collectors_disabled', env: 'TETHER_COLLECTORS_DISABLED', default: [], parse: collectorList } as Field<string[]>,
   collectorIntervals: { toml: 'collector_intervals', env: 'TETHER_COLLECTOR_INTERVALS', default: {}, parse: intervalTable } as Field<Record<string, number>>,
@@ -78,6 +88,8 @@ export interface AgentConfig {
   capabilities: Capability[];
   /** absolute, normalised; empty: no file access at all */
   fileRoots: string[];
+  /** the accounts a terminal may run as, the first by default; empty: any (the agent's own by default) */
+  terminalUsers: string[];
   /** a terminal with no input or output for this long is closed */
   terminalIdleSec: number;
   collectorsDisabled: string[];
@@ -112,6 +124,7 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     logLevel: c.logLevel,
     capabilities: c.capabilities,
     fileRoots: c.fileRoots,
+    terminalUsers: c.terminalUsers,
     terminalIdleSec: c.terminalIdle,
     collectorsDisabled: c.collectorsDisabled,
     collectorIntervals: c.collectorIntervals,

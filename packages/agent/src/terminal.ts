@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { TERMINAL_WINDOW_BYTES, type BodyOf, type Capability, type Message } from '@tether/protocol';
 import type { Agent } from './agent.js';
-import { lookupUser } from './accounts.js';
+import { groupsOf, lookupUser } from './accounts.js';
 import { DEFAULT_PATH } from './tasks/runner.js';
 
 interface Pty {
@@ -34,6 +34,11 @@ interface Session {
 
 export interface TerminalOptions {
   capabilities: readonly Capability[];
+  /**
+   * The accounts a terminal may run as (`terminal_users`, the local config: the hub cannot widen it);
+   * the first is the default. Empty: the agent's own user by default, any user the hub names.
+   */
+  users?: readonly string[];
   /** close a session with no input or output for this long (default 30 min) */
   idleMs?: number;
   /** sessions at once (default 16) */
@@ -155,23 +160,37 @@ export class TerminalService {
   private async spawn(b: BodyOf<'term.open'>): Promise<void> {
     if (this.sessions.size + this.pending.size - 1 >= (this.o.maxSessions ?? 16)) return this.exit(b.sessionId, `too many terminals open on this host (${this.sessions.size})`, true);
     const self = process.getuid?.() ?? 0;
-    const u = lookupUser(b.user ?? String(self));
-    if (!u) return this.exit(b.sessionId, `no such user ${JSON.stringify(b.user)} on this host`, true);
+    const allowed = this.o.users ?? [];
+    const asked = b.user ?? allowed[0] ?? String(self);
+    const u = lookupUser(asked);
+    if (!u) return this.exit(b.sessionId, `no such user ${JSON.stringify(asked)} on this host`, true);
+    if (allowed.length && !allowed.some((a) => a === u.name || a === String(u.uid))) {
+      this.log.warn({ sessionId: b.sessionId, user: u.name }, 'refused a terminal: the user is not among terminal_users');
+      return this.exit(b.sessionId, `this agent opens terminals only as ${allowed.join(', ')} (terminal_users in its local config), not as ${u.name}`, true);
+    }
     if (u.uid !== self && self !== 0) return this.exit(b.sessionId, `a terminal as ${u.name} needs the agent to run as root`, true);
     const shell = u.shell && existsSync(u.shell) && !/(nologin|false)$/.test(u.shell) ? u.shell : '/bin/sh';
     let pty: Pty;
     try {
       this.ptyModule ??= import('node-pty') as never;
       const mod = await this.ptyModule;
-      pty = mod.spawn(shell, ['-l'], {
-        name: 'xterm-256color',
-        cols: b.cols,
-        rows: b.rows,
-        cwd: existsSync(u.home) ? u.home : '/',
-        // A clean environment: never the agent's own (it may hold its enrollment token).
-        env: { PATH: DEFAULT_PATH, HOME: u.home, USER: u.name, LOGNAME: u.name, SHELL: shell, TERM: 'xterm-256color', LANG: 'C.UTF-8' },
-        ...(u.uid !== self ? { uid: u.uid, gid: u.gid } : {}),
-      });
+      // node-pty drops to the user's uid and gid but keeps the agent's supplementary groups. The
+      // shell gets the user's own groups, as a login would: set for the synchronous fork, then put back.
+      const restore = u.uid !== self ? process.getgroups!() : undefined;
+      if (restore) process.setgroups!(groupsOf(u));
+      try {
+        pty = mod.spawn(shell, ['-l'], {
+          name: 'xterm-256color',
+          cols: b.cols,
+          rows: b.rows,
+          cwd: existsSync(u.home) ? u.home : '/',
+          // A clean environment: never the agent's own (it may hold its enrollment token).
+          env: { PATH: DEFAULT_PATH, HOME: u.home, USER: u.name, LOGNAME: u.name, SHELL: shell, TERM: 'xterm-256color', LANG: 'C.UTF-8' },
+          ...(u.uid !== self ? { uid: u.uid, gid: u.gid } : {}),
+        });
+      } finally {
+        if (restore) process.setgroups!(restore);
+      }
     } catch (err) {
       return this.exit(b.sessionId, `could not open a terminal: ${(err as Error).message}`, true);
     }

@@ -94,7 +94,7 @@ program
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
       // Always present, so that a task the local config does not allow is refused with a reason.
       const files = new FileService(agent, cfg, log.child({ module: 'files' })).start(); // always on: it answers refusals itself
-      terminals = new TerminalService(agent, log.child({ module: 'terminal' }), { capabilities: cfg.capabilities, idleMs: cfg.terminalIdleSec * 1000 });
+      terminals = new TerminalService(agent, log.child({ module: 'terminal' }), { capabilities: cfg.capabilities, users: cfg.terminalUsers, idleMs: cfg.terminalIdleSec * 1000 });
       tasks = new TaskManager(agent, log.child({ module: 'tasks' }), {
         capabilities: cfg.capabilities,
         fileRoots: cfg.fileRoots,

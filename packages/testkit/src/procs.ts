@@ -265,6 +265,15 @@ export class TestHub {
   }
 }
 
+/**
+ * The account terminal tests log in as (scripts/prepare-tests.sh makes it, with a group of its own):
+ * never root, whose login profile is the machine's and not the test's.
+ */
+export const TERMINAL_USER = 'tether-term';
+export const TERMINAL_USER_GROUP = 'tether-term-x';
+/** Agent TOML for a terminal test: terminals open as TERMINAL_USER and as nobody else. */
+export const TERMINAL_USER_TOML = `terminal_users = ["${TERMINAL_USER}"]`;
+
 export interface AgentOptions {
   token?: string;
   stateDir?: string;
