@@ -180,10 +180,10 @@ const noOptCpuMs = await new Promise<number>((resolve, reject) => {
 
 // the socket tables alone: the fixed cost inside processes + connections
 const util = (await import(join(repo, 'packages/agent/dist/src/collectors/util.js'))) as typeof CollectorUtil;
-util.readInetSockets('/proc');
+await util.readInetTable('/proc');
 const i0 = process.cpuUsage();
-let table = util.readInetSockets('/proc');
-for (let i = 0; i < RUNS; i++) table = util.readInetSockets('/proc');
+let table = await util.readInetTable('/proc');
+for (let i = 0; i < RUNS; i++) table = await util.readInetTable('/proc');
 const inetMs = cpuMs(process.cpuUsage(i0)) / RUNS;
 
 // ---------- 2. steady RSS ----------
@@ -362,7 +362,7 @@ const lines = [
   '|---|---|',
   `| agent: CPU per full collection (all ${perCollector.length} collectors) | **${f(fullCpuMs, 3)} ms** (wall ${f(fullWallMs, 3)} ms) |`,
   `| … in a process without TurboFan (\`--no-opt\`, as \`tether agent\` runs) | ${f(noOptCpuMs, 3)} ms |`,
-  `| … of which reading /proc/net/{tcp,tcp6,udp,udp6} (once per tick, shared by processes and connections; ${table.sockets.length} sockets + ${table.timeWait} in TIME_WAIT at the end) | ${f(inetMs, 3)} ms |`,
+  `| … of which reading /proc/net/{tcp,tcp6,udp,udp6} (once per tick, shared by processes and connections; ${table.count} sockets + ${table.timeWait} in TIME_WAIT at the end) | ${f(inetMs, 3)} ms |`,
   `| agent: CPU per collection of host metrics only (usage + static + sensors, the ground node-exporter covers) | ${f(hostOnlyMs, 3)} ms |`,
   `| agent: CPU per second at default intervals, from the per-collector figures (warm: each collector just ran 200 times) | ${f(perSecondMs, 4)} ms/s (${f(perSecondMs / 10, 5)} % of one core)${ne ? `; node-exporter scraped every 15 s: ${f(ne.cpuMsPerScrape / 15, 4)} ms/s` : ''} |`,
   `| **\`tether agent\` as users run it, connected, default intervals: CPU per second** (its utime + stime over the last ${AGENT_SECONDS - AGENT_CPU_FROM_SEC} s of ${AGENT_SECONDS}) | **${f(agentNow.cpuMsPerSec ?? NaN, 2)} ms/s** (${f((agentNow.cpuMsPerSec ?? NaN) / 10, 3)} % of one core); without the self collector's lag sampler ${f(agentRuns[1]!.cpuMsPerSec ?? NaN, 2)} ms/s; unbundled with TurboFan ${f(agentRuns[2]!.cpuMsPerSec ?? NaN, 2)} ms/s |`,

@@ -1,8 +1,10 @@
 // Sockets, as `ss -tuanp` and `ss -xlp` would list them: TCP/UDP over IPv4 and IPv6 from
 // /proc/net/{tcp,tcp6,udp,udp6}, unix sockets from /proc/net/unix, owners from /proc/<pid>/fd.
+// A busy host (100,000 connections) costs time in proportion, but in slices: the tables are read a
+// buffer at a time and the owner scan has a budget, so the event loop is never held for long.
 import { join } from 'node:path';
 import type { Collector, ConnectionsSummary, InetSocket, UnixSocket } from './types.js';
-import { InetTables, SocketOwners, TCP_STATES, bounded, clamp, isListening, readText, type RawSocket, type Roots } from './util.js';
+import { InetTables, KEPT_SOCKETS, Slicer, SocketOwners, TCP_STATES, bounded, clamp, readTableLines, readText, type RawSocket, type Roots } from './util.js';
 
 export interface ConnectionsOptions {
   /** at most this many listening sockets (default 512) and other connections (default 512) */
@@ -14,20 +16,41 @@ export interface ConnectionsOptions {
 const UNIX_TYPES: Record<string, UnixSocket['type']> = { '0001': 'stream', '0002': 'dgram', '0005': 'seqpacket' };
 const SO_ACCEPTCON = 0x10000;
 
-export function parseUnixTable(text: string): { path: string; type: UnixSocket['type']; listening: boolean; inode: number }[] {
-  const out = [];
-  const lines = text.split('\n');
-  for (let i = 1; i < lines.length; i++) {
-    const f = lines[i]!.trim().split(/\s+/);
-    if (f.length < 7) continue;
-    out.push({
-      path: f.slice(7).join(' '),
-      type: UNIX_TYPES[f[4] ?? ''] ?? 'other',
-      listening: (parseInt(f[3] ?? '0', 16) & SO_ACCEPTCON) !== 0,
-      inode: Number(f[6]),
-    });
+export interface UnixListening {
+  path: string;
+  type: UnixSocket['type'];
+  inode: number;
+}
+
+// "Num: RefCount Protocol Flags Type St Inode [Path]"
+const UNIX_LINE = /^[0-9A-Fa-f]+: [0-9A-Fa-f]+ [0-9A-Fa-f]+ ([0-9A-Fa-f]+) ([0-9A-Fa-f]+) [0-9A-Fa-f]+ +(\d+)(?: (.*))?$/gm;
+
+/** /proc/net/unix lines (no header): every socket counted, the listening ones kept (at most `max`). */
+export class UnixTable {
+  count = 0;
+  readonly listening: UnixListening[] = [];
+  dropped = 0;
+  constructor(private readonly max = KEPT_SOCKETS) {}
+  addLines(text: string): void {
+    UNIX_LINE.lastIndex = 0;
+    for (let m = UNIX_LINE.exec(text); m; m = UNIX_LINE.exec(text)) {
+      this.count++;
+      if ((parseInt(m[1]!, 16) & SO_ACCEPTCON) === 0) continue;
+      if (this.listening.length >= this.max) {
+        this.dropped++;
+        continue;
+      }
+      this.listening.push({ path: m[4] ?? '', type: UNIX_TYPES[m[2]!] ?? 'other', inode: Number(m[3]) });
+    }
   }
-  return out;
+}
+
+/** One /proc/net/unix text, header line first (for tests). */
+export function parseUnixTable(text: string): UnixTable {
+  const t = new UnixTable();
+  const nl = text.indexOf('\n');
+  if (nl >= 0) t.addLines(text.slice(nl + 1));
+  return t;
 }
 
 function procName(procRoot: string, pid: number, cache: Map<number, string>): string {
@@ -40,7 +63,13 @@ function procName(procRoot: string, pid: number, cache: Map<number, string>): st
   return n;
 }
 
-export function connectionsCollector(roots: Roots, opts: ConnectionsOptions = {}, owners = new SocketOwners(roots.procRoot), tables = new InetTables(roots.procRoot)): Collector<ConnectionsSummary> {
+export function connectionsCollector(
+  roots: Roots,
+  opts: ConnectionsOptions = {},
+  owners = new SocketOwners(roots.procRoot),
+  tables = new InetTables(roots.procRoot),
+  sliceMs?: number,
+): Collector<ConnectionsSummary> {
   // clamped to the wire schema's bound of 4096 per list
   const maxListening = clamp(opts.maxListening ?? 512, 0, 4096);
   const maxConnections = clamp(opts.maxConnections ?? 512, 0, 4096);
@@ -51,11 +80,21 @@ export function connectionsCollector(roots: Roots, opts: ConnectionsOptions = {}
     async collect(now) {
       const { procRoot } = roots;
       const names = new Map<number, string>();
-      const tcpCounts: Record<string, number> = {};
-      let udp = 0;
-      const listening: InetSocket[] = [];
-      const connections: InetSocket[] = [];
-      let truncated = false;
+      const inet = await tables.get(now);
+      const unix = new UnixTable(maxUnix);
+      await readTableLines(join(procRoot, 'net', 'unix'), (text) => unix.addLines(text), new Slicer(sliceMs));
+      // Owners only for the sockets that may be listed: the listening ones and the first others.
+      const wanted = [...inet.listening.map((s) => s.inode), ...inet.others.map((s) => s.inode), ...unix.listening.map((u) => u.inode)];
+      const map = await owners.get(wanted, now);
+      // A list cut to its bound lists the sockets whose owner is known first (on a busy host the
+      // owner scan's budget leaves some unknown), otherwise in the kernel's order.
+      const pick = (all: RawSocket[], max: number): RawSocket[] => {
+        if (all.length <= max) return all;
+        const known = all.filter((s) => map.has(s.inode));
+        return known.length >= max ? known.slice(0, max) : [...known, ...all.filter((s) => !map.has(s.inode)).slice(0, max - known.length)];
+      };
+      const listeningRaw = pick(inet.listening, maxListening);
+      const othersRaw = pick(inet.others, maxConnections);
       const toSocket = (s: RawSocket): InetSocket => {
         const tcp = s.proto.startsWith('tcp');
         const out: InetSocket = {
@@ -75,36 +114,32 @@ export function connectionsCollector(roots: Roots, opts: ConnectionsOptions = {}
         }
         return out;
       };
-      const { sockets: inet, timeWait } = tables.get(now);
-      if (timeWait) tcpCounts['TIME_WAIT'] = timeWait;
-      const unixAll = parseUnixTable(readText(join(procRoot, 'net', 'unix'), 'latin1', 'table') ?? '');
-      const wanted = inet.map((s) => s.inode);
-      for (const u of unixAll) if (u.listening) wanted.push(u.inode);
-      const map = owners.get(wanted, now);
-      for (const s of inet) {
-        if (s.proto.startsWith('tcp')) {
-          const st = TCP_STATES[s.stateCode] ?? s.stateCode;
-          tcpCounts[st] = (tcpCounts[st] ?? 0) + 1;
-        } else udp++;
-        if (isListening(s)) {
-          if (listening.length < maxListening) listening.push(toSocket(s));
-          else truncated = true;
-        } else if (connections.length < maxConnections) connections.push(toSocket(s));
-        else truncated = true;
-      }
-      const unixListening: UnixSocket[] = [];
-      for (const u of unixAll) {
-        if (!u.listening) continue;
-        if (unixListening.length >= maxUnix) { truncated = true; break; }
+      const tcpCounts: Record<string, number> = {};
+      inet.tcpStates.forEach((n, state) => {
+        if (!n) return;
+        const code = state.toString(16).toUpperCase().padStart(2, '0');
+        tcpCounts[TCP_STATES[code] ?? code] = n;
+      });
+      if (inet.timeWait) tcpCounts['TIME_WAIT'] = inet.timeWait;
+      const unixListening: UnixSocket[] = unix.listening.map((u) => {
         const sock: UnixSocket = { path: bounded(u.path, 256), type: u.type, listening: true, inode: u.inode };
         const pid = map.get(u.inode);
         if (pid !== undefined) {
           sock.pid = pid;
           sock.process = procName(procRoot, pid, names);
         }
-        unixListening.push(sock);
-      }
-      return { ts: now, counts: { tcp: tcpCounts, udp, unix: unixAll.length }, listening, connections, unixListening, truncated };
+        return sock;
+      });
+      const truncated =
+        inet.listening.length > maxListening || inet.others.length > maxConnections || inet.dropped > 0 || unix.dropped > 0 || owners.truncated;
+      return {
+        ts: now,
+        counts: { tcp: tcpCounts, udp: inet.udp, unix: unix.count },
+        listening: listeningRaw.map(toSocket),
+        connections: othersRaw.map(toSocket),
+        unixListening,
+        truncated,
+      };
     },
   };
 }

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import type { Collector, ProcessInfo, ProcessSummary } from './types.js';
 import {
-  CLOCK_TICKS, InetTables, clamp, ProcessTable, SocketOwners, bootTimeMs, bounded, isListening, parsePidStat, readMeminfo,
+  CLOCK_TICKS, InetTables, clamp, ProcessTable, Slicer, SocketOwners, bootTimeMs, bounded, parsePidStat, readMeminfo,
   readText, round, UserNames, type ProcEntry, type Roots,
 } from './util.js';
 
@@ -57,7 +57,12 @@ export function detectPageSize(procRoot: string): number {
   return 2 ** Math.round(Math.log2(rss / st.rssPages));
 }
 
-export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, shared?: { users: UserNames; tables: InetTables; procs: ProcessTable }): Collector<ProcessSummary> {
+export function processesCollector(
+  roots: Roots,
+  opts: ProcessesOptions = {},
+  shared?: { users: UserNames; tables: InetTables; procs: ProcessTable },
+  sliceMs?: number,
+): Collector<ProcessSummary> {
   // clamped to the wire schema's bounds (at most 1000 processes, commands of 4096 characters)
   const topN = clamp(opts.topN ?? 15, 1, 500);
   const maxCmd = clamp(opts.maxCommandLength ?? 512, 16, 4096);
@@ -65,7 +70,7 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
   const users = shared?.users ?? new UserNames(roots.etcRoot);
   const procs = shared?.procs ?? new ProcessTable(roots.procRoot);
   // its own map: it looks at the reported processes only, the connections collector at all
-  const owners = new SocketOwners(roots.procRoot);
+  const owners = new SocketOwners(roots.procRoot, 60_000, sliceMs === undefined ? {} : { sliceMs });
   const tables = shared?.tables ?? new InetTables(roots.procRoot);
   // pid → (start time, cpu ticks) at the previous collection; a different start time is a reused pid
   let prev = new Map<number, { start: number; ticks: number }>();
@@ -150,20 +155,26 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
       const listen = new Map<number, Set<number>>();
       const conns = new Map<number, number>();
       if (withSockets) {
-        // Sockets are matched to owners through the fds of the reported processes only: a bounded
-        // cost, whatever the host's connection churn.
-        const { sockets } = tables.get(now);
-        const map = owners.get(sockets.map((s) => s.inode), now, [...chosenPids]);
-        for (const s of sockets) {
+        // Sockets are matched to owners through the fds of the reported processes only. The map is
+        // rebuilt when those processes change, a listening socket is new, or once a minute: on a
+        // busy host new connections appear every second, and their counts may lag by that minute.
+        const table = await tables.get(now);
+        const { inodes, kinds, count } = table;
+        const map = await owners.get(table.listening.map((s) => s.inode), now, [...chosenPids]);
+        const slicer = new Slicer(sliceMs);
+        for (const s of table.listening) {
           const pid = map.get(s.inode);
           if (pid === undefined) continue;
-          if (isListening(s)) {
-            let set = listen.get(pid);
-            if (!set) listen.set(pid, (set = new Set()));
-            set.add(s.localPort);
-          } else if (s.proto.startsWith('tcp')) {
-            conns.set(pid, (conns.get(pid) ?? 0) + 1);
-          }
+          let set = listen.get(pid);
+          if (!set) listen.set(pid, (set = new Set()));
+          set.add(s.localPort);
+        }
+        // TCP connections (kind 1: TCP, not listening) per owner, from the compact table
+        for (let i = 0; i < count; i++) {
+          if ((i & 4095) === 4095) await slicer.tick();
+          if (kinds[i] !== 1) continue;
+          const pid = map.get(inodes[i]!);
+          if (pid !== undefined) conns.set(pid, (conns.get(pid) ?? 0) + 1);
         }
       }
       for (const p of chosen) {

@@ -1,7 +1,7 @@
 // Shared readers and parsers for /proc, /sys and /etc. Reads are synchronous on purpose: these are
 // small in-memory kernel files, and a synchronous read costs a few microseconds where a libuv
 // threadpool round trip costs tens. A full collection blocks the event loop for about a millisecond.
-import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, openSync, opendirSync, readFileSync, readSync, readdirSync, readlinkSync, statSync, type Dir } from 'node:fs';
 import { join } from 'node:path';
 
 export interface Roots {
@@ -335,62 +335,227 @@ export function bootTimeMs(procRoot: string): number {
   return m ? Number(m[1]) * 1000 : 0;
 }
 
+// ---------- work in slices ----------
+
 /**
- * socket inode → owning pid, built by reading the links in /proc/<pid>/fd: the costly part of the
- * processes and connections collectors (one readlink per open file, about 6 µs each). The map is
- * kept and rebuilt only when it is older than maxAgeMs (a socket handed to another process keeps
- * its inode), when a socket appears that it does not know, or when a process it did not scan is
- * asked about.
+ * Lets a long collection give the event loop back: `tick()` returns nothing until `sliceMs` of
+ * wall time have passed since the last turn, then a promise that resolves after one setImmediate
+ * (I/O callbacks, timers, the hub's messages run in between). A busy host's socket tables and fd links take hundreds of
+ * milliseconds to read; in slices they no longer hold back the agent's heartbeats and terminals.
+ */
+export class Slicer {
+  private last = performance.now();
+  yields = 0;
+  constructor(private readonly sliceMs = 2) {}
+  tick(): Promise<void> | undefined {
+    if (performance.now() - this.last < this.sliceMs) return undefined;
+    this.yields++;
+    return new Promise<void>((r) =>
+      setImmediate(() => {
+        this.last = performance.now();
+        r();
+      }),
+    );
+  }
+}
+
+/**
+ * Reads a kernel table (/proc/net/tcp, udp, unix…) a buffer at a time and hands over whole lines,
+ * the header left out, so that a table of 100,000 sockets (15 MB) is never held as one string.
+ * Ends as readText's `table` mode does. Returns false when the file cannot be opened.
+ */
+export async function readTableLines(path: string, onLines: (text: string) => void, slicer?: Slicer): Promise<boolean> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return false;
+  }
+  const buf = Buffer.allocUnsafe(SCRATCH_SIZE); // its own: another reader may run while this one yields
+  let len = 0;
+  let header = true;
+  try {
+    for (;;) {
+      const want = SCRATCH_SIZE - len;
+      const n = readSync(fd, buf, len, want, null);
+      len += n;
+      const last = n === 0 || n < 3072;
+      let end = last ? len : buf.lastIndexOf(10, len - 1) + 1;
+      if (end === 0 && len === SCRATCH_SIZE) end = len; // a line longer than the buffer: cut, not looped on
+      let start = 0;
+      if (header && end > 0) {
+        const nl = buf.indexOf(10);
+        start = nl < 0 || nl >= end ? end : nl + 1;
+        header = false;
+      }
+      if (end > start) onLines(buf.toString('latin1', start, end));
+      if (last) break;
+      buf.copy(buf, 0, end, len);
+      len -= end;
+      await slicer?.tick();
+    }
+    return true;
+  } catch {
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// ---------- socket owners ----------
+
+/** readlinks in one owner scan at most (about 12 µs each): beyond, the scan stops and says so. */
+export const OWNER_SCAN_MAX_READLINKS = 25_000;
+/** every process's first this many fds are read before the rest of any process's */
+const BIG_FD_TABLE = 1024;
+
+export interface OwnerScan {
+  /** socket inode → pid */
+  map: Map<number, number>;
+  /** the readlink budget ran out: some sockets have owners the map does not know */
+  truncated: boolean;
+  readlinks: number;
+}
+
+export interface OwnerScanOptions {
+  maxReadlinks?: number;
+  slicer?: Slicer;
+}
+
+/**
+ * socket inode → owning pid, by reading the links in /proc/<pid>/fd: one readlink per open file,
+ * the costly part of the processes and connections collectors. Bounded: at most `maxReadlinks`;
+ * every process's first 1,024 fds before the rest of the big fd tables, each in fd order, so the
+ * daemons and the low-numbered listening sockets of a proxy holding 100,000 connections come first.
+ */
+export async function scanSocketOwners(procRoot: string, pids: readonly number[], o: OwnerScanOptions = {}): Promise<OwnerScan> {
+  const budget = o.maxReadlinks ?? OWNER_SCAN_MAX_READLINKS;
+  const map = new Map<number, number>();
+  let readlinks = 0;
+  let cut = false;
+  /**
+   * Reads the links of one process's fds in fd order, from the `skip`-th entry, up to `upTo`
+   * entries in all. The directory is read a batch at a time, never listed whole (a proxy's holds
+   * 100,000 names). Returns how many entries it went through, or -1 when the budget ran out.
+   */
+  const scan = async (pid: number, skip: number, upTo: number): Promise<number> => {
+    const path = `${procRoot}/${pid}/fd`;
+    let dir: Dir;
+    try {
+      dir = opendirSync(path, { bufferSize: 256 });
+    } catch {
+      return 0; // exited, or not ours to read
+    }
+    let seen = 0;
+    try {
+      for (let e = dir.readSync(); e !== null && seen < upTo; e = dir.readSync()) {
+        if (seen++ < skip) continue;
+        if (readlinks >= budget) {
+          cut = true;
+          return -1;
+        }
+        readlinks++;
+        if ((readlinks & 63) === 0) await o.slicer?.tick();
+        let target: string;
+        try {
+          target = readlinkSync(`${path}/${e.name}`);
+        } catch {
+          continue;
+        }
+        // "socket:[12345]"
+        if (target.charCodeAt(0) === 115 && target.startsWith('socket:[')) {
+          const inode = Number(target.slice(8, -1));
+          if (!map.has(inode)) map.set(inode, pid);
+        }
+      }
+    } catch {
+      /* the process exited while its fds were read */
+    } finally {
+      dir.closeSync();
+    }
+    return seen;
+  };
+  // Every process's first BIG_FD_TABLE fds, then the rest of the bigger ones.
+  const big: number[] = [];
+  for (const pid of pids) {
+    await o.slicer?.tick();
+    const n = await scan(pid, 0, BIG_FD_TABLE + 1);
+    if (n < 0) break;
+    if (n > BIG_FD_TABLE) big.push(pid);
+  }
+  for (const pid of big) {
+    if (cut) break;
+    await o.slicer?.tick();
+    await scan(pid, BIG_FD_TABLE + 1, Infinity); // the first pass read BIG_FD_TABLE + 1 entries
+  }
+  return { map, truncated: cut, readlinks };
+}
+
+/**
+ * The owner map kept between collections and rebuilt only when it is older than maxAgeMs (a socket
+ * handed to another process keeps its inode), when a socket is asked about that it does not know,
+ * or when a process it did not scan is asked about. One scan at a time: callers in the same tick
+ * share it.
  */
 export class SocketOwners {
   private map = new Map<number, number>();
   private builtAt = -Infinity;
   private unowned = new Set<number>();
   private scanned: Set<number> | 'all' = new Set();
+  private running: Promise<void> | undefined;
+  /** the last scan ran out of its readlink budget */
+  truncated = false;
   scans = 0;
-  constructor(private readonly procRoot: string, private readonly maxAgeMs = 60_000) {}
+  constructor(
+    private readonly procRoot: string,
+    private readonly maxAgeMs = 60_000,
+    private readonly o: { maxReadlinks?: number; sliceMs?: number } = {},
+  ) {}
 
   /**
    * Owners for the given socket inodes (0, a socket without one, is ignored), looking only at the
    * given processes when `pids` is passed, at all of them otherwise.
    */
-  get(inodes: readonly number[], now: number, pids?: readonly number[]): Map<number, number> {
+  async get(inodes: ArrayLike<number>, now: number, pids?: readonly number[]): Promise<Map<number, number>> {
+    while (this.running) await this.running;
+    const slicer = new Slicer(this.o.sliceMs);
     const scanned = this.scanned;
     let stale = now - this.builtAt > this.maxAgeMs || now < this.builtAt;
     if (!stale) stale = pids === undefined ? scanned !== 'all' : scanned !== 'all' && pids.some((p) => !scanned.has(p));
     // An inode already missing after the last scan belongs to no process we look at (kernel-owned,
     // another process, another namespace, or its owner exited): it does not force a rescan.
-    if (!stale) stale = inodes.some((i) => i !== 0 && !this.map.has(i) && !this.unowned.has(i));
+    for (let k = 0; !stale && k < inodes.length; k++) {
+      const i = inodes[k]!;
+      stale = i !== 0 && !this.map.has(i) && !this.unowned.has(i);
+      if ((k & 4095) === 4095) await slicer.tick();
+    }
     if (stale) {
-      this.map = buildSocketOwners(this.procRoot, pids ?? listPids(this.procRoot));
-      this.scanned = pids === undefined ? 'all' : new Set(pids);
-      this.builtAt = now;
-      this.scans++;
-      this.unowned = new Set(inodes.filter((i) => i !== 0 && !this.map.has(i)));
+      const run = (async () => {
+        const r = await scanSocketOwners(this.procRoot, pids ?? listPids(this.procRoot), {
+          ...(this.o.maxReadlinks !== undefined ? { maxReadlinks: this.o.maxReadlinks } : {}),
+          slicer,
+        });
+        this.map = r.map;
+        this.truncated = r.truncated;
+        this.scanned = pids === undefined ? 'all' : new Set(pids);
+        this.builtAt = now;
+        this.scans++;
+        const unowned = new Set<number>();
+        for (let k = 0; k < inodes.length; k++) {
+          if (inodes[k] !== 0 && !r.map.has(inodes[k]!)) unowned.add(inodes[k]!);
+          if ((k & 4095) === 4095) await slicer.tick();
+        }
+        this.unowned = unowned;
+      })();
+      this.running = run;
+      try {
+        await run;
+      } finally {
+        this.running = undefined;
+      }
     }
     return this.map;
   }
-}
-
-export function buildSocketOwners(procRoot: string, pids: readonly number[]): Map<number, number> {
-  const map = new Map<number, number>();
-  for (const pid of pids) {
-    const dir = `${procRoot}/${pid}/fd`;
-    for (const fd of listDir(dir)) {
-      let target: string;
-      try {
-        target = readlinkSync(`${dir}/${fd}`);
-      } catch {
-        continue;
-      }
-      // "socket:[12345]"
-      if (target.charCodeAt(0) === 115 && target.startsWith('socket:[')) {
-        const inode = Number(target.slice(8, -1));
-        if (!map.has(inode)) map.set(inode, pid);
-      }
-    }
-  }
-  return map;
 }
 
 // ---------- inet socket tables ----------
@@ -453,64 +618,119 @@ export function hexAddress(h: string): string {
   return h.length === 8 ? hexIpv4(h) : hexIpv6(h);
 }
 
-export interface InetTable {
-  /** every socket except TCP TIME_WAIT */
-  sockets: RawSocket[];
-  /** TCP TIME_WAIT sockets, counted only: they have no owner, and a busy server has tens of thousands */
-  timeWait: number;
-}
-
-const TIME_WAIT = '06';
+/** Sockets kept whole besides the listening ones: the most a report lists (the wire's bound). */
+export const KEPT_SOCKETS = 4096;
 
 /**
- * /proc/net/{tcp,tcp6,udp,udp6}. The kernel prints fixed-width columns up to the state
- * ("%4d: %08X:%04X %08X:%04X %02X ..."; 32 hex digits per IPv6 address), so the state is read at
- * its offset and a TIME_WAIT line costs no allocation.
+ * What the socket tables hold, in a size that does not grow with the host's connections beyond
+ * 9 bytes a socket: counts by state, the listening sockets and the first KEPT_SOCKETS others decoded
+ * whole, and for every socket only its inode and kind (for counting connections per process).
  */
-export function parseInetTable(text: string, proto: RawSocket['proto']): InetTable {
-  const sockets: RawSocket[] = [];
-  let timeWait = 0;
-  const addrLen = proto.endsWith('6') ? 32 : 8;
-  const tcp = proto.startsWith('tcp');
-  let pos = text.indexOf('\n') + 1; // skip the header
-  while (pos > 0 && pos < text.length) {
-    let end = text.indexOf('\n', pos);
-    if (end < 0) end = text.length;
-    const colon = text.indexOf(':', pos);
-    if (colon > 0 && colon < end) {
+export class InetTable {
+  /** TCP sockets by state (the kernel's number, 1…12; TIME_WAIT is counted in timeWait) */
+  readonly tcpStates = new Uint32Array(16);
+  udp = 0;
+  /** TCP TIME_WAIT sockets: counted only (no owner, and a busy server has tens of thousands) */
+  timeWait = 0;
+  /** TCP LISTEN and UDP bound without a peer, whole: at most KEPT_SOCKETS */
+  readonly listening: RawSocket[] = [];
+  /** the first KEPT_SOCKETS other sockets (TIME_WAIT left out), whole */
+  readonly others: RawSocket[] = [];
+  /** sockets seen but not kept whole (listening or not) */
+  dropped = 0;
+  /** every socket but TIME_WAIT: inode, and kind (bit 0 TCP, bit 1 listening) */
+  count = 0;
+  inodes = new Float64Array(1024);
+  kinds = new Uint8Array(1024);
+
+  /** Adds the lines of one table (`proto`), header already left out. */
+  addLines(text: string, proto: RawSocket['proto']): void {
+    const addrLen = proto.endsWith('6') ? 32 : 8;
+    const tcp = proto.startsWith('tcp');
+    let pos = 0;
+    while (pos < text.length) {
+      let end = text.indexOf('\n', pos);
+      if (end < 0) end = text.length;
+      const colon = text.indexOf(':', pos);
+      // "%4d: %08X:%04X %08X:%04X %02X " then tx:rx tr:when retrnsmt uid timeout inode
       const la = colon + 2;
       const ra = la + addrLen + 6;
       const st = ra + addrLen + 6;
-      const state = text.slice(st, st + 2);
-      if (tcp && state === TIME_WAIT) timeWait++;
-      else if (st + 2 <= end) {
-        // after the state: tx:rx tr:when retrnsmt uid timeout inode ...
-        const tail = text.slice(st + 3, end).trim().split(/\s+/);
-        sockets.push({
-          proto,
-          localAddress: hexAddress(text.slice(la, la + addrLen)),
-          localPort: parseInt(text.slice(la + addrLen + 1, la + addrLen + 5), 16),
-          remoteAddress: hexAddress(text.slice(ra, ra + addrLen)),
-          remotePort: parseInt(text.slice(ra + addrLen + 1, ra + addrLen + 5), 16),
-          stateCode: state,
-          uid: Number(tail[3]),
-          inode: Number(tail[5]),
-        });
-      }
+      if (colon > 0 && st + 2 <= end) this.addLine(text, proto, tcp, addrLen, la, ra, st, end);
+      pos = end + 1;
     }
-    pos = end + 1;
   }
-  return { sockets, timeWait };
+
+  private addLine(text: string, proto: RawSocket['proto'], tcp: boolean, addrLen: number, la: number, ra: number, st: number, end: number): void {
+    const c0 = text.charCodeAt(st);
+    const c1 = text.charCodeAt(st + 1);
+    if (tcp && c0 === 48 && c1 === 54) {
+      // '06': TIME_WAIT, the bulk of a busy server's table: counted without a string or a match
+      this.timeWait++;
+      return;
+    }
+    TAIL.lastIndex = st + 2;
+    const m = TAIL.exec(text);
+    if (!m || m.index + m[0].length > end) return;
+    const state = (hexDigit(c0) << 4) | hexDigit(c1);
+    let listening: boolean;
+    if (tcp) {
+      this.tcpStates[state & 15] = this.tcpStates[state & 15]! + 1;
+      listening = state === 0x0a;
+    } else {
+      this.udp++;
+      // UDP: 07 (closed, i.e. not connected) with no peer port
+      listening = state === 0x07 && text.startsWith('0000', ra + addrLen + 1);
+    }
+    const inode = Number(m[2]);
+    if (this.count === this.inodes.length) {
+      const inodes = new Float64Array(this.count * 2);
+      inodes.set(this.inodes);
+      this.inodes = inodes;
+      const kinds = new Uint8Array(this.count * 2);
+      kinds.set(this.kinds);
+      this.kinds = kinds;
+    }
+    this.inodes[this.count] = inode;
+    this.kinds[this.count++] = (tcp ? 1 : 0) | (listening ? 2 : 0);
+    const list = listening ? this.listening : this.others;
+    if (list.length >= KEPT_SOCKETS) {
+      this.dropped++;
+      return;
+    }
+    list.push({
+      proto,
+      localAddress: hexAddress(text.slice(la, la + addrLen)),
+      localPort: parseInt(text.slice(la + addrLen + 1, la + addrLen + 5), 16),
+      remoteAddress: hexAddress(text.slice(ra, ra + addrLen)),
+      remotePort: parseInt(text.slice(ra + addrLen + 1, ra + addrLen + 5), 16),
+      stateCode: text.slice(st, st + 2),
+      uid: Number(m[1]),
+      inode,
+    });
+  }
 }
 
-export function readInetSockets(procRoot: string, protos: RawSocket['proto'][] = ['tcp', 'tcp6', 'udp', 'udp6']): InetTable {
-  const out: InetTable = { sockets: [], timeWait: 0 };
-  for (const p of protos) {
-    const t = parseInetTable(readText(join(procRoot, 'net', p), 'latin1', 'table') ?? '', p);
-    for (const s of t.sockets) out.sockets.push(s);
-    out.timeWait += t.timeWait;
-  }
-  return out;
+// after the state: " tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode"
+const TAIL = / +[0-9A-Fa-f]+:[0-9A-Fa-f]+ +[0-9A-Fa-f]+:[0-9A-Fa-f]+ +[0-9A-Fa-f]+ +(\d+) +-?\d+ +(\d+)/y;
+
+/** The value of an upper-case hex digit's character code ('0'…'9', 'A'…'F'). */
+function hexDigit(c: number): number {
+  return c <= 57 ? c - 48 : (c | 32) - 87;
+}
+
+/** One table's text (header line first), parsed: for tests and the fixed-text callers. */
+export function parseInetTable(text: string, proto: RawSocket['proto'], into = new InetTable()): InetTable {
+  const nl = text.indexOf('\n');
+  if (nl >= 0) into.addLines(text.slice(nl + 1), proto);
+  return into;
+}
+
+/** /proc/net/{tcp,tcp6,udp,udp6}, read a buffer at a time, in slices when a Slicer is given. */
+export async function readInetTable(procRoot: string, slicer?: Slicer, protos: RawSocket['proto'][] = ['tcp', 'tcp6', 'udp', 'udp6']): Promise<InetTable> {
+  const t = new InetTable();
+  for (const p of protos) await readTableLines(join(procRoot, 'net', p), (text) => t.addLines(text, p), slicer);
+  return t;
 }
 
 /**
@@ -520,22 +740,20 @@ export function readInetSockets(procRoot: string, protos: RawSocket['proto'][] =
  * socket, TIME_WAIT included.
  */
 export class InetTables {
-  private cache: InetTable = { sockets: [], timeWait: 0 };
+  private cache: Promise<InetTable> | undefined;
   private readAt = NaN;
-  constructor(private readonly procRoot: string) {}
+  constructor(
+    private readonly procRoot: string,
+    private readonly sliceMs?: number,
+  ) {}
 
-  get(now: number): InetTable {
-    if (now !== this.readAt) {
-      this.cache = readInetSockets(this.procRoot);
+  get(now: number): Promise<InetTable> {
+    if (now !== this.readAt || !this.cache) {
+      this.cache = readInetTable(this.procRoot, new Slicer(this.sliceMs));
       this.readAt = now;
     }
     return this.cache;
   }
-}
-
-/** A TCP socket in LISTEN, or a UDP socket bound with no peer. */
-export function isListening(s: RawSocket): boolean {
-  return s.proto.startsWith('tcp') ? s.stateCode === '0A' : s.stateCode === '07' && s.remotePort === 0;
 }
 
 export function fileMtimeMs(path: string): number | undefined {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Capability, ListeningPort, ProcessRequestBody, ProcessResponseBody, ProcessRow } from '@tether/protocol';
 import { processesCollector } from '../collectors/index.js';
-import { SocketOwners, UserNames, isListening, parsePidStat, readInetSockets, readText } from '../collectors/util.js';
+import { Slicer, SocketOwners, UserNames, parsePidStat, readInetTable, readText } from '../collectors/util.js';
 import { ManagerFailure, refusal, serve, type ManagerLink } from './common.js';
 
 export interface ProcessConfig {
@@ -66,7 +66,7 @@ export class ProcessService {
       case 'signal':
         return this.signal(req);
       case 'ports':
-        return { ok: true, ports: this.ports(req.port) };
+        return { ok: true, ports: await this.ports(req.port) };
       case 'environ': {
         if (req.self) return { ok: true, env: parseEnviron(Buffer.from(Object.entries(process.env).map(([k, v]) => `${k}=${v}`).join('\0'))) };
         if (!req.pid) throw new ManagerFailure('bad_request', 'environ needs a pid (or self)');
@@ -135,10 +135,10 @@ export class ProcessService {
   }
 
   /** Listening TCP sockets and bound UDP sockets, with the process that holds each. */
-  private ports(only?: number): ListeningPort[] {
+  private async ports(only?: number): Promise<ListeningPort[]> {
     const now = Date.now();
-    const sockets = readInetSockets(this.procRoot).sockets.filter((s) => isListening(s) && (only === undefined || s.localPort === only));
-    const owners = new SocketOwners(this.procRoot, 0).get(sockets.map((s) => s.inode), now);
+    const sockets = (await readInetTable(this.procRoot, new Slicer())).listening.filter((s) => only === undefined || s.localPort === only);
+    const owners = await new SocketOwners(this.procRoot, 0).get(sockets.map((s) => s.inode), now);
     const out: ListeningPort[] = [];
     for (const s of sockets.slice(0, 4096)) {
       const pid = owners.get(s.inode);

@@ -5,6 +5,7 @@ import { createServer, connect, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { join } from 'node:path';
 import { connectionsCollector } from '../../src/collectors/connections.js';
+import { InetTables, SocketOwners, scanSocketOwners } from '../../src/collectors/util.js';
 import type { ConnectionsSummary } from '../../src/collectors/types.js';
 import { fakeTree, sh } from './helpers.js';
 
@@ -81,4 +82,46 @@ test('lists are bounded and say so', async (t) => {
   const r = await connectionsCollector(roots, { maxListening: 2 }).collect(Date.now());
   assert.equal(r?.listening.length, 2);
   assert.equal(r?.truncated, true);
+});
+
+test('a busy host’s collection gives the event loop turns, with the same result as in one piece', async (t) => {
+  const srv = createServer(() => {});
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.after(() => srv.close());
+  const port = (srv.address() as AddressInfo).port;
+  const mine = (r: ConnectionsSummary | undefined) => r?.listening.find((s) => s.localPort === port);
+  // a slice of 0 ms: a turn after every buffer of the tables and every 64 fd links
+  const sliced = connectionsCollector(roots, {}, new SocketOwners('/proc', 60_000, { sliceMs: 0 }), new InetTables('/proc', 0), 0);
+  let turned = false;
+  setImmediate(() => (turned = true));
+  const a = await sliced.collect(Date.now());
+  assert.ok(turned, 'an immediate queued before the collection ran before it ended');
+  // in one piece: nothing else runs until it is done
+  const whole = connectionsCollector(roots, {}, new SocketOwners('/proc', 60_000, { sliceMs: 1e9 }), new InetTables('/proc', 1e9), 1e9);
+  turned = false;
+  setImmediate(() => (turned = true));
+  const b = await whole.collect(Date.now());
+  assert.equal(turned, false);
+  assert.equal(mine(a)?.pid, process.pid);
+  assert.equal(mine(b)?.pid, process.pid);
+  assert.equal(a?.truncated, false);
+});
+
+test('an owner scan that runs out of its readlink budget says so; counts and lists still come from the whole tables', async (t) => {
+  const srv = createServer(() => {});
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.after(() => srv.close());
+  const scan = await scanSocketOwners('/proc', [process.pid], { maxReadlinks: 3 });
+  assert.equal(scan.truncated, true);
+  assert.equal(scan.readlinks, 3);
+  const all = await scanSocketOwners('/proc', [process.pid]);
+  assert.equal(all.truncated, false);
+  assert.ok(all.map.size > 0 && [...all.map.values()].every((p) => p === process.pid));
+
+  const owners = new SocketOwners('/proc', 60_000, { maxReadlinks: 3 });
+  const r = await connectionsCollector(roots, {}, owners).collect(Date.now());
+  assert.equal(r?.truncated, true, 'the report says the owners are incomplete');
+  // counted from the tables, not the owners: ours is among them
+  assert.ok((r?.counts.tcp['LISTEN'] ?? 0) >= 1);
+  assert.ok(r?.listening.some((s) => s.localPort === (srv.address() as AddressInfo).port));
 });

@@ -1,9 +1,11 @@
 // Parsers on sample text in the kernel's formats, for the cases this machine does not show.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseRoute4, parseRoute6, parseCpuinfo, parseOsRelease, parseResolvConf } from '../../src/collectors/static.js';
-import { parseInetTable, parseMountinfo, parsePidStat, readText } from '../../src/collectors/util.js';
+import { KEPT_SOCKETS, Slicer, parseInetTable, parseMountinfo, parsePidStat, readTableLines, readText } from '../../src/collectors/util.js';
+import { parseUnixTable } from '../../src/collectors/connections.js';
 import { fakeTree } from './helpers.js';
 
 test('readText returns files larger than its buffer whole, in every mode', () => {
@@ -47,21 +49,92 @@ test('inet tables: addresses, ports, states; TIME_WAIT only counted; IPv4-mapped
   ].join('\n');
   const t = parseInetTable(tcp, 'tcp');
   assert.equal(t.timeWait, 1);
-  assert.deepEqual(t.sockets, [
+  assert.deepEqual(t.listening, [
     { proto: 'tcp', localAddress: '127.0.0.1', localPort: 8080, remoteAddress: '0.0.0.0', remotePort: 0, stateCode: '0A', uid: 1000, inode: 31337 },
+  ]);
+  assert.deepEqual(t.others, [
     { proto: 'tcp', localAddress: '192.192.0.2', localPort: 50000, remoteAddress: '192.168.0.9', remotePort: 443, stateCode: '01', uid: 0, inode: 4242 },
   ]);
+  assert.deepEqual([t.tcpStates[0x0a], t.tcpStates[0x01], t.tcpStates.reduce((a, b) => a + b)], [1, 1, 2]);
+  // every socket but TIME_WAIT, compact: inode and kind (1 TCP, 2 listening)
+  assert.equal(t.count, 2);
+  assert.deepEqual([...t.inodes.subarray(0, 2)], [31337, 4242]);
+  assert.deepEqual([...t.kinds.subarray(0, 2)], [3, 1]);
   const tcp6 = [
     '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
     '   0: 00000000000000000000000001000000:18EB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5122 1 0000000000000000 100 0 0 10 0',
     '   1: 0000000000000000FFFF00000100007F:1F90 0000000000000000FFFF00000100007F:D6D8 01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 20 4 30 10 -1',
     '   2: B80D0120000000000000000001000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 888 1 0000000000000000 100 0 0 10 0',
   ].join('\n');
-  const s6 = parseInetTable(tcp6, 'tcp6').sockets;
-  assert.deepEqual(s6.map((s) => `${s.localAddress}:${s.localPort} ${s.remoteAddress}:${s.remotePort}`), [
-    '::1:6379 :::0',
-    '::ffff:127.0.0.1:8080 ::ffff:127.0.0.1:55000',
-    '2001:db8::1:22 :::0',
+  const s6 = parseInetTable(tcp6, 'tcp6');
+  const show = (l: typeof s6.listening) => l.map((s) => `${s.localAddress}:${s.localPort} ${s.remoteAddress}:${s.remotePort}`);
+  assert.deepEqual(show(s6.listening), ['::1:6379 :::0', '2001:db8::1:22 :::0']);
+  assert.deepEqual(show(s6.others), ['::ffff:127.0.0.1:8080 ::ffff:127.0.0.1:55000']);
+});
+
+test('inet tables: UDP bound without a peer is listening, connected UDP is not; a malformed line is left out', () => {
+  const udp = [
+    '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops',
+    '  100: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 16000 2 0000000000000000 0',
+    '  200: 0100007F:A000 0100007F:0035 01 00000000:00000000 00:00000000 00000000   101        0 16001 2 0000000000000000 0',
+    '  300: garbage line',
+    '  301: 0100007F:A001 0100007F:0035 01 00000000:00000000',
+  ].join('\n');
+  const t = parseInetTable(udp, 'udp');
+  assert.equal(t.udp, 2);
+  assert.deepEqual(t.listening.map((s) => [s.localPort, s.inode]), [[68, 16000]]);
+  assert.deepEqual(t.others.map((s) => [s.remotePort, s.uid, s.inode]), [[53, 101, 16001]]);
+  assert.equal(t.count, 2);
+});
+
+test('inet tables: a busy host keeps KEPT_SOCKETS whole and only the inode and kind of the rest', () => {
+  const line = (i: number, st: string) =>
+    `${String(i).padStart(6)}: 0100007F:${(1024 + (i % 60000)).toString(16).toUpperCase().padStart(4, '0')} 0100007F:1F90 ${st} 00000000:00000000 00:00000000 00000000     0        0 ${100000 + i} 1 0000000000000000 20 4 30 10 -1`;
+  const lines = ['  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode'];
+  for (let i = 0; i < KEPT_SOCKETS + 1000; i++) lines.push(line(i, '01'));
+  for (let i = 0; i < 3000; i++) lines.push(line(i, '06'));
+  const t = parseInetTable(lines.join('\n'), 'tcp');
+  assert.equal(t.others.length, KEPT_SOCKETS);
+  assert.equal(t.dropped, 1000);
+  assert.equal(t.count, KEPT_SOCKETS + 1000);
+  assert.equal(t.timeWait, 3000);
+  assert.equal(t.tcpStates[1], KEPT_SOCKETS + 1000);
+  assert.equal(t.inodes[KEPT_SOCKETS + 999], 100000 + KEPT_SOCKETS + 999);
+  assert.equal(t.others[KEPT_SOCKETS - 1]!.inode, 100000 + KEPT_SOCKETS - 1);
+});
+
+test('readTableLines hands over every line once, whole, header left out, across buffer boundaries', async () => {
+  const t = fakeTree();
+  try {
+    // lines of varying length, 300 KB in all: many 64 KiB buffers, lines cut at every boundary
+    const want = Array.from({ length: 4000 }, (_, i) => `${i}:${'y'.repeat(i % 97)}`);
+    const file = join(t.root, 'table');
+    writeFileSync(file, ['header line', ...want].join('\n') + '\n');
+    const got: string[] = [];
+    const slicer = new Slicer(0);
+    assert.equal(await readTableLines(file, (text) => got.push(...text.split('\n').filter(Boolean)), slicer), true);
+    assert.deepEqual(got, want);
+    assert.ok(slicer.yields > 0, 'a slice of 0 ms yields between buffers');
+    assert.equal(await readTableLines(join(t.root, 'missing'), () => {}), false);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('/proc/net/unix: every socket counted, listening ones kept with their path, type and inode', () => {
+  const u = parseUnixTable(
+    [
+      'Num       RefCount Protocol Flags    Type St Inode Path',
+      '0000000000000000: 00000002 00000000 00010000 0001 01 20561 /run/systemd/private',
+      '0000000000000000: 00000002 00000000 00000000 0002 01 20562',
+      '0000000000000000: 00000002 00000000 00010000 0005 01 20563 @abstract name with spaces',
+      '0000000000000000: 00000003 00000000 00000000 0001 03 20564 /run/dbus/system_bus_socket',
+    ].join('\n'),
+  );
+  assert.equal(u.count, 4);
+  assert.deepEqual(u.listening, [
+    { path: '/run/systemd/private', type: 'stream', inode: 20561 },
+    { path: '@abstract name with spaces', type: 'seqpacket', inode: 20563 },
   ]);
 });
 
