@@ -137,8 +137,8 @@ const quiet = Object.fromEntries(await Promise.all(builds.map(async ([label, dis
 const holders = await startHolders(target);
 const busy: Record<string, Awaited<ReturnType<typeof measure>>> = {};
 try {
-  // settle: the first TIME_WAIT sockets of the churn
-  await new Promise((r) => setTimeout(r, 3000));
+  // the holders are ready once their connections are up: wait until the kernel's tables show them
+  for (let i = 0; i < 100 && tcpSockets() < target; i++) await new Promise((r) => setTimeout(r, 100));
   for (const [label, dist] of builds) busy[label] = await measure(dist);
 } finally {
   for (const h of holders) h.kill('SIGKILL');

@@ -57,12 +57,7 @@ export function detectPageSize(procRoot: string): number {
   return 2 ** Math.round(Math.log2(rss / st.rssPages));
 }
 
-export function processesCollector(
-  roots: Roots,
-  opts: ProcessesOptions = {},
-  shared?: { users: UserNames; tables: InetTables; procs: ProcessTable },
-  sliceMs?: number,
-): Collector<ProcessSummary> {
+export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, shared?: { users: UserNames; tables: InetTables; procs: ProcessTable }): Collector<ProcessSummary> {
   // clamped to the wire schema's bounds (at most 1000 processes, commands of 4096 characters)
   const topN = clamp(opts.topN ?? 15, 1, 500);
   const maxCmd = clamp(opts.maxCommandLength ?? 512, 16, 4096);
@@ -70,7 +65,7 @@ export function processesCollector(
   const users = shared?.users ?? new UserNames(roots.etcRoot);
   const procs = shared?.procs ?? new ProcessTable(roots.procRoot);
   // its own map: it looks at the reported processes only, the connections collector at all
-  const owners = new SocketOwners(roots.procRoot, 60_000, sliceMs === undefined ? {} : { sliceMs });
+  const owners = new SocketOwners(roots.procRoot);
   const tables = shared?.tables ?? new InetTables(roots.procRoot);
   // pid → (start time, cpu ticks) at the previous collection; a different start time is a reused pid
   let prev = new Map<number, { start: number; ticks: number }>();
@@ -161,7 +156,7 @@ export function processesCollector(
         const table = await tables.get(now);
         const { inodes, kinds, count } = table;
         const map = await owners.get(table.listening.map((s) => s.inode), now, [...chosenPids]);
-        const slicer = new Slicer(sliceMs);
+        const slicer = new Slicer();
         for (const s of table.listening) {
           const pid = map.get(s.inode);
           if (pid === undefined) continue;

@@ -34,6 +34,9 @@ const scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
  */
 export type ReadMode = 'all' | 'once' | 'table';
 
+/** `table` mode: a read shorter than this (having asked for at least 4 KiB) was the table's last. */
+const TABLE_LAST_READ = 3072;
+
 /** Reads a whole file into a string; undefined when it cannot be opened or read. */
 export function readText(path: string, encoding: BufferEncoding = 'latin1', mode: ReadMode = 'all'): string | undefined {
   let fd: number;
@@ -54,7 +57,7 @@ export function readText(path: string, encoding: BufferEncoding = 'latin1', mode
       const n = readSync(fd, scratch, len, want, null);
       if (n === 0) break;
       len += n;
-      if (mode === 'once' ? n < want : mode === 'table' && n < 3072) break;
+      if (mode === 'once' ? n < want : mode === 'table' && n < TABLE_LAST_READ) break;
     }
     if (!chunks) return scratch.toString(encoding, 0, len);
     chunks.push(scratch.subarray(0, len));
@@ -379,7 +382,7 @@ export async function readTableLines(path: string, onLines: (text: string) => vo
       const want = SCRATCH_SIZE - len;
       const n = readSync(fd, buf, len, want, null);
       len += n;
-      const last = n === 0 || n < 3072;
+      const last = n < TABLE_LAST_READ;
       let end = last ? len : buf.lastIndexOf(10, len - 1) + 1;
       if (end === 0 && len === SCRATCH_SIZE) end = len; // a line longer than the buffer: cut, not looped on
       let start = 0;
