@@ -52,6 +52,7 @@ import { managersRoutes } from './modules/managers/index.js';
 import { TerminalService, terminalMigrations } from './modules/terminal/service.js';
 import { terminalRoutes } from './modules/terminal/routes.js';
 import { createLogger } from './log.js';
+import { systemClock, type Clock } from './clock.js';
 import { consoleRoutes } from './console.js';
 
 /** A refused body (413) of a declared length up to this is read and dropped so that the client gets the answer. */
@@ -89,6 +90,8 @@ export interface Hub {
   tls?: Pick<HubTls, 'fingerprint' | 'source' | 'certFile'>;
   db: DbHandle;
   log: Logger;
+  /** the hub's one clock: every scheduler, expiry and timeout takes its time from it */
+  clock: Clock;
   /** http://host:port actually bound (port 0 resolved) */
   url: string;
   stop(): Promise<void>;
@@ -114,8 +117,9 @@ async function ensureAdmin(auth: AuthStore, cfg: HubConfig, log: Logger): Promis
   return generated;
 }
 
-export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Promise<Hub> {
+export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Clock } = {}): Promise<Hub> {
   const log = opts.log ?? createLogger(cfg.logLevel, 'hub');
+  const clock = opts.clock ?? systemClock;
   if (!existsSync(cfg.dataDir)) mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const db = await openDatabase(cfg.db, cfg.dataDir);
   try {
@@ -362,6 +366,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger } = {}): Pr
     ...(tls ? { tls: { fingerprint: tls.fingerprint, source: tls.source, certFile: tls.certFile } } : {}),
     db,
     log,
+    clock,
     url,
     async stop() {
       if (stopped) return;
