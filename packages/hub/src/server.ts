@@ -53,6 +53,7 @@ import { TerminalService, terminalMigrations } from './modules/terminal/service.
 import { terminalRoutes } from './modules/terminal/routes.js';
 import { createLogger } from './log.js';
 import { systemClock, type Clock } from './clock.js';
+import { Scheduler } from './scheduler.js';
 import { consoleRoutes } from './console.js';
 
 /** A refused body (413) of a declared length up to this is read and dropped so that the client gets the answer. */
@@ -153,14 +154,15 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     maxFrameBytes: cfg.maxFrameBytes,
   });
 
-  const metrics = new MetricsService(new MetricStore(db.db, db.sqlite), log.child({ module: 'metrics' }), { retention: cfg.retention, topN: cfg.topN });
+  const scheduler = new Scheduler(clock, log.child({ module: 'scheduler' }));
+  const metrics = new MetricsService(new MetricStore(db.db, db.sqlite, clock), log.child({ module: 'metrics' }), { retention: cfg.retention, topN: cfg.topN, clock });
   const reportTypes = new Set<string>(REPORT_TYPES);
   const workloads = new WorkloadService();
   link.on('message', (conn, msg, frame) => {
     if (WORKLOAD_REPORTS.has(msg.type)) workloads.handleReport(conn.agentId, msg.type, msg.body);
     else if (reportTypes.has(msg.type)) metrics.handleReport(conn.agentId, msg.type, msg.body, performance.now(), () => conn.send('ack', {}, msg.id), frame);
   });
-  metrics.start();
+  metrics.start(scheduler);
   const live = new LiveHub(metrics, link, log.child({ module: 'live' }));
   const transfers = new TransferRegistry(hosts, log.child({ module: 'transfers' }));
   const bundles = new BundleStore(db.db, cfg.dataDir);

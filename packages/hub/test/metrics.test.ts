@@ -13,6 +13,7 @@ import { internKeys } from '../src/modules/metrics/intern.js';
 import { pickTier, querySeries } from '../src/modules/metrics/query.js';
 import { HOUR, MINUTE } from '../src/modules/metrics/codec.js';
 import { parseTime } from '../src/modules/metrics/routes.js';
+import { systemClock } from '../src/clock.js';
 
 const log = pino({ level: 'silent' });
 const T0 = Date.UTC(2026, 10, 1, 10, 0, 0); // an hour boundary
@@ -120,7 +121,8 @@ for (const engine of ENGINES) {
     before(async () => {
       ({ h, cleanup } = await testDb(engine));
       store = new MetricStore(h.db, h.sqlite);
-      svc = new MetricsService(store, log, { retention: DEFAULT_RETENTION, topN: 3, graceMs: 5000, now: () => clock });
+      // A clock the test sets by hand (it only moves forward); nothing here starts a timer.
+      svc = new MetricsService(store, log, { retention: DEFAULT_RETENTION, topN: 3, graceMs: 5000, clock: { ...systemClock, now: () => clock } });
     });
     after(() => cleanup());
 

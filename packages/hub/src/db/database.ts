@@ -7,7 +7,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type Dialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type Dialect, type Driver } from 'kysely';
 import { Worker } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
@@ -47,6 +47,69 @@ export interface OpenOptions {
   /** checkpointer pass interval and log size (pages) at which it resets the log; for tests */
   checkpointIntervalMs?: number;
   checkpointRestartFrames?: number;
+  /**
+   * How long a query may wait for a connection before it fails with `DbBusyError` (default 30 s).
+   * SQLite has one connection, so a query waiting longer is almost always one that escaped its
+   * transaction and waits for the connection that transaction holds: without a bound it waits for
+   * ever and takes the hub with it. Tests set it short so that such an escape fails fast.
+   */
+  acquireTimeoutMs?: number;
+  /** PostgreSQL connections in the pool (default 10); tests use 1, as SQLite has */
+  poolSize?: number;
+}
+
+/** A query that could not get a database connection in time. */
+export class DbBusyError extends Error {
+  readonly code = 'DB_BUSY';
+}
+
+/** Default bound on waiting for a connection (see OpenOptions.acquireTimeoutMs). */
+export const ACQUIRE_TIMEOUT_MS = 30_000;
+
+/**
+ * Wraps a dialect so that acquiring a connection fails after `timeoutMs` instead of waiting for
+ * ever. A connection that arrives after its waiter gave up is handed straight back.
+ */
+function boundedAcquire(dialect: Dialect, timeoutMs: number, what: string): Dialect {
+  return {
+    createAdapter: () => dialect.createAdapter(),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+    createIntrospector: (db) => dialect.createIntrospector(db),
+    createDriver(): Driver {
+      const inner = dialect.createDriver();
+      const driver: Driver = {
+        init: () => inner.init(),
+        async acquireConnection() {
+          const pending = inner.acquireConnection();
+          let timer: NodeJS.Timeout | undefined;
+          let gaveUp = false;
+          const timeout = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              gaveUp = true;
+              reject(new DbBusyError(`no ${what} connection free after ${timeoutMs} ms (a query waiting on a connection that its own transaction holds, or a stalled database)`));
+            }, timeoutMs);
+          });
+          try {
+            return await Promise.race([pending, timeout]);
+          } catch (err) {
+            if (gaveUp) void pending.then((c) => inner.releaseConnection(c)).catch(() => {});
+            throw err;
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+        beginTransaction: (c, s) => inner.beginTransaction(c, s),
+        commitTransaction: (c) => inner.commitTransaction(c),
+        rollbackTransaction: (c) => inner.rollbackTransaction(c),
+        releaseConnection: (c) => inner.releaseConnection(c),
+        destroy: () => inner.destroy(),
+      };
+      if (inner.savepoint) driver.savepoint = inner.savepoint.bind(inner);
+      if (inner.rollbackToSavepoint) driver.rollbackToSavepoint = inner.rollbackToSavepoint.bind(inner);
+      if (inner.releaseSavepoint) driver.releaseSavepoint = inner.releaseSavepoint.bind(inner);
+      return driver;
+    },
+  };
 }
 
 /**
@@ -193,7 +256,9 @@ export async function openDatabase<DB = any>(url: string, baseDir = process.cwd(
     }
     const pool = new pg.Pool({
       connectionString,
-      max: 10,
+      max: opts.poolSize ?? 10,
+      // Longer than the acquire bound, so that a busy pool fails with DbBusyError; this one is for a connect that hangs.
+      connectionTimeoutMillis: (opts.acquireTimeoutMs ?? ACQUIRE_TIMEOUT_MS) + 1000,
       ...(schema ? { options: `-c search_path="${schema}"` } : {}),
     });
     pool.on('error', () => {
@@ -201,7 +266,7 @@ export async function openDatabase<DB = any>(url: string, baseDir = process.cwd(
     });
     dialect = new PostgresDialect({ pool });
   }
-  const db = new Kysely<DB>({ dialect });
+  const db = new Kysely<DB>({ dialect: boundedAcquire(dialect, opts.acquireTimeoutMs ?? ACQUIRE_TIMEOUT_MS, parsed.kind) });
   // Fail fast with a clear message when the database cannot be reached.
   await sql`select 1`.execute(db);
   return {

@@ -10,6 +10,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { AgentSelf, ConnectionsSummary, GpuSummary, HostStatic, HostUsage, ProcessSummary, SensorsSummary } from '@tether/protocol';
 import { HOUR, MINUTE, floorTo } from './codec.js';
+import { systemClock, type Clock } from '../../clock.js';
+import type { Scheduler } from '../../scheduler.js';
 import { MetricStore, sameKeys, type Bucket, type RawRow } from './store.js';
 import { KIND, MAX_SERIES_PER_REPORT, flattenConnections, flattenGpu, flattenProcesses, flattenSelf, flattenSensors, flattenUsage, type SeriesKind } from './series.js';
 
@@ -28,7 +30,8 @@ export interface MetricsOptions {
   topN: number;
   /** a minute is closed this long after it ends (reports in flight) */
   graceMs?: number;
-  now?: () => number;
+  /** the hub's clock (rollups, compaction and retention follow it) */
+  clock?: Clock;
 }
 
 export interface LatestState {
@@ -262,11 +265,12 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
   private readonly acc = new Map<string, MinuteAcc>();
   private readonly dirty = new Map<string, Set<number>>();
   private readonly topAcc = new Map<string, { minute: number; procs: Map<string, TopEntry> }>();
-  private timer: NodeJS.Timeout | undefined;
   private lastPrune = 0;
   private lastCompact = 0;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly grace: number;
+  /** hub-clock time of the last committed batch of samples (the health route reports it) */
+  lastCommitAt: number | undefined;
 
   constructor(
     readonly store: MetricStore,
@@ -274,17 +278,21 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     readonly opts: MetricsOptions,
   ) {
     super();
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.grace = opts.graceMs ?? 10_000;
   }
 
-  start(tickMs = 5000): void {
-    this.timer = setInterval(() => void this.tick().catch((err: Error) => this.log.error({ err: err.message }, 'metrics tick failed')), tickMs);
-    this.timer.unref();
+  private now(): number {
+    return this.clock.now();
   }
 
+  /** Closes minutes, compacts ended hours and applies retention on the scheduler's clock. */
+  start(scheduler: Scheduler, tickMs = 5000): void {
+    scheduler.every('metrics', tickMs, () => this.tick());
+  }
+
+  /** Writes what is queued and what the open minutes hold (call after the scheduler has stopped). */
   async stop(): Promise<void> {
-    clearInterval(this.timer);
     await this.flush();
     // Write what the open minutes hold so far; a restart continues from there.
     for (const [hostId, a] of this.acc) this.writeMinute(hostId, a);
@@ -460,6 +468,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
           const ids = await this.store.layoutsFor(batch);
           for (let i = 0; i < batch.length; i++) batch[i]!.layoutId = ids[i]!;
           await this.store.insertRaw(batch);
+          this.lastCommitAt = this.now();
           const t = performance.now();
           for (const b of batch) {
             this.ingestLatency.add(t - b.receivedAt);

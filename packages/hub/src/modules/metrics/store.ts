@@ -18,6 +18,7 @@ import type SQLite from 'better-sqlite3';
 import type { ModuleMigrations } from '../../db/migrate.js';
 import { blobType, isPostgres } from '../../db/dialect.js';
 import { HOUR, MINUTE, packValues, unpackValues } from './codec.js';
+import { systemClock, type Clock } from '../../clock.js';
 
 interface Tables {
   metric_layouts: { id: number; host_id: string; hash: string; series: string; created_at: number };
@@ -149,6 +150,7 @@ export class MetricStore {
   constructor(
     db: Kysely<any>,
     private readonly sqlite?: SQLite.Database,
+    private readonly clock: Clock = systemClock,
   ) {
     this.db = db as Kysely<Tables>;
   }
@@ -209,7 +211,18 @@ export class MetricStore {
    * start: 10,000 hosts at once) are created and read back with one statement each per 200, not
    * two queries per row.
    */
-  async layoutsFor(items: readonly { hostId: string; keys: readonly string[] }[]): Promise<number[]> {
+  layoutsFor(items: readonly { hostId: string; keys: readonly string[] }[]): Promise<number[]> {
+    return this.layoutsIn(this.db, items);
+  }
+
+  /**
+   * `layoutsFor` through the executor `ex`: the store's own handle, or a transaction, whose
+   * queries must all go through it (on SQLite, a query on the store's handle would wait for the one
+   * connection that the transaction holds, for ever). What a transaction creates is not cached: if
+   * it rolls back, the id is free again and may name another layout later.
+   */
+  private async layoutsIn(ex: Kysely<Tables>, items: readonly { hostId: string; keys: readonly string[] }[]): Promise<number[]> {
+    const cache = ex === this.db;
     const out = new Array<number>(items.length);
     const missing = new Map<string, { hostId: string; keys: readonly string[]; hash: string; at: number[] }>();
     for (let i = 0; i < items.length; i++) {
@@ -234,13 +247,13 @@ export class MetricStore {
     const todo = [...missing].map(([ck, m]) => ({ ck, ...m }));
     for (let j = 0; j < todo.length; j += 200) {
       const part = todo.slice(j, j + 200);
-      const now = Date.now();
-      await this.db
+      const now = this.clock.now();
+      await ex
         .insertInto('metric_layouts')
         .values(part.map((m) => ({ host_id: m.hostId, hash: m.hash, series: JSON.stringify(m.keys), created_at: now })) as never)
         .onConflict((oc) => oc.columns(['host_id', 'hash']).doNothing())
         .execute();
-      const rows = await this.db
+      const rows = await ex
         .selectFrom('metric_layouts')
         .select(['id', 'host_id', 'hash'])
         .where((eb) => eb.or(part.map((m) => eb.and([eb('host_id', '=', m.hostId), eb('hash', '=', m.hash)]))))
@@ -249,21 +262,28 @@ export class MetricStore {
       for (const m of part) {
         const id = ids.get(m.ck);
         if (id === undefined) throw new Error(`metric layout of host ${m.hostId} was not stored`);
-        this.layoutIds.set(m.ck, id);
-        this.layoutKeys.set(id, m.keys as string[]);
-        this.remember(m.hostId, m.keys, id);
+        if (cache) {
+          this.layoutIds.set(m.ck, id);
+          this.layoutKeys.set(id, m.keys as string[]);
+          this.remember(m.hostId, m.keys, id);
+        }
         for (const i of m.at) out[i] = id;
       }
     }
     return out;
   }
 
-  async keysOf(layoutId: number): Promise<string[]> {
+  keysOf(layoutId: number): Promise<string[]> {
+    return this.keysIn(this.db, layoutId);
+  }
+
+  /** A layout's keys through the executor `ex` (see layoutsIn: a transaction's reads are not cached). */
+  private async keysIn(ex: Kysely<Tables>, layoutId: number): Promise<string[]> {
     const cached = this.layoutKeys.get(layoutId);
     if (cached) return cached;
-    const row = await this.db.selectFrom('metric_layouts').select('series').where('id', '=', layoutId).executeTakeFirst();
+    const row = await ex.selectFrom('metric_layouts').select('series').where('id', '=', layoutId).executeTakeFirst();
     const keys = row ? (JSON.parse(row.series) as string[]) : [];
-    this.layoutKeys.set(layoutId, keys);
+    if (ex === this.db && row) this.layoutKeys.set(layoutId, keys);
     return keys;
   }
 
@@ -324,8 +344,8 @@ export class MetricStore {
     return packValues(all);
   }
 
-  private async unpackBucket(ts: number, layoutId: number, data: Uint8Array): Promise<Bucket> {
-    const keys = await this.keysOf(layoutId);
+  private async unpackBucket(ex: Kysely<Tables>, ts: number, layoutId: number, data: Uint8Array): Promise<Bucket> {
+    const keys = await this.keysIn(ex, layoutId);
     const v = unpackValues(data);
     const n = keys.length;
     return { ts, keys, avg: v.subarray(0, n), min: v.subarray(n, 2 * n), max: v.subarray(2 * n, 3 * n), count: v.subarray(3 * n, 4 * n) };
@@ -368,14 +388,25 @@ export class MetricStore {
    * already there, for minutes that arrived late) and writes the hour's rollup.
    */
   async compactHour(hostId: string, hour: number): Promise<void> {
+    const pg = isPostgres(this.db);
     await this.db.transaction().execute(async (trx) => {
-      const rows = await trx.selectFrom('metric_1m_recent').select(['ts', 'layout_id', 'data']).where('host_id', '=', hostId).where('ts', '>=', hour).where('ts', '<', hour + HOUR).execute();
+      // On PostgreSQL the minute rows are locked: a late minute written meanwhile waits for this
+      // transaction and is then compacted by the next run, and a second compactor of the same hour
+      // (another hub) finds them gone. SQLite runs one transaction at a time anyway.
+      const rows = await trx
+        .selectFrom('metric_1m_recent')
+        .select(['ts', 'layout_id', 'data'])
+        .where('host_id', '=', hostId)
+        .where('ts', '>=', hour)
+        .where('ts', '<', hour + HOUR)
+        .$if(pg, (q) => q.forUpdate())
+        .execute();
       if (rows.length === 0) return;
       const chunks = new Map<string, Float64Array>();
       const existing = await trx.selectFrom('metric_1m').select(['series', 'data']).where('host_id', '=', hostId).where('hour', '=', hour).execute();
       for (const e of existing) chunks.set(e.series, unpackValues(e.data).slice());
       for (const r of rows) {
-        const b = await this.unpackBucket(r.ts, r.layout_id, r.data);
+        const b = await this.unpackBucket(trx, r.ts, r.layout_id, r.data);
         const slot = Math.floor((r.ts - hour) / MINUTE);
         for (let i = 0; i < b.keys.length; i++) {
           if (!(b.count[i]! > 0)) continue;
@@ -423,13 +454,22 @@ export class MetricStore {
           h[3 * n + i] = cnt;
         }
       });
-      const layoutId = await this.layoutFor(hostId, keys);
+      const [layoutId] = await this.layoutsIn(trx, [{ hostId, keys }]);
       await trx
         .insertInto('metric_1h')
-        .values({ host_id: hostId, ts: hour, layout_id: layoutId, data: packValues(h) })
-        .onConflict((oc) => oc.columns(['host_id', 'ts']).doUpdateSet({ layout_id: layoutId, data: packValues(h) }))
+        .values({ host_id: hostId, ts: hour, layout_id: layoutId!, data: packValues(h) })
+        .onConflict((oc) => oc.columns(['host_id', 'ts']).doUpdateSet({ layout_id: layoutId!, data: packValues(h) }))
         .execute();
-      await trx.deleteFrom('metric_1m_recent').where('host_id', '=', hostId).where('ts', '>=', hour).where('ts', '<', hour + HOUR).execute();
+      // Only the minutes read above: one inserted since (a late minute) stays for the next run.
+      await trx
+        .deleteFrom('metric_1m_recent')
+        .where('host_id', '=', hostId)
+        .where(
+          'ts',
+          'in',
+          rows.map((r) => r.ts),
+        )
+        .execute();
     });
   }
 
@@ -456,7 +496,7 @@ export class MetricStore {
     }
     const recent = await this.db.selectFrom('metric_1m_recent').select(['ts', 'layout_id', 'data']).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).orderBy('ts').execute();
     for (const r of recent) {
-      const b = await this.unpackBucket(r.ts, r.layout_id, r.data);
+      const b = await this.unpackBucket(this.db, r.ts, r.layout_id, r.data);
       for (let i = 0; i < b.keys.length; i++) if (b.count[i]! > 0 && match(b.keys[i]!)) push(b.keys[i]!, [r.ts, b.avg[i]!, b.min[i]!, b.max[i]!]);
     }
     for (const a of out.values()) a.sort((x, y) => x[0] - y[0]);
@@ -467,7 +507,7 @@ export class MetricStore {
     const rows = await this.db.selectFrom('metric_1h').select(['ts', 'layout_id', 'data']).where('host_id', '=', hostId).where('ts', '>=', from).where('ts', '<', to).orderBy('ts').execute();
     const out = new Map<string, Point[]>();
     for (const r of rows) {
-      const b = await this.unpackBucket(r.ts, r.layout_id, r.data);
+      const b = await this.unpackBucket(this.db, r.ts, r.layout_id, r.data);
       for (let i = 0; i < b.keys.length; i++) {
         if (!(b.count[i]! > 0) || !match(b.keys[i]!)) continue;
         let a = out.get(b.keys[i]!);
