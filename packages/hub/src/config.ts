@@ -35,6 +35,8 @@ const hubSpec = {
   alertSendTimeout: { toml: 'alert_send_timeout', env: 'TETHER_ALERT_SEND_TIMEOUT', default: 10, parse: seconds(0.1, 300) } as Field<number>,
   alertCertCheckInterval: { toml: 'alert_cert_check_interval', env: 'TETHER_ALERT_CERT_CHECK_INTERVAL', default: 3600, parse: seconds(0.1, 7 * 86400) } as Field<number>,
   alertHistoryRetention: { toml: 'alert_history_retention', env: 'TETHER_ALERT_HISTORY_RETENTION', default: 90 * 86400, parse: seconds(3600, 10 * 365 * 86400) } as Field<number>,
+  dbPool: { toml: 'db_pool', env: 'TETHER_DB_POOL', default: 10, parse: int(1, 200) } as Field<number>,
+  healthStall: { toml: 'health_stall', env: 'TETHER_HEALTH_STALL', default: 5, parse: seconds(0.1, 600) } as Field<number>,
   maxBodyBytes: { toml: 'max_body_bytes', env: 'TETHER_MAX_BODY_BYTES', default: 1024 * 1024, parse: int(1024, 1024 * 1024 * 1024) } as Field<number>,
 };
 
@@ -81,6 +83,10 @@ export interface HubConfig {
   stepUpWindowSec: number;
   login: { maxFailures: number; lockoutSec: number; ipMaxFailures: number; windowSec: number };
   maxBodyBytes: number;
+  /** PostgreSQL connections this hub keeps (SQLite always has one) */
+  dbPool: number;
+  /** /api/v1/health answers 503 when a database round trip or an event-loop delay exceeds this */
+  healthStallSec: number;
   /** alert evaluation: tick, notification retries (first delay, doubling; attempts), send timeout, certificate probes, history kept */
   alerts: { evalIntervalSec: number; retryBaseSec: number; retryAttempts: number; sendTimeoutSec: number; certCheckIntervalSec: number; historyRetentionSec: number };
   /** From TETHER_ADMIN_PASSWORD only: a password on a command line is visible to every user of the host. */
@@ -116,6 +122,8 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     stepUpWindowSec: c.stepUpWindow,
     login: { maxFailures: c.loginMaxFailures, lockoutSec: c.lockoutDuration, ipMaxFailures: c.loginIpMaxFailures, windowSec: c.loginWindow },
     maxBodyBytes: c.maxBodyBytes,
+    healthStallSec: c.healthStall,
+    dbPool: c.dbPool,
     alerts: { evalIntervalSec: c.alertEvalInterval, retryBaseSec: c.alertRetryBase, retryAttempts: c.alertRetryAttempts, sendTimeoutSec: c.alertSendTimeout, certCheckIntervalSec: c.alertCertCheckInterval, historyRetentionSec: c.alertHistoryRetention },
     ...(env.TETHER_ADMIN_PASSWORD ? { adminPassword: env.TETHER_ADMIN_PASSWORD } : {}),
   };

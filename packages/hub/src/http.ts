@@ -1,4 +1,5 @@
 import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify';
+import type { Clock } from './clock.js';
 import { matchesSelector, type Labels, type Selector } from '@tether/protocol';
 import type { Role } from './modules/auth/store.js';
 
@@ -12,6 +13,10 @@ declare module 'fastify' {
     hostScopes?: Selector[];
     /** Host ids this call acts on, for the audit log (routes under /hosts/:id are found without it). */
     auditTargets?: string[];
+  }
+  interface FastifyInstance {
+    /** The hub's clock (see clock.ts): routes take the time from it, never from Date.now(). */
+    clock: Clock;
   }
   interface FastifyContextConfig {
     access?: RouteAccess;

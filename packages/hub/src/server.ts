@@ -54,7 +54,18 @@ import { terminalRoutes } from './modules/terminal/routes.js';
 import { createLogger } from './log.js';
 import { systemClock, type Clock } from './clock.js';
 import { Scheduler } from './scheduler.js';
+import { HealthMonitor, type HealthReport } from './health.js';
 import { consoleRoutes } from './console.js';
+
+/** SIGTERM to exit: everything the hub does on stop fits in this (the process manager's kill comes later). */
+export const STOP_BOUND_MS = 8000; // + up to 500 ms for the database to close
+
+export interface StopResult {
+  /** every step ended in time */
+  clean: boolean;
+  /** steps still running when the bound was reached */
+  pending: string[];
+}
 
 /** A refused body (413) of a declared length up to this is read and dropped so that the client gets the answer. */
 const DRAIN_REFUSED_BODY_BYTES = 64 * 1024 * 1024;
@@ -93,16 +104,19 @@ export interface Hub {
   log: Logger;
   /** the hub's one clock: every scheduler, expiry and timeout takes its time from it */
   clock: Clock;
+  /** the hub's periodic work (rollups, sweeps, pruning) on that clock */
+  scheduler: Scheduler;
   /** http://host:port actually bound (port 0 resolved) */
   url: string;
-  stop(): Promise<void>;
+  /** stops within STOP_BOUND_MS whatever is in flight; a second call returns the first one's promise */
+  stop(): Promise<StopResult>;
 }
 
 /** Creates the admin account on first start. Returns the generated password, if one was generated. */
-async function ensureAdmin(auth: AuthStore, cfg: HubConfig, log: Logger): Promise<string | undefined> {
+async function ensureAdmin(auth: AuthStore, cfg: HubConfig, log: Logger, now: number): Promise<string | undefined> {
   if ((await auth.userCount()) > 0) return undefined;
   const generated = cfg.adminPassword ? undefined : randomBytes(15).toString('base64url');
-  await auth.createUser('admin', cfg.adminPassword ?? generated!, 'admin', Date.now());
+  await auth.createUser('admin', cfg.adminPassword ?? generated!, 'admin', now);
   if (generated) {
     const file = join(cfg.dataDir, 'initial-admin-password');
     writeFileSync(file, generated + '\n', { mode: 0o600 });
@@ -122,7 +136,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   const log = opts.log ?? createLogger(cfg.logLevel, 'hub');
   const clock = opts.clock ?? systemClock;
   if (!existsSync(cfg.dataDir)) mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
-  const db = await openDatabase(cfg.db, cfg.dataDir);
+  const db = await openDatabase(cfg.db, cfg.dataDir, { poolSize: cfg.dbPool });
   try {
     const applied = await migrate(db.db, ALL_MIGRATIONS, db.schema);
     log.info({ db: db.describe, applied }, 'database ready');
@@ -134,8 +148,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   const enroll = new EnrollStore(db.db);
   const auth = new AuthStore(db.db);
   auth.sessionTtlMs = cfg.sessionTtlSec * 1000;
-  const audit = new AuditLog(db.db);
-  await ensureAdmin(auth, cfg, log);
+  const audit = new AuditLog(db.db, clock);
+  await ensureAdmin(auth, cfg, log, clock.now());
   let tls: HubTls | undefined;
   try {
     tls = await loadTls(cfg);
@@ -163,7 +177,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     else if (reportTypes.has(msg.type)) metrics.handleReport(conn.agentId, msg.type, msg.body, performance.now(), () => conn.send('ack', {}, msg.id), frame);
   });
   metrics.start(scheduler);
-  const live = new LiveHub(metrics, link, log.child({ module: 'live' }));
+  const live = new LiveHub(metrics, link, log.child({ module: 'live' }), clock);
   const transfers = new TransferRegistry(hosts, log.child({ module: 'transfers' }));
   const bundles = new BundleStore(db.db, cfg.dataDir);
   const jobs = new JobService(new JobStore(db.db), link, hosts, log.child({ module: 'jobs' }), {
@@ -176,7 +190,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
       return offer.transferId;
     },
   });
-  await jobs.start();
+  await jobs.start(scheduler);
   const a = cfg.alerts;
   const alerts = new AlertService(new AlertStore(db.db), metrics, link, hosts, log.child({ module: 'alerts' }), {
     evalIntervalMs: a.evalIntervalSec * 1000,
@@ -201,6 +215,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     trustProxy: false,
     return503OnClosing: true,
   });
+  app.decorate('clock', clock);
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   // One error shape everywhere: {error, message}; validation failures say which field.
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, req, reply) => {
@@ -261,15 +276,36 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   app.addHook('onRequest', authHook(auth, { stepUpWindowMs, allowedOrigins: cfg.allowedOrigins }));
   app.addHook('onSend', auditHook(audit));
 
-  const startedAt = Date.now();
-  app.get('/api/v1/health', { ...publicRoute('liveness for load balancers and monitoring'), schema: { tags: ['hub'], summary: 'Liveness and readiness (no login needed)' } }, async () => ({
-    status: 'ok',
-    version: TETHER_VERSION,
-    protocol: PROTOCOL_VERSION,
-    uptimeSec: Math.round((Date.now() - startedAt) / 1000),
-    db: db.kind,
-    agentsOnline: link.onlineCount,
-  }));
+  const startedAt = performance.now();
+  const health = new HealthMonitor(db, clock, scheduler, () => metrics.lastCommitAt, { stallMs: cfg.healthStallSec * 1000 });
+  health.start();
+  app.get(
+    '/api/v1/health',
+    {
+      ...publicRoute('liveness for load balancers and monitoring'),
+      schema: {
+        tags: ['hub'],
+        summary: 'Health: 200 when the database answers a round trip and the event loop has not stalled (within health_stall, default 5 s); 503 with the reasons otherwise. No login needed.',
+      },
+    },
+    async (_req, reply) => {
+      const h: HealthReport = await health.report();
+      return reply.code(h.status === 'ok' ? 200 : 503).send({
+        status: h.status,
+        ...(h.reasons.length ? { reasons: h.reasons } : {}),
+        version: TETHER_VERSION,
+        protocol: PROTOCOL_VERSION,
+        uptimeSec: Math.round((performance.now() - startedAt) / 1000),
+        time: clock.now(),
+        db: db.kind,
+        database: h.database,
+        eventLoop: h.eventLoop,
+        agentsOnline: link.onlineCount,
+        ingest: h.ingest,
+        tasks: h.tasks,
+      });
+    },
+  );
   await app.register(consoleRoutes());
   const guard = new LoginGuard(auth, { maxFailures: cfg.login.maxFailures, lockoutMs: cfg.login.lockoutSec * 1000, ipMaxFailures: cfg.login.ipMaxFailures, windowMs: cfg.login.windowSec * 1000 });
   await app.register(authRoutes(auth, { secureCookies: Boolean(tls), stepUpWindowMs, allowedOrigins: cfg.allowedOrigins, guard, totpIssuer: 'Tether' }));
@@ -302,7 +338,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     });
   };
   await app.register(jobRoutes(jobs, hosts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
-  const terminals = new TerminalService(db.db, cfg.dataDir, link, log.child({ module: 'terminal' }));
+  const terminals = new TerminalService(db.db, cfg.dataDir, link, log.child({ module: 'terminal' }), { clock });
+  terminals.start(scheduler);
   await app.register(terminalRoutes({ terminals, hosts, link, audit, trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
   await app.register(bundleRoutes(bundles, jobs, hosts));
   await app.register(alertRoutes(alerts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
@@ -341,8 +378,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     link.attach(socket, addr);
   });
 
-  const pruner = setInterval(() => void auth.pruneSessions(Date.now()).catch(() => {}), 3600_000);
-  pruner.unref();
+  scheduler.every('auth.prune', 3600_000, (now) => auth.pruneSessions(now).then(() => {}));
 
   await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   const addr = app.server.address();
@@ -351,7 +387,42 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url, listen: `${cfg.listen.host}:${port}`, heartbeatSec: cfg.heartbeatSec, ...(tls ? { tls: tls.source, tlsFingerprint: tls.fingerprint, tlsCert: tls.certFile } : {}) }, 'hub listening');
 
-  let stopped = false;
+  /**
+   * Stops within STOP_BOUND_MS whatever is in flight: each step gets what is left of the bound, and
+   * one that does not end in time is left behind (named in the log). What was committed stays
+   * committed (SQLite's WAL and PostgreSQL both keep a committed transaction through a killed
+   * process); what was not is not acknowledged to any agent, which sends it again.
+   */
+  let stopping: Promise<StopResult> | undefined;
+  const stopHub = async (): Promise<StopResult> => {
+    const deadline = performance.now() + STOP_BOUND_MS;
+    const pending: string[] = [];
+    const step = async (name: string, work: () => Promise<unknown>, atLeastMs = 0) => {
+      let timer: NodeJS.Timeout | undefined;
+      const left = Math.max(atLeastMs, deadline - performance.now());
+      const late = new Promise<'late'>((res) => (timer = setTimeout(() => res('late'), left)));
+      const r = await Promise.race([work().then(() => 'done' as const, (err: Error) => (log.warn({ step: name, err: err.message }, 'stop step failed'), 'done' as const)), late]);
+      clearTimeout(timer);
+      if (r === 'late') pending.push(name);
+    };
+    health.stop();
+    pending.push(...(await scheduler.stop(Math.min(3000, STOP_BOUND_MS / 3))).map((t) => `task ${t}`));
+    live.close();
+    transfers.close();
+    await step('alerts', () => alerts.stop());
+    await step('agent link', () => link.close());
+    await step('metrics', () => metrics.stop());
+    await step('jobs', () => jobs.stop());
+    await step('terminals', () => terminals.close());
+    await step('http', () => app.close());
+    await step('audit', () => audit.flush());
+    // Closing the database is quick unless a query holds it; it gets a moment even past the bound.
+    await step('database', () => db.close(), 500);
+    const clean = pending.length === 0;
+    if (clean) log.info('hub stopped');
+    else log.warn({ pending, boundMs: STOP_BOUND_MS }, 'hub stopped with work still in flight (not committed, so not acknowledged)');
+    return { clean, pending };
+  };
   return {
     app: app as unknown as FastifyInstance,
     link,
@@ -369,23 +440,9 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     db,
     log,
     clock,
+    scheduler,
     url,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      clearInterval(pruner);
-      live.close();
-      transfers.close();
-      await alerts.stop();
-      await link.close();
-      await metrics.stop();
-      await jobs.stop();
-      await terminals.close();
-      await app.close();
-      await audit.flush();
-      await db.close();
-      log.info('hub stopped');
-    },
+    stop: () => (stopping ??= stopHub()),
   };
 }
 

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { ModuleMigrations } from '../../db/migrate.js';
 import { isPostgres } from '../../db/dialect.js';
+import { systemClock, type Clock } from '../../clock.js';
 
 interface AuditTable {
   seq: number;
@@ -190,7 +191,10 @@ export class AuditLog {
   private readonly db: Kysely<Tables>;
   private readonly pg: boolean;
   private tail: Promise<unknown> = Promise.resolve();
-  constructor(db: Kysely<any>) {
+  constructor(
+    db: Kysely<any>,
+    private readonly clock: Clock = systemClock,
+  ) {
     this.db = db as Kysely<Tables>;
     this.pg = isPostgres(db);
   }
@@ -210,7 +214,7 @@ export class AuditLog {
           const head = await tx.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
           const e: Omit<AuditEntry, 'hash'> = {
             seq: head ? Number(head.seq) + 1 : 1,
-            ts: input.ts ?? Date.now(),
+            ts: input.ts ?? this.clock.now(),
             actor: input.actor?.slice(0, 64) ?? null,
             authMethod: input.authMethod.slice(0, 32),
             ip: input.ip?.slice(0, 64) ?? null,

@@ -82,7 +82,7 @@ export function auditRoutes(audit: AuditLog) {
   return async function (app: FastifyInstance): Promise<void> {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
     const range = (q: { from?: string; to?: string }) => {
-      const now = Date.now();
+      const now = app.clock.now();
       return { ...(q.from ? { from: parseTime(q.from, now, 0) } : {}), ...(q.to ? { to: parseTime(q.to, now, now) } : {}) };
     };
 

@@ -58,7 +58,7 @@ export function bundleRoutes(bundles: BundleStore, jobs: JobService, hosts: Host
         const ct = String(req.headers['content-type'] ?? '');
         if (!/^application\/(x-tar|octet-stream)/.test(ct)) return reply.code(400).send({ error: 'bad_request', message: 'send the tar archive with content-type application/x-tar' });
         try {
-          const b = await bundles.add(req.body as NodeJS.ReadableStream as never, { ...(req.query.name ? { name: req.query.name } : {}), createdBy: req.user!.username, now: Date.now() });
+          const b = await bundles.add(req.body as NodeJS.ReadableStream as never, { ...(req.query.name ? { name: req.query.name } : {}), createdBy: req.user!.username, now: app.clock.now() });
           return reply.code(201).send(view(b));
         } catch (err) {
           if (err instanceof BundleError) return reply.code(err.status).send({ error: err.status === 413 ? 'too_large' : 'bad_bundle', message: err.message });

@@ -52,7 +52,7 @@ export function enrollRoutes(store: EnrollStore, opts: { hubFingerprint?: string
           expiresInSec: req.body.expiresInSec ?? 24 * 3600,
           singleUse: req.body.singleUse ?? false,
           createdBy: req.user!.username,
-          now: Date.now(),
+          now: app.clock.now(),
         });
         req.log.info({ tokenId: record.id, by: req.user!.username, singleUse: record.singleUse }, 'enrollment token created');
         return { token, tokenInfo: view(record), ...(opts.hubFingerprint ? { hubFingerprint: opts.hubFingerprint } : {}) };
@@ -65,7 +65,7 @@ export function enrollRoutes(store: EnrollStore, opts: { hubFingerprint?: string
       '/api/v1/enrollment-tokens/:id',
       { ...access({ role: 'admin', scope: 'write' }), schema: { tags: ['enrollment'], summary: 'Revoke an enrollment token', params: Type.Object({ id: Type.String({ maxLength: 64 }) }) } },
       async (req, reply) => {
-        if (!(await store.revoke(req.params.id, Date.now()))) return reply.code(404).send({ error: 'not_found', message: 'no such active token' });
+        if (!(await store.revoke(req.params.id, app.clock.now()))) return reply.code(404).send({ error: 'not_found', message: 'no such active token' });
         return { ok: true };
       },
     );

@@ -21,7 +21,7 @@ const HostView = Type.Object({
 });
 
 export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: string) => Promise<void> = async () => {}) {
-  const view = (h: Host) => ({
+  const view = (h: Host, now: number) => ({
     id: h.id,
     hostname: h.hostname,
     online: link.isOnline(h.id),
@@ -30,7 +30,7 @@ export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: str
     capabilities: h.capabilities,
     agentVersion: h.agentVersion,
     createdAt: h.createdAt,
-    lastSeen: link.isOnline(h.id) ? Date.now() : h.lastSeen,
+    lastSeen: link.isOnline(h.id) ? now : h.lastSeen,
     lastAddr: h.lastAddr,
     facts: h.facts,
   });
@@ -71,13 +71,14 @@ export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: str
         const online = list.filter((h) => link.isOnline(h.id)).length;
         const offset = req.query.offset ?? 0;
         const page = list.slice(offset, offset + (req.query.limit ?? 1000));
-        return { hosts: page.map(view), total: list.length, online };
+        const now = app.clock.now();
+        return { hosts: page.map((h) => view(h, now)), total: list.length, online };
       },
     );
     r.get('/api/v1/hosts/:id', { ...access({ role: 'viewer', scope: 'read' }), schema: { tags: ['hosts'], summary: 'One host with its facts', params: IdParams, response: { 200: HostView, ...errors(401, 404) } } }, async (req, reply) => {
       const h = await hosts.get(req.params.id);
       if (!h || !hostAllowed(req, h.labels)) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
-      return view(h);
+      return view(h, app.clock.now());
     });
     r.patch(
       '/api/v1/hosts/:id',
@@ -99,7 +100,7 @@ export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: str
         // Relabelling a host out of one's own scope would hand it to someone else (or hide it).
         if (!hostAllowed(req, req.body.labels as Labels)) return reply.code(403).send({ error: 'forbidden', message: 'these labels would move the host outside the hosts you may manage' });
         if (!(await hosts.setLabels(req.params.id, req.body.labels as Labels))) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
-        return view((await hosts.get(req.params.id))!);
+        return view((await hosts.get(req.params.id))!, app.clock.now());
       },
     );
     r.post(
@@ -108,7 +109,7 @@ export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: str
       async (req, reply) => {
         const h = await hosts.get(req.params.id);
         if (!h || !hostAllowed(req, h.labels)) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
-        await hosts.revoke(h.id, Date.now());
+        await hosts.revoke(h.id, app.clock.now());
         const wasOnline = link.disconnect(h.id, 'revoked', 'agent revoked');
         req.log.info({ agentId: h.id, by: req.user?.username, wasOnline }, 'agent revoked');
         return { ok: true, disconnected: wasOnline };

@@ -11,6 +11,8 @@
  *   otherwise ignored;
  * - the agent itself refuses to run an id twice (its on-disk ledger), a second guard.
  */
+import { systemClock, type Clock } from '../../clock.js';
+import type { Scheduler } from '../../scheduler.js';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -63,7 +65,8 @@ export interface JobServiceOptions {
   offerBundle?: (agentId: string, spec: BundleJobSpec) => string;
   /** after a hub start, hosts are not called offline for this long (default 30 s): agents are reconnecting */
   reconnectGraceMs?: number;
-  now?: () => number;
+  /** the hub's clock: task-lost timers and job times follow it */
+  clock?: Clock;
 }
 
 export interface CreateJob {
@@ -90,13 +93,13 @@ export class JobService extends EventEmitter {
   private readonly offlineSince = new Map<string, number>();
   private readonly outputs = new Map<string, { chunks: { stream: 'stdout' | 'stderr'; data: string; seq: number }[]; bytes: number }>();
   private readonly subscribers = new Map<string, Set<(e: JobEvent) => void>>();
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new Map<string, Set<(ended?: boolean) => void>>();
+  private stopping = false;
   private dirtyTasks = new Set<Task>();
   private dirtyJobs = new Set<Job>();
   private afterCommit: (() => void)[] = [];
   private flushing: Promise<void> | undefined;
   private flushQueued = false;
-  private sweeper: NodeJS.Timeout | undefined;
   private readonly startedAt: number;
   readonly stats = { sent: 0, resent: 0, results: 0, duplicateResults: 0, lost: 0 };
 
@@ -112,11 +115,11 @@ export class JobService extends EventEmitter {
   }
 
   private now(): number {
-    return (this.o.now ?? Date.now)();
+    return (this.o.clock ?? systemClock).now();
   }
 
   /** Loads the jobs a previous run of the hub left running and starts listening to agents. */
-  async start(): Promise<void> {
+  async start(scheduler: Scheduler): Promise<void> {
     for (const job of await this.store.runningJobs()) {
       const tasks = await this.store.tasksOf(job.id);
       const run = this.makeRun(job, tasks.filter((t) => t.phase === 'main'), tasks.filter((t) => t.phase === 'health'));
@@ -132,12 +135,15 @@ export class JobService extends EventEmitter {
       this.offlineSince.set(id, this.now());
     });
     this.link.on('message', (conn, msg) => this.onMessage(conn, msg));
-    this.sweeper = setInterval(() => this.sweep(), 1000);
-    this.sweeper.unref();
+    scheduler.every('jobs.sweep', 1000, () => this.sweep());
   }
 
+  /** Writes what is waiting (call after the scheduler has stopped). */
   async stop(): Promise<void> {
-    clearInterval(this.sweeper);
+    // Callers waiting for a job to end (synchronous exec) get its state as it is now.
+    this.stopping = true;
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w(false);
+    this.waiters.clear();
     await this.flush();
   }
 
@@ -561,20 +567,19 @@ export class JobService extends EventEmitter {
     };
   }
 
-  /** Resolves when the job has ended (true) or the time is up (false). */
+  /** Resolves when the job has ended (true), or the time is up or the hub is stopping (false). */
   waitFor(jobId: string, timeoutMs: number): Promise<boolean> {
     if (!this.runs.has(jobId)) return Promise.resolve(true);
+    if (this.stopping) return Promise.resolve(false);
     return new Promise((resolve) => {
       let set = this.waiters.get(jobId);
       if (!set) this.waiters.set(jobId, (set = new Set()));
-      const done = () => {
+      const done = (ended = true) => {
         clearTimeout(timer);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
         set.delete(done);
-        resolve(false);
-      }, timeoutMs);
+        resolve(ended);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
       set.add(done);
     });
   }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { AgentLink } from '../agents/link.js';
 import type { MetricsService } from './service.js';
 import type { SeriesKind } from './series.js';
+import { systemClock, type Clock } from '../../clock.js';
 
 export const LIVE_MAX_BUFFERED = 1024 * 1024;
 const MAX_SUBSCRIBE = 1000;
@@ -29,11 +30,12 @@ export class LiveHub {
     metrics: MetricsService,
     link: AgentLink,
     private readonly log: Logger,
+    clock: Clock = systemClock,
   ) {
     // no message object per report while nobody watches (2,000 reports/s at 10,000 hosts)
     metrics.on('sample', (hostId, kind, ts, series) => this.subs.size > 0 && this.push(hostId, kind, { type: 'sample', hostId, kind, ts, series }));
-    link.on('online', (hostId) => this.push(hostId, null, { type: 'status', hostId, online: true, ts: Date.now() }));
-    link.on('offline', (hostId) => this.push(hostId, null, { type: 'status', hostId, online: false, ts: Date.now() }));
+    link.on('online', (hostId) => this.push(hostId, null, { type: 'status', hostId, online: true, ts: clock.now() }));
+    link.on('offline', (hostId) => this.push(hostId, null, { type: 'status', hostId, online: false, ts: clock.now() }));
   }
 
   get clientCount(): number {

@@ -92,7 +92,7 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
         },
       },
       async (req, reply) => {
-        const now = Date.now();
+        const now = app.clock.now();
         let from: number, to: number;
         try {
           to = parseTime(req.query.to, now, now);
@@ -163,7 +163,7 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
             labels: h.labels,
             os: h.os ?? '',
             ts: st?.ts ?? null,
-            uptimeSec: h.bootTime ? Math.round((Date.now() - h.bootTime) / 1000) : null,
+            uptimeSec: h.bootTime ? Math.round((app.clock.now() - h.bootTime) / 1000) : null,
             cpuPercent: cpu,
             memoryPercent: mem,
             diskPercent: st ? fsMax : null,
@@ -196,7 +196,7 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
         },
       },
       async (req, reply) => {
-        const now = Date.now();
+        const now = app.clock.now();
         if (await hidden(req, req.params.id)) return reply.code(404).send(notFound);
         try {
           if (req.query.at !== undefined) {
@@ -239,7 +239,7 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
       { ...read, schema: { tags: ['metrics'], summary: 'Storage estimate per host per day and at the configured retention', querystring: Type.Object({ host: Type.Optional(Type.String({ maxLength: 64 })) }) } },
       async (req) => {
         await metrics.flush();
-        const now = Date.now();
+        const now = app.clock.now();
         const ret = metrics.opts.retention;
         const list = (req.query.host ? [await hosts.get(req.query.host)].filter((h) => h !== undefined) : await hosts.list({})).filter((h) => hostAllowed(req, h.labels));
         const out = [];

@@ -94,7 +94,7 @@ export function terminalRoutes(o: {
           ...(q.user ? { runAs: q.user } : {}),
           onEnd: (s: TerminalSession) =>
             void o.audit
-              .record({ actor, authMethod: authMethodOf(req), ip: req.ip, action: 'terminal.close', targets: [id], params: { sessionId: s.id, seconds: Math.round(((s.endedAt ?? Date.now()) - s.startedAt) / 1000), bytesOut: s.bytesOut, bytesIn: s.bytesIn, exitCode: s.exitCode, reason: s.reason }, outcome: 'ok' })
+              .record({ actor, authMethod: authMethodOf(req), ip: req.ip, action: 'terminal.close', targets: [id], params: { sessionId: s.id, seconds: Math.round(((s.endedAt ?? app.clock.now()) - s.startedAt) / 1000), bytesOut: s.bytesOut, bytesIn: s.bytesIn, exitCode: s.exitCode, reason: s.reason }, outcome: 'ok' })
               .catch((err: Error) => req.log.error({ err: err.message }, 'audit write failed')),
         });
         await o.audit.record({ actor, authMethod: authMethodOf(req), ip: req.ip, action: 'terminal.open', targets: [id], params: { sessionId: session.id, user: q.user ?? null, cols: session.cols, rows: session.rows }, outcome: 'ok' });

@@ -4,6 +4,8 @@
  * taken), and records every session as asciicast v2 (output and input, with timings) under
  * `<data>/recordings/`, bounded by size and pruned by age. Owns `terminal_sessions`.
  */
+import { systemClock, type Clock } from '../../clock.js';
+import type { Scheduler } from '../../scheduler.js';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -104,6 +106,8 @@ export interface TerminalOptions {
   retentionMs?: number;
   /** browser output not yet written to its socket, beyond which the agent is not acknowledged (default 1 MiB) */
   browserBufferBytes?: number;
+  /** the hub's clock: session times and recording retention follow it */
+  clock?: Clock;
 }
 
 interface Live {
@@ -111,6 +115,7 @@ interface Live {
   conn: AgentConnection;
   browser: WebSocket;
   rec: WriteStream;
+  /** performance.now() at the start: recording offsets are real elapsed time, whatever the wall clock does */
   t0: number;
   /** output received from the agent and not yet acknowledged back */
   pendingAck: number;
@@ -122,7 +127,7 @@ export class TerminalService {
   private readonly db: Kysely<Tables>;
   readonly dir: string;
   private readonly live = new Map<string, Live>();
-  private pruner: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
 
   constructor(
     db: Kysely<any>,
@@ -131,6 +136,7 @@ export class TerminalService {
     private readonly log: Logger,
     private readonly o: TerminalOptions = {},
   ) {
+    this.clock = o.clock ?? systemClock;
     this.db = db as Kysely<Tables>;
     this.dir = join(dataDir, 'recordings');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
@@ -138,8 +144,11 @@ export class TerminalService {
     link.on('offline', (agentId) => {
       for (const [id, l] of this.live) if (l.s.hostId === agentId) void this.finish(id, null, 'the host disconnected');
     });
-    this.pruner = setInterval(() => void this.prune().catch((err: Error) => log.warn({ err: err.message }, 'recording prune failed')), 3600_000);
-    this.pruner.unref();
+  }
+
+  /** Prunes recordings past their retention every hour of the hub's clock. */
+  start(scheduler: Scheduler): void {
+    scheduler.every('terminal.prune', 3600_000, (now) => this.prune(now).then(() => {}));
   }
 
   recordingPath(id: string): string {
@@ -155,7 +164,7 @@ export class TerminalService {
    * `{type:'resize', cols, rows}`; out `{type:'opened', …}`, `{type:'output', data}`, `{type:'exit', …}`.
    */
   async open(o: { conn: AgentConnection; hostname: string; username: string; browser: WebSocket; cols: number; rows: number; runAs?: string; onEnd: (s: TerminalSession) => void; takeEarly?: () => string[] }): Promise<TerminalSession> {
-    const now = Date.now();
+    const now = this.clock.now();
     const s: TerminalSession = {
       id: 'ts_' + randomBytes(12).toString('base64url'),
       hostId: o.conn.agentId,
@@ -178,7 +187,7 @@ export class TerminalService {
       .values({ id: s.id, host_id: s.hostId, hostname: s.hostname, username: s.username, run_as: s.runAs, started_at: now, ended_at: null, exit_code: null, reason: null, bytes_out: 0, bytes_in: 0, recording_bytes: 0, recording_truncated: 0, cols: s.cols, rows: s.rows })
       .execute();
     const rec = createWriteStream(this.recordingPath(s.id), { mode: 0o600 });
-    const l: Live = { s, conn: o.conn, browser: o.browser, rec, t0: now, pendingAck: 0, opened: false, onEnd: o.onEnd };
+    const l: Live = { s, conn: o.conn, browser: o.browser, rec, t0: performance.now(), pendingAck: 0, opened: false, onEnd: o.onEnd };
     this.live.set(s.id, l);
     this.write(l, JSON.stringify({ version: 2, width: o.cols, height: o.rows, timestamp: Math.floor(now / 1000), title: `${o.username}@${o.hostname}`, env: { TERM: 'xterm-256color' } }) + '\n');
     o.browser.on('message', (raw) => this.onBrowser(l, raw.toString()));
@@ -190,7 +199,7 @@ export class TerminalService {
   }
 
   private event(l: Live, kind: 'o' | 'i' | 'r', data: string): void {
-    this.write(l, JSON.stringify([Number(((Date.now() - l.t0) / 1000).toFixed(6)), kind, data]) + '\n');
+    this.write(l, JSON.stringify([Number(((performance.now() - l.t0) / 1000).toFixed(6)), kind, data]) + '\n');
   }
 
   private write(l: Live, line: string): void {
@@ -199,7 +208,7 @@ export class TerminalService {
     const n = Buffer.byteLength(line);
     if (l.s.recordingBytes + n > max) {
       l.s.recordingTruncated = true;
-      const marker = JSON.stringify([Number(((Date.now() - l.t0) / 1000).toFixed(6)), 'o', `\r\n[tether: recording stopped at ${max} bytes]\r\n`]) + '\n';
+      const marker = JSON.stringify([Number(((performance.now() - l.t0) / 1000).toFixed(6)), 'o', `\r\n[tether: recording stopped at ${max} bytes]\r\n`]) + '\n';
       l.rec.write(marker);
       l.s.recordingBytes += Buffer.byteLength(marker);
       return;
@@ -268,7 +277,7 @@ export class TerminalService {
     const l = this.live.get(id);
     if (!l) return;
     this.live.delete(id);
-    l.s.endedAt = Date.now();
+    l.s.endedAt = this.clock.now();
     l.s.exitCode = exitCode;
     l.s.reason = reason;
     l.conn.send('term.close', { sessionId: id });
@@ -300,7 +309,7 @@ export class TerminalService {
     return this.live.get(s.id)?.s ?? s;
   }
 
-  async prune(now = Date.now()): Promise<number> {
+  async prune(now = this.clock.now()): Promise<number> {
     const cutoff = now - (this.o.retentionMs ?? 90 * 86400_000);
     const old = await this.db.selectFrom('terminal_sessions').select('id').where('started_at', '<', cutoff).execute();
     for (const { id } of old) rmSync(this.recordingPath(id), { force: true });
@@ -309,7 +318,6 @@ export class TerminalService {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.pruner);
     for (const id of [...this.live.keys()]) await this.finish(id, null, 'hub shutting down');
   }
 }
