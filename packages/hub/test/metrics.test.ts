@@ -227,5 +227,34 @@ for (const engine of ENGINES) {
       assert.equal(u2.raw.bytes, 8, 'one float64');
       assert.ok(u2.top.rows === 1 && u2.top.bytes > 0);
     });
+
+    test('a backlog older than the raw retention still makes its minutes: retention keeps raw rows until their minute is recomputed', async () => {
+      const now = T0 + 401 * 86400_000;
+      clock = now;
+      const old = now - 3 * 86400_000; // past the raw tier's 24 h, inside the 1-minute tier's 30 days
+      for (let t = old; t < old + 2 * MINUTE; t += 5000) svc.ingest('h6', 'usage', t, { load1: (t - old) / 5000 }, performance.now(), true);
+      await svc.flush();
+      // Retention runs between the backlog's commit and the recompute of its minutes.
+      await svc.prune(now);
+      await svc.tick();
+      const m1 = (await querySeries(store, 'h6', ['load1'], old, old + 2 * MINUTE, '1m')).get('load1');
+      assert.deepEqual(m1, [
+        [old, 5.5, 0, 11],
+        [old + MINUTE, 17.5, 12, 23],
+      ]);
+      await svc.prune(now);
+      assert.deepEqual(await store.readRaw('h6', 0, now), [], 'once recomputed, the old raw rows go');
+    });
+
+    test('a backlog whose hour is past the 1-minute retention is dropped and counted; a live report that old is stored at the hub time', async () => {
+      const now = T0 + 402 * 86400_000;
+      clock = now;
+      const before = svc.counters.tooOld;
+      svc.ingest('h7', 'usage', now - 31 * 86400_000, { load1: 1 }, performance.now(), true);
+      assert.equal(svc.counters.tooOld, before + 1);
+      svc.ingest('h7', 'usage', now - 31 * 86400_000, { load1: 2 });
+      await svc.flush();
+      assert.deepEqual((await store.readRaw('h7', 0, now + 1)).map((r) => [r.ts, r.values.load1]), [[now, 2]]);
+    });
   });
 }

@@ -19,7 +19,7 @@ const values = (series: Record<string, number>) => ({ ts: 1, keys: Object.keys(s
 function fleet(): { hosts: Host[]; metrics: MetricsService; link: AgentLink } {
   const hosts = Array.from({ length: HOSTS }, (_, i) => ({ id: `h-${i}`, hostname: `host-${i}`, labels: { env: i % 2 ? 'prod' : 'dev', 'team.name': 'a\\b' } }) as unknown as Host);
   const latest = new Map(hosts.map((h, i) => [h.id, { ts: 1, kinds: { usage: values(i === 7 ? {} : { ...SERIES, load1: i === 3 ? Number.NaN : 0.5 }) } }]));
-  const metrics = { latest, ingestLatency: { quantile: () => 0, count: 0, sumMs: 0 }, counters: { reports: 0, lateSamples: 0, writeErrors: 0 } } as unknown as MetricsService;
+  const metrics = { latest, ingestLatency: { quantile: () => 0, count: 0, sumMs: 0 }, counters: { reports: 0, lateSamples: 0, tooOld: 0, writeErrors: 0 } } as unknown as MetricsService;
   const link = { isOnline: (id: string) => id !== 'h-1', stats: { refused: {}, handshakesOk: 0 }, onlineCount: HOSTS - 1 } as unknown as AgentLink;
   return { hosts, metrics, link };
 }

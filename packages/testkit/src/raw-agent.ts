@@ -150,3 +150,19 @@ export async function simConnect(hubUrl: string, id: SimIdentity, opts: { token?
   id.agentId = (m.body as BodyOf<'welcome'>).agentId;
   return a;
 }
+
+/**
+ * A small usage report that passes the hub's schema, stamped `ts`, whose `load1` series is `load1`.
+ * Tests of history give every sample its own value, so a sample counted twice or lost shows in the
+ * rollups' averages.
+ */
+export function simUsage(ts: number, load1: number): BodyOf<'report.usage'> {
+  return {
+    ts,
+    load: { one: load1, five: 0, fifteen: 0 },
+    memory: { totalBytes: 8 * 1024 ** 3, usedBytes: 2 * 1024 ** 3, freeBytes: 5 * 1024 ** 3, availableBytes: 6 * 1024 ** 3, buffersBytes: 0, cachedBytes: 0, slabBytes: 0, usedPercent: 25 },
+    swap: { totalBytes: 0, usedBytes: 0, freeBytes: 0 },
+    filesystems: [],
+    interfaces: [],
+  };
+}

@@ -127,6 +127,12 @@ export interface TopEntry {
 export class MinuteAcc {
   index: SeriesIndex = SeriesIndex.empty;
   data = new Float64Array(16 * 4);
+  /**
+   * The host's first minute since this hub started: an earlier run may have written part of it
+   * (the hub stopped mid-minute), so it is recomputed from the raw tier, which has every sample,
+   * instead of written over with the part this run saw.
+   */
+  resumed = false;
   constructor(public minute: number) {
     this.clear(0);
   }
@@ -134,6 +140,7 @@ export class MinuteAcc {
   /** Starts another minute with the same series index. */
   reset(minute: number): void {
     this.minute = minute;
+    this.resumed = false;
     this.clear(0);
   }
 
@@ -256,13 +263,15 @@ const EAGER_FLUSH_ROWS = 64;
 export class MetricsService extends EventEmitter<MetricsEvents> {
   readonly latest = new Map<string, LatestState>();
   readonly ingestLatency = new LatencyWindow();
-  readonly counters = { reports: 0, samples: 0, lateSamples: 0, rejectedSeries: 0, writeErrors: 0, minutesWritten: 0, hoursCompacted: 0 };
+  readonly counters = { reports: 0, samples: 0, lateSamples: 0, tooOld: 0, rejectedSeries: 0, writeErrors: 0, minutesWritten: 0, hoursCompacted: 0 };
   private queue: QueuedRow[] = [];
   private minuteQueue: { hostId: string; bucket: Bucket }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
   private eagerFlush = false;
   private readonly acc = new Map<string, MinuteAcc>();
+  /** hosts that have had an open minute since this hub started (see MinuteAcc.resumed) */
+  private readonly seen = new Set<string>();
   private readonly dirty = new Map<string, Set<number>>();
   private readonly topAcc = new Map<string, { minute: number; procs: Map<string, TopEntry> }>();
   private lastPrune = 0;
@@ -298,6 +307,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     for (const [hostId, a] of this.acc) this.writeMinute(hostId, a);
     this.acc.clear();
     while (this.queue.length || this.minuteQueue.length) await this.flush();
+    await this.recomputeDirty();
   }
 
   // --- intake ----------------------------------------------------------------------------------
@@ -387,6 +397,17 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     const now = this.now();
     // A sample stamped in the future (clock skew) is stored at the hub's time instead of poisoning buckets ahead.
     if (ts > now + 60_000) ts = now;
+    else if (ts < this.oldestHour(now)) {
+      // Older than the hours the 1-minute tier still keeps: its hour's minutes are gone, so it could
+      // only be merged into the hour's rollup without knowing what that already counts. A backlog
+      // that old is dropped (counted); a live report that old has a broken clock and is stored at
+      // the hub's time, as one from the future is.
+      if (backlog) {
+        this.counters.tooOld++;
+        return;
+      }
+      ts = now;
+    }
     const keys = Object.keys(series);
     if (!keys.length) return;
     this.counters.samples++;
@@ -418,16 +439,31 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
         this.writeMinute(hostId, a);
         if (a.index.size <= MAX_INDEXED_SERIES) a.reset(minute);
         else this.acc.set(hostId, (a = new MinuteAcc(minute)));
-      } else this.acc.set(hostId, (a = new MinuteAcc(minute)));
+      } else {
+        this.acc.set(hostId, (a = new MinuteAcc(minute)));
+        if (!this.seen.has(hostId)) {
+          this.seen.add(hostId);
+          a.resumed = true;
+        }
+      }
     } else {
       // Late: the minute is closed (or older than the open one). Recompute it from raw after the flush.
       this.counters.lateSamples++;
-      let d = this.dirty.get(hostId);
-      if (!d) this.dirty.set(hostId, (d = new Set()));
-      d.add(minute);
+      this.markDirty(hostId, minute);
       return;
     }
     a.add(series);
+  }
+
+  /** The start of the oldest hour the 1-minute tier keeps (retention drops whole hours). */
+  private oldestHour(now: number): number {
+    return Math.floor((now - this.opts.retention.m1Sec * 1000) / HOUR) * HOUR;
+  }
+
+  private markDirty(hostId: string, minute: number): void {
+    let d = this.dirty.get(hostId);
+    if (!d) this.dirty.set(hostId, (d = new Set()));
+    d.add(minute);
   }
 
   private scheduleFlush(): void {
@@ -502,6 +538,10 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
 
   /** Queues a closed minute for the next flush. */
   private writeMinute(hostId: string, a: MinuteAcc): void {
+    if (a.resumed) {
+      this.markDirty(hostId, a.minute);
+      return;
+    }
     const bucket = a.bucket();
     if (!bucket) return;
     this.minuteQueue.push({ hostId, bucket });
@@ -573,19 +613,39 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
     }
   }
 
-  /** Recomputes late minutes from the raw tier (which holds every sample, late ones included). */
+  /**
+   * Recomputes late minutes from the raw tier (which holds every sample, late ones included). A
+   * host's consecutive late minutes are read with one query per hour of them: an agent's backlog
+   * after a long partition is thousands of minutes.
+   */
   async recomputeDirty(): Promise<void> {
     const work = [...this.dirty];
     this.dirty.clear();
-    for (const [hostId, minutes] of work) {
-      for (const minute of [...minutes].sort((a, b) => a - b)) {
-        const rows = await this.store.readRaw(hostId, minute, minute + MINUTE);
-        const acc = new MinuteAcc(minute);
-        for (const r of rows) acc.add(r.values);
+    for (const [hostId, set] of work) {
+      const minutes = [...set].sort((a, b) => a - b);
+      for (let i = 0; i < minutes.length; ) {
+        const from = minutes[i]!;
+        let j = i + 1;
+        while (j < minutes.length && minutes[j]! < from + HOUR) j++;
+        const want = new Set(minutes.slice(i, j));
+        const rows = await this.store.readRaw(hostId, from, minutes[j - 1]! + MINUTE);
+        const accs = new Map<number, MinuteAcc>();
+        for (const r of rows) {
+          const m = floorTo(r.ts, MINUTE);
+          if (!want.has(m)) continue;
+          let acc = accs.get(m);
+          if (!acc) accs.set(m, (acc = new MinuteAcc(m)));
+          acc.add(r.values);
+        }
         const open = this.acc.get(hostId);
-        if (open && open.minute === minute) continue; // still open: it will be written whole
-        const bucket = acc.bucket();
-        if (bucket) await this.store.upsertMinutes(hostId, [bucket]);
+        const buckets: Bucket[] = [];
+        for (const m of want) {
+          if (open && open.minute === m) continue; // still open: it will be written whole
+          const bucket = accs.get(m)?.bucket();
+          if (bucket) buckets.push(bucket);
+        }
+        if (buckets.length) await this.store.upsertMinutes(hostId, buckets);
+        i = j;
       }
     }
   }
@@ -616,7 +676,11 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
 
   async prune(now = this.now()): Promise<Record<string, number>> {
     const r = this.opts.retention;
-    const deleted = await this.store.prune({ raw: now - r.rawSec * 1000, m1: now - r.m1Sec * 1000, h1: now - r.h1Sec * 1000, top: now - r.topSec * 1000 });
+    // Raw rows of minutes waiting to be recomputed stay until they are: an agent's backlog after a
+    // long partition can be older than the raw retention, and its minutes are made from those rows.
+    let rawCut = now - r.rawSec * 1000;
+    for (const set of this.dirty.values()) for (const m of set) if (m < rawCut) rawCut = m;
+    const deleted = await this.store.prune({ raw: rawCut, m1: now - r.m1Sec * 1000, h1: now - r.h1Sec * 1000, top: now - r.topSec * 1000 });
     if (Object.values(deleted).some((n) => n > 0)) this.log.info({ deleted }, 'metrics retention applied');
     return deleted;
   }
@@ -624,6 +688,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
   forget(hostId: string): void {
     this.latest.delete(hostId);
     this.acc.delete(hostId);
+    this.seen.delete(hostId);
     this.topAcc.delete(hostId);
     this.dirty.delete(hostId);
   }

@@ -550,7 +550,9 @@ export class MetricStore {
     const del = async (t: keyof Tables, col: string, before: number) => Number((await this.db.deleteFrom(t).where(col as never, '<', before as never).executeTakeFirst()).numDeletedRows);
     return {
       raw: await del('metric_raw', 'ts', cut.raw),
-      m1: (await del('metric_1m', 'hour', Math.floor(cut.m1 / HOUR) * HOUR)) + (await del('metric_1m_recent', 'ts', cut.m1)),
+      // Whole hours: an hour's minutes stay until all of it is past the cut, so a late minute of the
+      // hour holding the cut still merges with the rest of its hour (see MetricsService.ingest).
+      m1: (await del('metric_1m', 'hour', Math.floor(cut.m1 / HOUR) * HOUR)) + (await del('metric_1m_recent', 'ts', Math.floor(cut.m1 / HOUR) * HOUR)),
       h1: await del('metric_1h', 'ts', cut.h1),
       top: await del('process_top', 'ts', cut.top),
     };
