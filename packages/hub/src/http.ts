@@ -1,5 +1,6 @@
 import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from './clock.js';
+import type { AuditSubject } from './modules/audit/log.js';
 import { matchesSelector, type Labels, type Selector } from '@tether/protocol';
 import type { Role } from './modules/auth/store.js';
 
@@ -13,6 +14,8 @@ declare module 'fastify' {
     hostScopes?: Selector[];
     /** Host ids this call acts on, for the audit log (routes under /hosts/:id are found without it). */
     auditTargets?: string[];
+    /** What this call touched or made, beyond what its path and fields name (see audit/subjects.ts) */
+    auditSubjects?: AuditSubject[];
   }
   interface FastifyInstance {
     /** The hub's clock (see clock.ts): routes take the time from it, never from Date.now(). */

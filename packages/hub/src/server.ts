@@ -25,7 +25,7 @@ import { authHook, authRoutes, originAllowed } from './modules/auth/plugin.js';
 import { userRoutes } from './modules/auth/users.js';
 import { LoginGuard } from './modules/auth/guard.js';
 import { AuditLog, auditMigrations } from './modules/audit/log.js';
-import { auditHook, auditRoutes } from './modules/audit/routes.js';
+import { auditHooks, auditRoutes } from './modules/audit/routes.js';
 import { access, hostAllowed, publicRoute, type RouteAccess } from './http.js';
 import { loadTls, type HubTls } from './tls.js';
 import type { WebSocket } from 'ws';
@@ -274,7 +274,12 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   await app.register(websocket, { options: { maxPayload: cfg.maxFrameBytes } });
   const stepUpWindowMs = cfg.stepUpWindowSec * 1000;
   app.addHook('onRequest', authHook(auth, { stepUpWindowMs, allowedOrigins: cfg.allowedOrigins }));
-  app.addHook('onSend', auditHook(audit));
+  const auditing = auditHooks(audit, {
+    hostname: async (id) => (await hosts.get(id))?.hostname,
+    username: async (id) => (await auth.getUser(id))?.username,
+  });
+  app.addHook('preHandler', auditing.preHandler);
+  app.addHook('onSend', auditing.onSend);
 
   const startedAt = performance.now();
   const health = new HealthMonitor(db, clock, scheduler, () => metrics.lastCommitAt, { stallMs: cfg.healthStallSec * 1000 });

@@ -5,6 +5,7 @@
  * fleet data is sent, and holds credentials). A user limited to some hosts sees only those hosts'
  * alerts, may silence only those hosts, and cannot change rules (they apply to the whole fleet).
  */
+import { noteAudit } from '../audit/subjects.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { WebSocket } from 'ws';
@@ -265,7 +266,9 @@ export function alertRoutes(alerts: AlertService, o: AlertRouteOptions) {
       async (req, reply) => {
         if (fleetOnly(req, reply, 'rules')) return reply;
         try {
-          return reply.code(201).send(await alerts.createRule(req.body as Partial<RuleInput>));
+          const rule = await alerts.createRule(req.body as Partial<RuleInput>);
+          noteAudit(req, { type: 'rule', id: rule.id, name: rule.name, role: 'result' });
+          return reply.code(201).send(rule);
         } catch (err) {
           return fail(reply, err);
         }
@@ -297,7 +300,9 @@ export function alertRoutes(alerts: AlertService, o: AlertRouteOptions) {
       { ...operate, schema: { tags: ['alerts'], summary: 'Put the preset rules (CPU, memory, disk, inode, load, swap, host offline, network errors) back as shipped; other rules are untouched', response: { 200: Type.Object({ rules: Type.Array(RuleSchema) }), ...errors(401, 403) } } },
       async (req, reply) => {
         if (fleetOnly(req, reply, 'rules')) return reply;
-        return { rules: await alerts.resetPresets() };
+        const rules = await alerts.resetPresets();
+        noteAudit(req, ...rules.filter((x) => x.preset).map((x) => ({ type: 'rule', id: x.id, name: x.name })));
+        return { rules };
       },
     );
 
@@ -310,7 +315,9 @@ export function alertRoutes(alerts: AlertService, o: AlertRouteOptions) {
     r.post('/api/v1/alerts/channels', { ...administer, schema: { tags: ['alerts'], summary: 'Create a channel: webhook, slack, email, dingtalk or feishu', body: ChannelBody, response: { 201: ChannelSchema, ...errors(400, 401, 403) } } }, async (req, reply) => {
       if (fleetOnly(req, reply, 'channels')) return reply;
       try {
-        return reply.code(201).send(channelView(await alerts.putChannel(req.body as Parameters<AlertService['putChannel']>[0])));
+        const c = await alerts.putChannel(req.body as Parameters<AlertService['putChannel']>[0]);
+        noteAudit(req, { type: 'channel', id: c.id, name: c.name, role: 'result' });
+        return reply.code(201).send(channelView(c));
       } catch (err) {
         return fail(reply, err);
       }
@@ -369,6 +376,7 @@ export function alertRoutes(alerts: AlertService, o: AlertRouteOptions) {
         const endsAt = b.endsAt ?? (b.durationSec !== undefined ? Date.now() + b.durationSec * 1000 : NaN);
         try {
           const s = await alerts.addSilence({ ...(b.ruleId ? { ruleId: b.ruleId } : {}), ...(b.hostId ? { hostId: b.hostId } : {}), ...(b.selector ? { selector: b.selector } : {}), ...(b.startsAt !== undefined ? { startsAt: b.startsAt } : {}), endsAt, reason: b.reason }, req.user!.username);
+          noteAudit(req, { type: 'silence', id: s.id, role: 'result' }, ...(s.hostId ? [{ type: 'host', id: s.hostId }] : []), ...(s.ruleId ? [{ type: 'rule', id: s.ruleId }] : []));
           return reply.code(201).send(silenceView(s));
         } catch (err) {
           return fail(reply, err);

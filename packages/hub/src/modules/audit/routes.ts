@@ -4,7 +4,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { AuditLog, AuditOutcome } from './log.js';
+import type { AuditLog, AuditOutcome, AuditSubject } from './log.js';
+import { requestSubjects } from './subjects.js';
 import { access, errors } from '../../http.js';
 import { parseTime } from '../metrics/routes.js';
 
@@ -23,36 +24,70 @@ export function authMethodOf(req: FastifyRequest): string {
   return a.kind === 'token' ? 'api-token' : `session-${a.via}`;
 }
 
+/** Looks up the names the log shows beside ids (a host's hostname, a user's name). */
+export interface AuditNames {
+  hostname(id: string): Promise<string | undefined>;
+  username(id: string): Promise<string | undefined>;
+}
+
+/** Fills in names: read before the handler runs, so a deleted host or user is still named. */
+async function named(subjects: AuditSubject[], names: AuditNames): Promise<AuditSubject[]> {
+  return Promise.all(
+    subjects.map(async (x) => {
+      if (x.name !== undefined) return x;
+      const name = x.type === 'host' ? await names.hostname(x.id).catch(() => undefined) : x.type === 'user' ? await names.username(x.id).catch(() => undefined) : undefined;
+      return name === undefined ? x : { ...x, name };
+    }),
+  );
+}
+
+const isAudited = (req: FastifyRequest) => MUTATING.has(req.method) && (req.routeOptions.url?.startsWith('/api/') ?? false);
+
 /**
- * onSend hook: records every POST/PUT/PATCH/DELETE under /api/ with its outcome. Recording before
- * the answer is sent means a client that got an answer can find the entry. Calls that no
- * credential backs are left out (except logging in and stepping up, which are the point), so that
- * anyone on the network cannot grow the log; the login history has every attempt.
+ * The audit hooks: every POST/PUT/PATCH/DELETE under /api/ with its outcome and everything it
+ * touched. `preHandler` reads the subjects the request names (path ids, paths, images, the caller
+ * for calls on their own account) and their names, before the handler can delete them; `onSend`
+ * adds what the route noted (`noteAudit`: resolved hosts, what it created) and records the entry
+ * before the answer leaves, so a client that got an answer can find it. Calls that no credential
+ * backs are left out (except logging in and stepping up, which are the point), so that anyone on
+ * the network cannot grow the log; the login history has every attempt.
  */
-export function auditHook(audit: AuditLog) {
-  return async (req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> => {
-    if (!MUTATING.has(req.method) || !req.routeOptions.url?.startsWith('/api/')) return payload;
-    const url = req.routeOptions.url;
-    const publicAuth = req.routeOptions.config.public !== undefined;
-    if (!req.user && !publicAuth) return payload;
-    const params = (req.params ?? {}) as Record<string, string>;
-    const targets = req.auditTargets ?? (/\/hosts\/:id(\/|$)/.test(url) && params.id ? [params.id] : []);
-    const body = req.body as Record<string, unknown> | undefined;
-    try {
-      await audit.record({
-        actor: req.user?.username ?? (typeof body?.username === 'string' ? body.username : null),
-        authMethod: authMethodOf(req),
-        ip: req.ip,
-        action: req.routeOptions.config.auditAction ?? `${req.method} ${url}`,
-        targets,
-        params: { ...(Object.keys(params).length ? { params } : {}), ...(req.query && Object.keys(req.query).length ? { query: req.query } : {}), ...(body !== undefined ? { body } : {}) },
-        outcome: outcomeOf(reply.statusCode),
-        status: reply.statusCode,
-      });
-    } catch (err) {
-      req.log.error({ err }, 'audit log write failed');
-    }
-    return payload;
+export function auditHooks(audit: AuditLog, names: AuditNames) {
+  const pending = new WeakMap<FastifyRequest, Promise<AuditSubject[]>>();
+  return {
+    preHandler: async (req: FastifyRequest): Promise<void> => {
+      if (!isAudited(req)) return;
+      const p = named(requestSubjects(req), names);
+      p.catch(() => {});
+      pending.set(req, p);
+    },
+    onSend: async (req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> => {
+      if (!isAudited(req)) return payload;
+      const url = req.routeOptions.url!;
+      const publicAuth = req.routeOptions.config.public !== undefined;
+      if (!req.user && !publicAuth) return payload;
+      const params = (req.params ?? {}) as Record<string, string>;
+      const body = req.body as Record<string, unknown> | undefined;
+      try {
+        // A request refused before its handler (validation, access) never ran preHandler.
+        const before = (await pending.get(req)) ?? (await named(requestSubjects(req), names).catch(() => []));
+        const added = await named(req.auditSubjects ?? [], names);
+        await audit.record({
+          actor: req.user?.username ?? (typeof body?.username === 'string' ? body.username : null),
+          authMethod: authMethodOf(req),
+          ip: req.ip,
+          action: req.routeOptions.config.auditAction ?? `${req.method} ${url}`,
+          targets: req.auditTargets ?? [],
+          subjects: [...before, ...added],
+          params: { ...(Object.keys(params).length ? { params } : {}), ...(req.query && Object.keys(req.query).length ? { query: req.query } : {}), ...(body !== undefined ? { body } : {}) },
+          outcome: outcomeOf(reply.statusCode),
+          status: reply.statusCode,
+        });
+      } catch (err) {
+        req.log.error({ err }, 'audit log write failed');
+      }
+      return payload;
+    },
   };
 }
 
@@ -64,6 +99,7 @@ const EntryView = Type.Object({
   ip: Type.Union([Type.String(), Type.Null()]),
   action: Type.String(),
   targets: Type.Array(Type.String()),
+  subjects: Type.Optional(Type.Array(Type.Object({ type: Type.String(), id: Type.String(), name: Type.Optional(Type.String()), host: Type.Optional(Type.String()), role: Type.Optional(Type.Literal('result')) }))),
   params: Type.Unknown(),
   outcome: Type.String(),
   status: Type.Union([Type.Number(), Type.Null()]),

@@ -1,6 +1,7 @@
 /**
  * User management (admin) and API tokens (everyone, for themselves).
  */
+import { noteAudit } from '../audit/subjects.js';
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -81,6 +82,7 @@ export function userRoutes(auth: AuthStore) {
         if (sel && req.body.role === 'admin') return reply.code(400).send({ error: 'bad_request', message: 'an admin manages users and so cannot be limited to some hosts' });
         if (await auth.findUser(req.body.username)) return reply.code(409).send({ error: 'exists', message: 'a user with that name exists' });
         const u = await auth.createUser(req.body.username, req.body.password, req.body.role as Role, Date.now(), sel ?? null);
+        noteAudit(req, { type: 'user', id: u.id, name: req.body.username, role: 'result' });
         return view((await auth.getUser(u.id))!);
       },
     );
@@ -182,6 +184,7 @@ export function userRoutes(auth: AuthStore) {
         const now = Date.now();
         const { token, id } = await auth.createApiToken(req.user!.id, { name: req.body.name, scope: req.body.scope, hostSelector: sel ?? null, expiresAt: now + (req.body.expiresInSec ?? 90 * 86400) * 1000 }, now);
         const info = (await auth.listApiTokens(req.user!.id)).find((t) => t.id === id)!;
+        noteAudit(req, { type: 'token', id, name: req.body.name, role: 'result' });
         return { token, tokenInfo: info };
       },
     );

@@ -2,6 +2,7 @@
  * Script bundles over HTTP: upload (the raw tar as the request body, streamed to disk), list,
  * show, delete, and run on a target like a command (`POST /api/v1/bundles/:id/run`).
  */
+import { noteAudit } from '../audit/subjects.js';
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -59,6 +60,7 @@ export function bundleRoutes(bundles: BundleStore, jobs: JobService, hosts: Host
         if (!/^application\/(x-tar|octet-stream)/.test(ct)) return reply.code(400).send({ error: 'bad_request', message: 'send the tar archive with content-type application/x-tar' });
         try {
           const b = await bundles.add(req.body as NodeJS.ReadableStream as never, { ...(req.query.name ? { name: req.query.name } : {}), createdBy: req.user!.username, now: app.clock.now() });
+          noteAudit(req, { type: 'bundle', id: b.id, name: b.name, role: 'result' });
           return reply.code(201).send(view(b));
         } catch (err) {
           if (err instanceof BundleError) return reply.code(err.status).send({ error: err.status === 413 ? 'too_large' : 'bad_bundle', message: err.message });
@@ -91,6 +93,7 @@ export function bundleRoutes(bundles: BundleStore, jobs: JobService, hosts: Host
       async (req, reply) => {
         const b = await bundles.get(req.params.id);
         if (!b) return reply.code(404).send({ error: 'not_found', message: 'no such bundle' });
+        noteAudit(req, { type: 'bundle', id: b.id, name: b.name });
         const { target, strategy, mode, wait, name, callbackUrl, args, ...exec } = req.body;
         return startJob(jobs, hosts, req, reply, {
           kind: 'bundle',

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { noteAudit } from '../audit/subjects.js';
 import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { validateLabels, type Labels } from '@tether/protocol';
@@ -54,6 +55,7 @@ export function enrollRoutes(store: EnrollStore, opts: { hubFingerprint?: string
           createdBy: req.user!.username,
           now: app.clock.now(),
         });
+        noteAudit(req, { type: 'enroll-token', id: record.id, ...(record.name ? { name: record.name } : {}), role: 'result' });
         req.log.info({ tokenId: record.id, by: req.user!.username, singleUse: record.singleUse }, 'enrollment token created');
         return { token, tokenInfo: view(record), ...(opts.hubFingerprint ? { hubFingerprint: opts.hubFingerprint } : {}) };
       },

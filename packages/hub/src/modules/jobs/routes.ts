@@ -2,6 +2,7 @@
  * Commands and jobs over HTTP: POST /api/v1/exec (sync or async), jobs and tasks (read, cancel,
  * kill), runs per host, and a WebSocket stream of a job's tasks and output.
  */
+import { noteAudit } from '../audit/subjects.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { Type } from '@fastify/type-provider-typebox';
@@ -163,6 +164,7 @@ export async function startJob(jobs: JobService, hosts: HostStore, req: FastifyR
     if (err instanceof TargetError) return reply.code(err.status).send({ error: err.code, message: err.message });
     throw err;
   }
+  noteAudit(req, ...list.map((h) => ({ type: 'host', id: h.id, name: h.hostname })));
   let created;
   try {
     created = await jobs.create({
@@ -179,6 +181,7 @@ export async function startJob(jobs: JobService, hosts: HostStore, req: FastifyR
     if (err instanceof StrategyError) return reply.code(400).send({ error: 'bad_strategy', message: err.message });
     throw err;
   }
+  noteAudit(req, { type: 'job', id: created.job.id, name: created.job.name, role: 'result' });
   req.log.info({ jobId: created.job.id, kind: o.kind, hosts: list.length, by: req.user!.username, mode: o.mode ?? 'sync' }, 'job started');
   if (o.mode === 'async') return reply.code(202).send({ job: jobView(created.job, created.tasks), tasks: created.tasks.map(taskView) });
   const done = await jobs.waitFor(created.job.id, (o.wait ?? 60) * 1000);
@@ -282,6 +285,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         const j = await jobs.getJob(req.params.id);
         if (!j) return reply.code(404).send({ error: 'not_found', message: 'no such job' });
         if (!(await allowedTasks(req, j.tasks))) return reply.code(403).send({ error: 'forbidden', message: 'this job touched hosts outside your scope' });
+        noteAudit(req, { type: 'job', id: j.job.id, name: j.job.name }, ...j.tasks.map((t) => ({ type: 'host', id: t.hostId, name: t.hostname })));
         if (!jobs.cancel(req.params.id)) return reply.code(409).send({ error: 'not_running', message: `job already ${j.job.state}` });
         return { ok: true };
       },
@@ -325,6 +329,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         const t = await jobs.getTask(req.params.id);
         if (!t) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
         if (!(await allowedTasks(req, [t]))) return reply.code(403).send({ error: 'forbidden', message: 'this task runs on a host outside your scope' });
+        noteAudit(req, { type: 'host', id: t.hostId, name: t.hostname }, { type: 'job', id: t.jobId });
         const result = jobs.kill(t.id, req.body?.signal ?? 'SIGTERM');
         if (result === 'not_running') return reply.code(409).send({ error: 'not_running', message: `task already ${t.state}` });
         if (result === 'offline') return reply.code(409).send({ error: 'agent_offline', message: 'the host is not connected; try again when it is' });
