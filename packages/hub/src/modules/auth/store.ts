@@ -8,7 +8,7 @@
  * to check codes and are stored as they are.
  */
 import { EventEmitter } from 'node:events';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { hash, verify } from '@node-rs/argon2';
 import type { ModuleMigrations } from '../../db/migrate.js';
@@ -348,16 +348,44 @@ export class AuthStore extends EventEmitter<AuthStoreEvents> {
 
   // --- lockout -------------------------------------------------------------------------------
 
-  /** Counts a failure; locks the account (until `lockUntil`) when it reaches `max`. Returns the new count. */
-  async recordFailure(id: string, max: number, lockUntil: number): Promise<number> {
-    const r = await this.db.selectFrom('users').select('failed_logins').where('id', '=', id).executeTakeFirst();
-    const n = (r?.failed_logins ?? 0) + 1;
+  /**
+   * Counts a login attempt before its secret is checked, in one statement: the attempt is taken
+   * only while the account is not locked, and the one that reaches `max` sets the lock. Parallel
+   * guesses therefore never get more than `max` checks (a read, a check and a write would let every
+   * guess in flight read the same old count). A lock that has run out starts a fresh count, so an
+   * account gets the same number of tries after a lock as a name that is no account.
+   *
+   * Returns the count with this attempt, or `locked` with its end, or undefined for no such user.
+   */
+  async claimAttempt(username: string, max: number, lockUntil: number, now: number): Promise<{ userId: string; failures: number; lockedUntil: number | null } | { locked: number } | undefined> {
+    const count = sql<number>`case when locked_until is not null then 1 else failed_logins + 1 end`;
+    for (let tries = 0; ; tries++) {
+      const claimed = await this.db
+        .updateTable('users')
+        .set({ failed_logins: count, locked_until: sql<number | null>`case when ${count} >= ${max} then cast(${lockUntil} as bigint) else null end` })
+        .where('username', '=', username)
+        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
+        .returning(['id', 'failed_logins', 'locked_until'])
+        .executeTakeFirst();
+      if (claimed) return { userId: claimed.id, failures: claimed.failed_logins, lockedUntil: claimed.locked_until };
+      const row = await this.db.selectFrom('users').select('locked_until').where('username', '=', username).executeTakeFirst();
+      if (!row) return undefined;
+      if (row.locked_until !== null && row.locked_until > now) return { locked: row.locked_until };
+      // Unlocked by an admin between the two statements: claim again rather than check unclaimed.
+      if (tries >= 3) return { locked: now + 1000 };
+    }
+  }
+
+  /** Takes back an attempt that turned out not to be a guess (a right password still waiting for its one-time code). */
+  async refundAttempt(id: string, lockSetByIt: number | null): Promise<void> {
     await this.db
       .updateTable('users')
-      .set({ failed_logins: n, ...(n >= max ? { locked_until: lockUntil } : {}) })
+      .set({
+        failed_logins: sql<number>`case when failed_logins > 0 then failed_logins - 1 else 0 end`,
+        ...(lockSetByIt !== null ? { locked_until: sql<number | null>`case when locked_until = ${lockSetByIt} then null else locked_until end` } : {}),
+      })
       .where('id', '=', id)
       .execute();
-    return n;
   }
 
   async clearFailures(id: string): Promise<void> {
