@@ -18,6 +18,7 @@ import { openDatabase, type DbHandle } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { HostStore, hostsMigrations } from './modules/hosts/store.js';
 import { hostRoutes } from './modules/hosts/routes.js';
+import { hostScopeHook } from './modules/hosts/scope.js';
 import { EnrollStore, enrollMigrations } from './modules/enroll/store.js';
 import { enrollRoutes } from './modules/enroll/routes.js';
 import { AuthStore, authMigrations } from './modules/auth/store.js';
@@ -257,6 +258,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   await app.register(websocket, { options: { maxPayload: cfg.maxFrameBytes } });
   const stepUpWindowMs = cfg.stepUpWindowSec * 1000;
   app.addHook('onRequest', authHook(auth, { stepUpWindowMs, allowedOrigins: cfg.allowedOrigins }));
+  app.addHook('onRequest', hostScopeHook(hosts));
   app.addHook('onSend', auditHook(audit));
 
   const startedAt = Date.now();
