@@ -284,9 +284,16 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
         ...access({ role: 'viewer', scope: 'write', sessionOnly: true }),
         schema: {
           tags: ['auth'],
-          summary: 'Change your own password (needs the current one); your other sessions end',
-          body: Type.Object({ currentPassword: Type.String({ minLength: 1, maxLength: 1024 }), newPassword: PASSWORD }, { additionalProperties: false }),
-          response: { 200: Type.Object({ ok: Type.Boolean() }), ...errors(400, 401, 403, 423, 429) },
+          summary: 'Change your own password (needs the current one); your other sessions end, and with revokeApiTokens your API tokens too',
+          body: Type.Object(
+            {
+              currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+              newPassword: PASSWORD,
+              revokeApiTokens: Type.Optional(Type.Boolean({ description: 'also revoke every API token of yours at once (default false; the console ticks it)' })),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ ok: Type.Boolean(), revokedApiTokens: Type.Integer({ description: 'API tokens revoked by this change' }) }), ...errors(400, 401, 403, 423, 429) },
         },
       },
       async (req, reply) => {
@@ -299,7 +306,8 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
         }
         await guard.succeeded(admitted.attempt);
         await auth.setPassword(row.id, req.body.newPassword, now, req.auth!.id);
-        return { ok: true };
+        const revokedApiTokens = req.body.revokeApiTokens ? await auth.revokeApiTokensOf(row.id, now) : 0;
+        return { ok: true, revokedApiTokens };
       },
     );
 

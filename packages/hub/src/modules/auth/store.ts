@@ -600,6 +600,15 @@ export class AuthStore extends EventEmitter<AuthStoreEvents> {
     return true;
   }
 
+  /** Revokes every active API token of a user at once (their open sockets close); returns how many. */
+  async revokeApiTokensOf(userId: string, now: number): Promise<number> {
+    const rows = await this.db.selectFrom('api_tokens').select(['id', 'token_hash']).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+    if (!rows.length) return 0;
+    await this.db.updateTable('api_tokens').set({ revoked_at: now }).where('id', 'in', rows.map((r) => r.id)).where('revoked_at', 'is', null).execute();
+    this.emit('ended', rows.map((r) => r.token_hash));
+    return rows.length;
+  }
+
   // --- login history -------------------------------------------------------------------------
 
   async recordLogin(e: LoginEvent): Promise<void> {
