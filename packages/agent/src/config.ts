@@ -65,6 +65,8 @@ const agentSpec = {
   capabilities: { toml: 'capabilities', default: ['metrics'], parse: capabilityList } as Field<Capability[]>,
   // Where the `files` capability may read and write; the same file, the same rule: the hub cannot widen it.
   fileRoots: { toml: 'file_roots', default: [], parse: pathList } as Field<string[]>,
+  // setuid, setgid and sticky bits in modes the hub asks for (file only: the hub cannot widen it).
+  fileSpecialModes: { toml: 'file_special_modes', default: false, parse: bool } as Field<boolean>,
   // Who a terminal may run as (file only, like the lock): the first is the default; empty: the agent's own user by default, any user if the hub names one (root agents only).
   terminalUsers: { toml: 'terminal_users', default: [], parse: userList } as Field<string[]>,
   terminalIdle: { toml: 'terminal_idle', env: 'TETHER_TERMINAL_IDLE', default: 1800, parse: seconds(10, 7 * 86400) } as Field<number>,
@@ -88,6 +90,8 @@ export interface AgentConfig {
   capabilities: Capability[];
   /** absolute, normalised; empty: no file access at all */
   fileRoots: string[];
+  /** keep setuid, setgid and sticky bits in modes the hub asks for (uploads, fetches, mkdir); off: they are dropped */
+  fileSpecialModes: boolean;
   /** the accounts a terminal may run as, the first by default; empty: any (the agent's own by default) */
   terminalUsers: string[];
   /** a terminal with no input or output for this long is closed */
@@ -124,6 +128,7 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     logLevel: c.logLevel,
     capabilities: c.capabilities,
     fileRoots: c.fileRoots,
+    fileSpecialModes: c.fileSpecialModes,
     terminalUsers: c.terminalUsers,
     terminalIdleSec: c.terminalIdle,
     collectorsDisabled: c.collectorsDisabled,
