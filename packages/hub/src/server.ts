@@ -19,6 +19,7 @@ import { migrate } from './db/migrate.js';
 import { HostStore, hostsMigrations } from './modules/hosts/store.js';
 import { hostRoutes } from './modules/hosts/routes.js';
 import { hostScopeHook } from './modules/hosts/scope.js';
+import { allowedHostsHook } from './allowed-hosts.js';
 import { EnrollStore, enrollMigrations } from './modules/enroll/store.js';
 import { enrollRoutes } from './modules/enroll/routes.js';
 import { AuthStore, authMigrations } from './modules/auth/store.js';
@@ -257,6 +258,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
   await app.register(websocket, { options: { maxPayload: cfg.maxFrameBytes } });
   const stepUpWindowMs = cfg.stepUpWindowSec * 1000;
+  app.addHook('onRequest', allowedHostsHook({ allowed: cfg.allowedHosts, listenHost: cfg.listen.host, origins: cfg.allowedOrigins, ...(tls ? { certPem: tls.cert } : {}) }));
   app.addHook('onRequest', authHook(auth, { stepUpWindowMs, allowedOrigins: cfg.allowedOrigins }));
   app.addHook('onRequest', hostScopeHook(hosts));
   app.addHook('onSend', auditHook(audit));
