@@ -3,7 +3,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
-import { chmodSync, createReadStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -20,6 +20,7 @@ import { HostStore, hostsMigrations } from './modules/hosts/store.js';
 import { hostRoutes } from './modules/hosts/routes.js';
 import { hostScopeHook } from './modules/hosts/scope.js';
 import { allowedHostsHook } from './allowed-hosts.js';
+import { prepareDataDir, sealStoredSecrets } from './data-dir.js';
 import { EnrollStore, enrollMigrations } from './modules/enroll/store.js';
 import { enrollRoutes } from './modules/enroll/routes.js';
 import { AuthStore, authMigrations } from './modules/auth/store.js';
@@ -122,7 +123,7 @@ async function ensureAdmin(auth: AuthStore, cfg: HubConfig, log: Logger): Promis
 export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Clock } = {}): Promise<Hub> {
   const log = opts.log ?? createLogger(cfg.logLevel, 'hub');
   const clock = opts.clock ?? systemClock;
-  if (!existsSync(cfg.dataDir)) mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const secrets = prepareDataDir({ dataDir: cfg.dataDir, db: cfg.db }, log);
   const db = await openDatabase(cfg.db, cfg.dataDir);
   try {
     const applied = await migrate(db.db, ALL_MIGRATIONS, db.schema);
@@ -133,7 +134,9 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   }
   const hosts = new HostStore(db.db);
   const enroll = new EnrollStore(db.db);
-  const auth = new AuthStore(db.db);
+  const auth = new AuthStore(db.db, secrets);
+  const alertStore = new AlertStore(db.db, secrets);
+  await sealStoredSecrets(db, { totp: auth, channels: alertStore }, secrets, log);
   auth.sessionTtlMs = cfg.sessionTtlSec * 1000;
   const audit = new AuditLog(db.db);
   await ensureAdmin(auth, cfg, log);
@@ -178,7 +181,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   });
   await jobs.start();
   const a = cfg.alerts;
-  const alerts = new AlertService(new AlertStore(db.db), metrics, link, hosts, log.child({ module: 'alerts' }), {
+  const alerts = new AlertService(alertStore, metrics, link, hosts, log.child({ module: 'alerts' }), {
     evalIntervalMs: a.evalIntervalSec * 1000,
     retryBaseMs: a.retryBaseSec * 1000,
     maxAttempts: a.retryAttempts,
