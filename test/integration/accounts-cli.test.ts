@@ -101,3 +101,20 @@ test('tether audit ls, export and verify; verify fails on a tampered log', async
   assert.equal(bad.code, 1);
   assert.match(bad.stdout, /AUDIT LOG TAMPERED[\s\S]*#2: entry was altered/);
 });
+
+test('passwd --revoke-tokens changes the password and revokes the API tokens; without it they stay', async () => {
+  await hub.auth.createUser('pia', 'pia-password-1', 'viewer', Date.now());
+  const pia = (await hub.auth.findUser('pia'))!;
+  const penv = { TETHER_CLI_CONFIG: join(dir, 'pia.json'), TETHER_PASSWORD: 'pia-password-1' };
+  { const r = await cli(['login', '--hub', hub.url, '-u', 'pia'], penv); assert.equal(r.code, 0, r.stderr); }
+  const kept = await hub.auth.createApiToken(pia.id, { name: 'kept', scope: 'read', hostSelector: null, expiresAt: Date.now() + 3600_000 }, Date.now());
+  const plain = await cli(['passwd'], { ...penv, TETHER_NEW_PASSWORD: 'pia-password-2' });
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stderr, /password changed; your other sessions ended\n$/);
+  assert.ok(await hub.auth.authenticate(kept.token, Date.now()), 'kept without the flag');
+  const revoking = await cli(['passwd', '--revoke-tokens'], { ...penv, TETHER_PASSWORD: 'pia-password-2', TETHER_NEW_PASSWORD: 'pia-password-3' });
+  assert.equal(revoking.code, 0, revoking.stderr);
+  assert.match(revoking.stderr, /1 API token\(s\) revoked/);
+  assert.equal(await hub.auth.authenticate(kept.token, Date.now()), undefined);
+  { const r = await cli(['whoami'], penv); assert.equal(r.code, 0, r.stderr); }
+});

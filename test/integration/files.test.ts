@@ -230,6 +230,36 @@ describe('files on hosts', () => {
     assert.deepEqual(leftovers(root), []);
   });
 
+  test('setuid, setgid and sticky bits the hub asks for are dropped unless the agent\'s own file allows them', async () => {
+    const up = join(root, 'suid-up');
+    assert.equal((await put(id, { path: up, mode: '4755' }, '#!/bin/sh\nid\n')).status, 200);
+    assert.equal(statSync(up).mode & 0o7777, 0o755, 'uploaded: no setuid');
+    const made = await hub.api('POST', `/api/v1/hosts/${id}/files/mkdir`, { path: join(root, 'shared'), mode: '3775' });
+    assert.equal(made.mode, 0o775);
+    assert.equal(statSync(join(root, 'shared')).mode & 0o7777, 0o775, 'mkdir: no setgid, no sticky');
+    // Replacing a setuid file keeps its other bits, not the setuid one: new contents are a new program.
+    const kept = join(root, 'suid-kept');
+    writeFileSync(kept, 'old');
+    chmodSync(kept, 0o4750);
+    assert.equal((await put(id, { path: kept }, 'new contents')).status, 200);
+    assert.equal(statSync(kept).mode & 0o7777, 0o750);
+    assert.ok(agent.proc.lines.some((l) => l.includes('setuid, setgid and sticky bits dropped') && l.includes('"asked":"4755"')), 'the agent says so');
+
+    const permissive = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'files'], fileRoots: [root], toml: 'file_special_modes = true' });
+    try {
+      const pid = await permissive.waitConnected();
+      const allowed = join(root, 'suid-allowed');
+      assert.equal((await put(pid, { path: allowed, mode: '4755', ...(process.getuid?.() === 0 ? { owner: 'root' } : {}) }, 'x')).status, 200);
+      assert.equal(statSync(allowed).mode & 0o7777, 0o4755, 'kept where the host allows it, after any owner change');
+      assert.equal((await hub.api('POST', `/api/v1/hosts/${pid}/files/mkdir`, { path: join(root, 'sticky'), mode: '1777' })).mode, 0o1777);
+    } finally {
+      await permissive.stop();
+      permissive.cleanup();
+    }
+    for (const p of [up, kept, join(root, 'suid-allowed')]) rmSync(p, { force: true });
+    for (const p of ['shared', 'sticky']) rmSync(join(root, p), { recursive: true, force: true });
+  });
+
   test('upload from a URL: the agent fetches it, checks the sha256, and refuses a mismatch or a failed download', async () => {
     const payload = randomBytes(300_000);
     const server: Server = createServer((req, res) => {

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { CAPABILITIES, LOG_LEVELS, httpUrl, int, oneOf, resolveConfig, seconds, str, type Capability, type Field } from '@tether/protocol';
 import { collectorNames } from './collectors/index.js';
+import { CMDLINE_MODES, type CmdlineMode } from './collectors/redact.js';
 import { normalizeFingerprint } from './tls.js';
 
 const capabilityList = (raw: unknown): Capability[] => {
@@ -65,9 +66,13 @@ const agentSpec = {
   capabilities: { toml: 'capabilities', default: ['metrics'], parse: capabilityList } as Field<Capability[]>,
   // Where the `files` capability may read and write; the same file, the same rule: the hub cannot widen it.
   fileRoots: { toml: 'file_roots', default: [], parse: pathList } as Field<string[]>,
+  // setuid, setgid and sticky bits in modes the hub asks for (file only: the hub cannot widen it).
+  fileSpecialModes: { toml: 'file_special_modes', default: false, parse: bool } as Field<boolean>,
   // Who a terminal may run as (file only, like the lock): the first is the default; empty: the agent's own user by default, any user if the hub names one (root agents only).
   terminalUsers: { toml: 'terminal_users', default: [], parse: userList } as Field<string[]>,
   terminalIdle: { toml: 'terminal_idle', env: 'TETHER_TERMINAL_IDLE', default: 1800, parse: seconds(10, 7 * 86400) } as Field<number>,
+  // How process command lines are reported: every viewer of the host reads them.
+  processCmdline: { toml: 'process_cmdline', env: 'TETHER_PROCESS_CMDLINE', default: 'redacted', parse: oneOf(CMDLINE_MODES) } as Field<CmdlineMode>,
   collectorsDisabled: { toml: 'collectors_disabled', env: 'TETHER_COLLECTORS_DISABLED', default: [], parse: collectorList } as Field<string[]>,
   collectorIntervals: { toml: 'collector_intervals', env: 'TETHER_COLLECTOR_INTERVALS', default: {}, parse: intervalTable } as Field<Record<string, number>>,
   backlog: { toml: 'backlog', env: 'TETHER_BACKLOG', default: 720, parse: int(0, 100_000) } as Field<number>,
@@ -88,10 +93,14 @@ export interface AgentConfig {
   capabilities: Capability[];
   /** absolute, normalised; empty: no file access at all */
   fileRoots: string[];
+  /** keep setuid, setgid and sticky bits in modes the hub asks for (uploads, fetches, mkdir); off: they are dropped */
+  fileSpecialModes: boolean;
   /** the accounts a terminal may run as, the first by default; empty: any (the agent's own by default) */
   terminalUsers: string[];
   /** a terminal with no input or output for this long is closed */
   terminalIdleSec: number;
+  /** process command lines sent to the hub: whole, with secret-looking values replaced, or the program alone */
+  processCmdline: CmdlineMode;
   collectorsDisabled: string[];
   /** collector name → interval in ms */
   collectorIntervals: Record<string, number>;
@@ -124,8 +133,10 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     logLevel: c.logLevel,
     capabilities: c.capabilities,
     fileRoots: c.fileRoots,
+    fileSpecialModes: c.fileSpecialModes,
     terminalUsers: c.terminalUsers,
     terminalIdleSec: c.terminalIdle,
+    processCmdline: c.processCmdline,
     collectorsDisabled: c.collectorsDisabled,
     collectorIntervals: c.collectorIntervals,
     backlog: c.backlog,

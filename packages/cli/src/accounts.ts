@@ -153,12 +153,13 @@ export function registerAccountCommands(program: Command, fail: (err: unknown) =
   program
     .command('passwd')
     .description('change your password (current from TETHER_PASSWORD or a prompt, new from TETHER_NEW_PASSWORD or a prompt); your other sessions end')
+    .option('--revoke-tokens', 'also revoke all your API tokens (say, when the password may have leaked with them)')
     .action(
-      run(async () => {
+      run(async (o: { revokeTokens?: boolean }) => {
         const current = process.env.TETHER_PASSWORD || (await promptSecret('Current password: '));
         const next = await newPassword('New password');
-        await Client.fromState().call('POST', '/api/v1/auth/password', { currentPassword: current, newPassword: next });
-        process.stderr.write('password changed\n');
+        const r = await Client.fromState().call<{ revokedApiTokens?: number }>('POST', '/api/v1/auth/password', { currentPassword: current, newPassword: next, ...(o.revokeTokens ? { revokeApiTokens: true } : {}) });
+        process.stderr.write(`password changed; your other sessions ended${o.revokeTokens ? `; ${r.revokedApiTokens ?? 0} API token(s) revoked` : ''}\n`);
       }),
     );
 

@@ -120,6 +120,7 @@ program
             intervalsMs: cfg.collectorIntervals,
             capabilities: cfg.capabilities,
             containers: { socket: cfg.dockerSocket },
+            processes: { cmdline: cfg.processCmdline },
           },
           backlogMax: cfg.backlog,
         });

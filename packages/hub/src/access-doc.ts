@@ -22,7 +22,9 @@ export function renderAccessDoc(routes: RouteInfo[]): string {
      the route × role matrix test (packages/hub/test/access.test.ts) fails when this file is stale. -->
 
 Every route declares the least **role** it needs, the **scope** an API token must have, and whether
-it needs a **step-up**; the hub refuses to start with a route that declares nothing. The rule, in order:
+it needs a **step-up**; the hub refuses to start with a route that declares nothing. A request
+whose \`Host\` is not one of the hub's names gets \`421 host_not_allowed\` before anything else
+(agents' routes and health excepted; see \`allowed_hosts\` in the README). The rule, in order:
 
 1. No valid session or API token: \`401 unauthorized\` (public routes excepted).
 2. A cookie-authenticated write (POST, PUT, PATCH, DELETE) without the session's CSRF token in
@@ -37,7 +39,10 @@ it needs a **step-up**; the hub refuses to start with a route that declares noth
    the CLI asks by itself when a command hits this).
 
 API tokens act with their owner's current role, never more. A user limited to a label selector,
-and an API token created with one, see and act on matching hosts only: other hosts answer 404.
+and an API token created with one, see and act on matching hosts only: another host answers every
+\`/api/v1/hosts/:id…\` route \`404 no such host\`, exactly like an unknown id (after the rules
+above, before the route looks at the request's body), and a job that touched it, or a task on it,
+answers 404 like an unknown id.
 
 | method | path | least role | token scope | step-up | notes |
 |---|---|---|---|---|---|

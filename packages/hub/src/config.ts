@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { parseAllowedHost } from './allowed-hosts.js';
 import { ConfigError, LOG_LEVELS, bool, int, oneOf, parseListen, resolveConfig, seconds, str, type Field, type ListenAddr } from '@tether/protocol';
 
 const hubSpec = {
@@ -23,6 +24,7 @@ const hubSpec = {
   tlsKey: { toml: 'tls_key', env: 'TETHER_TLS_KEY', default: '', parse: str({ max: 1024 }) } as Field<string>,
   tlsSelfSigned: { toml: 'tls_self_signed', env: 'TETHER_TLS_SELF_SIGNED', default: false, parse: bool } as Field<boolean>,
   allowedOrigins: { toml: 'allowed_origins', env: 'TETHER_ALLOWED_ORIGINS', default: [], parse: originList } as Field<string[]>,
+  allowedHosts: { toml: 'allowed_hosts', env: 'TETHER_ALLOWED_HOSTS', default: [], parse: hostList } as Field<string[]>,
   sessionTtl: { toml: 'session_ttl', env: 'TETHER_SESSION_TTL', default: 86400, parse: seconds(300, 90 * 86400) } as Field<number>,
   stepUpWindow: { toml: 'step_up_window', env: 'TETHER_STEP_UP_WINDOW', default: 600, parse: seconds(10, 86400) } as Field<number>,
   loginMaxFailures: { toml: 'login_max_failures', env: 'TETHER_LOGIN_MAX_FAILURES', default: 5, parse: int(1, 1000) } as Field<number>,
@@ -39,6 +41,14 @@ const hubSpec = {
   healthStall: { toml: 'health_stall', env: 'TETHER_HEALTH_STALL', default: 5, parse: seconds(0.1, 600) } as Field<number>,
   maxBodyBytes: { toml: 'max_body_bytes', env: 'TETHER_MAX_BODY_BYTES', default: 1024 * 1024, parse: int(1024, 1024 * 1024 * 1024) } as Field<number>,
 };
+
+/** Names the hub answers to besides its own (see allowed-hosts.ts): a list in TOML, comma-separated in the environment. */
+function hostList(raw: unknown): string[] {
+  const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+  if (!Array.isArray(list)) throw new Error('expected a list of host names like hub.example.com');
+  if (list.length > 256) throw new Error(`at most 256 names (got ${list.length})`);
+  return [...new Set(list.map(parseAllowedHost))];
+}
 
 /** `https://console.example.com` entries: a list in TOML, comma-separated in the environment. */
 function originList(raw: unknown): string[] {
@@ -79,6 +89,8 @@ export interface HubConfig {
   tls: { kind: 'none' } | { kind: 'files'; cert: string; key: string } | { kind: 'self-signed' };
   /** origins besides the hub's own allowed to send cookie-authenticated writes and open /api/v1/live */
   allowedOrigins: string[];
+  /** names the hub answers to besides IP addresses, localhost, its hostname, its certificate's and its origins' names; `*`: any */
+  allowedHosts: string[];
   sessionTtlSec: number;
   stepUpWindowSec: number;
   login: { maxFailures: number; lockoutSec: number; ipMaxFailures: number; windowSec: number };
@@ -118,6 +130,7 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     metricsOpen: c.metricsOpen,
     tls: c.tlsCert || c.tlsKey ? { kind: 'files', cert: resolve(cwd, c.tlsCert), key: resolve(cwd, c.tlsKey) } : c.tlsSelfSigned ? { kind: 'self-signed' } : { kind: 'none' },
     allowedOrigins: c.allowedOrigins,
+    allowedHosts: c.allowedHosts,
     sessionTtlSec: c.sessionTtl,
     stepUpWindowSec: c.stepUpWindow,
     login: { maxFailures: c.loginMaxFailures, lockoutSec: c.lockoutDuration, ipMaxFailures: c.loginIpMaxFailures, windowSec: c.loginWindow },

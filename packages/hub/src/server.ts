@@ -3,7 +3,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
-import { chmodSync, createReadStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -18,6 +18,9 @@ import { openDatabase, type DbHandle } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { HostStore, hostsMigrations } from './modules/hosts/store.js';
 import { hostRoutes } from './modules/hosts/routes.js';
+import { hostScopeHook } from './modules/hosts/scope.js';
+import { allowedHostsHook } from './allowed-hosts.js';
+import { prepareDataDir, sealStoredSecrets } from './data-dir.js';
 import { EnrollStore, enrollMigrations } from './modules/enroll/store.js';
 import { enrollRoutes } from './modules/enroll/routes.js';
 import { AuthStore, authMigrations } from './modules/auth/store.js';
@@ -135,7 +138,7 @@ async function ensureAdmin(auth: AuthStore, cfg: HubConfig, log: Logger, now: nu
 export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Clock } = {}): Promise<Hub> {
   const log = opts.log ?? createLogger(cfg.logLevel, 'hub');
   const clock = opts.clock ?? systemClock;
-  if (!existsSync(cfg.dataDir)) mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const secrets = prepareDataDir({ dataDir: cfg.dataDir, db: cfg.db }, log);
   const db = await openDatabase(cfg.db, cfg.dataDir, { poolSize: cfg.dbPool });
   try {
     const applied = await migrate(db.db, ALL_MIGRATIONS, db.schema);
@@ -146,7 +149,9 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   }
   const hosts = new HostStore(db.db);
   const enroll = new EnrollStore(db.db);
-  const auth = new AuthStore(db.db);
+  const auth = new AuthStore(db.db, secrets);
+  const alertStore = new AlertStore(db.db, secrets);
+  await sealStoredSecrets(db, { totp: auth, channels: alertStore }, secrets, log);
   auth.sessionTtlMs = cfg.sessionTtlSec * 1000;
   const audit = new AuditLog(db.db, clock);
   await ensureAdmin(auth, cfg, log, clock.now());
@@ -192,7 +197,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   });
   await jobs.start(scheduler);
   const a = cfg.alerts;
-  const alerts = new AlertService(new AlertStore(db.db), metrics, link, hosts, log.child({ module: 'alerts' }), {
+  const alerts = new AlertService(alertStore, metrics, link, hosts, log.child({ module: 'alerts' }), {
     evalIntervalMs: a.evalIntervalSec * 1000,
     retryBaseMs: a.retryBaseSec * 1000,
     maxAttempts: a.retryAttempts,
@@ -273,7 +278,9 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
   await app.register(websocket, { options: { maxPayload: cfg.maxFrameBytes } });
   const stepUpWindowMs = cfg.stepUpWindowSec * 1000;
+  app.addHook('onRequest', allowedHostsHook({ allowed: cfg.allowedHosts, listenHost: cfg.listen.host, origins: cfg.allowedOrigins, ...(tls ? { certPem: tls.cert } : {}) }));
   app.addHook('onRequest', authHook(auth, { stepUpWindowMs, allowedOrigins: cfg.allowedOrigins }));
+  app.addHook('onRequest', hostScopeHook(hosts));
   const auditing = auditHooks(audit, {
     hostname: async (id) => (await hosts.get(id))?.hostname,
     username: async (id) => (await auth.getUser(id))?.username,

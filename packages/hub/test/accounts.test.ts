@@ -245,6 +245,27 @@ for (const engine of ENGINES) {
       assert.equal((await app.call(a.token, 'GET', '/api/v1/auth/me')).status, 401, 'an admin reset ends every session');
     });
 
+    test('a password change keeps API tokens unless revokeApiTokens is set, which revokes them all at once', async () => {
+      const u = await app.user('tobi', 'viewer');
+      const s = (await (await app.login('tobi', u.password)).json()) as { token: string };
+      const keep = await app.apiToken(u.id, 'read');
+      const other = await app.session(u.id);
+      const r1 = await app.call(s.token, 'POST', '/api/v1/auth/password', { currentPassword: u.password, newPassword: 'tobi-second-password' });
+      assert.deepEqual(r1.json, { ok: true, revokedApiTokens: 0 });
+      assert.equal((await app.call(keep, 'GET', '/api/v1/auth/me')).status, 200, 'tokens stay by default');
+      assert.equal((await app.call(other, 'GET', '/api/v1/auth/me')).status, 401, 'other sessions end');
+      const second = await app.apiToken(u.id, 'write');
+      const theirs = await app.apiToken(adminId, 'read');
+      const r2 = await app.call(s.token, 'POST', '/api/v1/auth/password', { currentPassword: 'tobi-second-password', newPassword: 'tobi-third-password', revokeApiTokens: true });
+      assert.deepEqual(r2.json, { ok: true, revokedApiTokens: 2 });
+      assert.equal((await app.call(keep, 'GET', '/api/v1/auth/me')).status, 401);
+      assert.equal((await app.call(second, 'GET', '/api/v1/auth/me')).status, 401);
+      assert.equal((await app.call(s.token, 'GET', '/api/v1/auth/me')).status, 200, 'the session that changed it stays');
+      assert.equal((await app.call(theirs, 'GET', '/api/v1/auth/me')).status, 200, "another user's tokens are untouched");
+      const listed = (await app.call(s.token, 'GET', '/api/v1/api-tokens')).json.tokens as { revokedAt: number | null }[];
+      assert.ok(listed.length === 2 && listed.every((t) => t.revokedAt !== null));
+    });
+
     test('every mutating call is in the audit log, secrets redacted, and the chain verifies', async () => {
       await app.hub.audit.flush();
       const r = await app.call(admin, 'GET', '/api/v1/audit?action=POST%20/api/v1/users&limit=1000');

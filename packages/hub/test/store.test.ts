@@ -12,6 +12,8 @@ import { ALL_MIGRATIONS } from '../src/server.js';
 import { HostStore } from '../src/modules/hosts/store.js';
 import { EnrollStore } from '../src/modules/enroll/store.js';
 import { AuthStore } from '../src/modules/auth/store.js';
+import { SecretBox } from '../src/secret-box.js';
+import { randomBytes } from 'node:crypto';
 
 
 const facts = fakeFacts;
@@ -102,7 +104,7 @@ for (const engine of ENGINES) {
     });
 
     test('auth: password check, sessions that expire and can be deleted', async () => {
-      const auth = new AuthStore(h.db);
+      const auth = new AuthStore(h.db, new SecretBox(randomBytes(32)));
       const now = Date.now();
       await auth.createUser('alice', 'correct horse', 'admin', now);
       assert.equal(await auth.checkPassword('alice', 'wrong'), undefined);

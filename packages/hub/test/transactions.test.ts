@@ -21,6 +21,8 @@ import { JobStore, type Job, type Task } from '../src/modules/jobs/store.js';
 import { AuthStore } from '../src/modules/auth/store.js';
 import { AuditLog } from '../src/modules/audit/log.js';
 import { TestClock } from '../src/clock.js';
+import { SecretBox } from '../src/secret-box.js';
+import { randomBytes } from 'node:crypto';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url)); // dist/test/ -> src/
 const BOUND_MS = 400;
@@ -134,7 +136,7 @@ for (const engine of ENGINES) {
     test('AuthStore.enableTotp', async () => {
       const { h, cleanup } = await testDb(engine, { poolSize: 1, acquireTimeoutMs: BOUND_MS });
       try {
-        const auth = new AuthStore(h.db);
+        const auth = new AuthStore(h.db, new SecretBox(randomBytes(32)));
         const now = Date.UTC(2026, 11, 7, 12);
         const u = await auth.createUser('ops', 'a-long-password', 'operator', now);
         await auth.enableTotp(u.id, 'JBSWY3DPEHPK3PXP', 1, ['a'.repeat(64), 'b'.repeat(64)], now);

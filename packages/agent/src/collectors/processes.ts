@@ -1,6 +1,7 @@
 // Per-process figures, bounded to the top N by CPU and the top N by memory, plus totals over all.
 import { join } from 'node:path';
 import type { Collector, ProcessInfo, ProcessSummary } from './types.js';
+import { reportedCommand, type CmdlineMode } from './redact.js';
 import {
   CLOCK_TICKS, InetTables, clamp, ProcessTable, Slicer, SocketOwners, bootTimeMs, bounded, parsePidStat, readMeminfo,
   readText, round, UserNames, type ProcEntry, type Roots,
@@ -13,6 +14,8 @@ export interface ProcessesOptions {
   maxCommandLength?: number;
   /** map sockets to processes for listening ports and connection counts: default true */
   sockets?: boolean;
+  /** command lines as they are, with secret-looking values replaced (default), or the program alone (see redact.ts) */
+  cmdline?: CmdlineMode;
 }
 
 interface Ranked {
@@ -62,6 +65,7 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
   const topN = clamp(opts.topN ?? 15, 1, 500);
   const maxCmd = clamp(opts.maxCommandLength ?? 512, 16, 4096);
   const withSockets = opts.sockets ?? true;
+  const cmdline = opts.cmdline ?? 'redacted';
   const users = shared?.users ?? new UserNames(roots.etcRoot);
   const procs = shared?.procs ?? new ProcessTable(roots.procRoot);
   // its own map: it looks at the reported processes only, the connections collector at all
@@ -183,7 +187,8 @@ export function processesCollector(roots: Roots, opts: ProcessesOptions = {}, sh
         p.user = bounded(users.name(p.uid, now), 64);
         const cmd = readText(`${dir}/cmdline`, 'utf8', 'once');
         // kernel threads have an empty cmdline: show [name] as ps does
-        p.command = bounded(cmd ? cmd.replace(/\0+$/, '').replace(/\0/g, ' ') : `[${p.name}]`, maxCmd);
+        // redacted whole, then bounded: a cut must not leave the start of a secret a pattern no longer sees
+        p.command = bounded(cmd ? reportedCommand(cmd.replace(/\0+$/, '').replace(/\0/g, ' '), cmdline) : `[${p.name}]`, maxCmd);
         p.listenPorts = [...(listen.get(p.pid) ?? [])].sort((a, b) => a - b).slice(0, 64);
         p.connections = conns.get(p.pid) ?? 0;
       }

@@ -112,6 +112,9 @@ export function ownerIds(owner: string | undefined, group: string | undefined): 
   return { uid, gid };
 }
 
+/** setuid, setgid and sticky: what a mode from the hub loses unless the agent's own file allows it. */
+export const SPECIAL_BITS = 0o7000;
+
 export async function makeDir(r: Resolved, requested: string, o: { recursive?: boolean; mode?: number; owner?: string; group?: string }): Promise<FileEntry> {
   const ids = ownerIds(o.owner, o.group);
   try {
@@ -126,8 +129,9 @@ export async function makeDir(r: Resolved, requested: string, o: { recursive?: b
       if (!parent.isDirectory()) throw new FileOpError('not_a_directory', `${dirname(requested)} is not a directory`);
     }
     await fsp.mkdir(r.path, { recursive: Boolean(o.recursive), mode: o.mode ?? 0o755 });
-    if (o.mode !== undefined) await fsp.chmod(r.path, o.mode); // exact bits, whatever the umask
+    // Owner first: a chown clears setuid and setgid, so the mode set after it is the one that stays.
     if (ids) await fsp.lchown(r.path, ids.uid, ids.gid);
+    if (o.mode !== undefined) await fsp.chmod(r.path, o.mode); // exact bits, whatever the umask
     return await entryAt(r.path, basename(r.path));
   } catch (err) {
     throw toFileError(err, requested);
@@ -225,6 +229,8 @@ export interface ReceiveOptions {
   /** hard ceiling when the size is not known in advance */
   maxBytes: number;
   mode?: number;
+  /** keep setuid, setgid and sticky bits (of `mode`, or of the file replaced); otherwise they are dropped */
+  specialModes?: boolean;
   owner?: string;
   group?: string;
   noClobber?: boolean;
@@ -261,8 +267,9 @@ export async function receiveInto(r: Resolved, requested: string, roots: readonl
     const fs = await fsp.statfs(dir).catch(() => undefined);
     if (fs && fs.bavail * fs.bsize < o.size) throw new FileOpError('no_space', `${o.size} bytes do not fit: ${fs.bavail * fs.bsize} bytes free in ${dirname(requested)}`);
   }
-  // Replacing a file keeps its mode and owner unless new ones are asked for (as cp onto it would).
-  const mode = o.mode ?? (existing?.isFile() ? existing.mode & 0o7777 : 0o644);
+  // Replacing a file keeps its mode and owner unless new ones are asked for (as cp onto it would),
+  // except a setuid or setgid bit: new contents under an old setuid bit would be a new setuid program.
+  const mode = (o.mode ?? (existing?.isFile() ? existing.mode & 0o7777 : 0o644)) & (o.specialModes ? 0o7777 : 0o777);
   const chown = ids ?? (existing?.isFile() && process.getuid?.() === 0 ? { uid: existing.uid, gid: existing.gid } : undefined);
 
   const tmp = join(dir, `.tether-${randomBytes(8).toString('hex')}.part`);
@@ -292,8 +299,9 @@ export async function receiveInto(r: Resolved, requested: string, roots: readonl
     });
     const sha256 = hasher.digest();
     if (o.sha256 && o.sha256 !== sha256) throw new FileOpError('checksum', `sha256 mismatch: expected ${o.sha256}, received ${sha256}; ${requested} was not written`);
-    await fh.chmod(mode);
+    // Owner first: a chown clears setuid and setgid, so the mode set after it is the one that stays.
     if (chown) await fh.chown(chown.uid, chown.gid);
+    await fh.chmod(mode);
     await fh.sync();
     await fh.close();
     fh = undefined;

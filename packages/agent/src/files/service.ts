@@ -11,7 +11,7 @@ import type { BodyOf, FileErrorCode, FileRequestBody, FileResponseBody, Message,
 import type { AgentConfig } from '../config.js';
 import { loadOrCreateIdentity } from '../identity.js';
 import { FileOpError, resolveEntryInRoots, resolveInRoots, toFileError } from './paths.js';
-import { Hasher, list, makeDir, openForSend, receiveInto, remove, stat } from './ops.js';
+import { Hasher, SPECIAL_BITS, list, makeDir, openForSend, receiveInto, remove, stat } from './ops.js';
 import { openDownload, upload, TRANSFER_IDLE_MS, type TransferCredentials } from './http.js';
 
 /** What the service needs of the agent: its messages, a way to answer, and its id. */
@@ -47,7 +47,7 @@ export class FileService {
 
   constructor(
     private readonly link: FileLink,
-    private readonly cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' | 'hubUrl' | 'stateDir'>,
+    private readonly cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' | 'fileSpecialModes' | 'hubUrl' | 'stateDir'>,
     private readonly log: Logger,
     o: FileServiceOptions = {},
   ) {
@@ -93,6 +93,13 @@ export class FileService {
     return { sha256: hasher.digest(), bytes: hasher.bytes };
   }
 
+  /** A mode the hub asked for, without setuid, setgid and sticky unless this host's file allows them. */
+  private allowedMode(mode: number, path: string): number {
+    if (this.cfg.fileSpecialModes || !(mode & SPECIAL_BITS)) return mode;
+    this.log.warn({ path, asked: mode.toString(8).padStart(4, '0'), applied: (mode & ~SPECIAL_BITS).toString(8).padStart(4, '0') }, 'setuid, setgid and sticky bits dropped (file_special_modes is off)');
+    return mode & ~SPECIAL_BITS;
+  }
+
   /** The capability lock, then one operation. Never throws past here: every failure is an answer. */
   async handle(req: FileRequestBody): Promise<FileResponseBody> {
     if (!this.cfg.capabilities.includes('files')) {
@@ -128,7 +135,7 @@ export class FileService {
       }
       case 'mkdir': {
         const r = await resolveInRoots(req.path, roots);
-        const e = await makeDir(r, req.path, req);
+        const e = await makeDir(r, req.path, { ...req, ...(req.mode !== undefined ? { mode: this.allowedMode(req.mode, req.path) } : {}) });
         this.log.info({ op: 'mkdir', path: r.path }, 'directory created');
         return { ok: true, stat: e };
       }
@@ -169,7 +176,8 @@ export class FileService {
           {
             ...(req.sha256 ? { sha256: req.sha256 } : {}),
             ...(req.size !== undefined ? { size: req.size } : {}),
-            ...(req.mode !== undefined ? { mode: req.mode } : {}),
+            ...(req.mode !== undefined ? { mode: this.allowedMode(req.mode, req.path) } : {}),
+            specialModes: this.cfg.fileSpecialModes,
             ...(req.owner ? { owner: req.owner } : {}),
             ...(req.group ? { group: req.group } : {}),
             noClobber: Boolean(req.noClobber),

@@ -8,11 +8,14 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Capability, ListeningPort, ProcessRequestBody, ProcessResponseBody, ProcessRow } from '@tether/protocol';
 import { processesCollector } from '../collectors/index.js';
+import type { CmdlineMode } from '../collectors/redact.js';
 import { Slicer, SocketOwners, UserNames, parsePidStat, readInetTable, readText } from '../collectors/util.js';
 import { ManagerFailure, refusal, serve, type ManagerLink } from './common.js';
 
 export interface ProcessConfig {
   capabilities: Capability[];
+  /** how command lines are reported (the agent's process_cmdline); default redacted */
+  processCmdline?: CmdlineMode;
   procRoot?: string;
   etcRoot?: string;
 }
@@ -45,7 +48,7 @@ export class ProcessService {
     this.procRoot = cfg.procRoot ?? '/proc';
     const roots = { procRoot: this.procRoot, sysRoot: '/sys', etcRoot: cfg.etcRoot ?? '/etc', utmpPath: '/var/run/utmp' };
     // Top 500 by CPU and 500 by memory, merged: every process on an ordinary host.
-    this.collector = processesCollector(roots, { topN: 500, maxCommandLength: 4096 });
+    this.collector = processesCollector(roots, { topN: 500, maxCommandLength: 4096, ...(cfg.processCmdline ? { cmdline: cfg.processCmdline } : {}) });
     this.users = new UserNames(roots.etcRoot);
   }
 

@@ -1,10 +1,12 @@
 /**
- * The alerts module's tables: rules, channels (secrets kept apart from config), silences, alert
- * history (one row per firing episode) and the delivery log.
+ * The alerts module's tables: rules, channels (secrets kept apart from config, and sealed with the
+ * hub's key file: secret-box.ts), silences, alert history (one row per firing episode) and the
+ * delivery log.
  */
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { ModuleMigrations } from '../../db/migrate.js';
+import { SecretBox } from '../../secret-box.js';
 import { PRESETS, presetId, type Rule, type RuleInput, type Severity } from './model.js';
 
 interface RulesTable {
@@ -233,8 +235,30 @@ const num = (v: unknown) => (v === null || v === undefined ? NaN : Number(v));
 
 export class AlertStore {
   private readonly db: Kysely<Tables>;
-  constructor(db: Kysely<any>) {
+  constructor(
+    db: Kysely<any>,
+    /** seals channels' secrets at rest */
+    private readonly secrets: SecretBox,
+  ) {
     this.db = db as Kysely<Tables>;
+  }
+
+  /**
+   * Seals channel secrets still stored in plaintext (from before sealing, or written by an older
+   * hub sharing the database), and checks that every sealed one is under this hub's key.
+   */
+  async sealStoredSecrets(): Promise<number> {
+    const rows = await this.db.selectFrom('alert_channels').select(['id', 'secret']).execute();
+    let sealed = 0;
+    for (const r of rows) {
+      if (SecretBox.isSealed(r.secret)) {
+        this.secrets.check(r.secret);
+        continue;
+      }
+      const res = await this.db.updateTable('alert_channels').set({ secret: this.secrets.seal(r.secret, `alert_channels.secret:${r.id}`) }).where('id', '=', r.id).where('secret', '=', r.secret).executeTakeFirst();
+      sealed += Number(res.numUpdatedRows);
+    }
+    return sealed;
   }
 
   // ---- rules
@@ -254,10 +278,10 @@ export class AlertStore {
   // ---- channels
   async channels(): Promise<Channel[]> {
     const rows = await this.db.selectFrom('alert_channels').selectAll().orderBy('created_at').execute();
-    return rows.map((r) => ({ id: r.id, name: r.name, type: r.type as ChannelType, enabled: Boolean(r.enabled), config: JSON.parse(r.config) as Record<string, unknown>, secret: JSON.parse(r.secret) as Record<string, unknown>, createdAt: Number(r.created_at), updatedAt: Number(r.updated_at) }));
+    return rows.map((r) => ({ id: r.id, name: r.name, type: r.type as ChannelType, enabled: Boolean(r.enabled), config: JSON.parse(r.config) as Record<string, unknown>, secret: JSON.parse(this.secrets.open(r.secret, `alert_channels.secret:${r.id}`)) as Record<string, unknown>, createdAt: Number(r.created_at), updatedAt: Number(r.updated_at) }));
   }
   async putChannel(c: Channel): Promise<void> {
-    const v = { name: c.name, type: c.type, enabled: c.enabled ? 1 : 0, config: JSON.stringify(c.config), secret: JSON.stringify(c.secret), updated_at: c.updatedAt };
+    const v = { name: c.name, type: c.type, enabled: c.enabled ? 1 : 0, config: JSON.stringify(c.config), secret: this.secrets.seal(JSON.stringify(c.secret), `alert_channels.secret:${c.id}`), updated_at: c.updatedAt };
     const res = await this.db.updateTable('alert_channels').set(v).where('id', '=', c.id).executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) await this.db.insertInto('alert_channels').values({ id: c.id, created_at: c.createdAt, ...v }).execute();
   }

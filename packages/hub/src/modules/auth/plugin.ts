@@ -13,7 +13,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { timingSafeEqual } from 'node:crypto';
 import { parseSelector } from '@tether/protocol';
 import type { AuthStore, LoginRow, User } from './store.js';
-import type { LoginGuard } from './guard.js';
+import type { Admission, LoginGuard } from './guard.js';
 import { currentStep, newRecoveryCodes, newTotpSecret, qrCode, totpStep, totpUri } from './totp.js';
 import { access, denial, errors, publicRoute, type Principal } from '../../http.js';
 
@@ -147,6 +147,13 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
     return auth.useRecoveryCode(row.id, code, now);
   }
 
+  /** The answer to an attempt the guard did not let through: too many failures from the address, or the account locked. */
+  function refuse(reply: FastifyReply, a: Exclude<Admission, { kind: 'counted' }>, now: number, what: string): FastifyReply {
+    if (a.kind === 'locked') return reply.code(423).send({ error: 'account_locked', message: guard.lockMessage(a.until, now) });
+    const sec = Math.ceil(a.retryAfterMs / 1000);
+    return reply.code(429).header('retry-after', sec).send({ error: 'too_many_attempts', message: `too many ${what} from this address: try again in ${sec} s` });
+  }
+
   return async function (app: FastifyInstance): Promise<void> {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -166,40 +173,33 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
         const { username, password, code } = req.body;
         const m = meta(req);
         const history = (outcome: string, userId: string | null) => auth.recordLogin({ ts: now, kind: 'login', username, userId, ...m, outcome });
-        const wait = guard.ipRetryAfter(req.ip, now);
-        if (wait > 0) {
-          await history('rate_limited', null);
-          return reply
-            .code(429)
-            .header('retry-after', Math.ceil(wait / 1000))
-            .send({ error: 'too_many_attempts', message: `too many failed logins from this address: try again in ${Math.ceil(wait / 1000)} s` });
-        }
         const row = await auth.loginRow({ username });
-        const locked = guard.lockedUntil(row, username, now);
-        // The same argon2 work in every branch, so timing does not tell locked, unknown or wrong apart.
-        const ok = await auth.verifyPassword(row?.passwordHash, password);
-        if (locked !== undefined) {
-          await history('locked', row?.id ?? null);
-          return reply.code(423).send({ error: 'account_locked', message: guard.lockMessage(locked, now) });
+        // Counted before the password is checked: parallel guesses cannot all pass a count read before any of them failed.
+        const admitted = await guard.begin(username, req.ip, now);
+        if (admitted.kind !== 'counted') {
+          await history(admitted.kind, admitted.kind === 'locked' ? (row?.id ?? null) : null);
+          return refuse(reply, admitted, now, 'failed logins');
         }
+        const attempt = admitted.attempt;
+        // The same argon2 work whether or not the user exists, so timing does not tell unknown and wrong apart.
+        const ok = await auth.verifyPassword(row?.passwordHash, password);
         if (!row || !ok || row.disabled) {
-          if (!row?.disabled) await guard.failure(row, username, req.ip, now);
           await history(row?.disabled ? 'disabled' : 'bad_password', row?.id ?? null);
           req.log.warn({ username: username.slice(0, 64), ip: req.ip }, 'login failed');
           return reply.code(401).send({ error: 'unauthorized', message: 'wrong username or password' });
         }
         if (row.totpSecret) {
           if (!code) {
+            await guard.notAGuess(attempt);
             await history('totp_required', row.id);
             return reply.code(401).send({ error: 'totp_required', message: 'two-factor authentication is on: give the code from your authenticator app (or a recovery code)' });
           }
           if (!(await secondFactorOk(row, code, now))) {
-            await guard.failure(row, username, req.ip, now);
             await history('bad_code', row.id);
             return reply.code(401).send({ error: 'bad_code', message: 'wrong or already used one-time code' });
           }
         }
-        await guard.success(row);
+        await guard.succeeded(attempt);
         const s = await auth.createSession(row.id, m, now);
         await history('ok', row.id);
         const maxAge = Math.floor((s.expiresAt - now) / 1000);
@@ -261,25 +261,17 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
         const now = Date.now();
         const row = (await auth.loginRow({ id: req.user!.id }))!;
         const history = (outcome: string) => auth.recordLogin({ ts: now, kind: 'step_up', username: row.username, userId: row.id, ...meta(req), outcome });
-        const wait = guard.ipRetryAfter(req.ip, now);
-        if (wait > 0) return reply.code(429).header('retry-after', Math.ceil(wait / 1000)).send({ error: 'too_many_attempts', message: `too many failures from this address: try again in ${Math.ceil(wait / 1000)} s` });
-        const locked = guard.lockedUntil(row, row.username, now);
-        if (locked !== undefined) return reply.code(423).send({ error: 'account_locked', message: guard.lockMessage(locked, now) });
-        let ok: boolean;
-        if (row.totpSecret) {
-          // With 2FA on, the password alone is not a second factor.
-          if (!req.body.code) return reply.code(400).send({ error: 'code_required', message: 'two-factor authentication is on: give a one-time code' });
-          ok = await secondFactorOk(row, req.body.code, now);
-        } else {
-          if (!req.body.password) return reply.code(400).send({ error: 'password_required', message: 'give your password' });
-          ok = await auth.verifyPassword(row.passwordHash, req.body.password);
-        }
+        // With 2FA on, the password alone is not a second factor.
+        if (row.totpSecret && !req.body.code) return reply.code(400).send({ error: 'code_required', message: 'two-factor authentication is on: give a one-time code' });
+        if (!row.totpSecret && !req.body.password) return reply.code(400).send({ error: 'password_required', message: 'give your password' });
+        const admitted = await guard.begin(row.username, req.ip, now);
+        if (admitted.kind !== 'counted') return refuse(reply, admitted, now, 'failures');
+        const ok = row.totpSecret ? await secondFactorOk(row, req.body.code!, now) : await auth.verifyPassword(row.passwordHash, req.body.password!);
         if (!ok) {
-          await guard.failure(row, row.username, req.ip, now);
           await history('failed');
           return reply.code(401).send({ error: 'step_up_failed', message: row.totpSecret ? 'wrong or already used one-time code' : 'wrong password' });
         }
-        await guard.success(row);
+        await guard.succeeded(admitted.attempt);
         await auth.markStepUp(req.auth!.credHash, now);
         await history('ok');
         return { stepUpUntil: now + opts.stepUpWindowMs };
@@ -292,22 +284,30 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
         ...access({ role: 'viewer', scope: 'write', sessionOnly: true }),
         schema: {
           tags: ['auth'],
-          summary: 'Change your own password (needs the current one); your other sessions end',
-          body: Type.Object({ currentPassword: Type.String({ minLength: 1, maxLength: 1024 }), newPassword: PASSWORD }, { additionalProperties: false }),
-          response: { 200: Type.Object({ ok: Type.Boolean() }), ...errors(400, 401, 403, 423) },
+          summary: 'Change your own password (needs the current one); your other sessions end, and with revokeApiTokens your API tokens too',
+          body: Type.Object(
+            {
+              currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+              newPassword: PASSWORD,
+              revokeApiTokens: Type.Optional(Type.Boolean({ description: 'also revoke every API token of yours at once (default false; the console ticks it)' })),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ ok: Type.Boolean(), revokedApiTokens: Type.Integer({ description: 'API tokens revoked by this change' }) }), ...errors(400, 401, 403, 423, 429) },
         },
       },
       async (req, reply) => {
         const now = Date.now();
         const row = (await auth.loginRow({ id: req.user!.id }))!;
-        const locked = guard.lockedUntil(row, row.username, now);
-        if (locked !== undefined) return reply.code(423).send({ error: 'account_locked', message: guard.lockMessage(locked, now) });
+        const admitted = await guard.begin(row.username, req.ip, now);
+        if (admitted.kind !== 'counted') return refuse(reply, admitted, now, 'failures');
         if (!(await auth.verifyPassword(row.passwordHash, req.body.currentPassword))) {
-          await guard.failure(row, row.username, req.ip, now);
           return reply.code(401).send({ error: 'wrong_password', message: 'the current password is wrong' });
         }
+        await guard.succeeded(admitted.attempt);
         await auth.setPassword(row.id, req.body.newPassword, now, req.auth!.id);
-        return { ok: true };
+        const revokedApiTokens = req.body.revokeApiTokens ? await auth.revokeApiTokensOf(row.id, now) : 0;
+        return { ok: true, revokedApiTokens };
       },
     );
 

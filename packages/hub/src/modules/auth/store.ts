@@ -5,13 +5,15 @@
  * Secrets never rest in clear: passwords are argon2id hashes; session tokens, API tokens and
  * recovery codes are random with ≥ 192 bits (recovery codes 80) and stored as SHA-256, so the lookup
  * itself is the comparison and a database dump yields nothing usable. TOTP secrets must be readable
- * to check codes and are stored as they are.
+ * to check codes: they are sealed with the hub's key file (secret-box.ts), bound to their user.
  */
 import { EventEmitter } from 'node:events';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { hash, verify } from '@node-rs/argon2';
 import type { ModuleMigrations } from '../../db/migrate.js';
+import { isPostgres } from '../../db/dialect.js';
+import { SecretBox } from '../../secret-box.js';
 
 interface UsersTable {
   id: string;
@@ -158,6 +160,15 @@ export const authMigrations: ModuleMigrations = {
       await db.schema.createIndex('login_history_user').on('login_history').columns(['user_id', 'ts']).execute();
     },
   },
+  // Sealed TOTP secrets are longer than the plaintext (SQLite does not enforce varchar lengths);
+  // the plaintext ones are sealed by AuthStore.sealStoredSecrets at start, which needs the key file.
+  '0105_auth_sealed_totp': {
+    async up(db: Kysely<any>) {
+      if (!isPostgres(db)) return;
+      await db.schema.alterTable('users').alterColumn('totp_secret', (c) => c.setDataType('varchar(256)')).execute();
+      await db.schema.alterTable('users').alterColumn('totp_pending', (c) => c.setDataType('varchar(256)')).execute();
+    },
+  },
 };
 
 export type Role = 'admin' | 'operator' | 'viewer';
@@ -253,10 +264,50 @@ export class AuthStore extends EventEmitter<AuthStoreEvents> {
   /** A real argon2id hash of a random secret, verified against when the user does not exist, so timing does not tell. */
   readonly dummyHash: Promise<string>;
   sessionTtlMs = SESSION_TTL_MS;
-  constructor(db: Kysely<any>) {
+  constructor(
+    db: Kysely<any>,
+    /** seals TOTP secrets at rest */
+    private readonly secrets: SecretBox,
+  ) {
     super();
     this.db = db as Kysely<Tables>;
     this.dummyHash = hash(randomBytes(16).toString('hex'));
+  }
+
+  private seal(column: 'totp_secret' | 'totp_pending', userId: string, value: string | null): string | null {
+    return value === null ? null : this.secrets.seal(value, `users.${column}:${userId}`);
+  }
+  private unseal(column: 'totp_secret' | 'totp_pending', userId: string, value: string | null): string | null {
+    return value === null ? null : this.secrets.open(value, `users.${column}:${userId}`);
+  }
+
+  /**
+   * Seals TOTP secrets still stored in plaintext (from before sealing, or written by an older hub
+   * sharing the database), and checks that every sealed one is under this hub's key: a hub given
+   * another key file stops at start with what to copy, rather than failing logins later.
+   */
+  async sealStoredSecrets(): Promise<number> {
+    const rows = await this.db
+      .selectFrom('users')
+      .select(['id', 'totp_secret', 'totp_pending'])
+      .where((eb) => eb.or([eb('totp_secret', 'is not', null), eb('totp_pending', 'is not', null)]))
+      .execute();
+    let sealed = 0;
+    for (const r of rows) {
+      const set: { totp_secret?: string | null; totp_pending?: string | null } = {};
+      for (const col of ['totp_secret', 'totp_pending'] as const) {
+        const v = r[col];
+        if (v === null) continue;
+        if (SecretBox.isSealed(v)) this.secrets.check(v);
+        else set[col] = this.seal(col, r.id, v);
+      }
+      if (!Object.keys(set).length) continue;
+      // Only where the value is still the plaintext just read: a concurrent change wins.
+      let q = this.db.updateTable('users').set(set).where('id', '=', r.id);
+      for (const col of Object.keys(set) as ('totp_secret' | 'totp_pending')[]) q = q.where(col, '=', r[col]!);
+      sealed += Number((await q.executeTakeFirst()).numUpdatedRows);
+    }
+    return sealed;
   }
 
   // --- users ---------------------------------------------------------------------------------
@@ -302,7 +353,7 @@ export class AuthStore extends EventEmitter<AuthStoreEvents> {
     let q = this.db.selectFrom('users').selectAll();
     q = 'id' in by ? q.where('id', '=', by.id) : q.where('username', '=', by.username);
     const r = await q.executeTakeFirst();
-    return r && { ...toDetail(r), passwordHash: r.password_hash, totpSecret: r.totp_secret, totpLastStep: r.totp_last_step };
+    return r && { ...toDetail(r), passwordHash: r.password_hash, totpSecret: this.unseal('totp_secret', r.id, r.totp_secret), totpLastStep: r.totp_last_step };
   }
 
   async listUsers(): Promise<UserDetail[]> {
@@ -348,16 +399,44 @@ export class AuthStore extends EventEmitter<AuthStoreEvents> {
 
   // --- lockout -------------------------------------------------------------------------------
 
-  /** Counts a failure; locks the account (until `lockUntil`) when it reaches `max`. Returns the new count. */
-  async recordFailure(id: string, max: number, lockUntil: number): Promise<number> {
-    const r = await this.db.selectFrom('users').select('failed_logins').where('id', '=', id).executeTakeFirst();
-    const n = (r?.failed_logins ?? 0) + 1;
+  /**
+   * Counts a login attempt before its secret is checked, in one statement: the attempt is taken
+   * only while the account is not locked, and the one that reaches `max` sets the lock. Parallel
+   * guesses therefore never get more than `max` checks (a read, a check and a write would let every
+   * guess in flight read the same old count). A lock that has run out starts a fresh count, so an
+   * account gets the same number of tries after a lock as a name that is no account.
+   *
+   * Returns the count with this attempt, or `locked` with its end, or undefined for no such user.
+   */
+  async claimAttempt(username: string, max: number, lockUntil: number, now: number): Promise<{ userId: string; failures: number; lockedUntil: number | null } | { locked: number } | undefined> {
+    const count = sql<number>`case when locked_until is not null then 1 else failed_logins + 1 end`;
+    for (let tries = 0; ; tries++) {
+      const claimed = await this.db
+        .updateTable('users')
+        .set({ failed_logins: count, locked_until: sql<number | null>`case when ${count} >= ${max} then cast(${lockUntil} as bigint) else null end` })
+        .where('username', '=', username)
+        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
+        .returning(['id', 'failed_logins', 'locked_until'])
+        .executeTakeFirst();
+      if (claimed) return { userId: claimed.id, failures: claimed.failed_logins, lockedUntil: claimed.locked_until };
+      const row = await this.db.selectFrom('users').select('locked_until').where('username', '=', username).executeTakeFirst();
+      if (!row) return undefined;
+      if (row.locked_until !== null && row.locked_until > now) return { locked: row.locked_until };
+      // Unlocked by an admin between the two statements: claim again rather than check unclaimed.
+      if (tries >= 3) return { locked: now + 1000 };
+    }
+  }
+
+  /** Takes back an attempt that turned out not to be a guess (a right password still waiting for its one-time code). */
+  async refundAttempt(id: string, lockSetByIt: number | null): Promise<void> {
     await this.db
       .updateTable('users')
-      .set({ failed_logins: n, ...(n >= max ? { locked_until: lockUntil } : {}) })
+      .set({
+        failed_logins: sql<number>`case when failed_logins > 0 then failed_logins - 1 else 0 end`,
+        ...(lockSetByIt !== null ? { locked_until: sql<number | null>`case when locked_until = ${lockSetByIt} then null else locked_until end` } : {}),
+      })
       .where('id', '=', id)
       .execute();
-    return n;
   }
 
   async clearFailures(id: string): Promise<void> {
@@ -367,17 +446,17 @@ export class AuthStore extends EventEmitter<AuthStoreEvents> {
   // --- TOTP ----------------------------------------------------------------------------------
 
   async setTotpPending(id: string, secret: string | null): Promise<void> {
-    await this.db.updateTable('users').set({ totp_pending: secret }).where('id', '=', id).execute();
+    await this.db.updateTable('users').set({ totp_pending: this.seal('totp_pending', id, secret) }).where('id', '=', id).execute();
   }
 
   async totpPending(id: string): Promise<string | null> {
-    return (await this.db.selectFrom('users').select('totp_pending').where('id', '=', id).executeTakeFirst())?.totp_pending ?? null;
+    return this.unseal('totp_pending', id, (await this.db.selectFrom('users').select('totp_pending').where('id', '=', id).executeTakeFirst())?.totp_pending ?? null);
   }
 
   /** Turns TOTP on with the secret and replaces the recovery codes (given as hashes). */
   async enableTotp(id: string, secret: string, step: number, codeHashes: string[], now: number): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
-      await tx.updateTable('users').set({ totp_secret: secret, totp_pending: null, totp_last_step: step, updated_at: now }).where('id', '=', id).execute();
+      await tx.updateTable('users').set({ totp_secret: this.seal('totp_secret', id, secret), totp_pending: null, totp_last_step: step, updated_at: now }).where('id', '=', id).execute();
       await tx.deleteFrom('recovery_codes').where('user_id', '=', id).execute();
       if (codeHashes.length) await tx.insertInto('recovery_codes').values(codeHashes.map((h) => ({ user_id: id, code_hash: h, used_at: null }))).execute();
     });
@@ -570,6 +649,15 @@ export class AuthStore extends EventEmitter<AuthStoreEvents> {
     await this.db.updateTable('api_tokens').set({ revoked_at: now }).where('id', '=', id).execute();
     this.emit('ended', [row.token_hash]);
     return true;
+  }
+
+  /** Revokes every active API token of a user at once (their open sockets close); returns how many. */
+  async revokeApiTokensOf(userId: string, now: number): Promise<number> {
+    const rows = await this.db.selectFrom('api_tokens').select(['id', 'token_hash']).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+    if (!rows.length) return 0;
+    await this.db.updateTable('api_tokens').set({ revoked_at: now }).where('id', 'in', rows.map((r) => r.id)).where('revoked_at', 'is', null).execute();
+    this.emit('ended', rows.map((r) => r.token_hash));
+    return rows.length;
   }
 
   // --- login history -------------------------------------------------------------------------

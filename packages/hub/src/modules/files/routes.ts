@@ -69,8 +69,7 @@ export function filesRoutes(d: FilesDeps) {
   /** The host, if it exists, is in the caller's scope, and is online. */
   async function hostFor(req: FastifyRequest<{ Params: { id: string } }>): Promise<Host> {
     const h = await d.hosts.get(req.params.id);
-    if (!h) throw new HttpError(404, 'not_found', 'no such host');
-    if (!hostAllowed(req, h.labels)) throw new HttpError(403, 'forbidden', 'this host is outside your host scope');
+    if (!h || !hostAllowed(req, h.labels)) throw new HttpError(404, 'not_found', 'no such host');
     if (h.revokedAt !== null) throw new HttpError(409, 'revoked', `host ${h.hostname} is revoked`);
     if (!d.link.isOnline(h.id)) throw new HttpError(409, 'agent_offline', `host ${h.hostname} is offline`);
     return h;

@@ -42,8 +42,9 @@ export function globToRegExp(glob: string): RegExp {
 }
 
 /**
- * The hosts a target names, within what the request may touch. Named hosts outside the caller's
- * scope are an error; selector and glob matches outside it are left out.
+ * The hosts a target names, within what the request may touch. A named host outside the caller's
+ * scope is unknown to them, answered like a name no host has; selector and glob matches outside
+ * it are left out.
  */
 export async function resolveTarget(hosts: HostStore, t: Target, req: FastifyRequest): Promise<Host[]> {
   if (!t.hosts?.length && t.selector === undefined && t.glob === undefined) throw new TargetError(400, 'no_target', 'name hosts, a selector or a glob');
@@ -52,12 +53,9 @@ export async function resolveTarget(hosts: HostStore, t: Target, req: FastifyReq
   if (t.hosts?.length) {
     const missing: string[] = [];
     for (const name of t.hosts) {
-      const found = all.filter((h) => h.id === name || h.hostname === name);
+      const found = all.filter((h) => (h.id === name || h.hostname === name) && hostAllowed(req, h.labels));
       if (found.length === 0) missing.push(name);
-      for (const h of found) {
-        if (!hostAllowed(req, h.labels)) throw new TargetError(403, 'forbidden', `host ${h.hostname} is outside your scope`);
-        out.set(h.id, h);
-      }
+      for (const h of found) out.set(h.id, h);
     }
     if (missing.length) throw new TargetError(404, 'unknown_hosts', `no such host: ${missing.slice(0, 20).join(', ')}`);
   }
@@ -196,7 +194,11 @@ export interface JobRouteOptions {
 }
 
 export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOptions = {}) {
-  /** A scoped caller may see a job only when every host it touched is within scope. */
+  /**
+   * A scoped caller may see a job only when every host it touched is within scope; any other job,
+   * and a task on a host outside it, does not exist for them (404, as for an unknown id), so that
+   * nothing tells them what ran where. Their own hosts' runs are all listed under /hosts/:id/tasks.
+   */
   const allowedTasks = async (req: FastifyRequest, tasks: Task[]): Promise<boolean> => {
     if (!req.hostScopes?.length) return true;
     const byId = new Map((await hosts.list({ includeRevoked: true })).map((h) => [h.id, h]));
@@ -269,7 +271,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
       async (req, reply) => {
         const j = await jobs.getJob(req.params.id);
         if (!j) return reply.code(404).send({ error: 'not_found', message: 'no such job' });
-        if (!(await allowedTasks(req, j.tasks))) return reply.code(403).send({ error: 'forbidden', message: 'this job touched hosts outside your scope' });
+        if (!(await allowedTasks(req, j.tasks))) return reply.code(404).send({ error: 'not_found', message: 'no such job' });
         const withOutput = req.query.output !== false;
         return { job: jobView(j.job, j.tasks), tasks: j.tasks.map((t) => ({ ...taskView(t), ...(withOutput ? {} : { stdout: null, stderr: null }) })) };
       },
@@ -284,7 +286,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
       async (req, reply) => {
         const j = await jobs.getJob(req.params.id);
         if (!j) return reply.code(404).send({ error: 'not_found', message: 'no such job' });
-        if (!(await allowedTasks(req, j.tasks))) return reply.code(403).send({ error: 'forbidden', message: 'this job touched hosts outside your scope' });
+        if (!(await allowedTasks(req, j.tasks))) return reply.code(404).send({ error: 'not_found', message: 'no such job' });
         noteAudit(req, { type: 'job', id: j.job.id, name: j.job.name }, ...j.tasks.map((t) => ({ type: 'host', id: t.hostId, name: t.hostname })));
         if (!jobs.cancel(req.params.id)) return reply.code(409).send({ error: 'not_running', message: `job already ${j.job.state}` });
         return { ok: true };
@@ -308,7 +310,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
       async (req, reply) => {
         const t = await jobs.getTask(req.params.id);
         if (!t) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
-        if (!(await allowedTasks(req, [t]))) return reply.code(403).send({ error: 'forbidden', message: 'this task ran on a host outside your scope' });
+        if (!(await allowedTasks(req, [t]))) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
         return { task: taskView(t), live: jobs.liveOutput(t.id) };
       },
     );
@@ -328,7 +330,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
       async (req, reply) => {
         const t = await jobs.getTask(req.params.id);
         if (!t) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
-        if (!(await allowedTasks(req, [t]))) return reply.code(403).send({ error: 'forbidden', message: 'this task runs on a host outside your scope' });
+        if (!(await allowedTasks(req, [t]))) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
         noteAudit(req, { type: 'host', id: t.hostId, name: t.hostname }, { type: 'job', id: t.jobId });
         const result = jobs.kill(t.id, req.body?.signal ?? 'SIGTERM');
         if (result === 'not_running') return reply.code(409).send({ error: 'not_running', message: `task already ${t.state}` });
@@ -351,8 +353,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
       },
       async (req, reply) => {
         const h = await hosts.get(req.params.id);
-        if (!h) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
-        if (!hostAllowed(req, h.labels)) return reply.code(403).send({ error: 'forbidden', message: 'host outside your scope' });
+        if (!h || !hostAllowed(req, h.labels)) return reply.code(404).send({ error: 'not_found', message: 'no such host' });
         return { tasks: (await jobs.store.tasksOfHost(h.id, req.query.limit ?? 100, req.query.before)).map(taskView) };
       },
     );
@@ -365,7 +366,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
       const id = (req.params as { id: string }).id;
       const j = await jobs.getJob(id);
       if (!j) return socket.close(4404, 'no such job');
-      if (!(await allowedTasks(req, j.tasks))) return socket.close(4403, 'outside your scope');
+      if (!(await allowedTasks(req, j.tasks))) return socket.close(4404, 'no such job');
       const send = (e: JobEvent) => {
         if (socket.readyState !== socket.OPEN) return;
         // A reader that cannot keep up is dropped rather than buffered without bound.

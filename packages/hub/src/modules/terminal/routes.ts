@@ -77,8 +77,7 @@ export function terminalRoutes(o: {
         const { id } = req.params as { id: string };
         const q = req.query as { cols?: number; rows?: number; user?: string };
         const host = await o.hosts.get(id);
-        if (!host) return close(4404, 'no such host');
-        if (!hostAllowed(req, host.labels)) return close(4403, 'host outside your scope');
+        if (!host || !hostAllowed(req, host.labels)) return close(4404, 'no such host');
         const conn = o.link.get(id);
         if (!conn) return close(4409, 'the host is not connected');
         if (req.auth) o.trackSocket?.(req.auth.credHash, socket);
