@@ -157,7 +157,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   await ensureAdmin(auth, cfg, log, clock.now());
   let tls: HubTls | undefined;
   try {
-    tls = await loadTls(cfg);
+    tls = await loadTls(cfg, clock.now());
   } catch (err) {
     await db.close();
     throw new Error(`TLS: ${(err as Error).message}`);

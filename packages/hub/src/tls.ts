@@ -23,7 +23,7 @@ export function certFingerprint(pem: string): string {
   return 'sha256:' + createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
 }
 
-export async function loadTls(cfg: Pick<HubConfig, 'tls' | 'dataDir' | 'listen'>): Promise<HubTls | undefined> {
+export async function loadTls(cfg: Pick<HubConfig, 'tls' | 'dataDir' | 'listen'>, now: number): Promise<HubTls | undefined> {
   if (cfg.tls.kind === 'none') return undefined;
   if (cfg.tls.kind === 'files') {
     const cert = readFileSync(cfg.tls.cert, 'utf8');
@@ -44,7 +44,7 @@ export async function loadTls(cfg: Pick<HubConfig, 'tls' | 'dataDir' | 'listen'>
       keyType: 'ec',
       curve: 'P-256',
       algorithm: 'sha256',
-      notAfterDate: new Date(Date.now() + 10 * 365 * 86400_000),
+      notAfterDate: new Date(now + 10 * 365 * 86400_000),
       extensions: [
         { name: 'basicConstraints', cA: false },
         { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },

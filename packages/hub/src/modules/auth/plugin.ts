@@ -94,7 +94,7 @@ export function authHook(auth: AuthStore, opts: Pick<AuthOptions, 'stepUpWindowM
       await reply.code(403).send({ error: 'forbidden', message: 'route declares no access' });
       return;
     }
-    const now = Date.now();
+    const now = req.server.clock.now();
     const cred = credentialOf(req);
     const found = cred ? await auth.authenticate(cred.token, now, req.ip) : undefined;
     if (found && cred) {
@@ -169,7 +169,7 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
         },
       },
       async (req, reply) => {
-        const now = Date.now();
+        const now = app.clock.now();
         const { username, password, code } = req.body;
         const m = meta(req);
         const history = (outcome: string, userId: string | null) => auth.recordLogin({ ts: now, kind: 'login', username, userId, ...m, outcome });
@@ -237,7 +237,7 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
       async (req) => {
         const u = (await auth.getUser(req.user!.id))!;
         const a = req.auth!;
-        const found = a.kind === 'session' && req.sessionToken ? await auth.authenticate(req.sessionToken, Date.now()) : undefined;
+        const found = a.kind === 'session' && req.sessionToken ? await auth.authenticate(req.sessionToken, app.clock.now()) : undefined;
         return {
           ...publicUser(u, u.totpEnabled),
           auth: { kind: a.kind, via: a.via, id: a.id, scope: a.scope, stepUpUntil: a.stepUpAt === null ? null : a.stepUpAt + opts.stepUpWindowMs },
@@ -258,7 +258,7 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
         },
       },
       async (req, reply) => {
-        const now = Date.now();
+        const now = app.clock.now();
         const row = (await auth.loginRow({ id: req.user!.id }))!;
         const history = (outcome: string) => auth.recordLogin({ ts: now, kind: 'step_up', username: row.username, userId: row.id, ...meta(req), outcome });
         // With 2FA on, the password alone is not a second factor.
@@ -297,7 +297,7 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
         },
       },
       async (req, reply) => {
-        const now = Date.now();
+        const now = app.clock.now();
         const row = (await auth.loginRow({ id: req.user!.id }))!;
         const admitted = await guard.begin(row.username, req.ip, now);
         if (admitted.kind !== 'counted') return refuse(reply, admitted, now, 'failures');
@@ -336,7 +336,7 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
       },
       async (req, reply) => {
         if (req.query.all && req.user!.role !== 'admin') return reply.code(403).send({ error: 'forbidden', message: 'only an admin sees other users’ sessions' });
-        const list = await auth.listSessions(req.query.all ? undefined : req.user!.id, Date.now());
+        const list = await auth.listSessions(req.query.all ? undefined : req.user!.id, app.clock.now());
         return { sessions: list.map((s) => ({ ...s, current: req.auth?.kind === 'session' && s.id === req.auth.id })) };
       },
     );
@@ -410,7 +410,7 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
         },
       },
       async (req, reply) => {
-        const now = Date.now();
+        const now = app.clock.now();
         const pending = await auth.totpPending(req.user!.id);
         if (!pending) return reply.code(409).send({ error: 'no_enrolment', message: 'start with POST /api/v1/auth/totp' });
         const step = totpStep(pending, req.body.code, now);
@@ -424,7 +424,7 @@ export function authRoutes(auth: AuthStore, opts: AuthOptions) {
       '/api/v1/auth/totp',
       { ...access({ role: 'viewer', scope: 'write', stepUp: true, sessionOnly: true }), schema: { tags: ['auth'], summary: 'Turn your TOTP off (and drop the recovery codes)', response: { 200: Type.Object({ ok: Type.Boolean() }) } } },
       async (req) => {
-        await auth.disableTotp(req.user!.id, Date.now());
+        await auth.disableTotp(req.user!.id, app.clock.now());
         return { ok: true };
       },
     );

@@ -27,7 +27,7 @@ const UserView = Type.Object({
   updatedAt: Type.Number(),
   passwordChangedAt: Type.Union([Type.Number(), Type.Null()]),
 });
-const view = (u: UserDetail, now = Date.now()) => ({
+const view = (u: UserDetail, now: number) => ({
   id: u.id,
   username: u.username,
   role: u.role,
@@ -62,7 +62,7 @@ export function userRoutes(auth: AuthStore) {
     const manage = access({ role: 'admin', scope: 'write', stepUp: true });
 
     r.get('/api/v1/users', { ...access({ role: 'admin', scope: 'read' }), schema: { tags: ['users'], summary: 'List users', response: { 200: Type.Object({ users: Type.Array(UserView) }) } } }, async () => ({
-      users: (await auth.listUsers()).map((u) => view(u)),
+      users: (await auth.listUsers()).map((u) => view(u, app.clock.now())),
     }));
 
     r.post(
@@ -81,9 +81,9 @@ export function userRoutes(auth: AuthStore) {
         if (sel instanceof Error) return reply.code(400).send({ error: 'bad_selector', message: sel.message });
         if (sel && req.body.role === 'admin') return reply.code(400).send({ error: 'bad_request', message: 'an admin manages users and so cannot be limited to some hosts' });
         if (await auth.findUser(req.body.username)) return reply.code(409).send({ error: 'exists', message: 'a user with that name exists' });
-        const u = await auth.createUser(req.body.username, req.body.password, req.body.role as Role, Date.now(), sel ?? null);
+        const u = await auth.createUser(req.body.username, req.body.password, req.body.role as Role, app.clock.now(), sel ?? null);
         noteAudit(req, { type: 'user', id: u.id, name: req.body.username, role: 'result' });
-        return view((await auth.getUser(u.id))!);
+        return view((await auth.getUser(u.id))!, app.clock.now());
       },
     );
 
@@ -109,8 +109,8 @@ export function userRoutes(auth: AuthStore) {
         if (sel instanceof Error) return reply.code(400).send({ error: 'bad_selector', message: sel.message });
         const role = (req.body.role ?? u.role) as Role;
         if (role === 'admin' && (sel === undefined ? u.hostSelector : sel)) return reply.code(400).send({ error: 'bad_request', message: 'an admin cannot be limited to some hosts: clear hostSelector' });
-        await auth.updateUser(u.id, { ...(req.body.role ? { role } : {}), ...(sel !== undefined ? { hostSelector: sel } : {}), ...(req.body.disabled !== undefined ? { disabled: req.body.disabled } : {}) }, Date.now());
-        return view((await auth.getUser(u.id))!);
+        await auth.updateUser(u.id, { ...(req.body.role ? { role } : {}), ...(sel !== undefined ? { hostSelector: sel } : {}), ...(req.body.disabled !== undefined ? { disabled: req.body.disabled } : {}) }, app.clock.now());
+        return view((await auth.getUser(u.id))!, app.clock.now());
       },
     );
 
@@ -129,7 +129,7 @@ export function userRoutes(auth: AuthStore) {
       async (req, reply) => {
         const u = await auth.getUser(req.params.id);
         if (!u) return reply.code(404).send({ error: 'not_found', message: 'no such user' });
-        await auth.setPassword(u.id, req.body.password, Date.now());
+        await auth.setPassword(u.id, req.body.password, app.clock.now());
         await auth.clearFailures(u.id);
         return { ok: true };
       },
@@ -145,7 +145,7 @@ export function userRoutes(auth: AuthStore) {
     r.delete('/api/v1/users/:id/totp', { ...manage, schema: { tags: ['users'], summary: 'Turn a user’s TOTP off (lost device); they may enrol again', params: IdParams, response: { 200: Ok, ...errors(404) } } }, async (req, reply) => {
       const u = await auth.getUser(req.params.id);
       if (!u) return reply.code(404).send({ error: 'not_found', message: 'no such user' });
-      await auth.disableTotp(u.id, Date.now());
+      await auth.disableTotp(u.id, app.clock.now());
       return { ok: true };
     });
 
@@ -181,7 +181,7 @@ export function userRoutes(auth: AuthStore) {
       async (req, reply) => {
         const sel = checkSelector(req.body.hostSelector);
         if (sel instanceof Error) return reply.code(400).send({ error: 'bad_selector', message: sel.message });
-        const now = Date.now();
+        const now = app.clock.now();
         const { token, id } = await auth.createApiToken(req.user!.id, { name: req.body.name, scope: req.body.scope, hostSelector: sel ?? null, expiresAt: now + (req.body.expiresInSec ?? 90 * 86400) * 1000 }, now);
         const info = (await auth.listApiTokens(req.user!.id)).find((t) => t.id === id)!;
         noteAudit(req, { type: 'token', id, name: req.body.name, role: 'result' });
@@ -203,7 +203,7 @@ export function userRoutes(auth: AuthStore) {
       '/api/v1/api-tokens/:id',
       { ...access({ role: 'viewer', scope: 'write' }), schema: { tags: ['api tokens'], summary: 'Revoke an API token at once (yours; an admin may revoke anyone’s)', params: IdParams, response: { 200: Ok, ...errors(404) } } },
       async (req, reply) => {
-        if (!(await auth.revokeApiToken(req.params.id, Date.now(), req.user!.role === 'admin' ? undefined : req.user!.id))) return reply.code(404).send({ error: 'not_found', message: 'no such active token' });
+        if (!(await auth.revokeApiToken(req.params.id, app.clock.now(), req.user!.role === 'admin' ? undefined : req.user!.id))) return reply.code(404).send({ error: 'not_found', message: 'no such active token' });
         return { ok: true };
       },
     );
