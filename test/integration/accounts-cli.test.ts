@@ -88,7 +88,7 @@ test('session ls and revoke; logins shows the history', async () => {
 
 test('tether audit ls, export and verify; verify fails on a tampered log', async () => {
   const ls = await cli(['audit', 'ls', '--action', 'POST /api/v1/users*'], env);
-  assert.match(ls.stdout, /POST \/api\/v1\/users\s+-\s+ok 200/);
+  assert.match(ls.stdout, /POST \/api\/v1\/users\s+→ user \S+\s+ok 200/, "the entry names the user it made");
   const exp = await cli(['audit', 'export'], env);
   const lines = exp.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; action: string });
   assert.ok(lines.length > 5);

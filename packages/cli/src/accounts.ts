@@ -361,8 +361,16 @@ export function registerAccountCommands(program: Command, fail: (err: unknown) =
       run(async (o: { actor?: string; host?: string; action?: string; since?: string; until?: string; limit: string; json?: boolean }) => {
         const qs = filterQs(o);
         qs.set('limit', o.limit);
-        const r = await Client.fromState().call<{ entries: { seq: number; ts: number; actor: string | null; authMethod: string; ip: string | null; action: string; targets: string[]; outcome: string; status: number | null }[] }>('GET', `/api/v1/audit?${qs}`);
-        out(Boolean(o.json), r, () => table(['SEQ', 'TIME', 'ACTOR', 'VIA', 'FROM', 'ACTION', 'HOSTS', 'OUTCOME'], r.entries.map((e) => [String(e.seq), when(e.ts), e.actor ?? '-', e.authMethod, e.ip ?? '-', e.action, e.targets.join(',') || '-', `${e.outcome}${e.status ? ` ${e.status}` : ''}`])));
+        type Subject = { type: string; id: string; name?: string; role?: string };
+        const r = await Client.fromState().call<{ entries: { seq: number; ts: number; actor: string | null; authMethod: string; ip: string | null; action: string; targets: string[]; subjects?: Subject[]; outcome: string; status: number | null }[] }>('GET', `/api/v1/audit?${qs}`);
+        // What it touched by name (`host web-1, path /etc/hosts`), then what it made (`→ job j_…`).
+        const touched = (e: { targets: string[]; subjects?: Subject[] }) => {
+          if (!e.subjects) return e.targets.join(',') || '-';
+          const say = (x: Subject) => `${x.type} ${x.name ?? x.id}`;
+          const made = e.subjects.filter((x) => x.role === 'result').map(say);
+          return [e.subjects.filter((x) => x.role !== 'result').map(say).join(', '), made.length ? `→ ${made.join(', ')}` : ''].filter(Boolean).join(' ') || '-';
+        };
+        out(Boolean(o.json), r, () => table(['SEQ', 'TIME', 'ACTOR', 'VIA', 'FROM', 'ACTION', 'TOUCHED', 'OUTCOME'], r.entries.map((e) => [String(e.seq), when(e.ts), e.actor ?? '-', e.authMethod, e.ip ?? '-', e.action, touched(e), `${e.outcome}${e.status ? ` ${e.status}` : ''}`])));
       }),
     );
   audit

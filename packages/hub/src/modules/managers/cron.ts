@@ -3,7 +3,8 @@
  * did not write are never shown or touched). Creating or changing an entry runs commands as that
  * user from then on, like exec: it needs a step-up.
  */
-import type { FastifyInstance } from 'fastify';
+import { noteAudit } from '../audit/subjects.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { CRON_ID, CRON_SCHEDULE, CronEntry, CronEntryInput, CronRun, USER_NAME, type CronRequestBody } from '@tether/protocol';
 import { access } from '../../http.js';
@@ -50,7 +51,12 @@ export function cronRoutes(m: Managers) {
     r.post(
       '/api/v1/hosts/:id/cron',
       { ...danger, schema: { tags: TAG, summary: 'Add an entry to a crontab (tagged; output and exit code of each run are kept)', params: Params, querystring: UserQ, body: CronEntryInput, response: { 200: CronEntry, ...errs(...COMMON) } } },
-      m.handle(async (req: { params: { id: string }; query: { user?: string }; body: CronRequestBody['entry'] }) => (await ask(req, { op: 'create', entry: req.body!, ...opt('user', req.query.user) })).entry),
+      m.handle(async (req: FastifyRequest & { params: { id: string }; query: { user?: string }; body: CronRequestBody['entry'] }) => {
+        const entry = (await ask(req, { op: 'create', entry: req.body!, ...opt('user', req.query.user) })).entry;
+        const made = entry as { id?: string; name?: string } | undefined;
+        if (made?.id) noteAudit(req, { type: 'cron', id: made.id, ...(made.name ? { name: made.name } : {}), host: req.params.id, role: 'result' });
+        return entry;
+      }),
     );
 
     r.patch(

@@ -4,7 +4,8 @@
  * changes need `execute`; removing, pruning and creating containers (a container can mount the
  * host's root) need a step-up too.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import { noteAudit } from '../audit/subjects.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { CONTAINER_REF, ContainerSpec, ContainerStats, ContainerSummary, IMAGE_REF, ImageSummary, OutputChunk, SIGNALS, type DockerRequestBody } from '@tether/protocol';
 import { access } from '../../http.js';
@@ -44,8 +45,9 @@ export function dockerRoutes(m: Managers) {
         ...danger,
         schema: { tags: TAG, summary: 'Create a container from an image (and start it with start: true, like docker run)', params: Params, body: ContainerSpec, response: { 200: Type.Object({ id: Type.String(), warnings: Type.Array(Type.String()) }), ...errs(...COMMON) } },
       },
-      m.handle(async (req: { params: { id: string }; body: DockerRequestBody['spec'] }) => {
+      m.handle(async (req: FastifyRequest & { params: { id: string }; body: DockerRequestBody['spec'] }) => {
         const a = await ask(req, { op: 'create', spec: req.body! }, 300_000);
+        if (a.id) noteAudit(req, { type: 'container', id: String(a.id), ...(req.body?.name ? { name: req.body.name } : {}), host: req.params.id, role: 'result' });
         return { id: a.id, warnings: a.warnings ?? [] };
       }),
     );
