@@ -249,7 +249,17 @@ for (const engine of testDatabases()) {
     const t = new Timeline(clock, cfg);
     const at = (h: number, m: number, s = 0, day = 7) => Date.UTC(2026, 11, day, h, m, s);
 
-    before(() => t.start());
+    const creds = { session: '', apiToken: '', shortEnroll: '' };
+    const status = async (token: string) => (await fetch(t.hub.url + '/api/v1/auth/me', { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) })).status;
+    before(async () => {
+      await t.start();
+      // Credentials made at 22:47 on day one: a 24 h session, a 26 h API token, a 1 h enrollment token.
+      const login = await fetch(t.hub.url + '/api/v1/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: PASSWORD }) });
+      creds.session = ((await login.json()) as { token: string }).token;
+      const admin = (await t.hub.auth.findUser('admin'))!;
+      creds.apiToken = (await t.hub.auth.createApiToken(admin.id, { name: 'nightly', scope: 'read', hostSelector: null, expiresAt: clock.now() + 26 * HOUR }, clock.now())).token;
+      creds.shortEnroll = (await t.hub.enroll.create({ name: 'short', labels: {}, expiresInSec: 3600, singleUse: false, createdBy: 'test', now: clock.now() })).token;
+    });
     after(async () => {
       await t.hub?.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -279,6 +289,10 @@ for (const engine of testDatabases()) {
         await t.answers(`${name}: restarted 3 minutes after ${isoMinute(b)}`);
         await verifyHistory(t, `after the ${name} boundary`);
       }
+      // 1 h 16 min on, across restarts: the 1 h enrollment token has expired, the session and the API token have not.
+      await assert.rejects(simConnect(t.hub.url, newSimIdentity(), { token: creds.shortEnroll, facts: fakeFacts('late-1') }), /token_expired/);
+      assert.equal(await status(creds.session), 200, 'the 24 h session still works');
+      assert.equal(await status(creds.apiToken), 200, 'the 26 h API token still works');
     });
 
     test('down for 5 minutes across an hour boundary, then for 2 hours, then for 3 days (past the raw and 1-minute retention)', async () => {
@@ -292,6 +306,8 @@ for (const engine of testDatabases()) {
       await verifyHistory(t, 'after 2 hours down');
       await t.live(at(4, 10, 0, 8));
       await t.down(3 * 86400_000);
+      assert.equal(await status(creds.session), 401, 'the 24 h session expired while the hub was down');
+      assert.equal(await status(creds.apiToken), 401, 'so did the 26 h API token');
       await t.answers('after 3 days down');
       assert.ok(t.droppedThisRun > 0, 'the 3-day backlog reaches past the 1-minute retention');
       assert.equal(t.hub.metrics.counters.tooOld, t.droppedThisRun, 'the hub dropped exactly the samples whose hour had left the 1-minute tier');

@@ -171,6 +171,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     heartbeatSec: cfg.heartbeatSec,
     handshakeTimeoutMs: cfg.handshakeTimeoutSec * 1000,
     maxFrameBytes: cfg.maxFrameBytes,
+    clock,
   });
 
   const scheduler = new Scheduler(clock, log.child({ module: 'scheduler' }));

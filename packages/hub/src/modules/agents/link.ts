@@ -3,6 +3,7 @@
  * identity (Ed25519 signature over a one-time nonce; the hub stores only public keys),
  * heartbeats, and the registry of connected agents that every other module talks through.
  */
+import { systemClock, type Clock } from '../../clock.js';
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
@@ -43,7 +44,8 @@ export interface AgentLinkOptions {
   heartbeatSec: number;
   handshakeTimeoutMs: number;
   maxFrameBytes?: number;
-  now?: () => number;
+  /** the hub's clock: connect and last-seen times, enrollment-token expiry (liveness runs on real elapsed time) */
+  clock?: Clock;
 }
 
 /** The agent is not connected (or left before it answered). */
@@ -64,6 +66,7 @@ export class AgentTimeout extends Error {
 }
 
 export class AgentConnection {
+  /** performance.now() of the last frame, ping or pong from the agent, and of the last ping sent */
   lastRecv: number;
   lastPing = 0;
   badFrames = 0;
@@ -71,6 +74,7 @@ export class AgentConnection {
     readonly agentId: string,
     readonly ws: WebSocket,
     readonly addr: string,
+    /** performance.now() when it connected */
     readonly connectedAt: number,
   ) {
     this.lastRecv = connectedAt;
@@ -105,12 +109,14 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   private readonly flusher: NodeJS.Timeout;
   private closing = false;
   readonly stats: LinkStats = { handshakesOk: 0, enrollments: 0, refused: {}, badFrames: 0 };
+  /** hub-clock time, for what is stored and what expires */
   private readonly now: () => number;
   private readonly maxFrame: number;
 
   constructor(private readonly o: AgentLinkOptions) {
     super();
-    this.now = o.now ?? Date.now;
+    const clock = o.clock ?? systemClock;
+    this.now = () => clock.now();
     this.maxFrame = o.maxFrameBytes ?? MAX_FRAME_BYTES;
     // One sweep for all connections instead of a timer each: 10,000 agents cost one timer. It runs
     // often and each connection's first ping is placed at a random point of the interval, so every
@@ -224,18 +230,20 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     if (ws.readyState !== ws.OPEN) return; // it left while we were checking
     // The conflict check and the registration happen in one synchronous step.
     if (this.conns.has(agentId)) return this.refuse(ws, addr, 'id_conflict', 'agent id conflict', true, CLOSE.conflict, agentId);
-    const conn = new AgentConnection(agentId, ws, addr, now);
-    conn.lastPing = now - Math.random() * this.o.heartbeatSec * 1000;
+    // Liveness is real elapsed time (a wall-clock step or a test clock's jump drops nobody).
+    const felt = performance.now();
+    const conn = new AgentConnection(agentId, ws, addr, felt);
+    conn.lastPing = felt - Math.random() * this.o.heartbeatSec * 1000;
     this.conns.set(agentId, conn);
     this.pendingSockets.delete(ws);
     this.stats.handshakesOk++;
     conn.send('welcome', { agentId, heartbeatSec: this.o.heartbeatSec, hubVersion: this.o.hubVersion }, d.msg.id);
     ws.on('message', (raw, bin) => this.onMessage(conn, raw as Buffer, bin));
     ws.on('pong', () => {
-      conn.lastRecv = this.now();
+      conn.lastRecv = performance.now();
     });
     ws.on('ping', () => {
-      conn.lastRecv = this.now();
+      conn.lastRecv = performance.now();
     });
     ws.on('close', (code, reason) => {
       if (this.conns.get(agentId) === conn) {
@@ -281,7 +289,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   }
 
   private onMessage(conn: AgentConnection, raw: Buffer, isBinary: boolean): void {
-    conn.lastRecv = this.now();
+    conn.lastRecv = performance.now();
     const text = isBinary ? '' : raw.toString('utf8');
     const d = isBinary ? ({ ok: false, code: 'bad_envelope', error: 'binary frames are not used on this link' } as const) : decodeFrame(text, this.maxFrame);
     if (!d.ok) return this.badFrame(conn, d.code, d.error, 'id' in d ? d.id : undefined);
@@ -317,7 +325,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   }
 
   private sweep(): void {
-    const now = this.now();
+    const now = performance.now();
     const hb = this.o.heartbeatSec * 1000;
     for (const conn of this.conns.values()) {
       if (now - conn.lastRecv > 3 * hb) {
