@@ -18,10 +18,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import pg from 'pg';
 import { createHub, loadHubConfig, TestClock, type Hub } from '@tether/hub';
 import { encodeFrame, newMessageId } from '@tether/protocol';
-import { PG_URL, fakeFacts, newSimIdentity, simConnect, simUsage, tempDir, type RawAgent } from '@tether/testkit';
+import { fakeFacts, pgSchema, newSimIdentity, simConnect, simUsage, tempDir, type RawAgent } from '@tether/testkit';
 import { machine, percentile, pool, record, rssMiB } from './lib/util.js';
 
 const STALL_MS = 5000;
@@ -162,8 +161,8 @@ async function main(): Promise<void> {
   const agents = Number(process.env.SOAK_AGENTS ?? 200);
   const speed = (days * 86400) / (minutes * 60); // simulated seconds per real second
   const dir = tempDir('tether-soak-');
-  const schema = `soak_${Date.now().toString(36)}`;
-  const dbUrl = db === 'sqlite' ? `sqlite:${dir}/tether.db` : `${PG_URL}?schema=${schema}`;
+  const pgs = db === 'postgres' ? pgSchema() : undefined;
+  const dbUrl = pgs?.url ?? `sqlite:${dir}/tether.db`;
   // Start a little before midnight UTC, so the first day boundary comes early.
   const start = Math.floor(Date.now() / 86400_000) * 86400_000 + 86400_000 - 10 * 60_000;
   const clock = new TestClock(start);
@@ -226,12 +225,7 @@ async function main(): Promise<void> {
   const m1 = (await hub.metrics.store.read1m(one.id, end - 86400_000, end, ['load1'])).get('load1') ?? [];
   const stop = await hub.stop();
   rmSync(dir, { recursive: true, force: true });
-  if (db === 'postgres') {
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await c.end();
-  }
+  await pgs?.drop();
 
   const stalls = minutesOut.flatMap((m) => [
     ...m.errors.map((e) => `min ${m.minute}: ${e}`),

@@ -15,12 +15,11 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import pg from 'pg';
 import pino from 'pino';
 import { createHub, loadHubConfig, TestClock, type Hub, type HubConfig } from '@tether/hub';
 import { HOUR, MINUTE, unpackValues } from '@tether/hub/dist/src/modules/metrics/codec.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
-import { PG_URL, fakeFacts, newSimIdentity, simConnect, simUsage, tempDir, testDatabases, type RawAgent, type SimIdentity } from '@tether/testkit';
+import { fakeFacts, pgSchema, newSimIdentity, simConnect, simUsage, tempDir, testDatabases, type RawAgent, type SimIdentity } from '@tether/testkit';
 
 const STEP = 30_000; // a sample every 30 s of the test clock
 const PASSWORD = 'admin-password-for-time-tests';
@@ -237,8 +236,8 @@ function isoMinute(ts: number): string {
 for (const engine of testDatabases()) {
   describe(`the hub across time on ${engine}`, () => {
     const dir = tempDir('tether-time-');
-    const schema = `t_time_${Math.random().toString(16).slice(2, 10)}`;
-    const db = engine === 'sqlite' ? `sqlite:${dir}/tether.db` : `${PG_URL}?schema=${schema}`;
+    const pgs = engine === 'postgres' ? pgSchema() : undefined;
+    const db = pgs?.url ?? `sqlite:${dir}/tether.db`;
     // 22:47 UTC on a Monday: an hour boundary in 13 minutes and a day boundary in 73.
     const T0 = Date.UTC(2026, 11, 7, 22, 47, 0);
     const clock = new TestClock(T0);
@@ -263,12 +262,7 @@ for (const engine of testDatabases()) {
     after(async () => {
       await t.hub?.stop();
       rmSync(dir, { recursive: true, force: true });
-      if (engine === 'postgres') {
-        const c = new pg.Client({ connectionString: PG_URL });
-        await c.connect();
-        await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-        await c.end();
-      }
+      await pgs?.drop();
     });
 
     test('restarts before, during and after an hour boundary and a day boundary', async () => {

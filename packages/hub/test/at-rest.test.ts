@@ -9,13 +9,13 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import pino from 'pino';
 import * as OTPAuth from 'otpauth';
 import { createHub, type Hub } from '../src/server.js';
 import { loadHubConfig } from '../src/config.js';
 import { newTotpSecret } from '../src/modules/auth/totp.js';
-import { ENGINES, PG } from './db.js';
+import { pgSchema } from '@tether/testkit';
+import { ENGINES } from './db.js';
 import { ADMIN_PW } from './hub.js';
 
 const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8).padStart(4, '0');
@@ -81,16 +81,11 @@ describe('files at rest (sqlite)', () => {
 for (const engine of ENGINES) {
   describe(`secrets at rest (${engine})`, () => {
     const data = mkdtempSync(join(tmpdir(), 'tether-rest-'));
-    const schema = `t_${randomBytes(6).toString('hex')}`;
-    const db = engine === 'sqlite' ? `sqlite:${join(data, 'tether.db')}` : `${PG}?schema=${schema}`;
+    const pgs = engine === 'postgres' ? pgSchema() : undefined;
+    const db = pgs?.url ?? `sqlite:${join(data, 'tether.db')}`;
     after(async () => {
       rmSync(data, { recursive: true, force: true });
-      if (engine === 'postgres') {
-        const c = new pg.Client({ connectionString: PG });
-        await c.connect();
-        await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-        await c.end();
-      }
+      await pgs?.drop();
     });
 
     test('TOTP and channel secrets are stored sealed and bound to their row; plaintext from before is read, then sealed at the next start; another key file stops the start', async () => {
