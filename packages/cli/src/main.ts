@@ -209,8 +209,13 @@ hubOptions(program.command('start').description('run a hub and a local agent enr
 
 // --- operating the fleet through the API -------------------------------------------------------
 
-/** The password: TETHER_PASSWORD, else standard input's first line, else a prompt without echo. */
-async function readPassword(_fromStdin: boolean): Promise<string> {
+/**
+ * The password: with --password-stdin, standard input's first line whatever the environment holds
+ * (the flag asked for it; a TETHER_PASSWORD left over from another script must not win). Without
+ * it: TETHER_PASSWORD, else a prompt without echo (standard input's first line when not a terminal).
+ */
+async function readPassword(fromStdin: boolean): Promise<string> {
+  if (fromStdin) return promptSecret('Password: ');
   if (process.env.TETHER_PASSWORD) return process.env.TETHER_PASSWORD;
   return promptSecret('Password: ');
 }
