@@ -39,3 +39,26 @@ test('login --password-stdin reads standard input even when TETHER_PASSWORD is s
   assert.equal(fromEnv.code, 1);
   assert.match(fromEnv.stderr, /wrong username or password/);
 });
+
+test("exec on one host exits with the command's own status; a signal gives 128+N, --timeout 124; several hosts: 0 or 1", async () => {
+  const three = await cli(['exec', '-t', agentId, '--', 'sh', '-c', 'exit 3'], env);
+  assert.equal(three.code, 3, three.stderr);
+  assert.match(three.stderr, /exit 3/);
+  const killed = await cli(['exec', '-t', agentId, '--', 'sh', '-c', 'kill -KILL $$'], env);
+  assert.equal(killed.code, 128 + 9, killed.stderr);
+  const slow = await cli(['exec', '-t', agentId, '--timeout', '1s', '--', 'sleep', '20'], env);
+  assert.equal(slow.code, 124, slow.stderr);
+  // The same host named twice is still one host; a job on several hosts says 0 or 1.
+  const other = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'exec'] });
+  try {
+    const otherId = await other.waitConnected();
+    const many = await cli(['exec', '-t', `${agentId},${otherId}`, '--', 'sh', '-c', 'exit 3'], env);
+    assert.equal(many.code, 1, many.stderr);
+    assert.match(many.stderr, /0\/2 succeeded/);
+    const ok = await cli(['exec', '-t', `${agentId},${otherId}`, '--', 'true'], env);
+    assert.equal(ok.code, 0, ok.stderr);
+  } finally {
+    await other.stop();
+    other.cleanup();
+  }
+});

@@ -4,6 +4,7 @@
  * stays at the bottom of a terminal. The exit code is non-zero when any host failed.
  */
 import { Command, Option } from 'commander';
+import { constants as osConstants } from 'node:os';
 import { SIGNALS, parseDurationSec, parseSelector } from '@tether/protocol/lite';
 import { Client } from '../client.js';
 import { fail, out } from '../output.js';
@@ -138,6 +139,27 @@ class Printer {
 function describeTask(t: TaskView): string {
   if (t.status === 'exited') return t.exitCode === 0 ? 'ok' : `exit ${t.exitCode}`;
   return `${t.status ?? t.state}${t.signal ? ` (${t.signal})` : ''}${t.error ? `: ${t.error}` : ''}`;
+}
+
+/**
+ * How `exec` and `job watch` exit. One host: as the command did there, so that a script can test
+ * it like a local one — its own exit status; 128+N when signal N ended it (as a shell reports);
+ * 124 when it hit --timeout (as timeout(1)); 255 when it never ran there (refused, offline, lost,
+ * cancelled: as ssh does for its own failures). Several hosts: 0 when every host succeeded, else 1.
+ */
+export function exitStatus(final: JobWithTasks): number {
+  const main = final.tasks.filter((t) => t.phase === 'main');
+  const bad = final.tasks.filter((t) => t.ok !== true);
+  if (main.length !== 1) return bad.length ? 1 : 0;
+  const t = main[0]!;
+  if (bad.some((x) => x.phase === 'health')) return 1;
+  if (t.status === 'timeout') return 124;
+  if (t.signal) {
+    const n = (osConstants.signals as Record<string, number>)[t.signal];
+    if (n) return 128 + n;
+  }
+  if (t.status === 'exited' && t.exitCode !== null) return t.exitCode;
+  return t.ok === true ? 0 : 255;
 }
 
 /** Follows a job on its stream until it ends; returns the final job. */
@@ -276,7 +298,7 @@ export function registerExec(program: Command): void {
           const ok = main.filter((t) => t.ok === true).length;
           if (main.length > 1 || bad.length) process.stderr.write(`${ok}/${main.length} succeeded${final.job.message ? ` — ${final.job.message}` : ''} (job ${final.job.id})\n`);
         }
-        process.exit(bad.length ? 1 : 0);
+        process.exit(exitStatus(final));
       } catch (err) {
         fail(err);
       }
@@ -342,7 +364,7 @@ export function registerExec(program: Command): void {
     .action(async (id: string) => {
       try {
         const final = await follow(Client.fromState(), id, { quiet: false, manyHosts: 10 });
-        process.exit(final.tasks.some((t) => t.ok !== true) ? 1 : 0);
+        process.exit(exitStatus(final));
       } catch (err) {
         fail(err);
       }
