@@ -6,7 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, tempDir } from '@tether/testkit';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { ADMIN_PASSWORD, BIN, TestAgent, TestHub, cli, runCli, tempDir } from '@tether/testkit';
 
 let hub: TestHub;
 let dir: string;
@@ -60,5 +61,49 @@ test("exec on one host exits with the command's own status; a signal gives 128+N
   } finally {
     await other.stop();
     other.cleanup();
+  }
+});
+
+test('a reader that closes the pipe early ends the command quietly with status 0 (no EPIPE crash)', async () => {
+  for (const args of [['hosts'], ['proc', 'ls', agentId], ['exec', '-t', agentId, '--', 'sh', '-c', 'seq 1 100000']]) {
+    const p = runCli(args, { env });
+    p.child.stdout!.destroy(); // the read end closes before the command has written anything
+    const code = await p.exited;
+    assert.equal(code, 0, `${args.join(' ')}: ${p.output()}`);
+    assert.doesNotMatch(p.output(), /EPIPE|Error/, args.join(' '));
+  }
+});
+
+test('tables are cut to the terminal width (identifiers whole), to COLUMNS when piped, never with --wide or when piped without COLUMNS', async () => {
+  const marker = `tt-wide-${process.pid}-${'x'.repeat(400)}`;
+  const long: ChildProcess = spawn('sh', ['-c', 'sleep 300', marker], { stdio: 'ignore' });
+  try {
+    const mine = (stdout: string) => stdout.split('\n').find((l) => l.startsWith(`${long.pid} `) || l.includes(` ${long.pid} `));
+    const piped = await cli(['proc', 'ls', agentId], env);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.ok(mine(piped.stdout)?.includes(marker), 'piped without COLUMNS: whole lines, as ps gives grep');
+
+    const cols = await cli(['proc', 'ls', agentId], { ...env, COLUMNS: '100' });
+    assert.equal(cols.code, 0, cols.stderr);
+    const lines = cols.stdout.trimEnd().split('\n');
+    assert.ok(lines.every((l) => l.length <= 100), `every line within COLUMNS=100: ${lines.map((l) => l.length).sort((a, b) => b - a)[0]}`);
+    const row = mine(cols.stdout);
+    assert.ok(row, 'the process is listed with its pid whole');
+    assert.match(row!, /sh -c sleep 300 tt-wide-\d+-x+…/, 'the command cut, marked with …');
+    assert.match(lines[0]!, /^PID +USER +CPU% +RSS +S +COMMAND +LISTEN$/, 'headings line up with the cut columns');
+
+    const wide = await cli(['proc', 'ls', agentId, '--wide'], { ...env, COLUMNS: '100' });
+    assert.ok(mine(wide.stdout)?.includes(marker), '--wide: never cut');
+
+    // On a terminal: its width (a pty from script(1), 90 columns).
+    const envs = Object.entries({ ...env, TETHER_NODE: process.execPath }).map(([k, v]) => `${k}=${JSON.stringify(v ?? '')}`).join(' ');
+    const tty = spawnSync('script', ['-qec', `stty cols 90; env -u COLUMNS ${envs} sh ${BIN} proc ls ${agentId}`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(tty.status, 0, tty.stderr + tty.stdout);
+    const ttyLines = tty.stdout.replace(/\r/g, '').trimEnd().split('\n');
+    assert.ok(ttyLines.length > 3, tty.stdout);
+    assert.ok(ttyLines.every((l) => l.length <= 90), `every line within the terminal's 90 columns: ${Math.max(...ttyLines.map((l) => l.length))}`);
+    assert.ok(ttyLines.some((l) => /tt-wide-\d+-x*…/.test(l)), 'the long command is cut on the terminal too');
+  } finally {
+    long.kill();
   }
 });

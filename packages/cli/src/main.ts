@@ -19,10 +19,18 @@ const hubModule = () => import('@tether/hub');
 const agentModule = () => import('@tether/agent');
 import { ApiError, Client, saveState } from './client.js';
 import { registerAccountCommands, loginWithCode, promptSecret } from './accounts.js';
-import { ago, table } from './table.js';
+import { ago, setWide, table } from './table.js';
 import { fail, out } from './output.js';
 
-const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
+const program = new Command('tether')
+  .version(TETHER_VERSION)
+  .description('Tether: operate a fleet of Linux hosts')
+  .option('--wide', 'tables: never cut lines to the terminal width (piped output is cut only when COLUMNS is set)')
+  .showHelpAfterError();
+program.hook('preAction', () => setWide(Boolean(program.opts().wide)));
+
+/** The commands that run for good: their output is a log, and a closed one is not a reason to stop quietly. */
+const DAEMONS = new Set(['hub', 'agent', 'start']);
 
 
 const hubOptions = (c: Command) =>
@@ -389,6 +397,16 @@ const OWNER: Record<string, keyof typeof GROUPS> = {
   ssh: 'terminal',
 };
 const first = process.argv.slice(2).find((a) => !a.startsWith('-'));
+if (!first || !DAEMONS.has(first)) {
+  // A reader that went away (`tether proc ls web1 | head`) ends the command quietly with status 0,
+  // as ps does: what was left to print is not wanted. Node would report the EPIPE as a crash.
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+  }
+}
 const known = new Set(program.commands.map((c) => c.name()));
 const wanted = first && OWNER[first] ? [OWNER[first]] : first && known.has(first) ? [] : (Object.keys(GROUPS) as (keyof typeof GROUPS)[]);
 for (const g of wanted) (await GROUPS[g]!())(program);
