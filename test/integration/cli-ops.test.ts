@@ -107,3 +107,42 @@ test('tables are cut to the terminal width (identifiers whole), to COLUMNS when 
     long.kill();
   }
 });
+
+test('signals are taken as TERM or SIGTERM alike: process signal, task kill, docker kill (API) and the CLI', async () => {
+  const sleeper = spawn('sleep', ['300'], { stdio: 'ignore' });
+  const gone = new Promise((r) => sleeper.on('exit', (_c, sig) => r(sig)));
+  const r = await hub.raw('POST', `/api/v1/hosts/${agentId}/ps/${sleeper.pid}/signal`, { signal: 'TERM' });
+  assert.equal(r.status, 200, await r.text());
+  assert.equal(await gone, 'SIGTERM');
+  const bad = await hub.raw('POST', `/api/v1/hosts/${agentId}/ps/${sleeper.pid}/signal`, { signal: 'NOPE' });
+  assert.equal(bad.status, 400);
+
+  const run = async (signal: string, cliArgs: string[] | undefined) => {
+    const job = await hub.api('POST', '/api/v1/exec', { target: { hosts: [agentId] }, command: ['sleep', '60'], mode: 'async' });
+    const task = job.tasks[0].id as string;
+    const started = Date.now();
+    while ((await hub.api('GET', `/api/v1/tasks/${task}`)).task.state !== 'running') {
+      assert.ok(Date.now() - started < 15_000, 'task running');
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    if (cliArgs) {
+      const k = await cli(['task', 'kill', task, ...cliArgs], env);
+      assert.equal(k.code, 0, k.stderr);
+    } else assert.equal((await hub.api('POST', `/api/v1/tasks/${task}/kill`, { signal })).result, 'sent');
+    for (;;) {
+      const t = (await hub.api('GET', `/api/v1/tasks/${task}`)).task;
+      if (t.state === 'done') return t;
+      assert.ok(Date.now() - started < 15_000, 'task ended');
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  };
+  assert.equal((await run('KILL', undefined)).signal, 'SIGKILL');
+  assert.equal((await run('', ['-s', 'hup'])).signal, 'SIGHUP');
+  const unknown = await cli(['task', 'kill', 'any', '-s', 'NOPE'], env);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /unknown signal "NOPE": one of TERM, KILL/);
+
+  // Docker's kill takes the short form too: past validation, this agent refuses (no docker capability).
+  const dk = await hub.raw('POST', `/api/v1/hosts/${agentId}/docker/containers/abc/kill?signal=KILL`);
+  assert.equal(dk.status, 403, await dk.text());
+});

@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { constants as osConstants } from 'node:os';
-import { SIGNALS, parseDurationSec, parseSelector } from '@tether/protocol/lite';
+import { parseDurationSec, parseSelector, parseSignal } from '@tether/protocol/lite';
 import { Client } from '../client.js';
 import { fail, out } from '../output.js';
 import { ago, table } from '../table.js';
@@ -389,10 +389,10 @@ export function registerExec(program: Command): void {
   task
     .command('kill <id>')
     .description('signal a running task’s process group')
-    .addOption(new Option('-s, --signal <signal>').choices([...SIGNALS]).default('SIGTERM'))
+    .option('-s, --signal <signal>', 'TERM, KILL, HUP, INT, QUIT, USR1, USR2, STOP or CONT (SIGKILL works too)', 'TERM')
     .action(async (id: string, o) => {
       try {
-        const r = await Client.fromState().call<{ result: string }>('POST', `/api/v1/tasks/${encodeURIComponent(id)}/kill`, { signal: o.signal });
+        const r = await Client.fromState().call<{ result: string }>('POST', `/api/v1/tasks/${encodeURIComponent(id)}/kill`, { signal: parseSignal(o.signal) });
         process.stdout.write(`${r.result}\n`);
       } catch (err) {
         fail(err);

@@ -4,6 +4,7 @@
  * unique hostname) first and takes `--json`.
  */
 import type { Command } from 'commander';
+import { parseSignal } from '@tether/protocol/lite';
 import { Client } from '../client.js';
 import { fail, out } from '../output.js';
 import { table } from '../table.js';
@@ -65,7 +66,7 @@ function registerDocker(program: Command): void {
   }));
   for (const a of ['start', 'stop', 'restart', 'kill', 'pause', 'unpause'] as const) {
     d.command(`${a} <host> <container>`).option('-t, --time <sec>', 'seconds to wait before killing (stop, restart)').option('-s, --signal <sig>', 'signal (kill)').option('--json').action(act(async (c, id, cid: string, o: { time?: string; signal?: string; json?: boolean }) => {
-      const r = await c.call('POST', `${base(id)}/containers/${enc(cid)}/${a}${qs({ timeoutSec: o.time, signal: o.signal ? (o.signal.toUpperCase().startsWith('SIG') ? o.signal.toUpperCase() : `SIG${o.signal.toUpperCase()}`) : undefined })}`);
+      const r = await c.call('POST', `${base(id)}/containers/${enc(cid)}/${a}${qs({ timeoutSec: o.time, signal: o.signal ? parseSignal(o.signal) : undefined })}`);
       out(Boolean(o.json), r, () => `${a}: ${cid}`);
     }));
   }
@@ -204,8 +205,8 @@ function registerProcesses(program: Command): void {
       return table(['PID', 'USER', 'CPU%', 'RSS', 'S', 'COMMAND', 'LISTEN'], rows);
     });
   }));
-  p.command('kill <host> <pid>').option('-s, --signal <sig>', 'TERM, KILL, HUP…', 'TERM').action(act(async (c, id, pid: string, o: { signal: string }) => {
-    const signal = o.signal.toUpperCase().startsWith('SIG') ? o.signal.toUpperCase() : `SIG${o.signal.toUpperCase()}`;
+  p.command('kill <host> <pid>').option('-s, --signal <sig>', 'TERM, KILL, HUP, INT, QUIT, USR1, USR2, STOP or CONT (SIGKILL works too)', 'TERM').action(act(async (c, id, pid: string, o: { signal: string }) => {
+    const signal = parseSignal(o.signal);
     await c.call('POST', `/api/v1/hosts/${enc(id)}/ps/${enc(pid)}/signal`, { signal });
   }));
   p.command('ports <host>').option('--port <n>', 'who listens on this port').option('--json').action(act(async (c, id, o: { port?: string; json?: boolean }) => {

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ExecSpec, SIGNALS, matchesSelector, parseSelector, SelectorError } from '@tether/protocol';
+import { ExecSpec, SIGNAL_INPUTS, signalName, matchesSelector, parseSelector, SelectorError } from '@tether/protocol';
 import type { Host, HostStore } from '../hosts/store.js';
 import { access, errors, hostAllowed } from '../../http.js';
 import { jobView, taskView, type CreateJob, type JobService, type JobEvent } from './service.js';
@@ -315,9 +315,9 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         ...access({ role: 'operator', scope: 'execute' }),
         schema: {
           tags: ['exec'],
-          summary: 'Send a signal to a running task’s process group (default SIGTERM)',
+          summary: 'Send a signal to a running task’s process group (default SIGTERM; KILL or SIGKILL alike)',
           params: IdParams,
-          body: Type.Optional(Type.Object({ signal: Type.Optional(Type.Enum(SIGNALS)) }, { additionalProperties: false })),
+          body: Type.Optional(Type.Object({ signal: Type.Optional(Type.Enum(SIGNAL_INPUTS)) }, { additionalProperties: false })),
           response: { 200: Type.Object({ result: Type.String() }), ...errors(400, 401, 403, 404, 409) },
         },
       },
@@ -325,7 +325,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         const t = await jobs.getTask(req.params.id);
         if (!t) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
         if (!(await allowedTasks(req, [t]))) return reply.code(403).send({ error: 'forbidden', message: 'this task runs on a host outside your scope' });
-        const result = jobs.kill(t.id, req.body?.signal ?? 'SIGTERM');
+        const result = jobs.kill(t.id, signalName(req.body?.signal ?? 'SIGTERM')!);
         if (result === 'not_running') return reply.code(409).send({ error: 'not_running', message: `task already ${t.state}` });
         if (result === 'offline') return reply.code(409).send({ error: 'agent_offline', message: 'the host is not connected; try again when it is' });
         return { result };

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { HostsEntry, ListeningPort, ProcessRow, SIGNALS, type SignalName } from '@tether/protocol';
+import { HostsEntry, ListeningPort, ProcessRow, SIGNAL_INPUTS, signalName } from '@tether/protocol';
 import { access } from '../../http.js';
 import { COMMON, Ok, Params, errs, opt, type Managers } from './common.js';
 
@@ -32,9 +32,9 @@ export function hostManagerRoutes(m: Managers) {
     );
     r.post(
       '/api/v1/hosts/:id/ps/:pid/signal',
-      { ...execute, schema: { tags: ['processes'], summary: 'Send a signal to a process (404 when there is no such pid)', params: PidParams, body: Type.Object({ signal: Type.Enum(SIGNALS) }, { additionalProperties: false }), response: { 200: Ok, ...errs(...COMMON) } } },
-      m.handle(async (req: { params: { id: string; pid: number }; body: { signal: SignalName } }) => {
-        await m.ask(await host(req), 'process.request', { op: 'signal', pid: req.params.pid, signal: req.body.signal });
+      { ...execute, schema: { tags: ['processes'], summary: 'Send a signal to a process (TERM or SIGTERM alike; 404 when there is no such pid)', params: PidParams, body: Type.Object({ signal: Type.Enum(SIGNAL_INPUTS) }, { additionalProperties: false }), response: { 200: Ok, ...errs(...COMMON) } } },
+      m.handle(async (req: { params: { id: string; pid: number }; body: { signal: string } }) => {
+        await m.ask(await host(req), 'process.request', { op: 'signal', pid: req.params.pid, signal: signalName(req.body.signal)! });
         return { ok: true };
       }),
     );
