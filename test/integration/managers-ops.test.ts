@@ -1,0 +1,57 @@
+/**
+ * Cron and power through the API and the CLI against a real hub and a real agent on this machine
+ * (no crontab binary and no systemd as PID 1 here: what is checked is what the agent decides before
+ * either is used, and what it says when the host cannot do a thing).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { ADMIN_PASSWORD, TestAgent, TestHub, cli, tempDir } from '@tether/testkit';
+
+let hub: TestHub;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+let agent: TestAgent;
+let id: string;
+before(async () => {
+  hub = await TestHub.start();
+  dir = tempDir('tether-managers-ops-');
+  env = { TETHER_CLI_CONFIG: join(dir, 'cli.json'), TETHER_PASSWORD: '' };
+  const login = await cli(['login', '--hub', hub.url, '--password-stdin'], env, ADMIN_PASSWORD + '\n');
+  assert.equal(login.code, 0, login.stderr);
+  agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'cron', 'power'] });
+  id = await agent.waitConnected();
+});
+after(async () => {
+  await agent?.stop();
+  agent?.cleanup();
+  await hub?.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('cron refuses a schedule that never fires: validate, create, update and the CLI say why', async () => {
+  const never = '0 0 31 2 *';
+  const v = await hub.api('GET', `/api/v1/hosts/${id}/cron/validate?schedule=${encodeURIComponent(never)}`);
+  assert.equal(v.valid, false);
+  assert.deepEqual(v.nextRuns, []);
+  assert.match(v.message, /never fires: no date has day-of-month 31 in month 2/);
+  const ok = await hub.api('GET', `/api/v1/hosts/${id}/cron/validate?schedule=${encodeURIComponent('0 3 * * *')}`);
+  assert.equal(ok.valid, true);
+  assert.equal(ok.nextRuns.length, 5);
+
+  const create = await hub.raw('POST', `/api/v1/hosts/${id}/cron`, { schedule: never, command: 'true' });
+  assert.equal(create.status, 400);
+  assert.match(((await create.json()) as { message: string }).message, /never fires/);
+  const update = await hub.raw('PATCH', `/api/v1/hosts/${id}/cron/0123456789ab`, { schedule: '0 0 30 2 *' });
+  assert.equal(update.status, 400);
+  assert.match(((await update.json()) as { message: string }).message, /never fires/);
+
+  const check = await cli(['cron', 'check', id, never], env);
+  assert.equal(check.code, 1);
+  assert.match(check.stdout, /^invalid: "0 0 31 2 \*" never fires/);
+  assert.doesNotMatch(check.stdout, /at boot/);
+  const add = await cli(['cron', 'add', id, never, 'true'], env);
+  assert.equal(add.code, 1);
+  assert.match(add.stderr, /never fires.*\(400 bad_request\)/);
+});
