@@ -55,3 +55,45 @@ test('cron refuses a schedule that never fires: validate, create, update and the
   assert.equal(add.code, 1);
   assert.match(add.stderr, /never fires.*\(400 bad_request\)/);
 });
+
+test('hibernate and suspend: GET power says whether each is possible and why not; a request where systemd says no is refused with the reason, audited; the capability lock applies', async () => {
+  const st = await hub.api('GET', `/api/v1/hosts/${id}/power`);
+  assert.ok(st.uptimeSec > 0);
+  for (const what of ['hibernate', 'suspend']) {
+    // This machine has no systemd as PID 1: systemctl cannot say yes here.
+    assert.equal(st[what].possible, false, JSON.stringify(st));
+    assert.match(st[what].reason, new RegExp(`systemctl can-${what}`), JSON.stringify(st));
+    const r = await hub.raw('POST', `/api/v1/hosts/${id}/power`, { action: what });
+    const body = (await r.json()) as { error: string; message: string };
+    assert.equal(r.status, 409, JSON.stringify(body));
+    assert.equal(body.error, 'unavailable');
+    assert.match(body.message, new RegExp(`^${what} is not possible: .*systemctl can-${what}`));
+  }
+  const audit = await hub.api('GET', `/api/v1/audit?action=${encodeURIComponent('POST /api/v1/hosts/:id/power')}`);
+  const entry = audit.entries.find((e: any) => e.params?.body?.action === 'hibernate');
+  assert.ok(entry, JSON.stringify(audit.entries));
+  assert.equal(entry.status, 409);
+  assert.deepEqual(entry.targets.length > 0, true);
+
+  const cliStatus = await cli(['power', 'status', id], env);
+  assert.equal(cliStatus.code, 0, cliStatus.stderr);
+  assert.match(cliStatus.stdout, /^hibernate: not possible — .*can-hibernate/m);
+  assert.match(cliStatus.stdout, /^suspend: not possible — .*can-suspend/m);
+  const unconfirmed = await cli(['power', 'suspend', id], env);
+  assert.equal(unconfirmed.code, 1);
+  assert.match(unconfirmed.stderr, /add --yes/);
+  const refused = await cli(['power', 'hibernate', id, '--yes'], env);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /hibernate is not possible: .*\(409 unavailable\)/);
+
+  const locked = TestAgent.start(hub.url, { token: await hub.enrollToken() });
+  try {
+    const lockedId = await locked.waitConnected();
+    const r = await hub.raw('POST', `/api/v1/hosts/${lockedId}/power`, { action: 'suspend' });
+    assert.equal(r.status, 403);
+    assert.equal(((await r.json()) as { error: string }).error, 'refused');
+  } finally {
+    await locked.stop();
+    locked.cleanup();
+  }
+});

@@ -219,13 +219,23 @@ function registerProcesses(program: Command): void {
   }));
 }
 
+interface PowerStatus { uptimeSec: number; bootTime: number; scheduled?: { action: string; at: number }; hibernate?: { possible: boolean; reason?: string }; suspend?: { possible: boolean; reason?: string } }
+
 function registerPower(program: Command): void {
-  const p = program.command('power').description('reboot, power off, schedule (agent capability power)');
-  const status = (r: { uptimeSec: number; bootTime: number; scheduled?: { action: string; at: number } }) => `up ${Math.floor(r.uptimeSec / 3600)}h${Math.floor((r.uptimeSec % 3600) / 60)}m since ${when(r.bootTime)}${r.scheduled ? `; ${r.scheduled.action} scheduled at ${when(r.scheduled.at)}` : ''}`;
-  p.command('status <host>').option('--json').action(act(async (c, id, o: { json?: boolean }) => {
-    const r = await c.call<{ uptimeSec: number; bootTime: number; scheduled?: { action: string; at: number } }>('GET', `/api/v1/hosts/${enc(id)}/power`);
+  const p = program.command('power').description('reboot, power off, hibernate, suspend, schedule (agent capability power)');
+  const sleep = (what: string, s: PowerStatus['hibernate']) => (s ? `\n${what}: ${s.possible ? 'possible' : `not possible — ${s.reason ?? 'no reason given'}`}` : '');
+  const status = (r: PowerStatus) => `up ${Math.floor(r.uptimeSec / 3600)}h${Math.floor((r.uptimeSec % 3600) / 60)}m since ${when(r.bootTime)}${r.scheduled ? `; ${r.scheduled.action} scheduled at ${when(r.scheduled.at)}` : ''}${sleep('hibernate', r.hibernate)}${sleep('suspend', r.suspend)}`;
+  p.command('status <host>').description('uptime, a scheduled shutdown, and whether the host can hibernate or suspend').option('--json').action(act(async (c, id, o: { json?: boolean }) => {
+    const r = await c.call<PowerStatus>('GET', `/api/v1/hosts/${enc(id)}/power`);
     out(Boolean(o.json), r, () => status(r));
   }));
+  for (const action of ['hibernate', 'suspend'] as const) {
+    p.command(`${action} <host>`).description(`${action} now, where \`systemctl can-${action}\` says yes (else refused with the reason)`).option('--yes', 'confirm (required)').option('--json').action(act(async (c, id, o: { yes?: boolean; json?: boolean }) => {
+      if (!o.yes) throw new Error(`${action} of ${id}: add --yes to confirm`);
+      const r = await c.call('POST', `/api/v1/hosts/${enc(id)}/power`, { action });
+      out(Boolean(o.json), r, () => `${action} sent`);
+    }));
+  }
   for (const action of ['reboot', 'poweroff'] as const) {
     p.command(`${action} <host>`).option('--in <minutes>', 'schedule it (shutdown +N) instead of now').option('-m, --message <text>').option('--yes', 'confirm (required)').option('--json').action(act(async (c, id, o: { in?: string; message?: string; yes?: boolean; json?: boolean }) => {
       if (!o.yes) throw new Error(`${action} of ${id}: add --yes to confirm`);

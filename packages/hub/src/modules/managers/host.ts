@@ -4,12 +4,22 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { HostsEntry, ListeningPort, ProcessRow, SIGNAL_INPUTS, signalName } from '@tether/protocol';
+import { HostsEntry, ListeningPort, ProcessRow, SIGNAL_INPUTS, SleepState, signalName, type PowerResponseBody } from '@tether/protocol';
 import { access } from '../../http.js';
-import { COMMON, Ok, Params, errs, opt, type Managers } from './common.js';
+import { COMMON, HttpError, Ok, Params, errs, opt, type Managers } from './common.js';
 
 const PidParams = Type.Object({ id: Params.properties.id, pid: Type.Integer({ minimum: 1, maximum: 4_194_304 }) });
-const PowerStatus = Type.Object({ uptimeSec: Type.Number(), bootTime: Type.Integer(), scheduled: Type.Optional(Type.Object({ action: Type.String(), at: Type.Integer() })) });
+const PowerStatus = Type.Object({
+  uptimeSec: Type.Number(),
+  bootTime: Type.Integer(),
+  scheduled: Type.Optional(Type.Object({ action: Type.String(), at: Type.Integer() })),
+  hibernate: Type.Optional(SleepState),
+  suspend: Type.Optional(SleepState),
+});
+const POWER_ACTIONS = ['reboot', 'poweroff', 'hibernate', 'suspend'] as const;
+type PowerAction = (typeof POWER_ACTIONS)[number];
+/** An agent from before hibernate and suspend refuses the op it does not know: it cannot. */
+const TOO_OLD: SleepState = { possible: false, reason: "this host's agent is older than hibernate and suspend: update it" };
 
 export function hostManagerRoutes(m: Managers) {
   const viewer = access({ role: 'viewer', scope: 'read' });
@@ -57,16 +67,33 @@ export function hostManagerRoutes(m: Managers) {
     // --- power (capability `power`): every change needs a step-up
     r.get(
       '/api/v1/hosts/:id/power',
-      { ...viewer, schema: { tags: ['power'], summary: 'Uptime, boot time and any scheduled shutdown', params: Params, response: { 200: PowerStatus, ...errs(...COMMON) } } },
+      { ...viewer, schema: { tags: ['power'], summary: 'Uptime, boot time, any scheduled shutdown, and whether the host can hibernate and suspend now (with the reason when not)', params: Params, response: { 200: PowerStatus, ...errs(...COMMON) } } },
       m.handle(async (req) => {
-        const a = await m.ask(await host(req), 'power.request', { op: 'status' });
-        return { uptimeSec: a.uptimeSec, bootTime: a.bootTime, ...opt('scheduled', a.scheduled) };
+        const h = await host(req);
+        const [a, s] = await Promise.all([
+          m.ask(h, 'power.request', { op: 'status' }),
+          m.ask(h, 'power.request', { op: 'sleep_states' }).catch((err: unknown) => {
+            if (err instanceof HttpError && err.code === 'bad_agent_answer') return { sleep: { hibernate: TOO_OLD, suspend: TOO_OLD } };
+            throw err;
+          }),
+        ]);
+        const sleep = (s as PowerResponseBody).sleep;
+        return { uptimeSec: a.uptimeSec, bootTime: a.bootTime, ...opt('scheduled', a.scheduled), ...opt('hibernate', sleep?.hibernate), ...opt('suspend', sleep?.suspend) };
       }),
     );
     r.post(
       '/api/v1/hosts/:id/power',
-      { ...danger, schema: { tags: ['power'], summary: 'Reboot or power off now (the agent answers, then acts a second later)', params: Params, body: Type.Object({ action: Type.Enum(['reboot', 'poweroff'] as const) }, { additionalProperties: false }), response: { 200: Ok, ...errs(...COMMON) } } },
-      m.handle(async (req: { params: { id: string }; body: { action: 'reboot' | 'poweroff' }; log: import('pino').Logger }) => {
+      {
+        ...danger,
+        schema: {
+          tags: ['power'],
+          summary: 'Reboot, power off, hibernate or suspend now (the agent answers, then acts a second later). Hibernate and suspend only where `systemctl can-hibernate|can-suspend` says yes: otherwise 409 unavailable with the reason',
+          params: Params,
+          body: Type.Object({ action: Type.Enum(POWER_ACTIONS) }, { additionalProperties: false }),
+          response: { 200: Ok, ...errs(...COMMON) },
+        },
+      },
+      m.handle(async (req: { params: { id: string }; body: { action: PowerAction }; log: import('pino').Logger }) => {
         await m.ask(await host(req), 'power.request', { op: req.body.action });
         req.log.warn({ agentId: req.params.id, action: req.body.action }, 'power action sent');
         return { ok: true };
