@@ -141,6 +141,9 @@ function describeTask(t: TaskView): string {
   return `${t.status ?? t.state}${t.signal ? ` (${t.signal})` : ''}${t.error ? `: ${t.error}` : ''}`;
 }
 
+/** A host left out at creation (--skip-refused): not run, and not a failure. */
+const leftOut = (t: TaskView) => t.state === 'skipped' && t.status === 'refused';
+
 /**
  * How `exec` and `job watch` exit. One host: as the command did there, so that a script can test
  * it like a local one — its own exit status; 128+N when signal N ended it (as a shell reports);
@@ -148,8 +151,8 @@ function describeTask(t: TaskView): string {
  * cancelled: as ssh does for its own failures). Several hosts: 0 when every host succeeded, else 1.
  */
 export function exitStatus(final: JobWithTasks): number {
-  const main = final.tasks.filter((t) => t.phase === 'main');
-  const bad = final.tasks.filter((t) => t.ok !== true);
+  const main = final.tasks.filter((t) => t.phase === 'main' && !leftOut(t));
+  const bad = final.tasks.filter((t) => t.ok !== true && !leftOut(t));
   if (main.length !== 1) return bad.length ? 1 : 0;
   const t = main[0]!;
   if (bad.some((x) => x.phase === 'health')) return 1;
@@ -237,6 +240,7 @@ export function registerExec(program: Command): void {
     .option('--continue-on-error', 'never stop because of failures')
     .option('--health <script>', 'rolling: shell script run on each batch before the next one starts')
     .option('--wait-offline <duration>', 'wait this long for a disconnected host before calling it offline')
+    .option('--skip-refused', 'leave out hosts whose agents do not allow exec (a rolling or sequence job is refused otherwise, naming them)')
     .option('--shell', 'the command is one shell script (run by /bin/sh -c); otherwise argv is executed directly')
     .option('--cwd <dir>', 'working directory (absolute)')
     .option('-e, --env <KEY=VALUE>', 'environment variable (repeatable)', collect)
@@ -279,6 +283,7 @@ export function registerExec(program: Command): void {
           ...(o.callback ? { callbackUrl: o.callback } : {}),
           ...(o.name ? { name: o.name } : {}),
           strategy: strategyOf(o),
+          ...(o.skipRefused ? { skipRefused: true } : {}),
           mode: 'async',
         };
         const client = Client.fromState();
@@ -289,12 +294,14 @@ export function registerExec(program: Command): void {
           return;
         }
         const final = await follow(client, created.job.id, { quiet: Boolean(o.quiet || o.json), manyHosts: 10 }, created);
-        const main = final.tasks.filter((t) => t.phase === 'main');
-        const bad = final.tasks.filter((t) => t.ok !== true);
+        const main = final.tasks.filter((t) => t.phase === 'main' && !leftOut(t));
+        const bad = final.tasks.filter((t) => t.ok !== true && !leftOut(t));
+        const skipped = final.tasks.filter(leftOut);
         if (o.json) out(true, final, () => '');
         else {
           const width = Math.max(...bad.map((t) => t.hostname.length), 4);
           for (const t of bad) process.stderr.write(`${t.hostname.padEnd(width)}  ${t.phase === 'health' ? 'health check: ' : ''}${describeTask(t)}\n`);
+          if (skipped.length) process.stderr.write(`left out (their agents do not allow exec): ${skipped.slice(0, 20).map((t) => t.hostname).join(', ')}${skipped.length > 20 ? ` and ${skipped.length - 20} more` : ''}\n`);
           const ok = main.filter((t) => t.ok === true).length;
           if (main.length > 1 || bad.length) process.stderr.write(`${ok}/${main.length} succeeded${final.job.message ? ` — ${final.job.message}` : ''} (job ${final.job.id})\n`);
         }

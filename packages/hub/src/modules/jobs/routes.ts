@@ -9,7 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ExecSpec, SIGNAL_INPUTS, signalName, matchesSelector, parseSelector, SelectorError } from '@tether/protocol';
 import type { Host, HostStore } from '../hosts/store.js';
 import { access, errors, hostAllowed } from '../../http.js';
-import { jobView, taskView, type CreateJob, type JobService, type JobEvent } from './service.js';
+import { JobRefusedError, jobView, taskView, type CreateJob, type JobService, type JobEvent } from './service.js';
 import { StrategyError, StrategySchema, type Strategy } from './strategy.js';
 import type { Task } from './store.js';
 
@@ -96,9 +96,19 @@ const ExecBody = Type.Object(
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     /** called with the job's summary (POST, JSON) when it ends */
     callbackUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
+    /** leave out hosts whose agents do not allow exec (their tasks: skipped, refused) instead of refusing the job */
+    skipRefused: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
+
+/** 400 answers of job creation: a refusal because of hosts names them (up to 50) and counts them all. */
+export const JobCreateError = Type.Object({
+  error: Type.String(),
+  message: Type.String(),
+  hosts: Type.Optional(Type.Array(Type.Object({ id: Type.String(), hostname: Type.String() }))),
+  count: Type.Optional(Type.Integer()),
+});
 
 const TaskView = Type.Object({
   id: Type.String(),
@@ -152,6 +162,7 @@ export interface StartJob {
   wait?: number | undefined;
   name?: string | undefined;
   callbackUrl?: string | undefined;
+  skipRefused?: boolean | undefined;
 }
 
 /** Resolves the target, creates the job, and answers: at once (async) or when it ends (sync, ≤ 60 s). */
@@ -174,9 +185,11 @@ export async function startJob(jobs: JobService, hosts: HostStore, req: FastifyR
       hosts: list.map((h) => ({ id: h.id, hostname: h.hostname, capabilities: h.capabilities })),
       createdBy: req.user!.username,
       ...(o.callbackUrl ? { callbackUrl: o.callbackUrl } : {}),
+      ...(o.skipRefused ? { skipRefused: true } : {}),
     });
   } catch (err) {
     if (err instanceof StrategyError) return reply.code(400).send({ error: 'bad_strategy', message: err.message });
+    if (err instanceof JobRefusedError) return reply.code(400).send({ error: 'hosts_refuse_exec', message: err.message, hosts: err.hosts, count: err.count });
     throw err;
   }
   req.log.info({ jobId: created.job.id, kind: o.kind, hosts: list.length, by: req.user!.username, mode: o.mode ?? 'sync' }, 'job started');
@@ -212,15 +225,15 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         ...access({ role: 'operator', scope: 'execute', stepUp: true }),
         schema: {
           tags: ['exec'],
-          summary: 'Run a command on hosts (sync: wait up to 60 s for the results; async: get the job id at once)',
+          summary: 'Run a command on hosts (sync: wait up to 60 s for the results; async: get the job id at once). Hosts whose agents do not allow exec: a job they would stop (rolling, sequence, evenodd, or past maxFailures) is refused with 400 hosts_refuse_exec naming them, unless skipRefused leaves them out',
           body: ExecBody,
-          response: { 200: JobWithTasks, 202: JobWithTasks, ...errors(400, 401, 403, 404) },
+          response: { 200: JobWithTasks, 202: JobWithTasks, ...errors(401, 403, 404), 400: JobCreateError },
         },
       },
       async (req, reply) => {
-        const { target, strategy, mode, wait, name, callbackUrl, ...spec } = req.body;
+        const { target, strategy, mode, wait, name, callbackUrl, skipRefused, ...spec } = req.body;
         if (spec.shell && spec.command.length !== 1) return reply.code(400).send({ error: 'bad_request', message: 'with shell: true, command is one script string' });
-        return startJob(jobs, hosts, req, reply, { kind: 'exec', spec: { ...spec, stream: mode === 'async' }, target, strategy, mode, wait, name, callbackUrl });
+        return startJob(jobs, hosts, req, reply, { kind: 'exec', spec: { ...spec, stream: mode === 'async' }, target, strategy, mode, wait, name, callbackUrl, skipRefused });
       },
     );
 
