@@ -146,3 +146,48 @@ test('signals are taken as TERM or SIGTERM alike: process signal, task kill, doc
   const dk = await hub.raw('POST', `/api/v1/hosts/${agentId}/docker/containers/abc/kill?signal=KILL`);
   assert.equal(dk.status, 403, await dk.text());
 });
+
+test('a hub frozen with SIGSTOP: commands end with "hub not responding (no answer in N s)", exit 1, never hang; streams too', async () => {
+  const exact = (s: string) => `tether: hub not responding (no answer in ${s}) at ${hub.url}\n`;
+  const stop = () => process.kill(hub.proc.pid, 'SIGSTOP');
+  const cont = () => process.kill(hub.proc.pid, 'SIGCONT');
+  const timed = async (args: string[], extra: NodeJS.ProcessEnv = {}) => {
+    const t0 = Date.now();
+    const r = await cli(args, { ...env, ...extra }, undefined, 40_000);
+    return { ...r, ms: Date.now() - t0 };
+  };
+  // Streaming first: the job's output flows, then the hub stops answering.
+  const p = runCli(['--request-timeout', '1s', 'exec', '-t', agentId, '--', 'sh', '-c', 'echo begin; sleep 30'], { env });
+  await p.waitForLine(/^begin$/, 15_000);
+  stop();
+  try {
+    const t0 = Date.now();
+    const code = await Promise.race([p.exited, new Promise((r) => setTimeout(() => r('hung'), 15_000))]);
+    assert.equal(code, 1, p.output());
+    assert.ok(Date.now() - t0 < 4000, `the stream noticed within ${Date.now() - t0} ms`);
+    assert.match(p.output(), /hub not responding \(no answer in 1 s\) at http:\/\/127\.0\.0\.1:\d+; the job goes on: follow it with `tether job watch j_/);
+
+    const viaEnv = await timed(['hosts'], { TETHER_REQUEST_TIMEOUT: '1s' });
+    assert.equal(viaEnv.code, 1);
+    assert.equal(viaEnv.stderr, exact('1 s'));
+    assert.ok(viaEnv.ms < 4000, `${viaEnv.ms} ms`);
+    const viaFlag = await timed(['hosts', '--request-timeout', '1500ms'], { TETHER_REQUEST_TIMEOUT: '30s' });
+    assert.equal(viaFlag.stderr, exact('1.5 s'), 'the flag wins over the environment');
+    // A manager call may wait on its host for minutes, but only while the hub answers.
+    const manager = await timed(['--request-timeout', '1s', 'proc', 'ls', agentId]);
+    assert.equal(manager.code, 1);
+    assert.equal(manager.stderr, exact('1 s'));
+    assert.ok(manager.ms < 5000, `${manager.ms} ms`);
+    const dflt = await timed(['hosts']);
+    assert.equal(dflt.code, 1);
+    assert.equal(dflt.stderr, exact('15 s'), 'the default is 15 s');
+    assert.ok(dflt.ms >= 15_000 && dflt.ms < 20_000, `${dflt.ms} ms`);
+  } finally {
+    cont();
+  }
+  const after = await cli(['hosts'], env);
+  assert.equal(after.code, 0, 'the hub answers again once it runs');
+  const bad = await cli(['hosts', '--request-timeout', 'soon'], env);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--request-timeout: expected a duration such as 15s/);
+});

@@ -17,7 +17,7 @@ import type { Agent, Reporter, TaskManager, TerminalService } from '@tether/agen
 // carry the hub's HTTP server, database drivers and password hashing in its memory.
 const hubModule = () => import('@tether/hub');
 const agentModule = () => import('@tether/agent');
-import { ApiError, Client, saveState } from './client.js';
+import { ApiError, Client, parseTimeout, saveState, setRequestTimeout } from './client.js';
 import { registerAccountCommands, loginWithCode, promptSecret } from './accounts.js';
 import { ago, setWide, table } from './table.js';
 import { fail, out } from './output.js';
@@ -26,8 +26,17 @@ const program = new Command('tether')
   .version(TETHER_VERSION)
   .description('Tether: operate a fleet of Linux hosts')
   .option('--wide', 'tables: never cut lines to the terminal width (piped output is cut only when COLUMNS is set)')
+  .option('--request-timeout <duration>', 'give up on a hub that does not answer within this (TETHER_REQUEST_TIMEOUT; default 15s; 0: never)')
   .showHelpAfterError();
-program.hook('preAction', () => setWide(Boolean(program.opts().wide)));
+program.hook('preAction', () => {
+  const o = program.opts<{ wide?: boolean; requestTimeout?: string }>();
+  setWide(Boolean(o.wide));
+  try {
+    if (o.requestTimeout !== undefined) setRequestTimeout(parseTimeout(o.requestTimeout, '--request-timeout'));
+  } catch (err) {
+    fail(err);
+  }
+});
 
 /** The commands that run for good: their output is a log, and a closed one is not a reason to stop quietly. */
 const DAEMONS = new Set(['hub', 'agent', 'start']);
@@ -396,7 +405,16 @@ const OWNER: Record<string, keyof typeof GROUPS> = {
   docker: 'managers', systemd: 'managers', cron: 'managers', proc: 'managers', power: 'managers', 'hosts-file': 'managers',
   ssh: 'terminal',
 };
-const first = process.argv.slice(2).find((a) => !a.startsWith('-'));
+/** The command's name: the first word that is neither an option nor a global option's value. */
+function commandName(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--request-timeout') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+const first = commandName(process.argv.slice(2));
 if (!first || !DAEMONS.has(first)) {
   // A reader that went away (`tether proc ls web1 | head`) ends the command quietly with status 0,
   // as ps does: what was left to print is not wanted. Node would report the EPIPE as a crash.

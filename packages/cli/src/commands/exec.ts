@@ -187,8 +187,10 @@ async function follow(client: Client, jobId: string, opts: { quiet: boolean; man
   };
   const url = client.hub.replace(/^http/, 'ws').replace(/\/$/, '') + `/api/v1/jobs/${jobId}/stream`;
   await new Promise<void>((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: client.authHeaders() });
+    const ws = new WebSocket(url, client.wsOptions());
     let finished = false;
+    let dead: Error | undefined;
+    ws.once('open', () => client.heartbeat(ws, (err) => (dead = err)));
     ws.on('message', (raw) => {
       const e = JSON.parse(String(raw)) as { type: string; task?: TaskView; job?: JobView; taskId?: string; stream?: 'stdout' | 'stderr'; data?: string };
       if (e.type === 'output' && !opts.quiet) {
@@ -218,8 +220,8 @@ async function follow(client: Client, jobId: string, opts: { quiet: boolean; man
         ws.close();
       }
     });
-    ws.on('close', () => (finished ? resolve() : reject(new Error('the job stream closed before the job ended; follow it with `tether job show ' + jobId + '`'))));
-    ws.on('error', (err) => reject(new Error(`job stream: ${err.message}`)));
+    ws.on('close', () => (finished ? resolve() : reject(dead ? new Error(`${dead.message}; the job goes on: follow it with \`tether job watch ${jobId}\``) : new Error('the job stream closed before the job ended; follow it with `tether job show ' + jobId + '`'))));
+    ws.on('error', (err) => reject(client.wsError(err)));
   });
   printer.clearProgress();
   void hosts;

@@ -20,11 +20,18 @@ const qs = (q: Record<string, string | number | boolean | undefined>) => {
 const when = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z') : '-');
 const bytes = (n: number) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)}G` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)}M` : n >= 1024 ? `${(n / 1024).toFixed(1)}K` : String(n));
 
+/**
+ * How long a manager call may wait on its host, as long as the hub keeps answering its health
+ * check: the hub's own longest wait is 15 min (an image pull), past which it answers 504 itself.
+ */
+const HOST_WORK_MS = 16 * 60_000;
+
 /** Runs an action against one host: resolves the host, calls, prints; failures exit non-zero. */
 function act<A extends unknown[]>(fn: (c: Client, id: string, ...rest: A) => Promise<unknown>) {
   return async (host: string, ...rest: A) => {
     try {
       const c = Client.fromState();
+      c.patienceMs = HOST_WORK_MS;
       await fn(c, await hostId(c, host), ...rest);
     } catch (err) {
       fail(err);
@@ -32,14 +39,34 @@ function act<A extends unknown[]>(fn: (c: Client, id: string, ...rest: A) => Pro
   };
 }
 
-/** Streams a follow response (text) to stdout until the hub ends it or Ctrl-C. */
+/**
+ * Streams a follow response (text) to stdout until the hub ends it or Ctrl-C. A quiet log sends
+ * nothing for as long as it likes, so the hub is asked whether it is alive meanwhile (Client.watch).
+ */
 async function follow(c: Client, path: string): Promise<void> {
-  const res = await fetch(c.hub.replace(/\/$/, '') + path, { headers: c.authHeaders() });
+  const stopped = new AbortController();
+  let res: Response;
+  try {
+    res = await c.answered((signal) => fetch(c.hub.replace(/\/$/, '') + path, { headers: c.authHeaders(), signal: AbortSignal.any([signal, stopped.signal]) }), Infinity);
+  } catch (err) {
+    throw err instanceof TypeError ? new Error(`cannot reach hub at ${c.hub}: ${(err.cause as Error | undefined)?.message ?? err.message}`) : err;
+  }
   if (!res.ok || !res.body) {
     const e = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
     throw new Error(`${e.error ?? res.status}: ${e.message ?? 'follow failed'}`);
   }
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+  let dead: Error | undefined;
+  const stop = c.watch((err) => {
+    dead = err;
+    stopped.abort(err);
+  });
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+  } catch (err) {
+    throw dead ?? err;
+  } finally {
+    stop();
+  }
 }
 
 const kv = (pairs: string[] = []) => Object.fromEntries(pairs.map((p) => {
