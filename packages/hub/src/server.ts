@@ -186,6 +186,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     historyRetentionMs: a.historyRetentionSec * 1000,
     flapCount: 4,
     flapWindowSec: 1800,
+    ...(tls ? { hubCertificate: tls.cert } : {}),
   });
   await alerts.start();
   alerts.addSource(new WorkloadSource(workloads));
