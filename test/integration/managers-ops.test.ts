@@ -7,7 +7,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, tempDir } from '@tether/testkit';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { decodeFrame, encodeFrame, newNonce, type Message } from '@tether/protocol';
+import { ADMIN_PASSWORD, TestAgent, TestHub, cli, fakeFacts, newSimIdentity, simConnect, tempDir, waitFor } from '@tether/testkit';
 
 let hub: TestHub;
 let dir: string;
@@ -95,5 +98,68 @@ test('hibernate and suspend: GET power says whether each is possible and why not
   } finally {
     await locked.stop();
     locked.cleanup();
+  }
+});
+
+test('agents from before hibernate and suspend: GET power still answers, saying they cannot (an error reply at once; no reply within 12 s)', async () => {
+  const token = await hub.enrollToken();
+  const old = async (answerSleep: boolean, n: number) => {
+    const a = await simConnect(hub.url, newSimIdentity(), { token, facts: fakeFacts(`old-${n}`, `10.8.0.${n}`, `02:00:00:00:08:0${n}`) });
+    a.onMessage = (m) => {
+      if (m.type !== 'power.request') return;
+      const op = (m.body as { op: string }).op;
+      if (op === 'status') a.sendRaw(encodeFrame('power.response', { ok: true, uptimeSec: 100, bootTime: 1 }, { re: m.id }));
+      // An older agent cannot read the op: it says so (this version), or says nothing (earlier ones).
+      else if (answerSleep) a.sendRaw(encodeFrame('error', { code: 'bad_frame', message: 'bad power.request body: /op must be equal to one of the allowed values' }, { re: m.id }));
+    };
+    return a;
+  };
+  const [replies, silent] = await Promise.all([old(true, 1), old(false, 2)]);
+  try {
+    const t0 = Date.now();
+    const [a, b] = await Promise.all([
+      hub.api('GET', `/api/v1/hosts/${(await hub.hosts('?q=old-1')).hosts[0].id}/power`).then((r) => ({ r, ms: Date.now() - t0 })),
+      hub.api('GET', `/api/v1/hosts/${(await hub.hosts('?q=old-2')).hosts[0].id}/power`).then((r) => ({ r, ms: Date.now() - t0 })),
+    ]);
+    for (const { r } of [a, b]) {
+      assert.equal(r.uptimeSec, 100);
+      assert.equal(r.hibernate.possible, false);
+      assert.match(r.hibernate.reason, /older than hibernate and suspend/);
+      assert.match(r.suspend.reason, /older than hibernate and suspend/);
+    }
+    assert.ok(a.ms < 3000, `an error reply is taken at once: ${a.ms} ms`);
+    assert.ok(b.ms >= 11_000 && b.ms < 16_000, `silence is bounded: ${b.ms} ms`);
+  } finally {
+    replies.close();
+    silent.close();
+  }
+});
+
+test('the agent answers a request it cannot read (an op added after it) with an error reply naming that request', async () => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/api/v1/agent/ws' });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  const received: Message[] = [];
+  let sock: WebSocket | undefined;
+  wss.on('connection', (ws) => {
+    sock = ws;
+    ws.send(encodeFrame('challenge', { nonce: newNonce(), protocol: 1, hubVersion: 'future' }));
+    ws.on('message', (raw) => {
+      const d = decodeFrame(raw as Buffer);
+      if (!d.ok) return;
+      received.push(d.msg);
+      if (d.msg.type === 'hello') ws.send(encodeFrame('welcome', { agentId: 'agent-1', heartbeatSec: 5, hubVersion: 'future' }, { re: d.msg.id }));
+    });
+  });
+  const a = TestAgent.start(`http://127.0.0.1:${(wss.address() as AddressInfo).port}`, { token: 'any-token-will-do', capabilities: ['metrics', 'power'] });
+  try {
+    await a.waitConnected();
+    sock!.send(JSON.stringify({ v: 1, type: 'power.request', id: 'future-op-1', body: { op: 'teleport' } }));
+    const err = await waitFor(() => received.find((m) => m.type === 'error' && m.re === 'future-op-1'), 'the error reply', 10_000);
+    assert.equal((err.body as { code: string }).code, 'bad_frame');
+    assert.match((err.body as { message: string }).message, /power\.request/);
+  } finally {
+    await a.stop();
+    a.cleanup();
+    await new Promise<void>((r) => wss.close(() => r()));
   }
 });

@@ -18,8 +18,12 @@ const PowerStatus = Type.Object({
 });
 const POWER_ACTIONS = ['reboot', 'poweroff', 'hibernate', 'suspend'] as const;
 type PowerAction = (typeof POWER_ACTIONS)[number];
-/** An agent from before hibernate and suspend refuses the op it does not know: it cannot. */
+/**
+ * An agent from before hibernate and suspend cannot read `sleep_states`: it answers with an error
+ * (or, older still, not at all: so the question is bounded by the agent's own 10 s for systemctl).
+ */
 const TOO_OLD: SleepState = { possible: false, reason: "this host's agent is older than hibernate and suspend: update it" };
+const SLEEP_STATES_MS = 12_000;
 
 export function hostManagerRoutes(m: Managers) {
   const viewer = access({ role: 'viewer', scope: 'read' });
@@ -72,8 +76,8 @@ export function hostManagerRoutes(m: Managers) {
         const h = await host(req);
         const [a, s] = await Promise.all([
           m.ask(h, 'power.request', { op: 'status' }),
-          m.ask(h, 'power.request', { op: 'sleep_states' }).catch((err: unknown) => {
-            if (err instanceof HttpError && err.code === 'bad_agent_answer') return { sleep: { hibernate: TOO_OLD, suspend: TOO_OLD } };
+          m.ask(h, 'power.request', { op: 'sleep_states' }, SLEEP_STATES_MS).catch((err: unknown) => {
+            if (err instanceof HttpError && (err.code === 'bad_agent_answer' || err.code === 'agent_timeout')) return { sleep: { hibernate: TOO_OLD, suspend: TOO_OLD } };
             throw err;
           }),
         ]);
