@@ -49,6 +49,8 @@ export function saveState(s: CliState, env = process.env): void {
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
+/** The hub's longest wait on a host is 15 min (an image pull); past it the hub answers 504 itself. */
+export const HOST_WORK_MS = 16 * 60_000;
 let requestTimeoutMs: number | undefined;
 
 /** A duration such as 15s or 500ms, in ms; 0 means never time out. */
@@ -211,6 +213,16 @@ export class Client {
     if (!s) throw new Error('not logged in: run `tether login --hub URL` first (or set TETHER_HUB and TETHER_SESSION or TETHER_API_TOKEN)');
     const c = new Client(s.hub, s.token);
     c.stepUp = defaultStepUp;
+    return c;
+  }
+
+  /**
+   * A client for commands whose calls wait on a host's work (managers, files): each may take as
+   * long as the hub's own bound for it (15 min for an image pull), while the hub keeps answering.
+   */
+  static forHostWork(env = process.env): Client {
+    const c = Client.fromState(env);
+    c.patienceMs = HOST_WORK_MS;
     return c;
   }
 

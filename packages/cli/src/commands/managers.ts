@@ -20,18 +20,11 @@ const qs = (q: Record<string, string | number | boolean | undefined>) => {
 const when = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z') : '-');
 const bytes = (n: number) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)}G` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)}M` : n >= 1024 ? `${(n / 1024).toFixed(1)}K` : String(n));
 
-/**
- * How long a manager call may wait on its host, as long as the hub keeps answering its health
- * check: the hub's own longest wait is 15 min (an image pull), past which it answers 504 itself.
- */
-const HOST_WORK_MS = 16 * 60_000;
-
 /** Runs an action against one host: resolves the host, calls, prints; failures exit non-zero. */
 function act<A extends unknown[]>(fn: (c: Client, id: string, ...rest: A) => Promise<unknown>) {
   return async (host: string, ...rest: A) => {
     try {
-      const c = Client.fromState();
-      c.patienceMs = HOST_WORK_MS;
+      const c = Client.forHostWork();
       await fn(c, await hostId(c, host), ...rest);
     } catch (err) {
       fail(err);
