@@ -244,7 +244,8 @@ test('the CLI manages rules, presets, channels and silences, and lists alerts (-
   await hub.api('PATCH', '/api/v1/alerts/rules/preset-cpu', { threshold: 10 });
   await j(['rule', 'rm', 'preset-swap']);
   const reset = await j(['rule', 'reset-presets']);
-  assert.equal(reset.length, 8);
+  assert.equal(reset.length, 14, 'eight metric and host presets, six anomaly presets');
+  assert.ok(reset.some((r: any) => r.id === 'preset-container-restart-loop'));
   const rules = await j(['rule', 'ls']);
   assert.equal(rules.find((r: any) => r.id === 'preset-cpu').threshold, 90);
   assert.ok(rules.find((r: any) => r.id === 'preset-swap'));

@@ -56,7 +56,7 @@ test('options reach the command: env, cwd, shell, stdin, timeout', async () => {
   const withStdin = await cli(['exec', '-t', 'role=worker', '--stdin', '--', 'cat'], env, 'piped\n');
   assert.equal(withStdin.stdout, 'piped\n');
   const slow = await cli(['exec', '-t', 'role=worker', '--timeout', '1s', '--', 'sleep', '20'], env);
-  assert.equal(slow.code, 1);
+  assert.equal(slow.code, 124, 'one host that hit --timeout: 124, as timeout(1)');
   assert.match(slow.stderr, /timeout \(SIGTERM\): timed out after 1 s/);
 });
 
@@ -85,7 +85,7 @@ test('streamed output arrives while the command runs; task kill ends it; job ls/
   const kill = await cli(['task', 'kill', show.tasks[0]!.id, '-s', 'SIGKILL'], env);
   assert.equal(kill.code, 0, kill.stderr);
   const code = await p.exited;
-  assert.equal(code, 1);
+  assert.equal(code, 128 + 9, 'one host, ended by SIGKILL: 128+9, as a shell reports it');
   assert.ok(p.lines.some((l) => /killed \(SIGKILL\)/.test(l)));
   const runs = await cli(['runs', yesId], env);
   assert.match(runs.stdout, /killed \(SIGKILL\)/);

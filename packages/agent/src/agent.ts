@@ -192,7 +192,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         const d = isBinary ? ({ ok: false, error: 'binary frame' } as const) : decodeFrame(data as Buffer);
         if (!d.ok) {
           this.log.warn({ error: d.error }, 'bad frame from hub');
-          if (phase === 'ready') this.send('error', { code: 'bad_frame', message: d.error.slice(0, 4000) });
+          // Answered as a reply when the frame had an id: a request this agent cannot read (an op
+          // added after it) fails at once at the hub instead of waiting out its timeout.
+          if (phase === 'ready') this.send('error', { code: 'bad_frame', message: d.error.slice(0, 4000) }, 'id' in d ? d.id : undefined);
           else ws.terminate();
           return;
         }

@@ -17,12 +17,29 @@ import type { Agent, Reporter, TaskManager, TerminalService } from '@tether/agen
 // carry the hub's HTTP server, database drivers and password hashing in its memory.
 const hubModule = () => import('@tether/hub');
 const agentModule = () => import('@tether/agent');
-import { ApiError, Client, saveState } from './client.js';
+import { ApiError, Client, parseTimeout, saveState, setRequestTimeout } from './client.js';
 import { registerAccountCommands, loginWithCode, promptSecret } from './accounts.js';
-import { ago, table } from './table.js';
+import { ago, setWide, table } from './table.js';
 import { fail, out } from './output.js';
 
-const program = new Command('tether').version(TETHER_VERSION).description('Tether: operate a fleet of Linux hosts').showHelpAfterError();
+const program = new Command('tether')
+  .version(TETHER_VERSION)
+  .description('Tether: operate a fleet of Linux hosts')
+  .option('--wide', 'tables: never cut lines to the terminal width (piped output is cut only when COLUMNS is set)')
+  .option('--request-timeout <duration>', 'give up on a hub that does not answer within this (TETHER_REQUEST_TIMEOUT; default 15s; 0: never)')
+  .showHelpAfterError();
+program.hook('preAction', () => {
+  const o = program.opts<{ wide?: boolean; requestTimeout?: string }>();
+  setWide(Boolean(o.wide));
+  try {
+    if (o.requestTimeout !== undefined) setRequestTimeout(parseTimeout(o.requestTimeout, '--request-timeout'));
+  } catch (err) {
+    fail(err);
+  }
+});
+
+/** The commands that run for good: their output is a log, and a closed one is not a reason to stop quietly. */
+const DAEMONS = new Set(['hub', 'agent', 'start']);
 
 
 const hubOptions = (c: Command) =>
@@ -216,8 +233,13 @@ hubOptions(program.command('start').description('run a hub and a local agent enr
 
 // --- operating the fleet through the API -------------------------------------------------------
 
-/** The password: TETHER_PASSWORD, else standard input's first line, else a prompt without echo. */
-async function readPassword(_fromStdin: boolean): Promise<string> {
+/**
+ * The password: with --password-stdin, standard input's first line whatever the environment holds
+ * (the flag asked for it; a TETHER_PASSWORD left over from another script must not win). Without
+ * it: TETHER_PASSWORD, else a prompt without echo (standard input's first line when not a terminal).
+ */
+async function readPassword(fromStdin: boolean): Promise<string> {
+  if (fromStdin) return promptSecret('Password: ');
   if (process.env.TETHER_PASSWORD) return process.env.TETHER_PASSWORD;
   return promptSecret('Password: ');
 }
@@ -390,7 +412,26 @@ const OWNER: Record<string, keyof typeof GROUPS> = {
   docker: 'managers', systemd: 'managers', cron: 'managers', proc: 'managers', power: 'managers', 'hosts-file': 'managers',
   ssh: 'terminal',
 };
-const first = process.argv.slice(2).find((a) => !a.startsWith('-'));
+/** The command's name: the first word that is neither an option nor a global option's value. */
+function commandName(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--request-timeout') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+const first = commandName(process.argv.slice(2));
+if (!first || !DAEMONS.has(first)) {
+  // A reader that went away (`tether proc ls web1 | head`) ends the command quietly with status 0,
+  // as ps does: what was left to print is not wanted. Node would report the EPIPE as a crash.
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+  }
+}
 const known = new Set(program.commands.map((c) => c.name()));
 const wanted = first && OWNER[first] ? [OWNER[first]] : first && known.has(first) ? [] : (Object.keys(GROUPS) as (keyof typeof GROUPS)[]);
 for (const g of wanted) (await GROUPS[g]!())(program);

@@ -208,6 +208,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     historyRetentionMs: a.historyRetentionSec * 1000,
     flapCount: 4,
     flapWindowSec: 1800,
+    ...(tls ? { hubCertificate: tls.cert } : {}),
   });
   await alerts.start();
   alerts.addSource(new WorkloadSource(workloads));
@@ -271,7 +272,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   });
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Tether hub API', version: TETHER_VERSION, description: 'Hosts, enrollment and the agent link. Authenticate with POST /api/v1/auth/login.' },
+      info: { title: 'Tether hub API', version: TETHER_VERSION, description: 'Hosts, enrollment and the agent link. Authenticate with POST /api/v1/auth/login. The WebSockets (/api/v1/live, /api/v1/jobs/{id}/stream, /api/v1/hosts/{id}/terminal, /api/v1/alerts/live, /api/v1/agent/ws) and follow streams are described in docs/protocol.md (“Client WebSockets and follow streams”).' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, cookie: { type: 'apiKey', in: 'cookie', name: 'tether_session' } } },
       security: [{ bearer: [] }, { cookie: [] }],
     },

@@ -399,7 +399,15 @@ export type ProcessResponseBody = Static<typeof ProcessResponseBody>;
 // ---------------------------------------------------------------------------------------------
 // Power (capability `power`)
 
-export const POWER_OPS = ['status', 'reboot', 'poweroff', 'schedule', 'cancel'] as const;
+/**
+ * `hibernate`, `suspend` and `sleep_states` came later: an older agent refuses them as an unknown
+ * op (and never sends `sleep`), so a hub asks `sleep_states` apart from `status` and takes a refusal
+ * as "this agent cannot".
+ */
+export const POWER_OPS = ['status', 'reboot', 'poweroff', 'schedule', 'cancel', 'hibernate', 'suspend', 'sleep_states'] as const;
+/** Whether the host can enter a sleep state now (`systemctl can-hibernate|can-suspend` says yes), and why not. */
+export const SleepState = Type.Object({ possible: Type.Boolean(), reason: Type.Optional(Str(500)) }, { additionalProperties: false });
+export type SleepState = Static<typeof SleepState>;
 export const PowerRequestBody = Type.Object(
   {
     op: Type.Enum(POWER_OPS),
@@ -420,6 +428,8 @@ export const PowerResponseBody = Type.Object(
     bootTime: Type.Optional(Int0),
     /** a shutdown scheduled with `shutdown +N`, if any */
     scheduled: Type.Optional(Type.Object({ action: Str(32), at: Int0 }, { additionalProperties: false })),
+    /** sleep_states */
+    sleep: Type.Optional(Type.Object({ hibernate: SleepState, suspend: SleepState }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );

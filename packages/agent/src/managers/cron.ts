@@ -30,7 +30,11 @@ const MAX_LOG = 1024 * 1024;
 const KEEP_LOG = 256 * 1024;
 const MAX_RUN_OUTPUT = 16 * 1024;
 
-/** Schedules cron itself understands: five fields of numbers, ranges, steps, lists and names, or an @ name. */
+/**
+ * Schedules cron itself understands: five fields of numbers, ranges, steps, lists and names, or an
+ * @ name; and that fire at all. `0 0 31 2 *` is valid syntax for cron, which then never runs it:
+ * an entry nobody will ever see run is refused, not accepted with no next run.
+ */
 export function checkSchedule(schedule: string): { nextRuns: number[] } {
   const s = schedule.trim();
   if (s.startsWith('@')) {
@@ -43,7 +47,10 @@ export function checkSchedule(schedule: string): { nextRuns: number[] } {
   if (fields.length !== 5) throw new ManagerFailure('bad_request', `a schedule has five fields (minute hour day-of-month month day-of-week): ${JSON.stringify(s)}`);
   // croner knows more than cron does (L, W, #, ?, seconds): only what cron knows passes.
   for (const f of fields) if (!/^([0-9*/,-]|[A-Za-z]{3})+$/.test(f)) throw new ManagerFailure('bad_request', `cron does not understand ${JSON.stringify(f)} in ${JSON.stringify(s)}`);
-  return { nextRuns: nextRuns(s) };
+  const next = nextRuns(s);
+  // croner looks years ahead (29 February is found); nothing found means no date ever matches.
+  if (next.length === 0) throw new ManagerFailure('bad_request', `${JSON.stringify(s)} never fires: no date has day-of-month ${fields[2]} in month ${fields[3]}`);
+  return { nextRuns: next };
 }
 
 function nextRuns(expr: string, n = 5): number[] {
@@ -172,6 +179,8 @@ export class CronService {
       if (!req.entry?.schedule) throw new ManagerFailure('bad_request', 'validate needs entry.schedule');
       return { ok: true, nextRuns: checkSchedule(req.entry.schedule).nextRuns };
     }
+    // A bad schedule is refused before the crontab is read: the answer does not depend on it.
+    if ((req.op === 'create' || req.op === 'update') && req.entry?.schedule !== undefined) checkSchedule(req.entry.schedule);
     const user = req.user ?? 'root';
     const uid = this.uidOf(user);
     const prev = this.chain.get(user) ?? Promise.resolve();

@@ -1,11 +1,13 @@
 /**
  * Power (capability `power`): reboot and power off now (systemctl), scheduled with `shutdown +N`
- * and cancelled with `shutdown -c`, and uptime. A reboot or power-off is answered first and carried
- * out a moment later, so that the hub hears "ok" before the link goes down with the host.
+ * and cancelled with `shutdown -c`, hibernate and suspend where systemd says the host can
+ * (`systemctl can-hibernate|can-suspend`), and uptime. A reboot, power-off or sleep is answered
+ * first and carried out a moment later, so that the hub hears "ok" before the link goes down with
+ * the host.
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Capability, PowerRequestBody, PowerResponseBody } from '@tether/protocol';
+import type { Capability, PowerRequestBody, PowerResponseBody, SleepState } from '@tether/protocol';
 import { ManagerFailure, firstLine, refusal, run, serve, type ManagerLink } from './common.js';
 
 export interface PowerConfig {
@@ -23,6 +25,21 @@ export function parseScheduled(text: string): { action: string; at: number } | u
   const mode = /^MODE=(\S+)$/m.exec(text)?.[1];
   if (!usec || !mode) return undefined;
   return { action: mode.slice(0, 32), at: Math.floor(Number(usec) / 1000) };
+}
+
+/**
+ * What `systemctl can-hibernate` (or can-suspend) answered, as possible or not and why: `yes` is
+ * the only answer that lets it happen; `no` (not configured, e.g. no resume device), `na` (the
+ * kernel or the hardware cannot), `challenge` (needs interactive authorisation) and a failure to
+ * ask at all are reasons.
+ */
+export function sleepState(verb: 'hibernate' | 'suspend', r: { code: number | null; stdout: string; stderr: string } | Error): SleepState {
+  if (r instanceof Error) return { possible: false, reason: `systemctl can-${verb}: ${r.message}`.slice(0, 500) };
+  const answer = r.stdout.trim().split('\n')[0]!.trim();
+  if (answer === 'yes') return { possible: true };
+  const meaning: Record<string, string> = { no: 'not configured on this host', na: 'not supported by this host (kernel, hardware or no swap to resume from)', challenge: 'needs interactive authorisation' };
+  const why = meaning[answer] ? `${meaning[answer]} (systemctl can-${verb}: ${answer})` : `systemctl can-${verb}: ${answer || firstLine(r.stderr) || `exit ${r.code}`}`;
+  return { possible: false, reason: why.slice(0, 500) };
 }
 
 export class PowerService {
@@ -54,6 +71,10 @@ export class PowerService {
     return { ok: true, uptimeSec, bootTime: Math.floor(Date.now() - uptimeSec * 1000), ...(scheduled ? { scheduled } : {}) };
   }
 
+  private async canSleep(verb: 'hibernate' | 'suspend'): Promise<SleepState> {
+    return sleepState(verb, await run('systemctl', [`can-${verb}`], { timeoutMs: 10_000 }).catch((err: Error) => err));
+  }
+
   async handle(req: PowerRequestBody): Promise<PowerResponseBody> {
     if (!this.cfg.capabilities.includes('power')) return refusal('power', this.cfg.capabilities);
     switch (req.op) {
@@ -63,6 +84,25 @@ export class PowerService {
       case 'poweroff': {
         // Checked before answering: the command must exist for "ok" to mean something.
         await run('systemctl', ['--version'], { timeoutMs: 10_000 });
+        this.log.warn({ op: req.op }, `${req.op} requested by the hub`);
+        const t = setTimeout(() => {
+          void run('systemctl', [req.op], { timeoutMs: 60_000 }).then(
+            (r) => r.code !== 0 && this.log.error({ op: req.op, err: firstLine(r.stderr) }, `${req.op} failed`),
+            (err: Error) => this.log.error({ op: req.op, err: err.message }, `${req.op} failed`),
+          );
+        }, this.cfg.delayMs ?? 1000);
+        t.unref();
+        return { ok: true };
+      }
+      case 'sleep_states': {
+        const [hibernate, suspend] = await Promise.all([this.canSleep('hibernate'), this.canSleep('suspend')]);
+        return { ok: true, sleep: { hibernate, suspend } };
+      }
+      case 'hibernate':
+      case 'suspend': {
+        // Refused with systemd's reason unless it says yes now: "ok" must mean it will happen.
+        const can = await this.canSleep(req.op);
+        if (!can.possible) throw new ManagerFailure('unavailable', `${req.op} is not possible: ${can.reason}`);
         this.log.warn({ op: req.op }, `${req.op} requested by the hub`);
         const t = setTimeout(() => {
           void run('systemctl', [req.op], { timeoutMs: 60_000 }).then(

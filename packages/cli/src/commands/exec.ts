@@ -4,7 +4,8 @@
  * stays at the bottom of a terminal. The exit code is non-zero when any host failed.
  */
 import { Command, Option } from 'commander';
-import { SIGNALS, parseDurationSec, parseSelector } from '@tether/protocol/lite';
+import { constants as osConstants } from 'node:os';
+import { parseDurationSec, parseSelector, parseSignal } from '@tether/protocol/lite';
 import { Client } from '../client.js';
 import { fail, out } from '../output.js';
 import { ago, table } from '../table.js';
@@ -140,6 +141,30 @@ function describeTask(t: TaskView): string {
   return `${t.status ?? t.state}${t.signal ? ` (${t.signal})` : ''}${t.error ? `: ${t.error}` : ''}`;
 }
 
+/** A host left out at creation (--skip-refused): not run, and not a failure. */
+const leftOut = (t: TaskView) => t.state === 'skipped' && t.status === 'refused';
+
+/**
+ * How `exec` and `job watch` exit. One host: as the command did there, so that a script can test
+ * it like a local one — its own exit status; 128+N when signal N ended it (as a shell reports);
+ * 124 when it hit --timeout (as timeout(1)); 255 when it never ran there (refused, offline, lost,
+ * cancelled: as ssh does for its own failures). Several hosts: 0 when every host succeeded, else 1.
+ */
+export function exitStatus(final: JobWithTasks): number {
+  const main = final.tasks.filter((t) => t.phase === 'main' && !leftOut(t));
+  const bad = final.tasks.filter((t) => t.ok !== true && !leftOut(t));
+  if (main.length !== 1) return bad.length ? 1 : 0;
+  const t = main[0]!;
+  if (bad.some((x) => x.phase === 'health')) return 1;
+  if (t.status === 'timeout') return 124;
+  if (t.signal) {
+    const n = (osConstants.signals as Record<string, number>)[t.signal];
+    if (n) return 128 + n;
+  }
+  if (t.status === 'exited' && t.exitCode !== null) return t.exitCode;
+  return t.ok === true ? 0 : 255;
+}
+
 /** Follows a job on its stream until it ends; returns the final job. */
 /** `ws` is loaded only by the commands that stream (and started early, while the request is out). */
 const loadWs = () => import('ws').then((m) => m.default);
@@ -162,8 +187,10 @@ async function follow(client: Client, jobId: string, opts: { quiet: boolean; man
   };
   const url = client.hub.replace(/^http/, 'ws').replace(/\/$/, '') + `/api/v1/jobs/${jobId}/stream`;
   await new Promise<void>((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: client.authHeaders() });
+    const ws = new WebSocket(url, client.wsOptions());
     let finished = false;
+    let dead: Error | undefined;
+    ws.once('open', () => client.heartbeat(ws, (err) => (dead = err)));
     ws.on('message', (raw) => {
       const e = JSON.parse(String(raw)) as { type: string; task?: TaskView; job?: JobView; taskId?: string; stream?: 'stdout' | 'stderr'; data?: string };
       if (e.type === 'output' && !opts.quiet) {
@@ -193,8 +220,8 @@ async function follow(client: Client, jobId: string, opts: { quiet: boolean; man
         ws.close();
       }
     });
-    ws.on('close', () => (finished ? resolve() : reject(new Error('the job stream closed before the job ended; follow it with `tether job show ' + jobId + '`'))));
-    ws.on('error', (err) => reject(new Error(`job stream: ${err.message}`)));
+    ws.on('close', () => (finished ? resolve() : reject(dead ? new Error(`${dead.message}; the job goes on: follow it with \`tether job watch ${jobId}\``) : new Error('the job stream closed before the job ended; follow it with `tether job show ' + jobId + '`'))));
+    ws.on('error', (err) => reject(client.wsError(err)));
   });
   printer.clearProgress();
   void hosts;
@@ -215,6 +242,7 @@ export function registerExec(program: Command): void {
     .option('--continue-on-error', 'never stop because of failures')
     .option('--health <script>', 'rolling: shell script run on each batch before the next one starts')
     .option('--wait-offline <duration>', 'wait this long for a disconnected host before calling it offline')
+    .option('--skip-refused', 'leave out hosts whose agents do not allow exec (a rolling or sequence job is refused otherwise, naming them)')
     .option('--shell', 'the command is one shell script (run by /bin/sh -c); otherwise argv is executed directly')
     .option('--cwd <dir>', 'working directory (absolute)')
     .option('-e, --env <KEY=VALUE>', 'environment variable (repeatable)', collect)
@@ -257,6 +285,7 @@ export function registerExec(program: Command): void {
           ...(o.callback ? { callbackUrl: o.callback } : {}),
           ...(o.name ? { name: o.name } : {}),
           strategy: strategyOf(o),
+          ...(o.skipRefused ? { skipRefused: true } : {}),
           mode: 'async',
         };
         const client = Client.fromState();
@@ -267,16 +296,18 @@ export function registerExec(program: Command): void {
           return;
         }
         const final = await follow(client, created.job.id, { quiet: Boolean(o.quiet || o.json), manyHosts: 10 }, created);
-        const main = final.tasks.filter((t) => t.phase === 'main');
-        const bad = final.tasks.filter((t) => t.ok !== true);
+        const main = final.tasks.filter((t) => t.phase === 'main' && !leftOut(t));
+        const bad = final.tasks.filter((t) => t.ok !== true && !leftOut(t));
+        const skipped = final.tasks.filter(leftOut);
         if (o.json) out(true, final, () => '');
         else {
           const width = Math.max(...bad.map((t) => t.hostname.length), 4);
           for (const t of bad) process.stderr.write(`${t.hostname.padEnd(width)}  ${t.phase === 'health' ? 'health check: ' : ''}${describeTask(t)}\n`);
+          if (skipped.length) process.stderr.write(`left out (their agents do not allow exec): ${skipped.slice(0, 20).map((t) => t.hostname).join(', ')}${skipped.length > 20 ? ` and ${skipped.length - 20} more` : ''}\n`);
           const ok = main.filter((t) => t.ok === true).length;
           if (main.length > 1 || bad.length) process.stderr.write(`${ok}/${main.length} succeeded${final.job.message ? ` — ${final.job.message}` : ''} (job ${final.job.id})\n`);
         }
-        process.exit(bad.length ? 1 : 0);
+        process.exit(exitStatus(final));
       } catch (err) {
         fail(err);
       }
@@ -342,7 +373,7 @@ export function registerExec(program: Command): void {
     .action(async (id: string) => {
       try {
         const final = await follow(Client.fromState(), id, { quiet: false, manyHosts: 10 });
-        process.exit(final.tasks.some((t) => t.ok !== true) ? 1 : 0);
+        process.exit(exitStatus(final));
       } catch (err) {
         fail(err);
       }
@@ -367,10 +398,10 @@ export function registerExec(program: Command): void {
   task
     .command('kill <id>')
     .description('signal a running task’s process group')
-    .addOption(new Option('-s, --signal <signal>').choices([...SIGNALS]).default('SIGTERM'))
+    .option('-s, --signal <signal>', 'TERM, KILL, HUP, INT, QUIT, USR1, USR2, STOP or CONT (SIGKILL works too)', 'TERM')
     .action(async (id: string, o) => {
       try {
-        const r = await Client.fromState().call<{ result: string }>('POST', `/api/v1/tasks/${encodeURIComponent(id)}/kill`, { signal: o.signal });
+        const r = await Client.fromState().call<{ result: string }>('POST', `/api/v1/tasks/${encodeURIComponent(id)}/kill`, { signal: parseSignal(o.signal) });
         process.stdout.write(`${r.result}\n`);
       } catch (err) {
         fail(err);

@@ -223,7 +223,7 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (source: string, destination: string, o: CpOptions) => {
       try {
-        const c = Client.fromState();
+        const c = Client.forHostWork();
         const rs = parseRemote(source);
         const rd = destination === '-' ? undefined : parseRemote(destination);
         if (rs && rd) throw new Error('copying between two hosts is not supported: copy to this machine first');
@@ -244,7 +244,7 @@ export function register(program: Command): void {
     .action(async (target: string, o: { json?: boolean }) => {
       try {
         const t = remoteArg(target);
-        const c = Client.fromState();
+        const c = Client.forHostWork();
         const r = await c.call<{ path: string; entries: FileEntry[]; truncated: boolean }>('GET', filesUrl(await hostId(c, t.host), '', { path: t.path }));
         if (o.json) return void process.stdout.write(JSON.stringify(r, null, 2) + '\n');
         process.stdout.write(
@@ -263,7 +263,7 @@ export function register(program: Command): void {
     .action(async (target: string, o: { json?: boolean }) => {
       try {
         const t = remoteArg(target);
-        const c = Client.fromState();
+        const c = Client.forHostWork();
         const e = await c.call<FileEntry & { path: string }>('GET', filesUrl(await hostId(c, t.host), '/stat', { path: t.path }));
         if (o.json) return void process.stdout.write(JSON.stringify(e, null, 2) + '\n');
         process.stdout.write(`${e.path}\n  type ${e.type}  mode ${modeString(e)} (${e.mode.toString(8).padStart(4, '0')})  owner ${e.owner}:${e.group}  size ${e.size}  modified ${new Date(e.mtime).toISOString()}${e.target !== undefined ? `  -> ${e.target}` : ''}\n`);
@@ -278,7 +278,7 @@ export function register(program: Command): void {
     .action(async (target: string, o: { recursive?: boolean }) => {
       try {
         const t = remoteArg(target);
-        const c = Client.fromState();
+        const c = Client.forHostWork();
         await c.call('DELETE', filesUrl(await hostId(c, t.host), '', { path: t.path, recursive: o.recursive ? 'true' : undefined }));
       } catch (err) {
         fail(err);
@@ -293,7 +293,7 @@ export function register(program: Command): void {
     .action(async (target: string, o: { parents?: boolean; mode?: string; owner?: string; group?: string }) => {
       try {
         const t = remoteArg(target);
-        const c = Client.fromState();
+        const c = Client.forHostWork();
         const mode = octalMode(o.mode);
         await c.call('POST', filesUrl(await hostId(c, t.host), '/mkdir', {}).replace(/\?$/, ''), {
           path: t.path,
@@ -318,7 +318,7 @@ export function register(program: Command): void {
     .action(async (url: string, target: string, o: CpOptions & { sha256?: string }) => {
       try {
         const t = remoteArg(target);
-        const c = Client.fromState();
+        const c = Client.forHostWork();
         const mode = octalMode(o.mode);
         const body = Buffer.from(
           JSON.stringify({

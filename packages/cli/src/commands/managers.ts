@@ -4,6 +4,7 @@
  * unique hostname) first and takes `--json`.
  */
 import type { Command } from 'commander';
+import { parseSignal } from '@tether/protocol/lite';
 import { Client } from '../client.js';
 import { fail, out } from '../output.js';
 import { table } from '../table.js';
@@ -23,7 +24,7 @@ const bytes = (n: number) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)}G` : 
 function act<A extends unknown[]>(fn: (c: Client, id: string, ...rest: A) => Promise<unknown>) {
   return async (host: string, ...rest: A) => {
     try {
-      const c = Client.fromState();
+      const c = Client.forHostWork();
       await fn(c, await hostId(c, host), ...rest);
     } catch (err) {
       fail(err);
@@ -31,14 +32,34 @@ function act<A extends unknown[]>(fn: (c: Client, id: string, ...rest: A) => Pro
   };
 }
 
-/** Streams a follow response (text) to stdout until the hub ends it or Ctrl-C. */
+/**
+ * Streams a follow response (text) to stdout until the hub ends it or Ctrl-C. A quiet log sends
+ * nothing for as long as it likes, so the hub is asked whether it is alive meanwhile (Client.watch).
+ */
 async function follow(c: Client, path: string): Promise<void> {
-  const res = await fetch(c.hub.replace(/\/$/, '') + path, { headers: c.authHeaders() });
+  const stopped = new AbortController();
+  let res: Response;
+  try {
+    res = await c.answered((signal) => fetch(c.hub.replace(/\/$/, '') + path, { headers: c.authHeaders(), signal: AbortSignal.any([signal, stopped.signal]) }), Infinity);
+  } catch (err) {
+    throw err instanceof TypeError ? new Error(`cannot reach hub at ${c.hub}: ${(err.cause as Error | undefined)?.message ?? err.message}`) : err;
+  }
   if (!res.ok || !res.body) {
     const e = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
     throw new Error(`${e.error ?? res.status}: ${e.message ?? 'follow failed'}`);
   }
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+  let dead: Error | undefined;
+  const stop = c.watch((err) => {
+    dead = err;
+    stopped.abort(err);
+  });
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+  } catch (err) {
+    throw dead ?? err;
+  } finally {
+    stop();
+  }
 }
 
 const kv = (pairs: string[] = []) => Object.fromEntries(pairs.map((p) => {
@@ -65,7 +86,7 @@ function registerDocker(program: Command): void {
   }));
   for (const a of ['start', 'stop', 'restart', 'kill', 'pause', 'unpause'] as const) {
     d.command(`${a} <host> <container>`).option('-t, --time <sec>', 'seconds to wait before killing (stop, restart)').option('-s, --signal <sig>', 'signal (kill)').option('--json').action(act(async (c, id, cid: string, o: { time?: string; signal?: string; json?: boolean }) => {
-      const r = await c.call('POST', `${base(id)}/containers/${enc(cid)}/${a}${qs({ timeoutSec: o.time, signal: o.signal ? (o.signal.toUpperCase().startsWith('SIG') ? o.signal.toUpperCase() : `SIG${o.signal.toUpperCase()}`) : undefined })}`);
+      const r = await c.call('POST', `${base(id)}/containers/${enc(cid)}/${a}${qs({ timeoutSec: o.time, signal: o.signal ? parseSignal(o.signal) : undefined })}`);
       out(Boolean(o.json), r, () => `${a}: ${cid}`);
     }));
   }
@@ -204,8 +225,8 @@ function registerProcesses(program: Command): void {
       return table(['PID', 'USER', 'CPU%', 'RSS', 'S', 'COMMAND', 'LISTEN'], rows);
     });
   }));
-  p.command('kill <host> <pid>').option('-s, --signal <sig>', 'TERM, KILL, HUP…', 'TERM').action(act(async (c, id, pid: string, o: { signal: string }) => {
-    const signal = o.signal.toUpperCase().startsWith('SIG') ? o.signal.toUpperCase() : `SIG${o.signal.toUpperCase()}`;
+  p.command('kill <host> <pid>').option('-s, --signal <sig>', 'TERM, KILL, HUP, INT, QUIT, USR1, USR2, STOP or CONT (SIGKILL works too)', 'TERM').action(act(async (c, id, pid: string, o: { signal: string }) => {
+    const signal = parseSignal(o.signal);
     await c.call('POST', `/api/v1/hosts/${enc(id)}/ps/${enc(pid)}/signal`, { signal });
   }));
   p.command('ports <host>').option('--port <n>', 'who listens on this port').option('--json').action(act(async (c, id, o: { port?: string; json?: boolean }) => {
@@ -218,13 +239,23 @@ function registerProcesses(program: Command): void {
   }));
 }
 
+interface PowerStatus { uptimeSec: number; bootTime: number; scheduled?: { action: string; at: number }; hibernate?: { possible: boolean; reason?: string }; suspend?: { possible: boolean; reason?: string } }
+
 function registerPower(program: Command): void {
-  const p = program.command('power').description('reboot, power off, schedule (agent capability power)');
-  const status = (r: { uptimeSec: number; bootTime: number; scheduled?: { action: string; at: number } }) => `up ${Math.floor(r.uptimeSec / 3600)}h${Math.floor((r.uptimeSec % 3600) / 60)}m since ${when(r.bootTime)}${r.scheduled ? `; ${r.scheduled.action} scheduled at ${when(r.scheduled.at)}` : ''}`;
-  p.command('status <host>').option('--json').action(act(async (c, id, o: { json?: boolean }) => {
-    const r = await c.call<{ uptimeSec: number; bootTime: number; scheduled?: { action: string; at: number } }>('GET', `/api/v1/hosts/${enc(id)}/power`);
+  const p = program.command('power').description('reboot, power off, hibernate, suspend, schedule (agent capability power)');
+  const sleep = (what: string, s: PowerStatus['hibernate']) => (s ? `\n${what}: ${s.possible ? 'possible' : `not possible — ${s.reason ?? 'no reason given'}`}` : '');
+  const status = (r: PowerStatus) => `up ${Math.floor(r.uptimeSec / 3600)}h${Math.floor((r.uptimeSec % 3600) / 60)}m since ${when(r.bootTime)}${r.scheduled ? `; ${r.scheduled.action} scheduled at ${when(r.scheduled.at)}` : ''}${sleep('hibernate', r.hibernate)}${sleep('suspend', r.suspend)}`;
+  p.command('status <host>').description('uptime, a scheduled shutdown, and whether the host can hibernate or suspend').option('--json').action(act(async (c, id, o: { json?: boolean }) => {
+    const r = await c.call<PowerStatus>('GET', `/api/v1/hosts/${enc(id)}/power`);
     out(Boolean(o.json), r, () => status(r));
   }));
+  for (const action of ['hibernate', 'suspend'] as const) {
+    p.command(`${action} <host>`).description(`${action} now, where \`systemctl can-${action}\` says yes (else refused with the reason)`).option('--yes', 'confirm (required)').option('--json').action(act(async (c, id, o: { yes?: boolean; json?: boolean }) => {
+      if (!o.yes) throw new Error(`${action} of ${id}: add --yes to confirm`);
+      const r = await c.call('POST', `/api/v1/hosts/${enc(id)}/power`, { action });
+      out(Boolean(o.json), r, () => `${action} sent`);
+    }));
+  }
   for (const action of ['reboot', 'poweroff'] as const) {
     p.command(`${action} <host>`).option('--in <minutes>', 'schedule it (shutdown +N) instead of now').option('-m, --message <text>').option('--yes', 'confirm (required)').option('--json').action(act(async (c, id, o: { in?: string; message?: string; yes?: boolean; json?: boolean }) => {
       if (!o.yes) throw new Error(`${action} of ${id}: add --yes to confirm`);

@@ -12,7 +12,7 @@ import { hostId } from './files.js';
 /** Connects, confirming a step-up once if the hub asks for one. */
 function connect(c: Client, url: string, retried = false): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: c.authHeaders() });
+    const ws = new WebSocket(url, c.wsOptions());
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => {
       let text = '';
@@ -31,7 +31,7 @@ function connect(c: Client, url: string, retried = false): Promise<WebSocket> {
         reject(new Error(`${e.message ?? `HTTP ${res.statusCode}`} (${res.statusCode} ${e.error ?? 'error'})`));
       });
     });
-    ws.once('error', reject);
+    ws.once('error', (err) => reject(c.wsError(err)));
   });
 }
 
@@ -65,6 +65,11 @@ export function registerTerminal(program: Command): void {
           if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'resize', cols: process.stdout.columns, rows: process.stdout.rows }));
         });
         let code = 0;
+        // A hub that stops answering mid-session ends it with the reason, not a frozen terminal.
+        c.heartbeat(ws, (err) => {
+          code = 1;
+          process.stderr.write(`\r\ntether: ${err.message}\r\n`);
+        });
         ws.on('message', (raw) => {
           const m = JSON.parse(String(raw)) as { type: string; data?: string; exitCode?: number | null; reason?: string; refused?: boolean };
           if (m.type === 'output') process.stdout.write(m.data!);

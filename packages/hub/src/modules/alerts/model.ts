@@ -115,12 +115,30 @@ export const ANOMALIES: Record<AnomalyType, AnomalyDef> = {
 };
 export const ANOMALY_TYPES = Object.keys(ANOMALIES) as AnomalyType[];
 
+/** cert_expiry's `params.endpoint` for the hub's own certificate (read from its file, no probe; nothing when the hub serves plain HTTP). */
+export const HUB_ENDPOINT = 'hub';
+
 // ---- presets ----------------------------------------------------------------------------------
 
 export type RuleInput = Omit<Rule, 'id' | 'createdAt' | 'updatedAt' | 'preset'>;
 
 const base = { params: {}, scope: {}, enabled: true, channels: [], groupWindowSec: 60, aggregate: 'all' as const };
-/** The rules a new hub starts with; `reset-presets` puts these back as they are here. */
+const anomaly = (a: AnomalyType, rest: Omit<RuleInput, 'kind' | 'metric' | 'anomaly' | 'op' | 'threshold' | 'params' | 'scope' | 'enabled' | 'channels' | 'groupWindowSec' | 'aggregate'> & { threshold?: number; params?: RuleInput['params'] }): RuleInput => ({
+  ...base,
+  kind: 'anomaly',
+  metric: null,
+  anomaly: a,
+  op: ANOMALIES[a].op,
+  threshold: ANOMALIES[a].threshold,
+  ...rest,
+});
+/**
+ * The rules a hub offers; `reset-presets` puts these back as they are here. Each is offered once
+ * (a new hub gets all of them, an older hub the ones added since; one an operator deleted stays
+ * deleted). They watch every host, and each fires only where its data exists: the container rules
+ * on hosts whose agents report containers (capability docker), the unit rule on those reporting
+ * systemd units, the hub certificate rule on a hub that serves TLS.
+ */
 export const PRESETS: Record<string, RuleInput> = {
   cpu: { ...base, name: 'CPU busy', kind: 'metric', metric: 'cpu_percent|busy', anomaly: null, op: '>', threshold: 90, forSec: 300, resolveForSec: 120, aggregate: 'avg', severity: 'warning' },
   memory: { ...base, name: 'Memory used', kind: 'metric', metric: 'memory_used_percent', anomaly: null, op: '>', threshold: 90, forSec: 300, resolveForSec: 120, severity: 'warning' },
@@ -130,5 +148,14 @@ export const PRESETS: Record<string, RuleInput> = {
   swap: { ...base, name: 'Swap used', kind: 'metric', metric: 'swap_used_percent', anomaly: null, op: '>', threshold: 80, forSec: 600, resolveForSec: 300, severity: 'warning' },
   host_offline: { ...base, name: 'Host offline', kind: 'anomaly', metric: null, anomaly: 'host_offline', op: '>=', threshold: 1, forSec: 120, resolveForSec: 0, severity: 'critical' },
   network_errors: { ...base, name: 'Network errors', kind: 'metric', metric: 'net_errors_per_second', anomaly: null, op: '>', threshold: 10, forSec: 300, resolveForSec: 120, aggregate: 'avg', severity: 'warning' },
+  container_restart_loop: anomaly('container_restart_loop', { name: 'Container restart loop', threshold: 5, params: { windowSec: 600 }, forSec: 0, resolveForSec: 0, severity: 'critical' }),
+  container_oom: anomaly('container_oom', { name: 'Container killed out of memory', params: { windowSec: 600 }, forSec: 0, resolveForSec: 0, severity: 'warning' }),
+  container_unhealthy: anomaly('container_unhealthy', { name: 'Container unhealthy', forSec: 60, resolveForSec: 0, severity: 'warning' }),
+  systemd_unit_failed: anomaly('systemd_unit_failed', { name: 'systemd unit failed', forSec: 60, resolveForSec: 0, severity: 'warning' }),
+  clock_skew: anomaly('clock_skew', { name: 'Clock skew', forSec: 300, resolveForSec: 120, severity: 'warning' }),
+  hub_certificate: anomaly('cert_expiry', { name: 'Hub certificate expiry', params: { endpoint: HUB_ENDPOINT }, forSec: 0, resolveForSec: 0, severity: 'warning' }),
 };
+
+/** The presets the first hubs were given (migration 0301): offered already on every database. */
+export const FIRST_PRESETS = ['cpu', 'memory', 'disk', 'inode', 'load', 'swap', 'host_offline', 'network_errors'];
 export const presetId = (key: string) => `preset-${key.replace(/_/g, '-')}`;

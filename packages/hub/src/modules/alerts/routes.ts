@@ -297,7 +297,7 @@ export function alertRoutes(alerts: AlertService, o: AlertRouteOptions) {
     });
     r.post(
       '/api/v1/alerts/rules/reset-presets',
-      { ...operate, schema: { tags: ['alerts'], summary: 'Put the preset rules (CPU, memory, disk, inode, load, swap, host offline, network errors) back as shipped; other rules are untouched', response: { 200: Type.Object({ rules: Type.Array(RuleSchema) }), ...errors(401, 403) } } },
+      { ...operate, schema: { tags: ['alerts'], summary: 'Put the preset rules (CPU, memory, disk, inode, load, swap, host offline, network errors; container restart loop, OOM kill, unhealthy container, failed unit, clock skew, the hub certificate) back as shipped; other rules are untouched', response: { 200: Type.Object({ rules: Type.Array(RuleSchema) }), ...errors(401, 403) } } },
       async (req, reply) => {
         if (fleetOnly(req, reply, 'rules')) return reply;
         const rules = await alerts.resetPresets();

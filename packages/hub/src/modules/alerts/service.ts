@@ -7,7 +7,7 @@
  * later, one of them must hold the evaluator (a lease in the shared database).
  */
 import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { matchesSelector, parseSelector, SelectorError, type Labels, type Selector } from '@tether/protocol';
 import type { AgentLink } from '../agents/link.js';
@@ -15,7 +15,8 @@ import type { HostStore } from '../hosts/store.js';
 import type { MetricsService } from '../metrics/service.js';
 import { FAMILIES } from '../metrics/series.js';
 import { compare, end, Instance, observe, OPS, tick, type EvalRule, type TransitionType } from './evaluator.js';
-import { ANOMALIES, ANOMALY_TYPES, DERIVED, derive, parseMetric, PRESETS, presetId, SEVERITIES, type Rule, type RuleInput } from './model.js';
+import { ANOMALIES, ANOMALY_TYPES, DERIVED, derive, HUB_ENDPOINT, parseMetric, PRESETS, presetId, SEVERITIES, type Rule, type RuleInput } from './model.js';
+import { systemClock, type Clock } from '../../clock.js';
 import { LinkSource, probeCertificate, type AnomalySink, type AnomalySource } from './anomaly.js';
 import { CHANNEL_TYPES, validateChannel } from './channels.js';
 import { Notifier, type AlertView } from './notifier.js';
@@ -34,6 +35,9 @@ export interface AlertServiceOptions {
   flapCount: number;
   flapWindowSec: number;
   hubUrl?: string;
+  /** the certificate the hub serves (PEM), read by cert_expiry rules on the endpoint `hub`; none: plain HTTP */
+  hubCertificate?: string;
+  clock?: Clock;
 }
 
 export const DEFAULT_ALERT_OPTIONS: AlertServiceOptions = {
@@ -126,6 +130,8 @@ export class AlertService extends EventEmitter<AlertEvents> {
   // ---- lifecycle ------------------------------------------------------------------------------
 
   async start(): Promise<void> {
+    const offered = await this.store.offerPresets(PRESETS, (this.o.clock ?? systemClock).now());
+    if (offered.length) this.log.info({ presets: offered }, 'preset rules added');
     this.index(await this.store.rules());
     this.channelList = await this.store.channels();
     this.silenceList = await this.store.silences();
@@ -503,6 +509,10 @@ export class AlertService extends EventEmitter<AlertEvents> {
   private probeCerts(now: number): void {
     for (const ix of this.byLevel.get('cert_days_left') ?? []) {
       const endpoint = String(ix.rule.params.endpoint);
+      if (endpoint === HUB_ENDPOINT) {
+        this.hubCertificate(now);
+        continue;
+      }
       const serverName = ix.rule.params.serverName !== undefined ? String(ix.rule.params.serverName) : undefined;
       const k = `${endpoint}\u0000${serverName ?? ''}`;
       if ((this.certDue.get(k) ?? 0) > now) continue;
@@ -511,6 +521,20 @@ export class AlertService extends EventEmitter<AlertEvents> {
         (r) => this.onLevel('', 'cert_days_left', endpoint, Number(r.daysLeft.toFixed(2)), `certificate ${r.subject ? `CN=${r.subject} ` : ''}valid until ${r.validTo}`),
         (err: Error) => this.log.warn({ endpoint, err: err.message }, 'certificate probe failed'),
       );
+    }
+  }
+
+  /** The hub's own certificate, read from what it serves (no probe): nothing on a plain HTTP hub. */
+  private hubCertificate(now: number): void {
+    if (!this.o.hubCertificate || (this.certDue.get(HUB_ENDPOINT) ?? 0) > now) return;
+    this.certDue.set(HUB_ENDPOINT, now + this.o.certCheckIntervalMs);
+    try {
+      const c = new X509Certificate(this.o.hubCertificate);
+      const validTo = Date.parse(c.validTo);
+      const cn = /(?:^|\n)CN=([^\n]*)/.exec(c.subject)?.[1];
+      this.onLevel('', 'cert_days_left', HUB_ENDPOINT, Number(((validTo - now) / 86400_000).toFixed(2)), `the hub's certificate ${cn ? `CN=${cn} ` : ''}valid until ${new Date(validTo).toISOString()}`);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "the hub's certificate could not be read");
     }
   }
 
@@ -583,7 +607,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
       else {
         op = def.op;
         if (threshold === undefined || !def.thresholdEditable) threshold = def.threshold;
-        if (r.anomaly === 'cert_expiry' && !/^[A-Za-z0-9.\-:[\]]+:\d{1,5}$/.test(String(r.params?.endpoint ?? ''))) errs.push('params.endpoint must be host:port of the TLS endpoint to check');
+        if (r.anomaly === 'cert_expiry' && r.params?.endpoint !== HUB_ENDPOINT && !/^[A-Za-z0-9.\-:[\]]+:\d{1,5}$/.test(String(r.params?.endpoint ?? ''))) errs.push(`params.endpoint must be host:port of the TLS endpoint to check, or "${HUB_ENDPOINT}" for the hub's own certificate`);
         if ('event' in def.input && r.params?.windowSec !== undefined && !(Number(r.params.windowSec) >= 1 && Number(r.params.windowSec) <= 7 * 86400)) errs.push('params.windowSec must be 1 s to 7 days');
       }
     }

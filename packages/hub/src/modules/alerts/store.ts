@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { ModuleMigrations } from '../../db/migrate.js';
 import { SecretBox } from '../../secret-box.js';
-import { PRESETS, presetId, type Rule, type RuleInput, type Severity } from './model.js';
+import { FIRST_PRESETS, PRESETS, presetId, type Rule, type RuleInput, type Severity } from './model.js';
 
 interface RulesTable {
   id: string;
@@ -15,6 +15,10 @@ interface RulesTable {
   preset: string | null;
   created_at: number;
   updated_at: number;
+}
+/** Presets offered to this hub once: one an operator deleted is not offered again. */
+interface PresetsOfferedTable {
+  key: string;
 }
 interface ChannelsTable {
   id: string;
@@ -74,6 +78,7 @@ interface DeliveriesTable {
 }
 interface Tables {
   alert_rules: RulesTable;
+  alert_presets_offered: PresetsOfferedTable;
   alert_channels: ChannelsTable;
   alert_silences: SilencesTable;
   alerts: AlertsTable;
@@ -159,9 +164,17 @@ export const alertsMigrations: ModuleMigrations = {
   '0301_alerts_presets': {
     async up(db: Kysely<any>) {
       const now = Date.now();
-      for (const [key, p] of Object.entries(PRESETS)) {
-        await db.insertInto('alert_rules').values({ id: presetId(key), spec: JSON.stringify(p), preset: key, created_at: now, updated_at: now }).execute();
+      // The presets of that time; later ones are offered by AlertStore.offerPresets.
+      for (const key of FIRST_PRESETS) {
+        await db.insertInto('alert_rules').values({ id: presetId(key), spec: JSON.stringify(PRESETS[key]), preset: key, created_at: now, updated_at: now }).execute();
       }
+    },
+  },
+  '0302_alerts_presets_offered': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('alert_presets_offered').addColumn('key', 'varchar(64)', (c) => c.primaryKey()).execute();
+      // 0301 offered these, whether an operator kept them or not.
+      for (const key of FIRST_PRESETS) await db.insertInto('alert_presets_offered').values({ key }).execute();
     },
   },
 };
@@ -270,6 +283,24 @@ export class AlertStore {
     const { id, preset, createdAt, updatedAt, ...spec } = r;
     const res = await this.db.updateTable('alert_rules').set({ spec: JSON.stringify(spec), preset, updated_at: updatedAt }).where('id', '=', id).executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) await this.db.insertInto('alert_rules').values({ id, spec: JSON.stringify(spec), preset, created_at: createdAt, updated_at: updatedAt }).execute();
+  }
+  /**
+   * Adds the presets this hub was never offered (a new hub: those after the first ones; an older
+   * hub: those shipped since it was set up) and remembers them, so that one an operator deletes is
+   * not offered again. Each step is one statement that a second run repeats harmlessly.
+   */
+  async offerPresets(presets: Record<string, RuleInput>, now: number): Promise<string[]> {
+    const offered = new Set((await this.db.selectFrom('alert_presets_offered').select('key').execute()).map((r) => r.key));
+    const fresh = Object.keys(presets).filter((k) => !offered.has(k));
+    for (const key of fresh) {
+      await this.db
+        .insertInto('alert_rules')
+        .values({ id: presetId(key), spec: JSON.stringify(presets[key]), preset: key, created_at: now, updated_at: now })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .execute();
+      await this.db.insertInto('alert_presets_offered').values({ key }).onConflict((oc) => oc.column('key').doNothing()).execute();
+    }
+    return fresh;
   }
   async deleteRule(id: string): Promise<boolean> {
     return Number((await this.db.deleteFrom('alert_rules').where('id', '=', id).executeTakeFirst()).numDeletedRows) > 0;

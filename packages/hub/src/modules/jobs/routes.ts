@@ -7,10 +7,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ExecSpec, SIGNALS, matchesSelector, parseSelector, SelectorError } from '@tether/protocol';
+import { ExecSpec, SIGNAL_INPUTS, signalName, matchesSelector, parseSelector, SelectorError } from '@tether/protocol';
 import type { Host, HostStore } from '../hosts/store.js';
 import { access, errors, hostAllowed } from '../../http.js';
-import { jobView, taskView, type CreateJob, type JobService, type JobEvent } from './service.js';
+import { JobRefusedError, jobView, taskView, type CreateJob, type JobService, type JobEvent } from './service.js';
 import { StrategyError, StrategySchema, type Strategy } from './strategy.js';
 import type { Task } from './store.js';
 
@@ -95,9 +95,19 @@ const ExecBody = Type.Object(
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     /** called with the job's summary (POST, JSON) when it ends */
     callbackUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
+    /** leave out hosts whose agents do not allow exec (their tasks: skipped, refused) instead of refusing the job */
+    skipRefused: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
+
+/** 400 answers of job creation: a refusal because of hosts names them (up to 50) and counts them all. */
+export const JobCreateError = Type.Object({
+  error: Type.String(),
+  message: Type.String(),
+  hosts: Type.Optional(Type.Array(Type.Object({ id: Type.String(), hostname: Type.String() }))),
+  count: Type.Optional(Type.Integer()),
+});
 
 const TaskView = Type.Object({
   id: Type.String(),
@@ -151,6 +161,7 @@ export interface StartJob {
   wait?: number | undefined;
   name?: string | undefined;
   callbackUrl?: string | undefined;
+  skipRefused?: boolean | undefined;
 }
 
 /** Resolves the target, creates the job, and answers: at once (async) or when it ends (sync, ≤ 60 s). */
@@ -174,9 +185,11 @@ export async function startJob(jobs: JobService, hosts: HostStore, req: FastifyR
       hosts: list.map((h) => ({ id: h.id, hostname: h.hostname, capabilities: h.capabilities })),
       createdBy: req.user!.username,
       ...(o.callbackUrl ? { callbackUrl: o.callbackUrl } : {}),
+      ...(o.skipRefused ? { skipRefused: true } : {}),
     });
   } catch (err) {
     if (err instanceof StrategyError) return reply.code(400).send({ error: 'bad_strategy', message: err.message });
+    if (err instanceof JobRefusedError) return reply.code(400).send({ error: 'hosts_refuse_exec', message: err.message, hosts: err.hosts, count: err.count });
     throw err;
   }
   noteAudit(req, { type: 'job', id: created.job.id, name: created.job.name, role: 'result' });
@@ -217,15 +230,15 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         ...access({ role: 'operator', scope: 'execute', stepUp: true }),
         schema: {
           tags: ['exec'],
-          summary: 'Run a command on hosts (sync: wait up to 60 s for the results; async: get the job id at once)',
+          summary: 'Run a command on hosts (sync: wait up to 60 s for the results; async: get the job id at once). Hosts whose agents do not allow exec: a job they would stop (rolling, sequence, evenodd, or past maxFailures) is refused with 400 hosts_refuse_exec naming them, unless skipRefused leaves them out',
           body: ExecBody,
-          response: { 200: JobWithTasks, 202: JobWithTasks, ...errors(400, 401, 403, 404) },
+          response: { 200: JobWithTasks, 202: JobWithTasks, ...errors(401, 403, 404), 400: JobCreateError },
         },
       },
       async (req, reply) => {
-        const { target, strategy, mode, wait, name, callbackUrl, ...spec } = req.body;
+        const { target, strategy, mode, wait, name, callbackUrl, skipRefused, ...spec } = req.body;
         if (spec.shell && spec.command.length !== 1) return reply.code(400).send({ error: 'bad_request', message: 'with shell: true, command is one script string' });
-        return startJob(jobs, hosts, req, reply, { kind: 'exec', spec: { ...spec, stream: mode === 'async' }, target, strategy, mode, wait, name, callbackUrl });
+        return startJob(jobs, hosts, req, reply, { kind: 'exec', spec: { ...spec, stream: mode === 'async' }, target, strategy, mode, wait, name, callbackUrl, skipRefused });
       },
     );
 
@@ -321,9 +334,9 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         ...access({ role: 'operator', scope: 'execute' }),
         schema: {
           tags: ['exec'],
-          summary: 'Send a signal to a running task’s process group (default SIGTERM)',
+          summary: 'Send a signal to a running task’s process group (default SIGTERM; KILL or SIGKILL alike)',
           params: IdParams,
-          body: Type.Optional(Type.Object({ signal: Type.Optional(Type.Enum(SIGNALS)) }, { additionalProperties: false })),
+          body: Type.Optional(Type.Object({ signal: Type.Optional(Type.Enum(SIGNAL_INPUTS)) }, { additionalProperties: false })),
           response: { 200: Type.Object({ result: Type.String() }), ...errors(400, 401, 403, 404, 409) },
         },
       },
@@ -332,7 +345,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         if (!t) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
         if (!(await allowedTasks(req, [t]))) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
         noteAudit(req, { type: 'host', id: t.hostId, name: t.hostname }, { type: 'job', id: t.jobId });
-        const result = jobs.kill(t.id, req.body?.signal ?? 'SIGTERM');
+        const result = jobs.kill(t.id, signalName(req.body?.signal ?? 'SIGTERM')!);
         if (result === 'not_running') return reply.code(409).send({ error: 'not_running', message: `task already ${t.state}` });
         if (result === 'offline') return reply.code(409).send({ error: 'agent_offline', message: 'the host is not connected; try again when it is' });
         return { result };

@@ -69,7 +69,30 @@ export interface JobServiceOptions {
   clock?: Clock;
 }
 
+/** How many refused hosts a refusal names; the count is always whole. */
+export const REFUSED_LISTED = 50;
+
+/**
+ * A job refused at creation because hosts whose agents do not allow exec would stop it before it
+ * did anything (a rolling or sequence job stops at its first failure): names them, so the
+ * operator can leave them out (`skipRefused`) or change their agents.
+ */
+export class JobRefusedError extends Error {
+  constructor(
+    readonly hosts: { id: string; hostname: string }[],
+    readonly count: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A task for a host left out of its job at creation (skipRefused): not run, not a failure. */
+export const leftOut = (t: Pick<Task, 'state' | 'status'>) => t.state === 'skipped' && t.status === 'refused';
+
 export interface CreateJob {
+  /** leave out hosts whose agents do not allow exec instead of refusing the job */
+  skipRefused?: boolean;
   name?: string;
   kind?: 'exec' | 'bundle';
   spec: ExecSpec | BundleJobSpec;
@@ -149,7 +172,7 @@ export class JobService extends EventEmitter {
 
   private makeRun(job: Job, tasks: Task[], health: Task[] = []): Run {
     const strategy = job.strategy as Strategy;
-    const run: Run = { job, spec: job.spec as ExecSpec | BundleJobSpec, strategy, plan: plan(strategy, tasks.length), tasks, health, batch: 0, stopping: false, cancelled: false, finishing: false, pumping: false, repump: false };
+    const run: Run = { job, spec: job.spec as ExecSpec | BundleJobSpec, strategy, plan: plan(strategy, tasks.filter((t) => !leftOut(t)).length), tasks, health, batch: 0, stopping: false, cancelled: false, finishing: false, pumping: false, repump: false };
     this.runs.set(job.id, run);
     for (const t of [...tasks, ...health]) if (!isFinal(t)) this.active.set(t.id, { run, task: t });
     return run;
@@ -157,7 +180,21 @@ export class JobService extends EventEmitter {
 
   async create(c: CreateJob): Promise<{ job: Job; tasks: Task[] }> {
     const now = this.now();
-    const p = plan(c.strategy, c.hosts.length);
+    // The hub knows from the handshake what each agent allows; the agent would refuse anyway.
+    const refused = c.hosts.filter((h) => !h.capabilities.includes('exec'));
+    const runnable = c.skipRefused ? c.hosts.length - refused.length : c.hosts.length;
+    const p = plan(c.strategy, runnable);
+    if (c.skipRefused && runnable === 0) throw new JobRefusedError(refused.slice(0, REFUSED_LISTED).map((h) => ({ id: h.id, hostname: h.hostname })), refused.length, `none of the ${c.hosts.length} hosts allows exec (their agents' local capabilities): nothing would run`);
+    if (refused.length && !c.skipRefused && refused.length > p.maxFailures) {
+      const named = refused.slice(0, REFUSED_LISTED).map((h) => ({ id: h.id, hostname: h.hostname }));
+      const more = refused.length > named.length ? ` and ${refused.length - named.length} more` : '';
+      throw new JobRefusedError(
+        named,
+        refused.length,
+        `${refused.length} of ${c.hosts.length} hosts would refuse this job (their agents do not allow exec), and a ${c.strategy.kind} job stops at ${p.maxFailures === 0 ? 'the first failure' : `more than ${p.maxFailures} failures`}: ` +
+          `${named.map((h) => h.hostname).join(', ')}${more}. Leave them out with skipRefused (tether exec --skip-refused), or allow exec in their agents' configuration`,
+      );
+    }
     const job: Job = {
       id: newJobId(),
       name: c.name ?? ('command' in c.spec ? c.spec.command.join(' ') : `bundle ${c.spec.name}`).slice(0, 200),
@@ -173,10 +210,14 @@ export class JobService extends EventEmitter {
       callbackUrl: c.callbackUrl ?? null,
       message: null,
     };
+    // Batches are made of the hosts that will run: a left-out host takes no place in one.
+    let runIdx = 0;
     const tasks: Task[] = c.hosts.map((h, idx) => {
-      const t = blankTask(job.id, h.id, h.hostname, idx, p.batchOf(idx), 'main', now);
-      // The hub knows from the handshake what the agent allows; the agent would refuse anyway.
-      if (!h.capabilities.includes('exec')) Object.assign(t, { state: 'done', status: 'refused', error: 'this host’s agent does not allow exec (its local capabilities)', endedAt: now });
+      const allowed = h.capabilities.includes('exec');
+      const t = blankTask(job.id, h.id, h.hostname, idx, c.skipRefused && !allowed ? 0 : p.batchOf(runIdx++), 'main', now);
+      if (allowed) return t;
+      if (c.skipRefused) Object.assign(t, { state: 'skipped', status: 'refused', error: 'left out: this host’s agent does not allow exec (its local capabilities)', endedAt: now });
+      else Object.assign(t, { state: 'done', status: 'refused', error: 'this host’s agent does not allow exec (its local capabilities)', endedAt: now });
       return t;
     });
     await this.store.createJob(job, tasks);
@@ -316,7 +357,7 @@ export class JobService extends EventEmitter {
   private async finish(run: Run): Promise<void> {
     run.finishing = true;
     const job = run.job;
-    job.state = run.cancelled ? 'cancelled' : this.failures(run) > 0 || run.tasks.some((t) => t.status !== 'exited' || t.exitCode !== 0) ? 'failed' : 'succeeded';
+    job.state = run.cancelled ? 'cancelled' : this.failures(run) > 0 || run.tasks.some((t) => !leftOut(t) && (t.status !== 'exited' || t.exitCode !== 0)) ? 'failed' : 'succeeded';
     job.endedAt = this.now();
     this.dirtyJobs.add(job);
     await this.flush();

@@ -7,7 +7,7 @@
 import { noteAudit } from '../audit/subjects.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { CONTAINER_REF, ContainerSpec, ContainerStats, ContainerSummary, IMAGE_REF, ImageSummary, OutputChunk, SIGNALS, type DockerRequestBody } from '@tether/protocol';
+import { CONTAINER_REF, ContainerSpec, ContainerStats, ContainerSummary, IMAGE_REF, ImageSummary, OutputChunk, SIGNAL_INPUTS, signalName, type DockerRequestBody } from '@tether/protocol';
 import { access } from '../../http.js';
 import { COMMON, Ok, Params, errs, opt, type Managers } from './common.js';
 
@@ -67,12 +67,12 @@ export function dockerRoutes(m: Managers) {
             tags: TAG,
             summary: `${action[0]!.toUpperCase()}${action.slice(1)} a container`,
             params: CParams,
-            querystring: Type.Object({ timeoutSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'stop, restart: seconds before SIGKILL' })), signal: Type.Optional(Type.Enum(SIGNALS, { description: 'kill: the signal (default SIGKILL)' })) }),
+            querystring: Type.Object({ timeoutSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'stop, restart: seconds before SIGKILL' })), signal: Type.Optional(Type.Enum(SIGNAL_INPUTS, { description: 'kill: the signal, KILL or SIGKILL alike (default SIGKILL)' })) }),
             response: { 200: Ok, ...errs(...COMMON) },
           },
         },
-        m.handle(async (req: { params: P; query: { timeoutSec?: number; signal?: (typeof SIGNALS)[number] } }) => {
-          await ask(req, { op: action, ref: req.params.cid, ...opt('timeoutSec', req.query.timeoutSec), ...opt('signal', req.query.signal) }, 300_000);
+        m.handle(async (req: { params: P; query: { timeoutSec?: number; signal?: string } }) => {
+          await ask(req, { op: action, ref: req.params.cid, ...opt('timeoutSec', req.query.timeoutSec), ...opt('signal', req.query.signal === undefined ? undefined : signalName(req.query.signal)) }, 300_000);
           return { ok: true };
         }),
       );

@@ -4,12 +4,26 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { HostsEntry, ListeningPort, ProcessRow, SIGNALS, type SignalName } from '@tether/protocol';
+import { HostsEntry, ListeningPort, ProcessRow, SIGNAL_INPUTS, SleepState, signalName, type PowerResponseBody } from '@tether/protocol';
 import { access } from '../../http.js';
-import { COMMON, Ok, Params, errs, opt, type Managers } from './common.js';
+import { COMMON, HttpError, Ok, Params, errs, opt, type Managers } from './common.js';
 
 const PidParams = Type.Object({ id: Params.properties.id, pid: Type.Integer({ minimum: 1, maximum: 4_194_304 }) });
-const PowerStatus = Type.Object({ uptimeSec: Type.Number(), bootTime: Type.Integer(), scheduled: Type.Optional(Type.Object({ action: Type.String(), at: Type.Integer() })) });
+const PowerStatus = Type.Object({
+  uptimeSec: Type.Number(),
+  bootTime: Type.Integer(),
+  scheduled: Type.Optional(Type.Object({ action: Type.String(), at: Type.Integer() })),
+  hibernate: Type.Optional(SleepState),
+  suspend: Type.Optional(SleepState),
+});
+const POWER_ACTIONS = ['reboot', 'poweroff', 'hibernate', 'suspend'] as const;
+type PowerAction = (typeof POWER_ACTIONS)[number];
+/**
+ * An agent from before hibernate and suspend cannot read `sleep_states`: it answers with an error
+ * (or, older still, not at all: so the question is bounded by the agent's own 10 s for systemctl).
+ */
+const TOO_OLD: SleepState = { possible: false, reason: "this host's agent is older than hibernate and suspend: update it" };
+const SLEEP_STATES_MS = 12_000;
 
 export function hostManagerRoutes(m: Managers) {
   const viewer = access({ role: 'viewer', scope: 'read' });
@@ -32,9 +46,9 @@ export function hostManagerRoutes(m: Managers) {
     );
     r.post(
       '/api/v1/hosts/:id/ps/:pid/signal',
-      { ...execute, schema: { tags: ['processes'], summary: 'Send a signal to a process (404 when there is no such pid)', params: PidParams, body: Type.Object({ signal: Type.Enum(SIGNALS) }, { additionalProperties: false }), response: { 200: Ok, ...errs(...COMMON) } } },
-      m.handle(async (req: { params: { id: string; pid: number }; body: { signal: SignalName } }) => {
-        await m.ask(await host(req), 'process.request', { op: 'signal', pid: req.params.pid, signal: req.body.signal });
+      { ...execute, schema: { tags: ['processes'], summary: 'Send a signal to a process (TERM or SIGTERM alike; 404 when there is no such pid)', params: PidParams, body: Type.Object({ signal: Type.Enum(SIGNAL_INPUTS) }, { additionalProperties: false }), response: { 200: Ok, ...errs(...COMMON) } } },
+      m.handle(async (req: { params: { id: string; pid: number }; body: { signal: string } }) => {
+        await m.ask(await host(req), 'process.request', { op: 'signal', pid: req.params.pid, signal: signalName(req.body.signal)! });
         return { ok: true };
       }),
     );
@@ -57,16 +71,33 @@ export function hostManagerRoutes(m: Managers) {
     // --- power (capability `power`): every change needs a step-up
     r.get(
       '/api/v1/hosts/:id/power',
-      { ...viewer, schema: { tags: ['power'], summary: 'Uptime, boot time and any scheduled shutdown', params: Params, response: { 200: PowerStatus, ...errs(...COMMON) } } },
+      { ...viewer, schema: { tags: ['power'], summary: 'Uptime, boot time, any scheduled shutdown, and whether the host can hibernate and suspend now (with the reason when not)', params: Params, response: { 200: PowerStatus, ...errs(...COMMON) } } },
       m.handle(async (req) => {
-        const a = await m.ask(await host(req), 'power.request', { op: 'status' });
-        return { uptimeSec: a.uptimeSec, bootTime: a.bootTime, ...opt('scheduled', a.scheduled) };
+        const h = await host(req);
+        const [a, s] = await Promise.all([
+          m.ask(h, 'power.request', { op: 'status' }),
+          m.ask(h, 'power.request', { op: 'sleep_states' }, SLEEP_STATES_MS).catch((err: unknown) => {
+            if (err instanceof HttpError && (err.code === 'bad_agent_answer' || err.code === 'agent_timeout')) return { sleep: { hibernate: TOO_OLD, suspend: TOO_OLD } };
+            throw err;
+          }),
+        ]);
+        const sleep = (s as PowerResponseBody).sleep;
+        return { uptimeSec: a.uptimeSec, bootTime: a.bootTime, ...opt('scheduled', a.scheduled), ...opt('hibernate', sleep?.hibernate), ...opt('suspend', sleep?.suspend) };
       }),
     );
     r.post(
       '/api/v1/hosts/:id/power',
-      { ...danger, schema: { tags: ['power'], summary: 'Reboot or power off now (the agent answers, then acts a second later)', params: Params, body: Type.Object({ action: Type.Enum(['reboot', 'poweroff'] as const) }, { additionalProperties: false }), response: { 200: Ok, ...errs(...COMMON) } } },
-      m.handle(async (req: { params: { id: string }; body: { action: 'reboot' | 'poweroff' }; log: import('pino').Logger }) => {
+      {
+        ...danger,
+        schema: {
+          tags: ['power'],
+          summary: 'Reboot, power off, hibernate or suspend now (the agent answers, then acts a second later). Hibernate and suspend only where `systemctl can-hibernate|can-suspend` says yes: otherwise 409 unavailable with the reason',
+          params: Params,
+          body: Type.Object({ action: Type.Enum(POWER_ACTIONS) }, { additionalProperties: false }),
+          response: { 200: Ok, ...errs(...COMMON) },
+        },
+      },
+      m.handle(async (req: { params: { id: string }; body: { action: PowerAction }; log: import('pino').Logger }) => {
         await m.ask(await host(req), 'power.request', { op: req.body.action });
         req.log.warn({ agentId: req.params.id, action: req.body.action }, 'power action sent');
         return { ok: true };

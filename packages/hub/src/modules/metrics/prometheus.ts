@@ -1,6 +1,12 @@
 /**
  * GET /metrics: the fleet's latest values and the hub's own figures in the Prometheus text format.
  * Names follow Prometheus conventions (base units: percentages become ratios, milliseconds seconds).
+ *
+ * Rates (`tether_net_rx_bytes_per_second`…) are what the agent measured over its last interval; a
+ * scrape sees one of them and misses the rest. The cumulative counters the agent reads from
+ * /proc/net/dev and /proc/diskstats are exported too, under node_exporter's names and units
+ * (`node_network_receive_bytes_total{device=…}`, `node_disk_read_bytes_total`…), so `rate()` and
+ * `increase()` over any range count every byte, and dashboards made for node_exporter read them.
  */
 import { cpuUsage, memoryUsage } from 'node:process';
 import { monitorEventLoopDelay, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
@@ -21,7 +27,7 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 import type { Host } from '../hosts/store.js';
 import type { AgentLink } from '../agents/link.js';
-import { forEachLatest, type MetricsService } from './service.js';
+import { forEachLatest, latestUsage, type MetricsService } from './service.js';
 import { FAMILIES, parseKey } from './series.js';
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -48,6 +54,25 @@ export function hostLabelPairs(labels: Record<string, string>): string {
   return out.join(',');
 }
 
+type NetTotals = Pick<NonNullable<ReturnType<typeof latestUsage>>['interfaces'][number], 'rxBytesTotal' | 'txBytesTotal' | 'rxPacketsTotal' | 'txPacketsTotal' | 'rxErrorsTotal' | 'txErrorsTotal' | 'rxDropsTotal' | 'txDropsTotal'>;
+type DiskTotals = { readBytesTotal: number; writeBytesTotal: number; readsTotal: number; writesTotal: number };
+
+/** node_exporter's counters (netdev and diskstats collectors), from the usage report's totals. */
+export const COUNTERS: { name: string; help: string; label: 'device'; net?: keyof NetTotals; disk?: keyof DiskTotals }[] = [
+  { name: 'node_network_receive_bytes_total', help: 'Network device statistic receive_bytes.', label: 'device', net: 'rxBytesTotal' },
+  { name: 'node_network_transmit_bytes_total', help: 'Network device statistic transmit_bytes.', label: 'device', net: 'txBytesTotal' },
+  { name: 'node_network_receive_packets_total', help: 'Network device statistic receive_packets.', label: 'device', net: 'rxPacketsTotal' },
+  { name: 'node_network_transmit_packets_total', help: 'Network device statistic transmit_packets.', label: 'device', net: 'txPacketsTotal' },
+  { name: 'node_network_receive_errs_total', help: 'Network device statistic receive_errs.', label: 'device', net: 'rxErrorsTotal' },
+  { name: 'node_network_transmit_errs_total', help: 'Network device statistic transmit_errs.', label: 'device', net: 'txErrorsTotal' },
+  { name: 'node_network_receive_drop_total', help: 'Network device statistic receive_drop.', label: 'device', net: 'rxDropsTotal' },
+  { name: 'node_network_transmit_drop_total', help: 'Network device statistic transmit_drop.', label: 'device', net: 'txDropsTotal' },
+  { name: 'node_disk_read_bytes_total', help: 'The total number of bytes read successfully (block devices under a mounted filesystem).', label: 'device', disk: 'readBytesTotal' },
+  { name: 'node_disk_written_bytes_total', help: 'The total number of bytes written successfully (block devices under a mounted filesystem).', label: 'device', disk: 'writeBytesTotal' },
+  { name: 'node_disk_reads_completed_total', help: 'The total number of reads completed successfully (block devices under a mounted filesystem).', label: 'device', disk: 'readsTotal' },
+  { name: 'node_disk_writes_completed_total', help: 'The total number of writes completed successfully (block devices under a mounted filesystem).', label: 'device', disk: 'writesTotal' },
+];
+
 /** Hosts rendered between two turns of the event loop, and lines per chunk written. */
 const HOSTS_PER_TURN = 250;
 const LINES_PER_CHUNK = 5000;
@@ -72,14 +97,18 @@ export async function* renderPrometheus(hosts: Host[], metrics: MetricsService, 
     keyInfo.set(key, k);
     return k;
   };
+  const counters: string[][] = COUNTERS.map(() => []);
+  const cpus: string[] = [];
   let n = 0;
   for (const h of hosts) {
     if (++n % HOSTS_PER_TURN === 0) await turn();
-    const st = metrics.latest.get(h.id);
-    if (!st) continue;
     const hl = hostLabelPairs(h.labels);
     const base = `host="${esc(h.hostname)}",host_id="${esc(h.id)}"`;
     const tail = hl ? ',' + hl : '';
+    const logical = h.facts?.cpu?.logicalCores;
+    if (logical) cpus.push(`{${base}${tail}} ${logical}`);
+    const st = metrics.latest.get(h.id);
+    if (!st) continue;
     forEachLatest(st, (key, value) => {
       const k = info(key);
       if (!k || !Number.isFinite(value)) return;
@@ -87,6 +116,21 @@ export async function* renderPrometheus(hosts: Host[], metrics: MetricsService, 
       if (!lines) byFamily.set(k.family, (lines = []));
       lines.push(`{${base}${k.dimPair}${tail}} ${value * k.scale}`);
     });
+    const u = latestUsage(st);
+    if (!u) continue;
+    for (const i of u.interfaces) {
+      const labels = `{${base},device="${esc(i.name)}"${tail}} `;
+      COUNTERS.forEach((c, j) => c.net && Number.isFinite(i[c.net]) && counters[j]!.push(labels + i[c.net]));
+    }
+    // Several mounts may sit on one device (bind mounts, subvolumes): its counters once.
+    const devices = new Set<string>();
+    for (const f of u.filesystems) {
+      const io = f.io;
+      if (!io || devices.has(io.device)) continue;
+      devices.add(io.device);
+      const labels = `{${base},device="${esc(io.device)}"${tail}} `;
+      COUNTERS.forEach((c, j) => c.disk && Number.isFinite(io[c.disk]) && counters[j]!.push(labels + io[c.disk]));
+    }
   }
   for (const family of Object.keys(FAMILIES)) {
     const lines = byFamily.get(family);
@@ -102,6 +146,20 @@ export async function* renderPrometheus(hosts: Host[], metrics: MetricsService, 
     }
     byFamily.delete(family);
   }
+  for (let j = 0; j < COUNTERS.length; j++) {
+    const lines = counters[j]!;
+    if (!lines.length) continue;
+    const c = COUNTERS[j]!;
+    let chunk = `# HELP ${c.name} ${c.help}\n# TYPE ${c.name} counter\n`;
+    for (let i = 0; i < lines.length; i += LINES_PER_CHUNK) {
+      const end = Math.min(lines.length, i + LINES_PER_CHUNK);
+      for (let k = i; k < end; k++) chunk += c.name + lines[k] + '\n';
+      yield chunk;
+      chunk = '';
+      await turn();
+    }
+  }
+  if (cpus.length) yield `# HELP tether_cpus Logical CPUs of the host (the CPU count)\n# TYPE tether_cpus gauge\n${cpus.map((l) => 'tether_cpus' + l).join('\n')}\n`;
   const out: string[] = [];
   const hostUp = hosts.map((h) => `tether_host_up{host="${esc(h.hostname)}",host_id="${esc(h.id)}"} ${link.isOnline(h.id) ? 1 : 0}`);
   const lat = metrics.ingestLatency;
