@@ -289,6 +289,23 @@ for (const engine of testDatabases()) {
       assert.equal(await status(creds.apiToken), 200, 'the 26 h API token still works');
     });
 
+    test('an alert waits its duration on the hub clock, and a firing alert lives through a restart as the same alert', async () => {
+      const from = t.clock.now();
+      const rule = await t.hub.alerts.createRule({ name: 'load climbs', metric: 'load1', op: '>', threshold: 0, forSec: 600, resolveForSec: 60 } as never);
+      await t.live(from + 9 * MINUTE);
+      assert.deepEqual(t.hub.alerts.active().filter((a) => a.ruleId === rule.id && a.state === 'firing'), [], 'not before 10 minutes');
+      await t.live(from + 11 * MINUTE);
+      const firing = t.hub.alerts.active().filter((a) => a.ruleId === rule.id && a.state === 'firing');
+      assert.equal(firing.length, 3, 'every host, once its 10 minutes passed');
+      for (const a of firing) assert.ok(a.firedAt! - a.startedAt >= 600_000 && a.firedAt! <= t.clock.now(), `fired after 10 minutes of the hub's time (${(a.firedAt! - a.startedAt) / 1000} s)`);
+      await t.hub.alerts.settled();
+      await t.restart();
+      await t.live(t.clock.now() + 2 * MINUTE);
+      const after = t.hub.alerts.active().filter((a) => a.ruleId === rule.id);
+      assert.deepEqual(after.map((a) => a.id).sort(), firing.map((a) => a.id).sort(), 'the same three alerts, still firing');
+      await t.hub.alerts.deleteRule(rule.id);
+    });
+
     test('down for 5 minutes across an hour boundary, then for 2 hours, then for 3 days (past the raw and 1-minute retention)', async () => {
       await t.live(at(0, 57, 0, 8));
       await t.down(5 * MINUTE);

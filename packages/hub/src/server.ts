@@ -209,8 +209,9 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     flapCount: 4,
     flapWindowSec: 1800,
     ...(tls ? { hubCertificate: tls.cert } : {}),
+    clock,
   });
-  await alerts.start();
+  await alerts.start(scheduler);
   alerts.addSource(new WorkloadSource(workloads));
 
   const app = Fastify({

@@ -14,6 +14,7 @@
  */
 import { connect, type PeerCertificate } from 'node:tls';
 import type { AgentLink } from '../agents/link.js';
+import { systemClock, type Clock } from '../../clock.js';
 import type { HostStore } from '../hosts/store.js';
 
 export interface AnomalySink {
@@ -49,8 +50,9 @@ export class LinkSource implements AnomalySource {
   constructor(
     private readonly link: AgentLink,
     private readonly hosts: HostStore,
-    /** after a hub start, agents are reconnecting: hosts are not called offline before this */
+    /** after a hub start, agents are reconnecting: hosts are not called offline before this (real time) */
     private readonly graceMs: number,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   start(sink: AnomalySink): void {
@@ -60,7 +62,10 @@ export class LinkSource implements AnomalySource {
       if (!TS_REPORTS.has(m.type)) return;
       const ts = (m.body as { ts?: unknown }).ts;
       // A report is sent as soon as it is taken; transit time is far below any useful threshold.
-      if (typeof ts === 'number') sink.level(conn.agentId, 'clock_skew_seconds', '', Math.abs(ts - Date.now()) / 1000, `agent clock ${ts > Date.now() ? 'ahead' : 'behind'}`);
+      if (typeof ts === 'number') {
+        const now = this.clock.now();
+        sink.level(conn.agentId, 'clock_skew_seconds', '', Math.abs(ts - now) / 1000, `agent clock ${ts > now ? 'ahead' : 'behind'}`);
+      }
     };
     this.link.on('online', on);
     this.link.on('offline', off);
@@ -85,7 +90,7 @@ export class LinkSource implements AnomalySource {
 }
 
 /** Days until the certificate served at host:port expires (negative once expired). */
-export function probeCertificate(endpoint: string, serverName: string | undefined, timeoutMs: number): Promise<{ daysLeft: number; subject: string; validTo: string }> {
+export function probeCertificate(endpoint: string, serverName: string | undefined, timeoutMs: number, now: () => number): Promise<{ daysLeft: number; subject: string; validTo: string }> {
   const i = endpoint.lastIndexOf(':');
   const host = endpoint.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(endpoint.slice(i + 1));
@@ -96,7 +101,7 @@ export function probeCertificate(endpoint: string, serverName: string | undefine
     const done = (err?: Error, cert?: PeerCertificate) => {
       s.destroy();
       if (err || !cert?.valid_to) return reject(err ?? new Error('no certificate presented'));
-      resolve({ daysLeft: (Date.parse(cert.valid_to) - Date.now()) / 86400_000, subject: [cert.subject?.CN ?? ''].flat().join(','), validTo: new Date(Date.parse(cert.valid_to)).toISOString() });
+      resolve({ daysLeft: (Date.parse(cert.valid_to) - now()) / 86400_000, subject: [cert.subject?.CN ?? ''].flat().join(','), validTo: new Date(Date.parse(cert.valid_to)).toISOString() });
     };
     s.once('secureConnect', () => done(undefined, s.getPeerCertificate()));
     s.once('timeout', () => done(new Error('timed out')));

@@ -166,7 +166,7 @@ function checkRobotAnswer(text: string, field: 'errcode' | 'code'): void {
   if (code !== undefined && code !== 0) throw new Error(`robot refused the message: ${field} ${String(code)} ${String(j.errmsg ?? j.msg ?? j.StatusMessage ?? '')}`.trim());
 }
 
-export async function send(c: Channel, m: OutMessage, timeoutMs: number, now = Date.now()): Promise<SendResult> {
+export async function send(c: Channel, m: OutMessage, timeoutMs: number, now: number): Promise<SendResult> {
   const s = c.secret as Record<string, string | Record<string, string> | undefined>;
   switch (c.type) {
     case 'webhook': {

@@ -4,6 +4,7 @@
  * channel's delivery runs on its own with retries and exponential backoff, so a receiver that is
  * down delays nobody else; every attempt is written to the delivery log.
  */
+import { systemClock, type Clock, type ClockTimer } from '../../clock.js';
 import type { Logger } from 'pino';
 import { scrub, secretStrings, send, type OutMessage, type SendResult } from './channels.js';
 import { SEVERITY_RANK, type Rule, type Severity } from './model.js';
@@ -38,6 +39,8 @@ export interface NotifierOptions {
   maxAttempts: number;
   sendTimeoutMs: number;
   hubUrl?: string;
+  /** the hub's clock: group windows and delivery times (retry delays and send timeouts are real time) */
+  clock?: Clock;
 }
 
 interface Entry {
@@ -58,7 +61,7 @@ function line(a: AlertView): string {
   return `${where}: ${what}= ${fmt(a.value)} (${a.op} ${fmt(a.threshold)}) since ${iso(a.startedAt)}${a.detail ? ` — ${a.detail}` : ''}`;
 }
 
-export function buildMessage(rule: Pick<Rule, 'id' | 'name' | 'severity'>, firing: AlertView[], resolved: AlertView[], deliveryId: string, hubUrl?: string, now = Date.now()): OutMessage {
+export function buildMessage(rule: Pick<Rule, 'id' | 'name' | 'severity'>, firing: AlertView[], resolved: AlertView[], deliveryId: string, hubUrl: string | undefined, now: number): OutMessage {
   const kind = firing.length ? 'firing' : 'resolved';
   const parts = [firing.length ? `FIRING ${firing.length}` : '', resolved.length ? `RESOLVED ${resolved.length}` : ''].filter(Boolean).join(', ');
   const title = `[${parts}] ${rule.name} (${rule.severity})`;
@@ -90,7 +93,7 @@ export function buildMessage(rule: Pick<Rule, 'id' | 'name' | 'severity'>, firin
   };
 }
 
-export function testMessage(c: Channel, deliveryId: string, hubUrl?: string, now = Date.now()): OutMessage {
+export function testMessage(c: Channel, deliveryId: string, hubUrl: string | undefined, now: number): OutMessage {
   const title = `[TEST] Tether channel ${c.name}`;
   const text = `This is a test notification from Tether for the ${c.type} channel "${c.name}".`;
   return {
@@ -105,7 +108,7 @@ export function testMessage(c: Channel, deliveryId: string, hubUrl?: string, now
 }
 
 export class Notifier {
-  private readonly groups = new Map<string, { rule: Rule; entries: Entry[]; timer: NodeJS.Timeout }>();
+  private readonly groups = new Map<string, { rule: Rule; entries: Entry[]; timer: ClockTimer }>();
   private readonly retries = new Map<NodeJS.Timeout, () => void>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
@@ -116,14 +119,17 @@ export class Notifier {
     private readonly channels: () => Channel[],
     private readonly log: Logger,
     private readonly o: NotifierOptions,
-  ) {}
+  ) {
+    this.clock = o.clock ?? systemClock;
+  }
+
+  private readonly clock: Clock;
 
   enqueue(rule: Rule, view: AlertView, kind: 'firing' | 'resolved', admit: () => boolean): void {
     if (this.closed) return;
     let g = this.groups.get(rule.id);
     if (!g) {
-      const timer = setTimeout(() => this.flush(rule.id), rule.groupWindowSec * 1000);
-      timer.unref();
+      const timer = this.clock.setTimeout(() => this.flush(rule.id), rule.groupWindowSec * 1000);
       this.groups.set(rule.id, (g = { rule, entries: [], timer }));
     }
     g.rule = rule;
@@ -137,7 +143,7 @@ export class Notifier {
     const g = this.groups.get(ruleId);
     if (!g) return;
     this.groups.delete(ruleId);
-    clearTimeout(g.timer);
+    g.timer.cancel();
     const admitted = g.entries.filter((e) => e.admit());
     this.stats.suppressed += g.entries.length - admitted.length;
     const firing = admitted.filter((e) => e.kind === 'firing').map((e) => e.view);
@@ -147,7 +153,7 @@ export class Notifier {
     const targets = this.channels().filter((c) => c.enabled && (rule.channels.length ? rule.channels.includes(c.id) : true) && SEVERITY_RANK[rule.severity] >= SEVERITY_RANK[(c.config.minSeverity as Severity | undefined) ?? 'info']);
     for (const c of targets) {
       const id = newId('dl');
-      const m = buildMessage(rule, firing, resolved, id, this.o.hubUrl);
+      const m = buildMessage(rule, firing, resolved, id, this.o.hubUrl, this.clock.now());
       this.track(this.deliver(c, m, rule.id, [...firing, ...resolved].map((a) => a.id)));
     }
   }
@@ -155,7 +161,7 @@ export class Notifier {
   /** One test message, one attempt; the caller sees the result. */
   async test(c: Channel): Promise<Delivery> {
     const id = newId('dl');
-    return this.attempt(c, testMessage(c, id, this.o.hubUrl), null, [], 1, Date.now(), 1);
+    return this.attempt(c, testMessage(c, id, this.o.hubUrl, this.clock.now()), null, [], 1, this.clock.now(), 1);
   }
 
   private track(p: Promise<unknown>): void {
@@ -164,7 +170,7 @@ export class Notifier {
   }
 
   private async deliver(c: Channel, m: OutMessage, ruleId: string, alertIds: string[]): Promise<void> {
-    const createdAt = Date.now();
+    const createdAt = this.clock.now();
     let attempt = 1;
     for (;;) {
       const d = await this.attempt(c, m, ruleId, alertIds, attempt, createdAt, this.o.maxAttempts);
@@ -188,10 +194,10 @@ export class Notifier {
   }
 
   private async attempt(c: Channel, m: OutMessage, ruleId: string | null, alertIds: string[], attempt: number, createdAt: number, maxAttempts: number): Promise<Delivery> {
-    const d: Delivery = { id: m.deliveryId, channelId: c.id, channelName: c.name, ruleId, kind: m.kind, status: 'pending', attempts: attempt, lastError: null, responseStatus: null, alertIds, title: m.title, createdAt, updatedAt: Date.now() };
+    const d: Delivery = { id: m.deliveryId, channelId: c.id, channelName: c.name, ruleId, kind: m.kind, status: 'pending', attempts: attempt, lastError: null, responseStatus: null, alertIds, title: m.title, createdAt, updatedAt: this.clock.now() };
     let r: SendResult | undefined;
     try {
-      r = await send(c, m, this.o.sendTimeoutMs);
+      r = await send(c, m, this.o.sendTimeoutMs, this.clock.now());
       d.status = 'ok';
       d.responseStatus = r.status ?? null;
       this.stats.sent++;
@@ -204,7 +210,7 @@ export class Notifier {
       if (d.status === 'failed') this.stats.failed++;
       this.log.warn({ channelId: c.id, type: c.type, deliveryId: d.id, attempt, err: d.lastError }, d.status === 'failed' ? 'alert delivery failed; giving up' : 'alert delivery failed; will retry');
     }
-    d.updatedAt = Date.now();
+    d.updatedAt = this.clock.now();
     try {
       await this.store.putDelivery(d);
     } catch (err) {

@@ -132,7 +132,7 @@ const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) 
 const Ok = Type.Object({ ok: Type.Boolean() });
 
 const channelView = (c: Channel) => ({ id: c.id, name: c.name, type: c.type, enabled: c.enabled, config: c.config, secret: secretView(c), createdAt: c.createdAt, updatedAt: c.updatedAt });
-const silenceView = (s: Silence, now = Date.now()) => ({ ...s, active: s.startsAt <= now && s.endsAt > now });
+const silenceView = (s: Silence, now: number) => ({ ...s, active: s.startsAt <= now && s.endsAt > now });
 
 function fail(reply: FastifyReply, err: unknown) {
   if (err instanceof AlertError) return reply.code(err.status).send({ error: err.code, message: err.message });
@@ -196,7 +196,7 @@ export function alertRoutes(alerts: AlertService, o: AlertRouteOptions) {
         },
       },
       async (req, reply) => {
-        const now = Date.now();
+        const now = app.clock.now();
         let from: number | undefined, to: number | undefined;
         try {
           from = req.query.from ? parseTime(req.query.from, now, 0) : undefined;
@@ -365,7 +365,7 @@ export function alertRoutes(alerts: AlertService, o: AlertRouteOptions) {
       silences: alerts
         .listSilences()
         .filter((s) => !s.hostId || visible(req, s.hostId))
-        .map((s) => silenceView(s)),
+        .map((s) => silenceView(s, app.clock.now())),
     }));
     r.post(
       '/api/v1/alerts/silences',
@@ -373,11 +373,11 @@ export function alertRoutes(alerts: AlertService, o: AlertRouteOptions) {
       async (req, reply) => {
         const b = req.body;
         if (req.hostScopes && (!b.hostId || !visible(req, b.hostId))) return reply.code(403).send({ error: 'forbidden', message: 'a user limited to some hosts silences one of those hosts (hostId)' });
-        const endsAt = b.endsAt ?? (b.durationSec !== undefined ? Date.now() + b.durationSec * 1000 : NaN);
+        const endsAt = b.endsAt ?? (b.durationSec !== undefined ? app.clock.now() + b.durationSec * 1000 : NaN);
         try {
           const s = await alerts.addSilence({ ...(b.ruleId ? { ruleId: b.ruleId } : {}), ...(b.hostId ? { hostId: b.hostId } : {}), ...(b.selector ? { selector: b.selector } : {}), ...(b.startsAt !== undefined ? { startsAt: b.startsAt } : {}), endsAt, reason: b.reason }, req.user!.username);
           noteAudit(req, { type: 'silence', id: s.id, role: 'result' }, ...(s.hostId ? [{ type: 'host', id: s.hostId }] : []), ...(s.ruleId ? [{ type: 'rule', id: s.ruleId }] : []));
-          return reply.code(201).send(silenceView(s));
+          return reply.code(201).send(silenceView(s, app.clock.now()));
         } catch (err) {
           return fail(reply, err);
         }

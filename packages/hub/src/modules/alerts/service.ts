@@ -17,6 +17,7 @@ import { FAMILIES } from '../metrics/series.js';
 import { compare, end, Instance, observe, OPS, tick, type EvalRule, type TransitionType } from './evaluator.js';
 import { ANOMALIES, ANOMALY_TYPES, DERIVED, derive, HUB_ENDPOINT, parseMetric, PRESETS, presetId, SEVERITIES, type Rule, type RuleInput } from './model.js';
 import { systemClock, type Clock } from '../../clock.js';
+import type { Scheduler } from '../../scheduler.js';
 import { LinkSource, probeCertificate, type AnomalySink, type AnomalySource } from './anomaly.js';
 import { CHANNEL_TYPES, validateChannel } from './channels.js';
 import { Notifier, type AlertView } from './notifier.js';
@@ -93,8 +94,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
   private readonly sources: AnomalySource[] = [];
   private readonly dirtyPeaks = new Set<Instance>();
   readonly notifier: Notifier;
-  private timer: NodeJS.Timeout | undefined;
-  private hostTimer: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
   private lastPrune = 0;
   private lastPeakWrite = 0;
   private writes: Promise<unknown> = Promise.resolve();
@@ -118,10 +118,11 @@ export class AlertService extends EventEmitter<AlertEvents> {
   ) {
     super();
     this.setMaxListeners(0);
-    this.notifier = new Notifier(store, () => this.channelList, log.child({ part: 'notifier' }), { retryBaseMs: o.retryBaseMs, maxAttempts: o.maxAttempts, sendTimeoutMs: o.sendTimeoutMs, ...(o.hubUrl ? { hubUrl: o.hubUrl } : {}) });
+    this.clock = o.clock ?? systemClock;
+    this.notifier = new Notifier(store, () => this.channelList, log.child({ part: 'notifier' }), { retryBaseMs: o.retryBaseMs, maxAttempts: o.maxAttempts, sendTimeoutMs: o.sendTimeoutMs, clock: this.clock, ...(o.hubUrl ? { hubUrl: o.hubUrl } : {}) });
     this.sink = {
       level: (hostId, signal, subject, value, detail) => this.onLevel(hostId, signal, subject, value, detail),
-      event: (hostId, event, subject, at, detail) => this.onEvent(hostId, event, subject, at ?? Date.now(), detail),
+      event: (hostId, event, subject, at, detail) => this.onEvent(hostId, event, subject, at ?? this.now(), detail),
       levels: (hostId, signal, current) => this.onLevels(hostId, signal, current),
     };
     this.onSample = (hostId, kind, ts, series, keys, values) => this.sample(hostId, kind, ts, series, keys, values);
@@ -129,8 +130,13 @@ export class AlertService extends EventEmitter<AlertEvents> {
 
   // ---- lifecycle ------------------------------------------------------------------------------
 
-  async start(): Promise<void> {
-    const offered = await this.store.offerPresets(PRESETS, (this.o.clock ?? systemClock).now());
+  private now(): number {
+    return this.clock.now();
+  }
+
+  /** Loads rules and state, then evaluates on the scheduler's clock. */
+  async start(scheduler: Scheduler): Promise<void> {
+    const offered = await this.store.offerPresets(PRESETS, this.now());
     if (offered.length) this.log.info({ presets: offered }, 'preset rules added');
     this.index(await this.store.rules());
     this.channelList = await this.store.channels();
@@ -138,17 +144,14 @@ export class AlertService extends EventEmitter<AlertEvents> {
     await this.refreshHosts();
     await this.restore();
     this.metrics.on('sample', this.onSample);
-    this.addSource(new LinkSource(this.link, this.hosts, this.o.reconnectGraceMs));
+    this.addSource(new LinkSource(this.link, this.hosts, this.o.reconnectGraceMs, this.clock));
     this.link.on('online', (id) => void this.refreshHost(id));
-    this.timer = setInterval(() => this.tickAll(), this.o.evalIntervalMs);
-    this.timer.unref();
-    this.hostTimer = setInterval(() => void this.refreshHosts().catch(() => {}), 15_000);
-    this.hostTimer.unref();
+    scheduler.every('alerts.evaluate', this.o.evalIntervalMs, () => this.tickAll());
+    scheduler.every('alerts.hosts', 15_000, () => this.refreshHosts());
   }
 
+  /** Sends what is waiting and writes what is pending (call after the scheduler has stopped). */
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    clearInterval(this.hostTimer);
     this.metrics.off('sample', this.onSample);
     for (const s of this.sources) s.stop();
     await this.notifier.close();
@@ -173,7 +176,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
   }
 
   private async restore(): Promise<void> {
-    const now = Date.now();
+    const now = this.now();
     for (const a of await this.store.history({ state: 'firing', limit: 100_000 })) {
       const ix = this.rules.get(a.ruleId);
       if (!ix || !ix.rule.enabled) {
@@ -216,7 +219,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
 
   /** A host was deleted: its alerts end. */
   forgetHost(id: string): void {
-    const now = Date.now();
+    const now = this.now();
     for (const inst of [...this.instances.values()]) {
       if (inst.hostId !== id) continue;
       const ix = this.rules.get(inst.ruleId);
@@ -254,7 +257,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
 
   private sample(hostId: string, kind: string, ts: number, series: Record<string, number>, keys: readonly string[], values: Float64Array): void {
     if (!this.byFamily.size) return;
-    const now = Date.now();
+    const now = this.now();
     if (ts < now - MAX_SAMPLE_AGE_MS) return;
     // Runs for every report of every host: no copies, and derived series only when a rule reads one.
     let plan = this.plans.get(keys);
@@ -294,7 +297,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
   private onLevel(hostId: string, signal: string, subject: string, value: number, detail?: string): void {
     const list = this.byLevel.get(signal);
     if (!list) return;
-    const now = Date.now();
+    const now = this.now();
     for (const ix of list) {
       if (ix.rule.anomaly === 'cert_expiry' && ix.rule.params.endpoint !== subject) continue;
       this.feed(ix, hostId, subject, value, now, detail);
@@ -306,7 +309,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     const list = this.byLevel.get(signal);
     if (!list) return;
     const listed = new Set(current.map((c) => c.subject));
-    const now = Date.now();
+    const now = this.now();
     for (const ix of list) {
       for (const inst of [...this.instances.values()]) {
         if (inst.ruleId !== ix.rule.id || inst.hostId !== hostId || inst.state === 'inactive' || listed.has(inst.subject)) continue;
@@ -322,7 +325,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     e.times.push(at);
     if (e.times.length > 10_000) e.times.splice(0, e.times.length - 10_000);
     if (detail) e.detail = detail;
-    this.feedEvent(e, Date.now());
+    this.feedEvent(e, this.now());
   }
 
   private feedEvent(e: { hostId: string; event: string; subject: string; times: number[]; detail?: string }, now: number): void {
@@ -436,7 +439,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
       }
       // A firing notice whose episode already ended unnoticed, or that a silence covers, is not sent.
       if (inst.alertId !== alertId) return false;
-      const s = this.silencedBy(rule.id, inst.hostId, Date.now());
+      const s = this.silencedBy(rule.id, inst.hostId, this.now());
       if (s) {
         inst.silenced = true;
         v.silenced = true;
@@ -469,7 +472,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
   // ---- the tick -------------------------------------------------------------------------------
 
   private tickAll(): void {
-    const now = Date.now();
+    const now = this.now();
     try {
       for (const e of [...this.events.values()]) {
         this.feedEvent(e, now);
@@ -517,7 +520,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
       const k = `${endpoint}\u0000${serverName ?? ''}`;
       if ((this.certDue.get(k) ?? 0) > now) continue;
       this.certDue.set(k, now + this.o.certCheckIntervalMs);
-      probeCertificate(endpoint, serverName, this.o.sendTimeoutMs).then(
+      probeCertificate(endpoint, serverName, this.o.sendTimeoutMs, () => this.now()).then(
         (r) => this.onLevel('', 'cert_days_left', endpoint, Number(r.daysLeft.toFixed(2)), `certificate ${r.subject ? `CN=${r.subject} ` : ''}valid until ${r.validTo}`),
         (err: Error) => this.log.warn({ endpoint, err: err.message }, 'certificate probe failed'),
       );
@@ -645,7 +648,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
 
   async createRule(input: Partial<RuleInput>): Promise<Rule> {
     const spec = this.normalizeRule(input);
-    const now = Date.now();
+    const now = this.now();
     const rule: Rule = { ...spec, id: newId('rule'), preset: null, createdAt: now, updatedAt: now };
     await this.store.putRule(rule);
     this.index([...this.listRules(), rule]);
@@ -658,7 +661,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     const { id: _i, preset: _p, createdAt: _c, updatedAt: _u, ...base } = old;
     // Switching kinds starts from a clean slate for the other kind's fields.
     const spec = this.normalizeRule(patch, base as Rule);
-    const rule: Rule = { ...spec, id, preset: old.preset, createdAt: old.createdAt, updatedAt: Date.now() };
+    const rule: Rule = { ...spec, id, preset: old.preset, createdAt: old.createdAt, updatedAt: this.now() };
     await this.store.putRule(rule);
     this.replaceRule(old, rule);
     return rule;
@@ -671,7 +674,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     // Instances survive a threshold or duration change (the next observation judges them anew);
     // they end when the rule is deleted, disabled, or made to watch something else.
     if (!rule || !rule.enabled || !same) {
-      const now = Date.now();
+      const now = this.now();
       for (const inst of [...this.instances.values()]) {
         if (inst.ruleId !== id) continue;
         this.apply(old!, inst, end(inst, 'rule_changed', now));
@@ -690,7 +693,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
 
   /** Puts every preset back as shipped (deleted ones come back; edits are undone). Other rules are untouched. */
   async resetPresets(): Promise<Rule[]> {
-    const now = Date.now();
+    const now = this.now();
     const out: Rule[] = [];
     for (const [key, p] of Object.entries(PRESETS)) {
       const id = presetId(key);
@@ -729,7 +732,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     }
     const errs = validateChannel(type, config, secret);
     if (errs.length) throw new AlertError(400, 'bad_channel', errs.join('; '));
-    const now = Date.now();
+    const now = this.now();
     const c: Channel = { id: old?.id ?? newId('ch'), name, type, enabled: input.enabled ?? old?.enabled ?? true, config, secret, createdAt: old?.createdAt ?? now, updatedAt: now };
     await this.store.putChannel(c);
     this.channelList = [...this.channelList.filter((x) => x.id !== c.id), c].sort((a, b) => a.createdAt - b.createdAt);
@@ -757,7 +760,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
   }
 
   async addSilence(input: { ruleId?: string; hostId?: string; selector?: string; startsAt?: number; endsAt: number; reason: string }, by: string): Promise<Silence> {
-    const now = Date.now();
+    const now = this.now();
     const errs: string[] = [];
     if (!input.ruleId && !input.hostId && !input.selector) errs.push('a silence names a rule, a host or a label selector (or several)');
     if (input.ruleId && !this.getRule(input.ruleId)) errs.push(`no rule ${input.ruleId}`);
