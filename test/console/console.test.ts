@@ -76,9 +76,16 @@ describe('web console in Chromium', () => {
     await hub?.cleanup();
   });
 
-  test('the login page logs in and the fleet shows every host live', async () => {
+  test('the login page asks the hub nothing before the login, logs in, and the fleet shows every host live', async () => {
+    const asked: string[] = [];
+    const onRequest = (r: { url(): string }) => asked.push(new URL(r.url()).pathname);
+    page.on('request', onRequest);
     await page.goto(hub.url + '/');
     await page.getByLabel('Password').waitFor();
+    await page.waitForLoadState('networkidle');
+    // No session cookie: no /auth/me and no fleet snapshot (which could only answer 401).
+    assert.deepEqual(asked.filter((p) => p.startsWith('/api/')), []);
+    page.off('request', onRequest);
     await shot('login-en');
     await page.getByLabel('Password').fill('wrong-password-1');
     await page.getByRole('button', { name: 'Log in' }).click();

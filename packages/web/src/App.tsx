@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
-import { ApiError, get, post, setCsrf, setOnUnauthorized, setStepUpPrompt, setTotpEnabled, type Me } from './api';
+import { get, hubAnswering, maySession, onHubAnswering, post, setCsrf, setOnUnauthorized, setStepUpPrompt, setTotpEnabled, type Me } from './api';
 import { useI18n, type Lang } from './i18n';
 import { live, type LiveStatus } from './live';
 import { href, useRoute } from './router';
@@ -30,6 +30,7 @@ export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
   const [theme, setTheme] = useState<Theme>(initialTheme);
   const [liveStatus, setLiveStatus] = useState<LiveStatus>(live.status);
+  const [answering, setAnswering] = useState(hubAnswering);
   const [stepUp, setStepUp] = useState<{ totp: boolean; resolve: (ok: boolean) => void }>();
 
   useEffect(() => {
@@ -38,14 +39,16 @@ export function App() {
   }, [theme]);
 
   const loadMe = useCallback(async () => {
+    // Without the cookie that comes with a session there is nothing to ask: the answer would be 401.
+    if (!maySession()) return setMe(null);
     try {
       const m = await get<Me>('/api/v1/auth/me', { noAuthRedirect: true });
       setCsrf(m.csrfToken);
       setTotpEnabled(m.totpEnabled);
       setMe(m);
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 401) setMe(null);
-      else setMe(null);
+    } catch {
+      // 401, or a hub that does not answer (the banner says which): the login page either way.
+      setMe(null);
     }
   }, []);
 
@@ -53,7 +56,12 @@ export function App() {
     void loadMe();
     setOnUnauthorized(() => setMe(null));
     setStepUpPrompt((o) => new Promise<boolean>((resolve) => setStepUp({ totp: o.totp, resolve })));
-    return live.onStatus((s) => setLiveStatus(s));
+    const offHub = onHubAnswering(setAnswering);
+    const offLive = live.onStatus((s) => setLiveStatus(s));
+    return () => {
+      offHub();
+      offLive();
+    };
   }, [loadMe]);
 
   useEffect(() => {
@@ -61,8 +69,19 @@ export function App() {
     else live.stop();
   }, [me]);
 
+  const stalled = !answering && (
+    <div className="banner stalled" role="alert" data-testid="hub-stalled-banner">
+      {t('hub.notResponding')}
+    </div>
+  );
   if (me === undefined) return <Loading />;
-  if (me === null) return <LoginPage onLoggedIn={loadMe} theme={theme} setTheme={setTheme} />;
+  if (me === null)
+    return (
+      <>
+        {stalled}
+        <LoginPage onLoggedIn={loadMe} theme={theme} setTheme={setTheme} />
+      </>
+    );
 
   const logout = async () => {
     await post('/api/v1/auth/logout').catch(() => {});
@@ -71,7 +90,7 @@ export function App() {
 
   return (
     <ConfirmProvider>
-      <Shell me={me} theme={theme} setTheme={setTheme} logout={logout} liveStatus={liveStatus} />
+      <Shell me={me} theme={theme} setTheme={setTheme} logout={logout} liveStatus={liveStatus} stalled={stalled} />
       {stepUp && (
         <StepUpDialog
           totp={stepUp.totp}
@@ -151,7 +170,7 @@ export function Toolbar({ theme, setTheme }: { theme: Theme; setTheme: (t: Theme
   );
 }
 
-function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: Theme; setTheme: (t: Theme) => void; logout: () => void; liveStatus: LiveStatus }) {
+function Shell({ me, theme, setTheme, logout, liveStatus, stalled }: { me: Me; theme: Theme; setTheme: (t: Theme) => void; logout: () => void; liveStatus: LiveStatus; stalled: ReactNode }) {
   const { t } = useI18n();
   const route = useRoute();
   const [p0, p1, p2] = route.parts;
@@ -209,6 +228,7 @@ function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: The
           {t('nav.logout')}
         </button>
       </header>
+      {stalled}
       {liveStatus === 'offline' && (
         <div className="banner" role="status" data-testid="offline-banner">
           {t('live.offline')}

@@ -27,6 +27,7 @@ export const en = {
   'theme.dark': 'Dark',
   'theme.light': 'Light',
   'live.offline': 'Live updates are disconnected: reconnecting…',
+  'hub.notResponding': 'The hub is not responding: it accepted the connection but has not answered for 15 s. Retrying…',
   'role.viewer': 'viewer',
   'role.operator': 'operator',
   'role.admin': 'admin',
@@ -402,6 +403,7 @@ export const en = {
   'error.permission': 'The agent has no permission there.',
   'error.no_hosts': 'The target matches no hosts.',
   'error.bad_selector': 'The label selector is not valid.',
+  'error.hub_not_responding': 'The hub did not answer within 15 s.',
 } as const;
 
 export type Key = keyof typeof en;
@@ -426,6 +428,7 @@ export const zh: Record<Key, string> = {
   'theme.dark': '深色',
   'theme.light': '浅色',
   'live.offline': '实时更新已断开：正在重连…',
+  'hub.notResponding': '中心无响应：连接已建立，但 15 秒内没有应答。正在重试…',
   'role.viewer': '只读',
   'role.operator': '运维',
   'role.admin': '管理员',
@@ -801,4 +804,5 @@ export const zh: Record<Key, string> = {
   'error.permission': '代理在此处没有权限。',
   'error.no_hosts': '目标没有匹配到主机。',
   'error.bad_selector': '标签选择器无效。',
+  'error.hub_not_responding': '中心在 15 秒内没有应答。',
 };
