@@ -134,6 +134,27 @@ describe('web console in Chromium', () => {
     await page.getByRole('tab', { name: 'Charts' }).click();
   });
 
+  test('a host page’s tab is in its address: reload and back keep it; no tab repeats another', async () => {
+    await go(`#/hosts/${ids[0]}`);
+    await page.getByRole('tab', { name: 'Charts', selected: true }).waitFor();
+    await page.getByRole('tab', { name: 'Connections' }).click();
+    await page.getByRole('heading', { name: 'Listening ports' }).waitFor();
+    assert.equal(new URL(page.url()).hash, `#/hosts/${ids[0]}/connections`);
+    await page.reload();
+    await page.getByRole('tab', { name: 'Connections', selected: true }).waitFor();
+    await page.getByRole('heading', { name: 'Listening ports' }).waitFor();
+    await page.getByRole('tab', { name: 'Disks & interfaces' }).click();
+    await page.getByRole('heading', { name: 'Interfaces' }).waitFor();
+    await page.goBack();
+    await page.getByRole('tab', { name: 'Connections', selected: true }).waitFor();
+    await page.goBack();
+    await page.getByRole('tab', { name: 'Charts', selected: true }).waitFor();
+    // One tab for processes, one for connections and ports.
+    const tabs = await page.getByRole('tab').allInnerTexts();
+    for (const gone of ['Process control', 'Ports']) assert.ok(!tabs.includes(gone), `no ${gone} tab besides Processes and Connections: ${tabs.join(', ')}`);
+    assert.equal(new Set(tabs).size, tabs.length);
+  });
+
   test('a command runs on one host and its output streams in', async () => {
     await go(`#/exec?hosts=${ids[0]}`);
     await page.getByLabel('Command', { exact: true }).fill('echo hello-from-console "two words"');
@@ -171,6 +192,34 @@ describe('web console in Chromium', () => {
     await page.getByRole('button', { name: 'Verify chain' }).click();
     await page.getByText(/Intact: \d+ entries checked/).waitFor();
     await shot('audit-en');
+  });
+
+  test('top processes show each command; “what was running at” starts at the latest minute with data', async () => {
+    // The hub keeps one top list per closed minute: the first comes a minute after the agents started.
+    const top = await waitFor(async () => {
+      const r = await hub.raw('GET', `/api/v1/hosts/${ids[0]}/processes?at=now`);
+      return r.ok ? ((await r.json()) as { ts: number; byCpu: { pid: number; name: string; command: string }[] }) : undefined;
+    }, 'a minute of process history', 90_000);
+    const host = (await hub.api('GET', `/api/v1/hosts/${ids[0]}`)) as { createdAt: number };
+    await go(`#/hosts/${ids[0]}/processes`);
+    const input = page.getByTestId('top-at-input');
+    await waitFor(async () => (await input.inputValue()) !== '', 'a time to ask about');
+    // datetime-local is the browser's local time, as is Date's parsing here (same machine)
+    const shown = new Date(await input.inputValue()).getTime();
+    assert.ok(shown >= top.ts, `the default ${new Date(shown).toISOString()} is the latest minute with data (${new Date(top.ts).toISOString()}), not earlier`);
+    assert.ok(shown >= host.createdAt - 60_000, 'not before the host existed');
+    await page.getByRole('button', { name: 'Show', exact: true }).click();
+    const rows = page.locator('[data-testid=top-byCpu] tbody tr');
+    await rows.first().waitFor();
+    // Each row shows its command line (cut to the cell), not only the process name.
+    const commands = await page.locator('[data-testid=top-byCpu] tbody tr .cmdline').allInnerTexts();
+    assert.equal(commands.length, await rows.count());
+    assert.ok(commands.some((c) => /\s/.test(c.trim())), `commands with their arguments: ${commands.join(' | ')}`);
+    const first = page.locator('[data-testid=top-byCpu] tbody tr .cmdline').first();
+    assert.ok(((await first.boundingBox())?.width ?? 0) > 100, 'the command is on the page, not only in a tooltip');
+    await first.click();
+    assert.equal(await first.getAttribute('aria-expanded'), 'true', 'a tap unfolds the whole command');
+    await shot('host-top-en');
   });
 
   test('files, enrollment, users and profile pages', async () => {

@@ -129,15 +129,15 @@ describe('console host managers in Chromium', () => {
     assert.ok(api.images.some((im: { tags: string[] }) => im.tags.includes(imported)));
   });
 
-  test('process control finds the agent itself; ports list; the services tab says systemd is not there', async () => {
-    await page.getByRole('tab', { name: 'Process control' }).click();
+  test('the processes tab (process control) finds the agent itself; connections list the ports; the services tab says systemd is not there', async () => {
+    await page.getByRole('tab', { name: 'Processes' }).click();
     await page.getByTestId('ps').waitFor({ timeout: 15_000 });
     await page.getByTestId('ps-tab').getByLabel('Filter').fill(String(withDocker.proc.pid));
     await page.locator(`[data-testid=ps] tr[data-pid="${withDocker.proc.pid}"]`).waitFor();
     await page.getByLabel('Tree').check();
     await page.locator(`[data-testid=ps] tr[data-pid="${withDocker.proc.pid}"]`).waitFor();
     await shot('host-ps-en');
-    await page.getByRole('tab', { name: 'Ports' }).click();
+    await page.getByRole('tab', { name: 'Connections' }).click();
     await page.getByTestId('ports').or(page.getByText('Nothing listens.')).first().waitFor({ timeout: 15_000 });
     await page.getByRole('tab', { name: 'Services' }).click();
     // This machine runs without systemd: the agent answers `unavailable`, said as such, not as an error.
@@ -151,7 +151,7 @@ describe('console host managers in Chromium', () => {
     // The page keeps the last host's data while it loads the next: wait for this host's capabilities.
     await waitFor(async () => (await page.getByTestId('capabilities').innerText()).trim() === 'metrics', 'the plain host page', 10_000);
     await page.getByRole('tab', { name: 'Charts' }).waitFor();
-    for (const tab of ['Docker', 'Services', 'Cron', 'Process control', 'Ports', 'Power', 'Hosts file']) assert.equal(await page.getByRole('tab', { name: tab, exact: true }).count(), 0, tab);
+    for (const tab of ['Docker', 'Services', 'Cron', 'Power', 'Hosts file']) assert.equal(await page.getByRole('tab', { name: tab, exact: true }).count(), 0, tab);
   });
 
   test('in Chinese the tabs are translated', async () => {
@@ -162,7 +162,7 @@ describe('console host managers in Chromium', () => {
     await page.getByText('容器', { exact: true }).first().waitFor();
     assert.ok(!(await page.locator('body').innerText()).includes('⟦'), 'no untranslated key');
     await shot('host-docker-zh');
-    await page.getByRole('tab', { name: '进程管理' }).click();
+    await page.getByRole('tab', { name: '进程' }).click();
     await page.getByTestId('ps').waitFor({ timeout: 15_000 });
     assert.ok(!(await page.locator('body').innerText()).includes('⟦'), 'no untranslated key');
     await shot('host-ps-zh');

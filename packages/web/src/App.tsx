@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from
 import { get, hubAnswering, maySession, onHubAnswering, post, setCsrf, setOnUnauthorized, setStepUpPrompt, setTotpEnabled, type Me } from './api';
 import { useI18n, type Lang } from './i18n';
 import { live, type LiveStatus } from './live';
-import { href, useRoute } from './router';
+import { href, matchPage, useRoute, type Page } from './router';
 import { Boundary, ConfirmProvider, ErrorBox, Field, Loading, Modal, errorText } from './ui';
 import { LoginPage } from './pages/Login';
 import { OverviewPage } from './pages/Overview';
@@ -170,10 +170,32 @@ export function Toolbar({ theme, setTheme }: { theme: Theme; setTheme: (t: Theme
   );
 }
 
+/** What each page of router.ts's PAGES shows: typed over the list, so a page in the list cannot be left out. */
+const PAGE_VIEWS: Record<Page, (p: Record<string, string>, me: Me, query: URLSearchParams) => ReactNode> = {
+  '/': () => <OverviewPage />,
+  '/exec': (_p, me, q) => <ExecPage key={q.toString()} me={me} />,
+  '/jobs': () => <JobsPage />,
+  '/jobs/:id': (p, me) => <JobPage id={p.id!} me={me} />,
+  '/hosts/:id': (p, me) => <HostPage id={p.id!} me={me} />,
+  '/hosts/:id/:tab': (p, me) => <HostPage id={p.id!} me={me} tab={p.tab!} />,
+  '/hosts/:id/files': (p, me) => <FilesPage hostId={p.id!} me={me} />,
+  '/hosts/:id/terminal': (p, me) => <TerminalPage hostId={p.id!} me={me} />,
+  '/alerts': (_p, me) => <AlertsSection sub={undefined} me={me} />,
+  '/alerts/rules': (_p, me) => <AlertsSection sub="rules" me={me} />,
+  '/alerts/channels': (_p, me) => <AlertsSection sub="channels" me={me} />,
+  '/alerts/silences': (_p, me) => <AlertsSection sub="silences" me={me} />,
+  '/enroll': () => <EnrollPage />,
+  '/audit': () => <AuditPage />,
+  '/terminals': () => <TerminalSessionsPage />,
+  '/terminals/:id': (p) => <ReplayPage id={p.id!} />,
+  '/users': (_p, me) => <UsersPage me={me} />,
+  '/profile': (_p, me) => <ProfilePage me={me} />,
+};
+
 function Shell({ me, theme, setTheme, logout, liveStatus, stalled }: { me: Me; theme: Theme; setTheme: (t: Theme) => void; logout: () => void; liveStatus: LiveStatus; stalled: ReactNode }) {
   const { t } = useI18n();
   const route = useRoute();
-  const [p0, p1, p2] = route.parts;
+  const [p0] = route.parts;
   const admin = me.role === 'admin';
   const nav: [string, ReactNode, boolean][] = [
     ['/', t('nav.overview'), true],
@@ -187,21 +209,8 @@ function Shell({ me, theme, setTheme, logout, liveStatus, stalled }: { me: Me; t
     ['/profile', t('nav.profile'), true],
   ];
   const active = '/' + (p0 ?? '');
-  let page;
-  if (!p0) page = <OverviewPage />;
-  else if (p0 === 'hosts' && p1 && p2 === 'files') page = <FilesPage hostId={p1} me={me} />;
-  else if (p0 === 'hosts' && p1 && p2 === 'terminal') page = <TerminalPage hostId={p1} me={me} />;
-  else if (p0 === 'terminals') page = p1 ? <ReplayPage id={p1} /> : <TerminalSessionsPage />;
-  else if (p0 === 'hosts' && p1) page = <HostPage id={p1} me={me} />;
-  else if (p0 === 'exec') page = <ExecPage key={route.query.toString()} me={me} />;
-  else if (p0 === 'jobs' && p1) page = <JobPage id={p1} me={me} />;
-  else if (p0 === 'jobs') page = <JobsPage />;
-  else if (p0 === 'enroll') page = <EnrollPage />;
-  else if (p0 === 'audit') page = <AuditPage />;
-  else if (p0 === 'users') page = <UsersPage me={me} />;
-  else if (p0 === 'profile') page = <ProfilePage me={me} />;
-  else if (p0 === 'alerts') page = <AlertsSection sub={p1} me={me} />;
-  else page = <ErrorBox error={new Error(t('state.notFound'))} />;
+  const m = matchPage(route.parts);
+  const page = m ? PAGE_VIEWS[m.page](m.params, me, route.query) : <ErrorBox error={new Error(t('state.notFound'))} />;
   return (
     <div className="shell">
       <a className="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>
@@ -221,7 +230,7 @@ function Shell({ me, theme, setTheme, logout, liveStatus, stalled }: { me: Me; t
             ))}
         </nav>
         <Toolbar theme={theme} setTheme={setTheme} />
-        <span className="who" title={t('role.' + me.role as 'role.admin')}>
+        <span className="who" title={t(('role.' + me.role) as 'role.admin')}>
           {me.username} · {t(('role.' + me.role) as 'role.admin')}
         </span>
         <button type="button" className="small" onClick={logout}>

@@ -216,6 +216,19 @@ export function Bar({ value }: { value: number | null }) {
   );
 }
 
+/**
+ * A command line cut to its cell with an ellipsis: the whole of it on hover (title) and, where there
+ * is no hover (a phone), unfolded by a tap.
+ */
+export function CommandText({ text }: { text: string }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <button type="button" className={'cmdline mono' + (open ? ' open' : '')} title={text} aria-expanded={open} onClick={() => setOpen((o) => !o)}>
+      {text}
+    </button>
+  );
+}
+
 export function CopyButton({ text }: { text: string }) {
   const { t } = useI18n();
   const [done, setDone] = useState(false);
