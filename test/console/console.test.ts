@@ -222,6 +222,39 @@ describe('web console in Chromium', () => {
     await shot('host-top-en');
   });
 
+  test('charts: a 24 h range spans 24 h on the axis, legends show the latest values, byte axes have whole distinct ticks', async () => {
+    // The 24 h range reads the 1-minute tier: it has data once a minute has closed.
+    await waitFor(async () => ((await hub.api('GET', `/api/v1/metrics/query?host=${ids[0]}&metrics=cpu_percent&from=-24h&to=now`)).series as { points: unknown[] }[]).some((x) => x.points.length > 0), 'a closed minute of metrics', 90_000);
+    await go(`#/hosts/${ids[0]}`);
+    await page.getByRole('radio', { name: '24 h' }).click();
+    await page.getByTestId('tier').filter({ hasText: '1 minute' }).waitFor();
+    const cpu = page.locator('figure.chart[data-chart=cpu]');
+    await cpu.waitFor();
+    await waitFor(async () => Number(await cpu.getAttribute('data-x-max')) > 0, 'the CPU chart drawn');
+    const span = Number(await cpu.getAttribute('data-x-max')) - Number(await cpu.getAttribute('data-x-min'));
+    assert.ok(Math.abs(span - 86_400) < 120, `the 24 h axis spans ${span} s`);
+    // Not hovered: each legend shows the latest value, not a dash.
+    await page.mouse.move(0, 0);
+    const legends = await page.locator('figure.chart .u-legend .u-value').allInnerTexts();
+    assert.ok(legends.length > 5 && legends.every((v) => v.trim() !== '—' && v.trim() !== ''), `legend values: ${legends.join(' | ')}`);
+    // Live too: a 15-minute window, whatever the samples cover.
+    await page.getByRole('radio', { name: 'Live' }).click();
+    await waitFor(async () => {
+      const s = Number(await cpu.getAttribute('data-x-max')) - Number(await cpu.getAttribute('data-x-min'));
+      return Math.abs(s - 900) < 5;
+    }, 'a 15-minute live axis');
+    // Byte axes (memory, swap, network): ticks in whole units, each label different.
+    for (const name of ['memory', 'swap', 'net']) {
+      const f = page.locator(`figure.chart[data-chart=${name}]`);
+      if ((await f.count()) === 0) continue;
+      const ticks = JSON.parse((await f.getAttribute('data-y-ticks')) ?? '[]') as string[];
+      assert.ok(ticks.length >= 2, `${name}: ticks ${ticks}`);
+      assert.equal(new Set(ticks).size, ticks.length, `${name}: repeated tick labels ${ticks.join(', ')}`);
+      for (const tick of ticks) assert.match(tick, /^\d+(\.\d+)? (B|KiB|MiB|GiB|TiB)(\/s)?$/, `${name}: tick ${tick}`);
+    }
+    await shot('host-charts-24h-en');
+  });
+
   test('files, enrollment, users and profile pages', async () => {
     await go(`#/hosts/${ids[0]}/files`);
     await page.getByLabel('Path').first().fill(roots);

@@ -200,6 +200,8 @@ function Charts({ id }: { id: string }) {
   const [tier, setTier] = useState('');
   const [error, setError] = useState<unknown>();
   const [pickedAt, setPickedAt] = useState<number>();
+  /** the span the charts show (seconds), the whole of the range picked; live: the last 15 minutes */
+  const [span, setSpan] = useState<[number, number]>();
   const tableRef = useRef<Table>(undefined);
 
   useEffect(() => {
@@ -207,11 +209,11 @@ function Charts({ id }: { id: string }) {
     let off: (() => void) | undefined;
     setTable(undefined);
     setError(undefined);
-    const span = { live: '-15m', '1h': '-1h', '24h': '-24h', '7d': '-7d', '30d': '-30d', custom: '' }[range];
-    const q =
-      range === 'custom'
-        ? { from: new Date(custom.from).toISOString(), to: new Date(custom.to).toISOString() }
-        : { from: span, to: 'now', ...(range === 'live' ? { tier: 'raw' } : {}) };
+    const ms = { live: LIVE_WINDOW_MS, '1h': 3600_000, '24h': 86_400_000, '7d': 7 * 86_400_000, '30d': 30 * 86_400_000, custom: 0 }[range];
+    const now = Date.now();
+    const [from, to] = range === 'custom' ? [new Date(custom.from).getTime(), new Date(custom.to).getTime()] : [now - ms, now];
+    setSpan([from / 1000, to / 1000]);
+    const q = { from: new Date(from).toISOString(), to: new Date(to).toISOString(), ...(range === 'live' ? { tier: 'raw' } : {}) };
     // Live: samples pushed while the history loads are kept and appended after it.
     const early: { ts: number; series: Record<string, number> }[] = [];
     if (range === 'live')
@@ -222,6 +224,7 @@ function Charts({ id }: { id: string }) {
           if (!tableRef.current) return void early.push(e);
           tableRef.current = tableRef.current.append(e.ts, e.series, LIVE_WINDOW_MS);
           setTable(tableRef.current);
+          setSpan([(e.ts - LIVE_WINDOW_MS) / 1000, e.ts / 1000]);
         },
         ['usage'],
       );
@@ -254,11 +257,11 @@ function Charts({ id }: { id: string }) {
       { id: 'cpu', title: t('chart.cpu'), series: pick(cpuModes, (k) => i.tk('cpu.' + dim(k), dim(k))), fmt: (v: number) => i.pct(v), yMax: 100 },
       { id: 'cores', title: t('chart.cores'), series: pick(table.keys('cpu_core_busy_percent'), (k) => t('chart.core', { n: dim(k) })), fmt: (v: number) => i.pct(v), yMax: 100 },
       { id: 'load', title: t('chart.load'), series: pick(['load1', 'load5', 'load15'].filter((k) => table.cols.has(k)), (k) => t('chart.loadMin', { n: k.replace('load', '') })), fmt: (v: number) => i.num(v, 2) },
-      { id: 'memory', title: t('chart.memory'), series: pick(mem, (k) => i.tk('mem.' + dim(k), dim(k))), fmt: (v: number) => i.bytes(v) },
-      { id: 'swap', title: t('chart.swap'), series: pick(['swap_bytes|used'].filter((k) => table.cols.has(k)), () => t('mem.used')), fmt: (v: number) => i.bytes(v) },
+      { id: 'memory', title: t('chart.memory'), series: pick(mem, (k) => i.tk('mem.' + dim(k), dim(k))), fmt: (v: number, d?: number) => i.bytes(v, d), binary: true },
+      { id: 'swap', title: t('chart.swap'), series: pick(['swap_bytes|used'].filter((k) => table.cols.has(k)), () => t('mem.used')), fmt: (v: number, d?: number) => i.bytes(v, d), binary: true },
       { id: 'disk', title: t('chart.disk'), series: pick(table.keys('fs_used_percent'), dim), fmt: (v: number) => i.pct(v), yMax: 100 },
-      { id: 'io', title: t('chart.io'), series: pick(io, (k) => (k.startsWith('disk_read') ? '↓ ' : '↑ ') + dim(k)), fmt: (v: number) => i.rate(v) },
-      { id: 'net', title: t('chart.net'), series: pick(net, (k) => (k.startsWith('net_rx') ? '↓ ' : '↑ ') + dim(k)), fmt: (v: number) => i.rate(v) },
+      { id: 'io', title: t('chart.io'), series: pick(io, (k) => (k.startsWith('disk_read') ? '↓ ' : '↑ ') + dim(k)), fmt: (v: number, d?: number) => i.rate(v, d), binary: true },
+      { id: 'net', title: t('chart.net'), series: pick(net, (k) => (k.startsWith('net_rx') ? '↓ ' : '↑ ') + dim(k)), fmt: (v: number, d?: number) => i.rate(v, d), binary: true },
     ].filter((c) => c.series.length > 0);
   }, [table, i]);
 
@@ -291,7 +294,7 @@ function Charts({ id }: { id: string }) {
       {table && (
         <div className="charts">
           {charts.map((c) => (
-            <Chart key={c.id + i.lang} title={c.title} xs={table.xs} series={c.series} fmt={c.fmt} locale={i.locale} timeLabel={i.t('chart.time')} onPick={setPickedAt} {...(c.yMax !== undefined ? { yMax: c.yMax } : {})} />
+            <Chart key={c.id + i.lang} title={c.title} xs={table.xs} series={c.series} fmt={c.fmt} locale={i.locale} timeLabel={i.t('chart.time')} onPick={setPickedAt} name={c.id} {...(c.yMax !== undefined ? { yMax: c.yMax } : {})} {...(c.binary ? { binary: true } : {})} {...(span ? { xRange: span } : {})} />
           ))}
         </div>
       )}
