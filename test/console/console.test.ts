@@ -255,14 +255,27 @@ describe('web console in Chromium', () => {
     await shot('host-charts-24h-en');
   });
 
-  test('files, enrollment, users and profile pages', async () => {
+  test('files open at the agent’s first allowed folder, shown as a shortcut; a folder is created; a file downloads', async () => {
+    // a place this browser was before, outside the roots, is not where the page opens
+    await page.evaluate(`localStorage.setItem('tether.files.${ids[0]}', '/')`);
     await go(`#/hosts/${ids[0]}/files`);
-    await page.getByLabel('Path').first().fill(roots);
-    await page.getByRole('button', { name: 'Open', exact: true }).click();
     await page.getByTestId('files-table').getByText('hello.txt').waitFor();
-    const download = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download' }).first().click()]).then(([d]) => d);
+    assert.equal(await page.getByTestId('files-path').inputValue(), roots);
+    assert.deepEqual(await page.getByTestId('file-roots').getByRole('button').allInnerTexts(), [roots]);
+    assert.equal(await page.getByRole('alert').count(), 0, 'no error on opening');
+    const errorsBefore = consoleErrors.length;
+    await page.getByLabel('New folder name').fill('made-in-the-console');
+    await page.getByRole('button', { name: 'Create folder' }).click();
+    await page.locator('[data-testid=files-table] tr[data-name="made-in-the-console"]').waitFor();
+    await waitFor(async () => (await page.getByLabel('New folder name').inputValue()) === '', 'the form cleared after creating');
+    assert.deepEqual(consoleErrors.slice(errorsBefore), [], 'no error in the page while creating a folder');
+    assert.ok(existsSync(join(roots, 'made-in-the-console')), 'the folder is on the host');
+    const download = await Promise.all([page.waitForEvent('download'), page.locator('[data-testid=files-table] tr[data-name="hello.txt"]').getByRole('link', { name: 'Download' }).click()]).then(([d]) => d);
     assert.equal(download.suggestedFilename(), 'hello.txt');
     await shot('files-en');
+  });
+
+  test('enrollment, users and profile pages', async () => {
     await go('#/enroll');
     await page.getByLabel('Labels').first().fill('env=prod');
     await page.getByRole('button', { name: 'Create token' }).click();
