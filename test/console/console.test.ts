@@ -309,6 +309,7 @@ describe('web console in Chromium', () => {
       [`#/exec`, '执行命令', 'exec-zh'],
       [`#/jobs`, '作业', 'jobs-zh'],
       [`#/audit`, '审计日志', 'audit-zh'],
+      [`#/alerts/rules`, '规则', 'rules-zh'],
       [`#/hosts/${ids[0]}/files`, '上传文件', 'files-zh'],
       [`#/enroll`, '接入主机', 'enroll-zh'],
       [`#/users`, '用户', 'users-zh'],
@@ -321,6 +322,15 @@ describe('web console in Chromium', () => {
       await page.locator('.state.loading').first().waitFor({ state: 'detached', timeout: 5000 }).catch(() => {});
       await noMissingKeys(hash);
       await shot(name);
+    }
+    // What the hub says in English is said in Chinese: the preset rules' names (every preset the hub ships).
+    await go('#/alerts/rules');
+    await page.getByTestId('rules-table').waitFor();
+    const rules = (await hub.api('GET', '/api/v1/alerts/rules')).rules as { id: string; name: string; preset: string | null }[];
+    assert.ok(rules.some((r) => r.preset));
+    for (const r of rules.filter((x) => x.preset)) {
+      const text = await page.locator(`[data-testid=rules-table] tr[data-rule="${r.id}"]`).innerText();
+      assert.ok(!text.includes(r.name), `the preset ${r.preset} reads "${r.name}" in Chinese`);
     }
     const jobs = await page.evaluate(`fetch('/api/v1/jobs').then(r => r.json())`) as { jobs: { id: string }[] };
     await go(`#/jobs/${jobs.jobs[0]!.id}`);
@@ -335,6 +345,26 @@ describe('web console in Chromium', () => {
     await page.getByRole('button', { name: '登录' }).click();
     await page.getByRole('heading', { name: '3 台主机中 3 台已完成，0 台失败' }).or(page.getByText('3 台主机中 3 台已完成，0 台失败')).first().waitFor();
     await page.getByTestId('lang-select').selectOption('en');
+  });
+
+  test('each rule row keeps its action buttons in line with the row', async () => {
+    await go('#/alerts/rules');
+    const rows = page.locator('[data-testid=rules-table] tbody tr');
+    await rows.first().waitFor();
+    const geometry = (await rows.evaluateAll((trs) =>
+      trs.map((tr) => {
+        const row = tr.getBoundingClientRect();
+        return {
+          row: [row.top, row.bottom],
+          cells: [...tr.children].map((td) => [td.getBoundingClientRect().top, td.getBoundingClientRect().bottom]),
+          edit: tr.querySelector('button')?.getBoundingClientRect().left ?? null,
+        };
+      }),
+    )) as { row: [number, number]; cells: [number, number][]; edit: number | null }[];
+    for (const g of geometry)
+      for (const [top, bottom] of g.cells) assert.ok(Math.abs(top - g.row[0]) < 1 && Math.abs(bottom - g.row[1]) < 1, `a cell ${top}–${bottom} in a row ${g.row[0]}–${g.row[1]}`);
+    const lefts = geometry.map((g) => g.edit).filter((x): x is number => x !== null);
+    assert.ok(lefts.length >= 8 && Math.max(...lefts) - Math.min(...lefts) < 1, `the Edit buttons line up: ${lefts.join(', ')}`);
   });
 
   test('when the hub restarts the console shows it is offline and reconnects by itself', async () => {
