@@ -185,10 +185,13 @@ describe('web console in Chromium', () => {
     await go('#/audit');
     await page.getByLabel('Action').fill('POST /api/v1/exec');
     await page.getByRole('button', { name: 'Filter' }).click();
-    const rows = page.locator('[data-testid=audit-table] tbody tr');
+    const rows = page.locator('[data-testid=audit-entries] > li');
     await waitFor(async () => (await rows.count()) === 2, 'two exec entries in the audit log');
-    assert.match(await rows.first().innerText(), /admin[\s\S]*POST \/api\/v1\/exec/);
-    assert.match(await rows.first().innerText(), /sh/);
+    // A sentence: who ran what on which hosts (named, linked to their pages).
+    const sentence = rows.first().locator('.sentence');
+    assert.match(await sentence.innerText(), /^admin ran sh -c 'echo started; sleep 1; echo done-\$TETHER_TASK_ID' on \S+, \S+, \S+/);
+    assert.equal(await sentence.locator('a[href^="#/hosts/"]').count(), 3);
+    assert.match(await rows.first().locator('.meta').innerText(), /by the console/);
     await page.getByRole('button', { name: 'Verify chain' }).click();
     await page.getByText(/Intact: \d+ entries checked/).waitFor();
     await shot('audit-en');
@@ -323,7 +326,13 @@ describe('web console in Chromium', () => {
       await noMissingKeys(hash);
       await shot(name);
     }
-    // What the hub says in English is said in Chinese: the preset rules' names (every preset the hub ships).
+    // What the hub says in English is said in Chinese: how an audited call was authenticated…
+    await go('#/audit');
+    await page.locator('[data-testid=audit-entries] .meta').first().waitFor();
+    const audit = await page.getByTestId('audit-entries').innerText();
+    assert.match(audit, /通过控制台/);
+    for (const method of ['session-cookie', 'session-bearer', 'api-token']) assert.ok(!audit.includes(method), `${method} untranslated`);
+    // …and the preset rules' names (every preset the hub ships).
     await go('#/alerts/rules');
     await page.getByTestId('rules-table').waitFor();
     const rules = (await hub.api('GET', '/api/v1/alerts/rules')).rules as { id: string; name: string; preset: string | null }[];

@@ -4,11 +4,13 @@
  * back to the hub's own text through `tk`.
  */
 import { alertsEn, alertsZh } from './dict-alerts';
+import { auditEn, auditZh } from './dict-audit';
 import { terminalEn, terminalZh } from './dict-terminal';
 import { managersEn, managersZh } from './dict-managers';
 
 export const en = {
   ...alertsEn,
+  ...auditEn,
   ...terminalEn,
   ...managersEn,
   'app.name': 'Tether',
@@ -413,6 +415,7 @@ export type Key = keyof typeof en;
 
 export const zh: Record<Key, string> = {
   ...alertsZh,
+  ...auditZh,
   ...terminalZh,
   ...managersZh,
   'app.name': 'Tether',
