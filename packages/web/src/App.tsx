@@ -1,9 +1,9 @@
-import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
+import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { get, hubAnswering, maySession, onHubAnswering, post, setCsrf, setOnUnauthorized, setStepUpPrompt, setTotpEnabled, type Me } from './api';
 import { useI18n, type Lang } from './i18n';
 import { live, type LiveStatus } from './live';
 import { href, matchPage, useRoute, type Page } from './router';
-import { Boundary, ConfirmProvider, ErrorBox, Field, Loading, Modal, errorText } from './ui';
+import { Boundary, ConfirmProvider, ErrorBox, Field, Loading, Modal, errorText, useCardLabels } from './ui';
 import { LoginPage } from './pages/Login';
 import { OverviewPage } from './pages/Overview';
 import { HostPage } from './pages/Host';
@@ -196,6 +196,11 @@ function Shell({ me, theme, setTheme, logout, liveStatus, stalled }: { me: Me; t
   const { t } = useI18n();
   const route = useRoute();
   const [p0] = route.parts;
+  const [menuOpen, setMenuOpen] = useState(false);
+  const mainRef = useRef<HTMLElement>(null);
+  useCardLabels(mainRef);
+  // A link followed from the menu closes it.
+  useEffect(() => setMenuOpen(false), [route.path]);
   const admin = me.role === 'admin';
   const nav: [string, ReactNode, boolean][] = [
     ['/', t('nav.overview'), true],
@@ -216,26 +221,31 @@ function Shell({ me, theme, setTheme, logout, liveStatus, stalled }: { me: Me; t
       <a className="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>
         {t('nav.skip')}
       </a>
-      <header className="top">
+      <header className={'top' + (menuOpen ? ' open' : '')}>
         <a className="brand" href={href('/')}>
           {t('app.name')}
         </a>
-        <nav aria-label={t('nav.main')}>
-          {nav
-            .filter((n) => n[2])
-            .map(([path, label]) => (
-              <a key={path} href={href(path)} aria-current={active === path || (path === '/' && p0 === 'hosts') ? 'page' : undefined}>
-                {label}
-              </a>
-            ))}
-        </nav>
-        <Toolbar theme={theme} setTheme={setTheme} />
-        <span className="who" title={t(('role.' + me.role) as 'role.admin')}>
-          {me.username} · {t(('role.' + me.role) as 'role.admin')}
-        </span>
-        <button type="button" className="small" onClick={logout}>
-          {t('nav.logout')}
+        <button type="button" className="menu-button" aria-expanded={menuOpen} aria-controls="main-menu" onClick={() => setMenuOpen((o) => !o)} data-testid="menu-button">
+          <span aria-hidden="true">☰</span> {t('nav.menu')}
         </button>
+        <div className="menu" id="main-menu">
+          <nav aria-label={t('nav.main')}>
+            {nav
+              .filter((n) => n[2])
+              .map(([path, label]) => (
+                <a key={path} href={href(path)} aria-current={active === path || (path === '/' && p0 === 'hosts') ? 'page' : undefined}>
+                  {label}
+                </a>
+              ))}
+          </nav>
+          <Toolbar theme={theme} setTheme={setTheme} />
+          <span className="who" title={t(('role.' + me.role) as 'role.admin')}>
+            {me.username} · {t(('role.' + me.role) as 'role.admin')}
+          </span>
+          <button type="button" className="small" onClick={logout}>
+            {t('nav.logout')}
+          </button>
+        </div>
       </header>
       {stalled}
       {liveStatus === 'offline' && (
@@ -243,7 +253,7 @@ function Shell({ me, theme, setTheme, logout, liveStatus, stalled }: { me: Me; t
           {t('live.offline')}
         </div>
       )}
-      <main id="main" tabIndex={-1}>
+      <main id="main" tabIndex={-1} ref={mainRef}>
         <Boundary resetKey={route.path}>{page}</Boundary>
       </main>
     </div>
