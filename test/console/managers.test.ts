@@ -5,7 +5,8 @@
  * stopped from the page (confirmed) and its state changes; the process tab finds the agent itself;
  * the services tab says plainly that this machine has no systemd; a host without the capabilities
  * shows none of these tabs. Then a fleet host container (systemd as PID 1, cron) with every manager
- * allowed: the services, cron, power and hosts-file tabs render and act on it. Screenshots in
+ * allowed: the services, cron, power (hibernate and suspend refused with their reason) and
+ * hosts-file tabs render and act on it. Screenshots in
  * English and Chinese go to test-results/console/.
  */
 import { describe, test, before, after } from 'node:test';
@@ -276,6 +277,34 @@ describe('console host managers on a fleet host (systemd, cron, power, hosts fil
     await page.getByRole('button', { name: 'Cancel scheduled' }).click();
     await confirmAndWait('Confirm', 'Cancel scheduled');
     await page.getByTestId('power-scheduled').filter({ hasText: 'Nothing scheduled.' }).waitFor({ timeout: 15_000 });
+  });
+
+  test('power: hibernate and suspend are offered with the same confirmation as a reboot; a host that cannot says why', async () => {
+    await page.getByRole('tab', { name: 'Power' }).click();
+    await page.getByTestId('power-status').waitFor({ timeout: 15_000 });
+    for (const [name, question] of [
+      ['Hibernate', /^Hibernate \S+ now\? It stops answering until it is woken\.$/],
+      ['Suspend', /^Suspend \S+ now\? It stops answering until it is woken\.$/],
+    ] as const) {
+      await page.getByRole('radio', { name }).click();
+      assert.equal(await page.getByRole('button', { name: 'Schedule', exact: true }).count(), 0, 'shutdown +N schedules reboots and power-offs only');
+      await page.getByRole('button', { name: `${name} · Now` }).click();
+      const dialog = page.getByRole('dialog', { name: 'Are you sure?' });
+      assert.match(await dialog.locator('p').innerText(), question);
+      await dialog.getByRole('button', { name, exact: true }).click();
+      const stepUp = page.getByRole('dialog', { name: 'Confirm it is you' });
+      // A container cannot sleep: the agent refuses and the page says why (not an error).
+      const why = page.getByTestId('mgr-refused').or(page.getByTestId('mgr-unavailable'));
+      await stepUp.or(why).first().waitFor({ timeout: 30_000 });
+      if (await stepUp.isVisible()) {
+        await stepUp.getByLabel('Password').fill(ADMIN_PASSWORD);
+        await stepUp.getByRole('button', { name: 'Confirm' }).click();
+      }
+      await why.first().waitFor({ timeout: 30_000 });
+      assert.ok((await why.first().innerText()).length > 'Not available on this host: '.length, 'with its reason');
+    }
+    await page.getByRole('radio', { name: 'Reboot' }).click();
+    await page.getByRole('button', { name: 'Schedule', exact: true }).waitFor();
   });
 
   test('hosts file: a bad address is refused in the page; a good line is saved with a backup', async () => {
