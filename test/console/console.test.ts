@@ -278,6 +278,25 @@ describe('web console in Chromium', () => {
     await shot('files-en');
   });
 
+  test('audit sentences name what an entry touched and made: a user by name, an exec’s job as a link [needs the hub’s audit subjects]', async () => {
+    const u = (await hub.api('POST', '/api/v1/users', { username: 'audited-user', password: 'a-password-long-enough', role: 'viewer' })) as { id: string };
+    await hub.api('PATCH', `/api/v1/users/${u.id}`, { disabled: true });
+    await go('#/audit');
+    await page.getByLabel('Action').fill('PATCH /api/v1/users/:id');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    const changed = page.locator('[data-testid=audit-entries] > li').first().locator('.sentence');
+    await changed.waitFor();
+    assert.equal(await changed.innerText(), 'admin changed user audited-user: disabled');
+    await page.getByLabel('Action').fill('POST /api/v1/exec');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    const ran = page.locator('[data-testid=audit-entries] > li').first().locator('.sentence');
+    const job = ran.locator('a[href^="#/jobs/"]');
+    await job.waitFor({ timeout: 10_000 });
+    assert.match(await ran.innerText(), / → job \S+$/);
+    await job.click();
+    await page.getByTestId('job').waitFor();
+  });
+
   test('enrollment, users and profile pages', async () => {
     await go('#/enroll');
     await page.getByLabel('Labels').first().fill('env=prod');
