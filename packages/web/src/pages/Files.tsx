@@ -83,7 +83,8 @@ function FilesOf({ h, me }: { h: Host; me: Me }) {
   };
   const remove = async (en: Entry) => {
     if (!(await confirm(t('files.deleteConfirm', { path: join(path, en.name) }), { okLabel: t('action.delete') }))) return;
-    await act(t('action.delete'), () => del(base + qs({ path: join(path, en.name), ...(en.type === 'dir' ? { recursive: true } : {}) })));
+    // a folder's whole tree may take the agent a while: the hub's own limit for a round trip
+    await act(t('action.delete'), () => del(base + qs({ path: join(path, en.name), ...(en.type === 'dir' ? { recursive: true } : {}) }), { timeoutMs: 75_000 }));
   };
   const crumbs = path.split('/').filter(Boolean);
   const atRoot = path === '/' || roots.includes(path);

@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { del, get, post } from '../../api';
 import { useI18n } from '../../i18n';
 import { useAsync, useConfirm } from '../../ui';
-import { MView, hostApi, useAction } from './common';
+import { MView, hostApi, useAction, SLOW } from './common';
 
 /** Hibernate and suspend: where the host supports them (the agent asks systemd first and refuses with its reason elsewhere). */
 const ACTIONS = ['reboot', 'poweroff', 'hibernate', 'suspend'] as const;
@@ -40,7 +40,7 @@ export function PowerTab({ id, hostname, canAct }: { id: string; hostname: strin
                 disabled={act.busy}
                 onClick={async () => {
                   if (!(await confirm(t('power.confirmCancel', { action: label(d.scheduled!.action) })))) return;
-                  await act.run(() => del(hostApi(id, '/power/schedule')), t('power.cancel'), s.reload);
+                  await act.run(() => del(hostApi(id, '/power/schedule'), SLOW.agent), t('power.cancel'), s.reload);
                 }}
               >
                 {t('power.cancel')}
@@ -68,7 +68,7 @@ export function PowerTab({ id, hostname, canAct }: { id: string; hostname: strin
               onClick={async () => {
                 const question = schedulable ? 'power.confirmNow' : 'power.confirmSleep';
                 if (!(await confirm(t(question, { action: label(action), host: hostname }), { danger: true, okLabel: label(action) }))) return;
-                await act.run(() => post(hostApi(id, '/power'), { action }), `${label(action)} ${hostname}`);
+                await act.run(() => post(hostApi(id, '/power'), { action }, SLOW.agent), `${label(action)} ${hostname}`);
               }}
             >
               {label(action)} · {t('power.now')}
@@ -80,7 +80,7 @@ export function PowerTab({ id, hostname, canAct }: { id: string; hostname: strin
             onSubmit={async (e) => {
               e.preventDefault();
               if (!(await confirm(t('power.confirmIn', { action: label(action), host: hostname, n: minutes }), { danger: true }))) return;
-              await act.run(() => post(hostApi(id, '/power/schedule'), { action, minutes, ...(message.trim() ? { message: message.trim() } : {}) }), `${label(action)} +${minutes}`, s.reload);
+              await act.run(() => post(hostApi(id, '/power/schedule'), { action, minutes, ...(message.trim() ? { message: message.trim() } : {}) }, SLOW.agent), `${label(action)} +${minutes}`, s.reload);
             }}
           >
             <label className="inline">

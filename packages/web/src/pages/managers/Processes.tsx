@@ -3,7 +3,7 @@ import { useMemo, useState } from 'react';
 import { get, post } from '../../api';
 import { useI18n } from '../../i18n';
 import { CommandText, Empty, useAsync, useConfirm } from '../../ui';
-import { MView, hostApi, useAction } from './common';
+import { MView, hostApi, useAction, SLOW } from './common';
 
 interface Row {
   pid: number;
@@ -109,7 +109,7 @@ export function ProcessTab({ id, canAct }: { id: string; canAct: boolean }) {
                             onClick={async () => {
                               const signal = sig[r.pid] ?? 'SIGTERM';
                               if (!(await confirm(t('ps.confirm', { signal, name: r.name, pid: r.pid }), { danger: true, okLabel: t('ps.send') }))) return;
-                              await act.run(() => post(hostApi(id, `/ps/${r.pid}/signal`), { signal }), `${signal} → ${r.name} (${r.pid})`, ps.reload);
+                              await act.run(() => post(hostApi(id, `/ps/${r.pid}/signal`), { signal }, SLOW.agent), `${signal} → ${r.name} (${r.pid})`, ps.reload);
                             }}
                           >
                             {t('ps.send')}
