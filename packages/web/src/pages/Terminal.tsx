@@ -4,7 +4,7 @@
  * opening), the admin's list of recorded sessions, and a player for their asciicast v2 recordings
  * (1×/2×, seek). Loaded on demand (pages/TerminalRoutes.tsx) so xterm stays out of the main bundle.
  */
-import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { Terminal, type ITheme } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SearchAddon } from '@xterm/addon-search';
