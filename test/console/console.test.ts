@@ -76,9 +76,16 @@ describe('web console in Chromium', () => {
     await hub?.cleanup();
   });
 
-  test('the login page logs in and the fleet shows every host live', async () => {
+  test('the login page asks the hub nothing before the login, logs in, and the fleet shows every host live', async () => {
+    const asked: string[] = [];
+    const onRequest = (r: { url(): string }) => asked.push(new URL(r.url()).pathname);
+    page.on('request', onRequest);
     await page.goto(hub.url + '/');
     await page.getByLabel('Password').waitFor();
+    await page.waitForLoadState('networkidle');
+    // No session cookie: no /auth/me and no fleet snapshot (which could only answer 401).
+    assert.deepEqual(asked.filter((p) => p.startsWith('/api/')), []);
+    page.off('request', onRequest);
     await shot('login-en');
     await page.getByLabel('Password').fill('wrong-password-1');
     await page.getByRole('button', { name: 'Log in' }).click();
@@ -127,6 +134,27 @@ describe('web console in Chromium', () => {
     await page.getByRole('tab', { name: 'Charts' }).click();
   });
 
+  test('a host page’s tab is in its address: reload and back keep it; no tab repeats another', async () => {
+    await go(`#/hosts/${ids[0]}`);
+    await page.getByRole('tab', { name: 'Charts', selected: true }).waitFor();
+    await page.getByRole('tab', { name: 'Connections' }).click();
+    await page.getByRole('heading', { name: 'Listening ports' }).waitFor();
+    assert.equal(new URL(page.url()).hash, `#/hosts/${ids[0]}/connections`);
+    await page.reload();
+    await page.getByRole('tab', { name: 'Connections', selected: true }).waitFor();
+    await page.getByRole('heading', { name: 'Listening ports' }).waitFor();
+    await page.getByRole('tab', { name: 'Disks & interfaces' }).click();
+    await page.getByRole('heading', { name: 'Interfaces' }).waitFor();
+    await page.goBack();
+    await page.getByRole('tab', { name: 'Connections', selected: true }).waitFor();
+    await page.goBack();
+    await page.getByRole('tab', { name: 'Charts', selected: true }).waitFor();
+    // One tab for processes, one for connections and ports.
+    const tabs = await page.getByRole('tab').allInnerTexts();
+    for (const gone of ['Process control', 'Ports']) assert.ok(!tabs.includes(gone), `no ${gone} tab besides Processes and Connections: ${tabs.join(', ')}`);
+    assert.equal(new Set(tabs).size, tabs.length);
+  });
+
   test('a command runs on one host and its output streams in', async () => {
     await go(`#/exec?hosts=${ids[0]}`);
     await page.getByLabel('Command', { exact: true }).fill('echo hello-from-console "two words"');
@@ -157,23 +185,119 @@ describe('web console in Chromium', () => {
     await go('#/audit');
     await page.getByLabel('Action').fill('POST /api/v1/exec');
     await page.getByRole('button', { name: 'Filter' }).click();
-    const rows = page.locator('[data-testid=audit-table] tbody tr');
+    const rows = page.locator('[data-testid=audit-entries] > li');
     await waitFor(async () => (await rows.count()) === 2, 'two exec entries in the audit log');
-    assert.match(await rows.first().innerText(), /admin[\s\S]*POST \/api\/v1\/exec/);
-    assert.match(await rows.first().innerText(), /sh/);
+    // A sentence: who ran what on which hosts (named, linked to their pages).
+    const sentence = rows.first().locator('.sentence');
+    assert.match(await sentence.innerText(), /^admin ran sh -c 'echo started; sleep 1; echo done-\$TETHER_TASK_ID' on \S+, \S+, \S+/);
+    assert.equal(await sentence.locator('a[href^="#/hosts/"]').count(), 3);
+    assert.match(await rows.first().locator('.meta').innerText(), /by the console/);
     await page.getByRole('button', { name: 'Verify chain' }).click();
     await page.getByText(/Intact: \d+ entries checked/).waitFor();
     await shot('audit-en');
   });
 
-  test('files, enrollment, users and profile pages', async () => {
+  test('top processes show each command; “what was running at” starts at the latest minute with data', async () => {
+    // The hub keeps one top list per closed minute: the first comes a minute after the agents started.
+    const top = await waitFor(async () => {
+      const r = await hub.raw('GET', `/api/v1/hosts/${ids[0]}/processes?at=now`);
+      return r.ok ? ((await r.json()) as { ts: number; byCpu: { pid: number; name: string; command: string }[] }) : undefined;
+    }, 'a minute of process history', 90_000);
+    const host = (await hub.api('GET', `/api/v1/hosts/${ids[0]}`)) as { createdAt: number };
+    await go(`#/hosts/${ids[0]}/processes`);
+    const input = page.getByTestId('top-at-input');
+    await waitFor(async () => (await input.inputValue()) !== '', 'a time to ask about');
+    // datetime-local is the browser's local time, as is Date's parsing here (same machine)
+    const shown = new Date(await input.inputValue()).getTime();
+    assert.ok(shown >= top.ts, `the default ${new Date(shown).toISOString()} is the latest minute with data (${new Date(top.ts).toISOString()}), not earlier`);
+    assert.ok(shown >= host.createdAt - 60_000, 'not before the host existed');
+    await page.getByRole('button', { name: 'Show', exact: true }).click();
+    const rows = page.locator('[data-testid=top-byCpu] tbody tr');
+    await rows.first().waitFor();
+    // Each row shows its command line (cut to the cell), not only the process name.
+    const commands = await page.locator('[data-testid=top-byCpu] tbody tr .cmdline').allInnerTexts();
+    assert.equal(commands.length, await rows.count());
+    assert.ok(commands.some((c) => /\s/.test(c.trim())), `commands with their arguments: ${commands.join(' | ')}`);
+    const first = page.locator('[data-testid=top-byCpu] tbody tr .cmdline').first();
+    assert.ok(((await first.boundingBox())?.width ?? 0) > 100, 'the command is on the page, not only in a tooltip');
+    await first.click();
+    assert.equal(await first.getAttribute('aria-expanded'), 'true', 'a tap unfolds the whole command');
+    await shot('host-top-en');
+  });
+
+  test('charts: a 24 h range spans 24 h on the axis, legends show the latest values, byte axes have whole distinct ticks', async () => {
+    // The 24 h range reads the 1-minute tier: it has data once a minute has closed.
+    await waitFor(async () => ((await hub.api('GET', `/api/v1/metrics/query?host=${ids[0]}&metrics=cpu_percent&from=-24h&to=now`)).series as { points: unknown[] }[]).some((x) => x.points.length > 0), 'a closed minute of metrics', 90_000);
+    await go(`#/hosts/${ids[0]}`);
+    await page.getByRole('radio', { name: '24 h' }).click();
+    await page.getByTestId('tier').filter({ hasText: '1 minute' }).waitFor();
+    const cpu = page.locator('figure.chart[data-chart=cpu]');
+    await cpu.waitFor();
+    await waitFor(async () => Number(await cpu.getAttribute('data-x-max')) > 0, 'the CPU chart drawn');
+    const span = Number(await cpu.getAttribute('data-x-max')) - Number(await cpu.getAttribute('data-x-min'));
+    assert.ok(Math.abs(span - 86_400) < 120, `the 24 h axis spans ${span} s`);
+    // Not hovered: each legend shows the latest value, not a dash.
+    await page.mouse.move(0, 0);
+    const legends = await page.locator('figure.chart .u-legend .u-value').allInnerTexts();
+    assert.ok(legends.length > 5 && legends.every((v) => v.trim() !== '—' && v.trim() !== ''), `legend values: ${legends.join(' | ')}`);
+    // Live too: a 15-minute window, whatever the samples cover.
+    await page.getByRole('radio', { name: 'Live' }).click();
+    await waitFor(async () => {
+      const s = Number(await cpu.getAttribute('data-x-max')) - Number(await cpu.getAttribute('data-x-min'));
+      return Math.abs(s - 900) < 5;
+    }, 'a 15-minute live axis');
+    // Byte axes (memory, swap, network): ticks in whole units, each label different.
+    for (const name of ['memory', 'swap', 'net']) {
+      const f = page.locator(`figure.chart[data-chart=${name}]`);
+      if ((await f.count()) === 0) continue;
+      const ticks = JSON.parse((await f.getAttribute('data-y-ticks')) ?? '[]') as string[];
+      assert.ok(ticks.length >= 2, `${name}: ticks ${ticks}`);
+      assert.equal(new Set(ticks).size, ticks.length, `${name}: repeated tick labels ${ticks.join(', ')}`);
+      for (const tick of ticks) assert.match(tick, /^\d+(\.\d+)? (B|KiB|MiB|GiB|TiB)(\/s)?$/, `${name}: tick ${tick}`);
+    }
+    await shot('host-charts-24h-en');
+  });
+
+  test('files open at the agent’s first allowed folder, shown as a shortcut; a folder is created; a file downloads', async () => {
+    // a place this browser was before, outside the roots, is not where the page opens
+    await page.evaluate(`localStorage.setItem('tether.files.${ids[0]}', '/')`);
     await go(`#/hosts/${ids[0]}/files`);
-    await page.getByLabel('Path').first().fill(roots);
-    await page.getByRole('button', { name: 'Open', exact: true }).click();
     await page.getByTestId('files-table').getByText('hello.txt').waitFor();
-    const download = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download' }).first().click()]).then(([d]) => d);
+    assert.equal(await page.getByTestId('files-path').inputValue(), roots);
+    assert.deepEqual(await page.getByTestId('file-roots').getByRole('button').allInnerTexts(), [roots]);
+    assert.equal(await page.getByRole('alert').count(), 0, 'no error on opening');
+    const errorsBefore = consoleErrors.length;
+    await page.getByLabel('New folder name').fill('made-in-the-console');
+    await page.getByRole('button', { name: 'Create folder' }).click();
+    await page.locator('[data-testid=files-table] tr[data-name="made-in-the-console"]').waitFor();
+    await waitFor(async () => (await page.getByLabel('New folder name').inputValue()) === '', 'the form cleared after creating');
+    assert.deepEqual(consoleErrors.slice(errorsBefore), [], 'no error in the page while creating a folder');
+    assert.ok(existsSync(join(roots, 'made-in-the-console')), 'the folder is on the host');
+    const download = await Promise.all([page.waitForEvent('download'), page.locator('[data-testid=files-table] tr[data-name="hello.txt"]').getByRole('link', { name: 'Download' }).click()]).then(([d]) => d);
     assert.equal(download.suggestedFilename(), 'hello.txt');
     await shot('files-en');
+  });
+
+  test('audit sentences name what an entry touched and made: a user by name, an exec’s job as a link [needs the hub’s audit subjects]', async () => {
+    const u = (await hub.api('POST', '/api/v1/users', { username: 'audited-user', password: 'a-password-long-enough', role: 'viewer' })) as { id: string };
+    await hub.api('PATCH', `/api/v1/users/${u.id}`, { disabled: true });
+    await go('#/audit');
+    await page.getByLabel('Action').fill('PATCH /api/v1/users/:id');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    const changed = page.locator('[data-testid=audit-entries] > li').first().locator('.sentence');
+    await changed.waitFor();
+    assert.equal(await changed.innerText(), 'admin changed user audited-user: disabled');
+    await page.getByLabel('Action').fill('POST /api/v1/exec');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    const ran = page.locator('[data-testid=audit-entries] > li').first().locator('.sentence');
+    const job = ran.locator('a[href^="#/jobs/"]');
+    await job.waitFor({ timeout: 10_000 });
+    assert.match(await ran.innerText(), / → job \S+$/);
+    await job.click();
+    await page.getByTestId('job').waitFor();
+  });
+
+  test('enrollment, users and profile pages', async () => {
     await go('#/enroll');
     await page.getByLabel('Labels').first().fill('env=prod');
     await page.getByRole('button', { name: 'Create token' }).click();
@@ -207,6 +331,7 @@ describe('web console in Chromium', () => {
       [`#/exec`, '执行命令', 'exec-zh'],
       [`#/jobs`, '作业', 'jobs-zh'],
       [`#/audit`, '审计日志', 'audit-zh'],
+      [`#/alerts/rules`, '规则', 'rules-zh'],
       [`#/hosts/${ids[0]}/files`, '上传文件', 'files-zh'],
       [`#/enroll`, '接入主机', 'enroll-zh'],
       [`#/users`, '用户', 'users-zh'],
@@ -219,6 +344,21 @@ describe('web console in Chromium', () => {
       await page.locator('.state.loading').first().waitFor({ state: 'detached', timeout: 5000 }).catch(() => {});
       await noMissingKeys(hash);
       await shot(name);
+    }
+    // What the hub says in English is said in Chinese: how an audited call was authenticated…
+    await go('#/audit');
+    await page.locator('[data-testid=audit-entries] .meta').first().waitFor();
+    const audit = await page.getByTestId('audit-entries').innerText();
+    assert.match(audit, /通过控制台/);
+    for (const method of ['session-cookie', 'session-bearer', 'api-token']) assert.ok(!audit.includes(method), `${method} untranslated`);
+    // …and the preset rules' names (every preset the hub ships).
+    await go('#/alerts/rules');
+    await page.getByTestId('rules-table').waitFor();
+    const rules = (await hub.api('GET', '/api/v1/alerts/rules')).rules as { id: string; name: string; preset: string | null }[];
+    assert.ok(rules.some((r) => r.preset));
+    for (const r of rules.filter((x) => x.preset)) {
+      const text = await page.locator(`[data-testid=rules-table] tr[data-rule="${r.id}"]`).innerText();
+      assert.ok(!text.includes(r.name), `the preset ${r.preset} reads "${r.name}" in Chinese`);
     }
     const jobs = await page.evaluate(`fetch('/api/v1/jobs').then(r => r.json())`) as { jobs: { id: string }[] };
     await go(`#/jobs/${jobs.jobs[0]!.id}`);
@@ -233,6 +373,26 @@ describe('web console in Chromium', () => {
     await page.getByRole('button', { name: '登录' }).click();
     await page.getByRole('heading', { name: '3 台主机中 3 台已完成，0 台失败' }).or(page.getByText('3 台主机中 3 台已完成，0 台失败')).first().waitFor();
     await page.getByTestId('lang-select').selectOption('en');
+  });
+
+  test('each rule row keeps its action buttons in line with the row', async () => {
+    await go('#/alerts/rules');
+    const rows = page.locator('[data-testid=rules-table] tbody tr');
+    await rows.first().waitFor();
+    const geometry = (await rows.evaluateAll((trs) =>
+      trs.map((tr) => {
+        const row = tr.getBoundingClientRect();
+        return {
+          row: [row.top, row.bottom],
+          cells: [...tr.children].map((td) => [td.getBoundingClientRect().top, td.getBoundingClientRect().bottom]),
+          edit: tr.querySelector('button')?.getBoundingClientRect().left ?? null,
+        };
+      }),
+    )) as { row: [number, number]; cells: [number, number][]; edit: number | null }[];
+    for (const g of geometry)
+      for (const [top, bottom] of g.cells) assert.ok(Math.abs(top - g.row[0]) < 1 && Math.abs(bottom - g.row[1]) < 1, `a cell ${top}–${bottom} in a row ${g.row[0]}–${g.row[1]}`);
+    const lefts = geometry.map((g) => g.edit).filter((x): x is number => x !== null);
+    assert.ok(lefts.length >= 8 && Math.max(...lefts) - Math.min(...lefts) < 1, `the Edit buttons line up: ${lefts.join(', ')}`);
   });
 
   test('when the hub restarts the console shows it is offline and reconnects by itself', async () => {

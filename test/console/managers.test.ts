@@ -5,7 +5,8 @@
  * stopped from the page (confirmed) and its state changes; the process tab finds the agent itself;
  * the services tab says plainly that this machine has no systemd; a host without the capabilities
  * shows none of these tabs. Then a fleet host container (systemd as PID 1, cron) with every manager
- * allowed: the services, cron, power and hosts-file tabs render and act on it. Screenshots in
+ * allowed: the services, cron, power (hibernate and suspend refused with their reason) and
+ * hosts-file tabs render and act on it. Screenshots in
  * English and Chinese go to test-results/console/.
  */
 import { describe, test, before, after } from 'node:test';
@@ -129,15 +130,15 @@ describe('console host managers in Chromium', () => {
     assert.ok(api.images.some((im: { tags: string[] }) => im.tags.includes(imported)));
   });
 
-  test('process control finds the agent itself; ports list; the services tab says systemd is not there', async () => {
-    await page.getByRole('tab', { name: 'Process control' }).click();
+  test('the processes tab (process control) finds the agent itself; connections list the ports; the services tab says systemd is not there', async () => {
+    await page.getByRole('tab', { name: 'Processes' }).click();
     await page.getByTestId('ps').waitFor({ timeout: 15_000 });
     await page.getByTestId('ps-tab').getByLabel('Filter').fill(String(withDocker.proc.pid));
     await page.locator(`[data-testid=ps] tr[data-pid="${withDocker.proc.pid}"]`).waitFor();
     await page.getByLabel('Tree').check();
     await page.locator(`[data-testid=ps] tr[data-pid="${withDocker.proc.pid}"]`).waitFor();
     await shot('host-ps-en');
-    await page.getByRole('tab', { name: 'Ports' }).click();
+    await page.getByRole('tab', { name: 'Connections' }).click();
     await page.getByTestId('ports').or(page.getByText('Nothing listens.')).first().waitFor({ timeout: 15_000 });
     await page.getByRole('tab', { name: 'Services' }).click();
     // This machine runs without systemd: the agent answers `unavailable`, said as such, not as an error.
@@ -151,7 +152,7 @@ describe('console host managers in Chromium', () => {
     // The page keeps the last host's data while it loads the next: wait for this host's capabilities.
     await waitFor(async () => (await page.getByTestId('capabilities').innerText()).trim() === 'metrics', 'the plain host page', 10_000);
     await page.getByRole('tab', { name: 'Charts' }).waitFor();
-    for (const tab of ['Docker', 'Services', 'Cron', 'Process control', 'Ports', 'Power', 'Hosts file']) assert.equal(await page.getByRole('tab', { name: tab, exact: true }).count(), 0, tab);
+    for (const tab of ['Docker', 'Services', 'Cron', 'Power', 'Hosts file']) assert.equal(await page.getByRole('tab', { name: tab, exact: true }).count(), 0, tab);
   });
 
   test('in Chinese the tabs are translated', async () => {
@@ -162,7 +163,7 @@ describe('console host managers in Chromium', () => {
     await page.getByText('容器', { exact: true }).first().waitFor();
     assert.ok(!(await page.locator('body').innerText()).includes('⟦'), 'no untranslated key');
     await shot('host-docker-zh');
-    await page.getByRole('tab', { name: '进程管理' }).click();
+    await page.getByRole('tab', { name: '进程' }).click();
     await page.getByTestId('ps').waitFor({ timeout: 15_000 });
     assert.ok(!(await page.locator('body').innerText()).includes('⟦'), 'no untranslated key');
     await shot('host-ps-zh');
@@ -276,6 +277,34 @@ describe('console host managers on a fleet host (systemd, cron, power, hosts fil
     await page.getByRole('button', { name: 'Cancel scheduled' }).click();
     await confirmAndWait('Confirm', 'Cancel scheduled');
     await page.getByTestId('power-scheduled').filter({ hasText: 'Nothing scheduled.' }).waitFor({ timeout: 15_000 });
+  });
+
+  test('power: hibernate and suspend are offered with the same confirmation as a reboot; a host that cannot says why', async () => {
+    await page.getByRole('tab', { name: 'Power' }).click();
+    await page.getByTestId('power-status').waitFor({ timeout: 15_000 });
+    for (const [name, question] of [
+      ['Hibernate', /^Hibernate \S+ now\? It stops answering until it is woken\.$/],
+      ['Suspend', /^Suspend \S+ now\? It stops answering until it is woken\.$/],
+    ] as const) {
+      await page.getByRole('radio', { name }).click();
+      assert.equal(await page.getByRole('button', { name: 'Schedule', exact: true }).count(), 0, 'shutdown +N schedules reboots and power-offs only');
+      await page.getByRole('button', { name: `${name} · Now` }).click();
+      const dialog = page.getByRole('dialog', { name: 'Are you sure?' });
+      assert.match(await dialog.locator('p').innerText(), question);
+      await dialog.getByRole('button', { name, exact: true }).click();
+      const stepUp = page.getByRole('dialog', { name: 'Confirm it is you' });
+      // A container cannot sleep: the agent refuses and the page says why (not an error).
+      const why = page.getByTestId('mgr-refused').or(page.getByTestId('mgr-unavailable'));
+      await stepUp.or(why).first().waitFor({ timeout: 30_000 });
+      if (await stepUp.isVisible()) {
+        await stepUp.getByLabel('Password').fill(ADMIN_PASSWORD);
+        await stepUp.getByRole('button', { name: 'Confirm' }).click();
+      }
+      await why.first().waitFor({ timeout: 30_000 });
+      assert.ok((await why.first().innerText()).length > 'Not available on this host: '.length, 'with its reason');
+    }
+    await page.getByRole('radio', { name: 'Reboot' }).click();
+    await page.getByRole('button', { name: 'Schedule', exact: true }).waitFor();
   });
 
   test('hosts file: a bad address is refused in the page; a good line is saved with a backup', async () => {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ADMIN_PASSWORD, REPO, TERMINAL_USER_TOML, TestAgent, TestHub, waitFor } from '@tether/testkit';
+import { ADMIN_PASSWORD, REPO, TERMINAL_USER, TERMINAL_USER_TOML, TestAgent, TestHub, waitFor } from '@tether/testkit';
 
 const CHROMIUM = process.env.TETHER_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage'];
@@ -95,10 +95,24 @@ describe('console terminal in Chromium', () => {
     await hub?.cleanup();
   });
 
-  test('the host page links the terminal; a command typed there shows its output', async () => {
+  const sessions = async () => ((await hub.api('GET', '/api/v1/terminal/sessions')).sessions as unknown[]).length;
+
+  test('visiting a terminal opens nothing until an account is picked and confirmed; a command typed there shows its output', async () => {
+    const before = await sessions();
     await go(`#/hosts/${hostId}`);
     await page.getByRole('link', { name: 'Terminal', exact: true }).click();
+    const start = page.getByTestId('term-start');
+    await start.waitFor();
+    // the accounts the agent allows (terminal_users), and nothing opened by the visit
+    assert.deepEqual(await start.getByLabel('Log in as').locator('option').allInnerTexts(), [TERMINAL_USER]);
+    await page.reload();
+    await start.waitFor();
+    assert.equal(await sessions(), before, 'no session from visiting the page (twice)');
+    assert.match(await start.innerText(), new RegExp(`opens a login shell on \\S+ as ${TERMINAL_USER}`));
+    await bothLanguages('terminal-start');
+    await start.getByRole('button', { name: `Open a shell as ${TERMINAL_USER}` }).click();
     await waitOpen('the terminal to open');
+    assert.equal(await sessions(), before + 1);
     await type('echo hi-$((6*7))');
     await waitScreen(/^hi-42\s*$/m, 'hi-42 on the screen');
     // search finds it in the buffer
@@ -134,10 +148,15 @@ describe('console terminal in Chromium', () => {
     assert.equal(await state(), 'ended');
   });
 
-  test('the admin lists the sessions and replays the recording with the same text', async () => {
+  test('the admin lists the sessions (why each ended, in either language) and replays the recording with the same text', async () => {
     await go('#/terminals');
     const rows = page.locator('[data-testid=sessions] tr[data-session]');
     await waitFor(async () => (await rows.count()) === 2 && !(await page.getByTestId('sessions').innerText()).includes('open'), 'two ended sessions');
+    const reasons = async () => (await rows.evaluateAll((trs) => trs.map((tr) => ((tr.children[5] as unknown as { innerText: string }).innerText).trim()))).sort();
+    assert.deepEqual(await reasons(), ['the browser closed the terminal', 'the shell exited']);
+    await page.getByTestId('lang-select').selectOption('zh');
+    await waitFor(async () => (await reasons()).join() === ['shell 已退出', '浏览器关闭了终端'].sort().join(), 'the end reasons in Chinese');
+    await page.getByTestId('lang-select').selectOption('en');
     await bothLanguages('terminals');
     // newest first: the first session is the last row
     await rows.last().getByRole('link', { name: 'Replay' }).click();
@@ -163,10 +182,44 @@ describe('console terminal in Chromium', () => {
     await waitFor(async () => ((await until()) ?? 0) < Date.now(), 'the step-up to lapse', 15_000);
     const before = prompted;
     await go(`#/hosts/${hostId}/terminal`);
+    await page.getByTestId('term-start').getByRole('button', { name: /^Open a shell as / }).click();
     await page.getByRole('dialog', { name: 'Confirm it is you' }).waitFor({ timeout: 10_000 });
     await waitOpen('the terminal to open after the step-up');
     assert.equal(prompted, before + 1);
     await type('echo up-$((2*3))');
     await waitScreen(/^up-6\s*$/m, 'output after the step-up');
+  });
+
+  test('on a phone a key bar gives Ctrl, Esc, Tab and the arrows', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await go('#/');
+    await go(`#/hosts/${hostId}/terminal`);
+    await page.getByTestId('term-start').getByRole('button', { name: /^Open a shell as / }).click();
+    await waitOpen('the terminal to open on a phone');
+    const bar = page.getByTestId('keybar');
+    assert.ok(await bar.isVisible());
+    // Ctrl from the bar, then c on the keyboard: an interrupt
+    await type('sleep 30; echo not-interrupted');
+    await bar.getByRole('button', { name: 'Ctrl' }).click();
+    assert.equal(await bar.getByRole('button', { name: 'Ctrl' }).getAttribute('aria-pressed'), 'true');
+    await page.keyboard.type('c');
+    await waitScreen(/\^C/, 'the interrupt echoed');
+    assert.equal(await bar.getByRole('button', { name: 'Ctrl' }).getAttribute('aria-pressed'), 'false', 'Ctrl holds for one key');
+    // the left arrow moves the cursor: X lands between a and b
+    await page.locator('[data-testid=terminal] .xterm').click();
+    await page.keyboard.type('echo "ab"');
+    for (let k = 0; k < 2; k++) await bar.getByRole('button', { name: 'Left' }).click();
+    await page.keyboard.type('X');
+    await page.keyboard.press('Enter');
+    await waitScreen(/^aXb\s*$/m, 'aXb from the arrow key');
+    // Tab completes
+    await page.keyboard.type('ech');
+    await bar.getByRole('button', { name: 'Tab' }).click();
+    await page.keyboard.type(' tab-$((40+2))');
+    await page.keyboard.press('Enter');
+    await waitScreen(/^tab-42\s*$/m, 'a command completed with Tab');
+    assert.ok(!/^not-interrupted\s*$/m.test(await screen()), 'the sleep was interrupted, and what followed it did not run');
+    await shot('terminal-phone-en');
+    await page.setViewportSize({ width: 1400, height: 900 });
   });
 });

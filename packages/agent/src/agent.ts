@@ -24,7 +24,7 @@ import {
 } from '@tether/protocol';
 import type { AgentConfig } from './config.js';
 import { loadOrCreateIdentity, saveAgentId, type Identity } from './identity.js';
-import { gatherFacts } from './facts.js';
+import { accessFacts, gatherFacts } from './facts.js';
 import { fullJitterMs } from './backoff.js';
 import { pinnedTls } from './tls.js';
 
@@ -66,7 +66,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     // eleven in `tether agent`, a fixed set, not a leak. Node warns past ten by default.
     this.setMaxListeners(32);
     this.identity = loadOrCreateIdentity(cfg.stateDir);
-    this.facts = (opts.gather ?? gatherFacts)();
+    this.facts = this.gather();
+  }
+
+  private gather(): HostFacts {
+    return { ...(this.opts.gather ?? gatherFacts)(), access: accessFacts(this.cfg) };
   }
 
   get agentId(): string | undefined {
@@ -142,7 +146,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private refreshFacts(): void {
-    const next = (this.opts.gather ?? gatherFacts)();
+    const next = this.gather();
     if (JSON.stringify(next) !== JSON.stringify(this.facts)) {
       this.facts = next;
       if (this.send('facts', { facts: next }) !== undefined) this.log.info('host facts changed; sent to hub');

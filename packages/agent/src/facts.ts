@@ -3,7 +3,8 @@
  * time); this only picks the handshake's fields and adds addresses from Node's os module.
  */
 import os from 'node:os';
-import type { HostFacts } from '@tether/protocol';
+import type { HostAccess, HostFacts } from '@tether/protocol';
+import type { AgentConfig } from './config.js';
 import { parseCpuinfo, parseOsRelease } from './collectors/static.js';
 import { bootTimeMs, readText } from './collectors/util.js';
 
@@ -31,5 +32,20 @@ export function gatherFacts(procRoot = '/proc', etcRoot = '/etc'): HostFacts {
     ips,
     macs: [...macs].slice(0, 256),
     ...(bt ? { bootTime: bt } : {}),
+  };
+}
+
+/** What this agent's config opens (HostFacts.access): roots and accounts only where the capability is on. */
+export function accessFacts(cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' | 'terminalUsers'>): HostAccess {
+  let user: string;
+  try {
+    user = os.userInfo().username;
+  } catch {
+    user = String(process.getuid?.() ?? ''); // no passwd entry for this uid
+  }
+  return {
+    fileRoots: cfg.capabilities.includes('files') ? cfg.fileRoots.filter((p) => p.length > 0 && p.length <= 4096).slice(0, 64) : [],
+    terminalUsers: cfg.capabilities.includes('terminal') ? cfg.terminalUsers.filter((u) => u.length > 0 && u.length <= 64).slice(0, 64) : [],
+    user: user.slice(0, 64),
   };
 }

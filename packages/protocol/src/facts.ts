@@ -35,10 +35,29 @@ export const HostFacts = Type.Object(
     ips: StrList(),
     macs: StrList(),
     bootTime: Type.Optional(Type.Integer({ minimum: 0 })),
+    /**
+     * What the agent's own config opens, so that clients can offer it: the console's Files page
+     * starts at the first file root, its terminal offers the accounts. The agent still checks every
+     * request against its config; the hub cannot widen any of it.
+     */
+    access: Type.Optional(
+      Type.Object(
+        {
+          /** `file_roots` (empty unless the agent allows `files`) */
+          fileRoots: Type.Array(Type.String({ minLength: 1, maxLength: LIMITS.longText }), { maxItems: 64 }),
+          /** `terminal_users` (empty unless the agent allows `terminal`; empty: any account the agent may switch to) */
+          terminalUsers: Type.Array(Str(64), { maxItems: 64 }),
+          /** the account the agent runs as: what a terminal opens as when none is named and terminalUsers is empty */
+          user: Str(64),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
 export type HostFacts = Static<typeof HostFacts>;
+export type HostAccess = NonNullable<HostFacts['access']>;
 
 /**
  * What an agent is allowed to do, decided by its host's own configuration.

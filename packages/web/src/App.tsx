@@ -1,9 +1,9 @@
-import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
-import { ApiError, get, post, setCsrf, setOnUnauthorized, setStepUpPrompt, setTotpEnabled, type Me } from './api';
+import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { get, hubAnswering, maySession, onHubAnswering, post, setCsrf, setOnUnauthorized, setStepUpPrompt, setTotpEnabled, type Me } from './api';
 import { useI18n, type Lang } from './i18n';
 import { live, type LiveStatus } from './live';
-import { href, useRoute } from './router';
-import { Boundary, ConfirmProvider, ErrorBox, Field, Loading, Modal, errorText } from './ui';
+import { href, matchPage, useRoute, type Page } from './router';
+import { Boundary, ConfirmProvider, ErrorBox, Field, Loading, Modal, errorText, useCardLabels } from './ui';
 import { LoginPage } from './pages/Login';
 import { OverviewPage } from './pages/Overview';
 import { HostPage } from './pages/Host';
@@ -30,6 +30,7 @@ export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
   const [theme, setTheme] = useState<Theme>(initialTheme);
   const [liveStatus, setLiveStatus] = useState<LiveStatus>(live.status);
+  const [answering, setAnswering] = useState(hubAnswering);
   const [stepUp, setStepUp] = useState<{ totp: boolean; resolve: (ok: boolean) => void }>();
 
   useEffect(() => {
@@ -38,14 +39,16 @@ export function App() {
   }, [theme]);
 
   const loadMe = useCallback(async () => {
+    // Without the cookie that comes with a session there is nothing to ask: the answer would be 401.
+    if (!maySession()) return setMe(null);
     try {
       const m = await get<Me>('/api/v1/auth/me', { noAuthRedirect: true });
       setCsrf(m.csrfToken);
       setTotpEnabled(m.totpEnabled);
       setMe(m);
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 401) setMe(null);
-      else setMe(null);
+    } catch {
+      // 401, or a hub that does not answer (the banner says which): the login page either way.
+      setMe(null);
     }
   }, []);
 
@@ -53,7 +56,12 @@ export function App() {
     void loadMe();
     setOnUnauthorized(() => setMe(null));
     setStepUpPrompt((o) => new Promise<boolean>((resolve) => setStepUp({ totp: o.totp, resolve })));
-    return live.onStatus((s) => setLiveStatus(s));
+    const offHub = onHubAnswering(setAnswering);
+    const offLive = live.onStatus((s) => setLiveStatus(s));
+    return () => {
+      offHub();
+      offLive();
+    };
   }, [loadMe]);
 
   useEffect(() => {
@@ -61,8 +69,19 @@ export function App() {
     else live.stop();
   }, [me]);
 
+  const stalled = !answering && (
+    <div className="banner stalled" role="alert" data-testid="hub-stalled-banner">
+      {t('hub.notResponding')}
+    </div>
+  );
   if (me === undefined) return <Loading />;
-  if (me === null) return <LoginPage onLoggedIn={loadMe} theme={theme} setTheme={setTheme} />;
+  if (me === null)
+    return (
+      <>
+        {stalled}
+        <LoginPage onLoggedIn={loadMe} theme={theme} setTheme={setTheme} />
+      </>
+    );
 
   const logout = async () => {
     await post('/api/v1/auth/logout').catch(() => {});
@@ -71,7 +90,7 @@ export function App() {
 
   return (
     <ConfirmProvider>
-      <Shell me={me} theme={theme} setTheme={setTheme} logout={logout} liveStatus={liveStatus} />
+      <Shell me={me} theme={theme} setTheme={setTheme} logout={logout} liveStatus={liveStatus} stalled={stalled} />
       {stepUp && (
         <StepUpDialog
           totp={stepUp.totp}
@@ -151,10 +170,37 @@ export function Toolbar({ theme, setTheme }: { theme: Theme; setTheme: (t: Theme
   );
 }
 
-function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: Theme; setTheme: (t: Theme) => void; logout: () => void; liveStatus: LiveStatus }) {
+/** What each page of router.ts's PAGES shows: typed over the list, so a page in the list cannot be left out. */
+const PAGE_VIEWS: Record<Page, (p: Record<string, string>, me: Me, query: URLSearchParams) => ReactNode> = {
+  '/': () => <OverviewPage />,
+  '/exec': (_p, me, q) => <ExecPage key={q.toString()} me={me} />,
+  '/jobs': () => <JobsPage />,
+  '/jobs/:id': (p, me) => <JobPage id={p.id!} me={me} />,
+  '/hosts/:id': (p, me) => <HostPage id={p.id!} me={me} />,
+  '/hosts/:id/:tab': (p, me) => <HostPage id={p.id!} me={me} tab={p.tab!} />,
+  '/hosts/:id/files': (p, me) => <FilesPage hostId={p.id!} me={me} />,
+  '/hosts/:id/terminal': (p, me) => <TerminalPage hostId={p.id!} me={me} />,
+  '/alerts': (_p, me) => <AlertsSection sub={undefined} me={me} />,
+  '/alerts/rules': (_p, me) => <AlertsSection sub="rules" me={me} />,
+  '/alerts/channels': (_p, me) => <AlertsSection sub="channels" me={me} />,
+  '/alerts/silences': (_p, me) => <AlertsSection sub="silences" me={me} />,
+  '/enroll': () => <EnrollPage />,
+  '/audit': () => <AuditPage />,
+  '/terminals': () => <TerminalSessionsPage />,
+  '/terminals/:id': (p) => <ReplayPage id={p.id!} />,
+  '/users': (_p, me) => <UsersPage me={me} />,
+  '/profile': (_p, me) => <ProfilePage me={me} />,
+};
+
+function Shell({ me, theme, setTheme, logout, liveStatus, stalled }: { me: Me; theme: Theme; setTheme: (t: Theme) => void; logout: () => void; liveStatus: LiveStatus; stalled: ReactNode }) {
   const { t } = useI18n();
   const route = useRoute();
-  const [p0, p1, p2] = route.parts;
+  const [p0] = route.parts;
+  const [menuOpen, setMenuOpen] = useState(false);
+  const mainRef = useRef<HTMLElement>(null);
+  useCardLabels(mainRef);
+  // A link followed from the menu closes it.
+  useEffect(() => setMenuOpen(false), [route.path]);
   const admin = me.role === 'admin';
   const nav: [string, ReactNode, boolean][] = [
     ['/', t('nav.overview'), true],
@@ -168,53 +214,46 @@ function Shell({ me, theme, setTheme, logout, liveStatus }: { me: Me; theme: The
     ['/profile', t('nav.profile'), true],
   ];
   const active = '/' + (p0 ?? '');
-  let page;
-  if (!p0) page = <OverviewPage />;
-  else if (p0 === 'hosts' && p1 && p2 === 'files') page = <FilesPage hostId={p1} me={me} />;
-  else if (p0 === 'hosts' && p1 && p2 === 'terminal') page = <TerminalPage hostId={p1} me={me} />;
-  else if (p0 === 'terminals') page = p1 ? <ReplayPage id={p1} /> : <TerminalSessionsPage />;
-  else if (p0 === 'hosts' && p1) page = <HostPage id={p1} me={me} />;
-  else if (p0 === 'exec') page = <ExecPage key={route.query.toString()} me={me} />;
-  else if (p0 === 'jobs' && p1) page = <JobPage id={p1} me={me} />;
-  else if (p0 === 'jobs') page = <JobsPage />;
-  else if (p0 === 'enroll') page = <EnrollPage />;
-  else if (p0 === 'audit') page = <AuditPage />;
-  else if (p0 === 'users') page = <UsersPage me={me} />;
-  else if (p0 === 'profile') page = <ProfilePage me={me} />;
-  else if (p0 === 'alerts') page = <AlertsSection sub={p1} me={me} />;
-  else page = <ErrorBox error={new Error(t('state.notFound'))} />;
+  const m = matchPage(route.parts);
+  const page = m ? PAGE_VIEWS[m.page](m.params, me, route.query) : <ErrorBox error={new Error(t('state.notFound'))} />;
   return (
     <div className="shell">
       <a className="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>
         {t('nav.skip')}
       </a>
-      <header className="top">
+      <header className={'top' + (menuOpen ? ' open' : '')}>
         <a className="brand" href={href('/')}>
           {t('app.name')}
         </a>
-        <nav aria-label={t('nav.main')}>
-          {nav
-            .filter((n) => n[2])
-            .map(([path, label]) => (
-              <a key={path} href={href(path)} aria-current={active === path || (path === '/' && p0 === 'hosts') ? 'page' : undefined}>
-                {label}
-              </a>
-            ))}
-        </nav>
-        <Toolbar theme={theme} setTheme={setTheme} />
-        <span className="who" title={t('role.' + me.role as 'role.admin')}>
-          {me.username} · {t(('role.' + me.role) as 'role.admin')}
-        </span>
-        <button type="button" className="small" onClick={logout}>
-          {t('nav.logout')}
+        <button type="button" className="menu-button" aria-expanded={menuOpen} aria-controls="main-menu" onClick={() => setMenuOpen((o) => !o)} data-testid="menu-button">
+          <span aria-hidden="true">☰</span> {t('nav.menu')}
         </button>
+        <div className="menu" id="main-menu">
+          <nav aria-label={t('nav.main')}>
+            {nav
+              .filter((n) => n[2])
+              .map(([path, label]) => (
+                <a key={path} href={href(path)} aria-current={active === path || (path === '/' && p0 === 'hosts') ? 'page' : undefined}>
+                  {label}
+                </a>
+              ))}
+          </nav>
+          <Toolbar theme={theme} setTheme={setTheme} />
+          <span className="who" title={t(('role.' + me.role) as 'role.admin')}>
+            {me.username} · {t(('role.' + me.role) as 'role.admin')}
+          </span>
+          <button type="button" className="small" onClick={logout}>
+            {t('nav.logout')}
+          </button>
+        </div>
       </header>
+      {stalled}
       {liveStatus === 'offline' && (
         <div className="banner" role="status" data-testid="offline-banner">
           {t('live.offline')}
         </div>
       )}
-      <main id="main" tabIndex={-1}>
+      <main id="main" tabIndex={-1} ref={mainRef}>
         <Boundary resetKey={route.path}>{page}</Boundary>
       </main>
     </div>

@@ -48,6 +48,63 @@ function readCsrfCookie(): string {
   return m ? decodeURIComponent(m[1]!) : '';
 }
 
+/**
+ * Whether this browser may hold a session: the hub sets the CSRF cookie (readable, unlike the
+ * session cookie) beside the session cookie with the same lifetime and clears both at logout. A
+ * page without it is logged out, and asks the hub nothing before the login.
+ */
+export const maySession = (): boolean => readCsrfCookie() !== '';
+
+// ---- a hub that does not answer ----
+
+/**
+ * How long the console waits for the hub's answer. A hub that accepts connections but never
+ * answers (a stalled event loop, a stuck database) would otherwise leave a page loading and a
+ * button spinning for good.
+ */
+export const ANSWER_TIMEOUT_MS = 15_000;
+
+export class HubNotResponding extends ApiError {
+  constructor(ms: number) {
+    super(0, 'hub_not_responding', `the hub did not answer within ${Math.round(ms / 1000)} s`);
+  }
+}
+
+/**
+ * Whether the hub answers, from two witnesses: REST calls (one that timed out, until a later one is
+ * answered) and the live socket (a probe left unanswered; see live.ts). Either one not answered
+ * means "not responding", which the console shows apart from "offline" (the socket closed).
+ */
+const silent = { rest: false, live: false };
+const hubFns = new Set<(answering: boolean) => void>();
+export const hubAnswering = (): boolean => !silent.rest && !silent.live;
+let probe: ReturnType<typeof setTimeout> | undefined;
+
+export function noteHub(witness: 'rest' | 'live', answered: boolean): void {
+  const before = hubAnswering();
+  silent[witness] = !answered;
+  if (witness === 'rest') restProbe();
+  if (hubAnswering() !== before) for (const f of hubFns) f(hubAnswering());
+}
+export function onHubAnswering(fn: (answering: boolean) => void): () => void {
+  hubFns.add(fn);
+  return () => hubFns.delete(fn);
+}
+
+/** While REST calls go unanswered, one small call every 5 s finds out when the hub answers again. */
+function restProbe(): void {
+  if (!silent.rest || probe) return;
+  probe = setTimeout(() => {
+    void send('GET', '/api/v1/auth/me', {})
+      .then((a) => a.settle())
+      .catch(() => {})
+      .finally(() => {
+        probe = undefined;
+        restProbe();
+      });
+  }, 5_000);
+}
+
 export interface RequestOptions {
   body?: unknown;
   raw?: BodyInit;
@@ -55,19 +112,45 @@ export interface RequestOptions {
   /** leave a 401 to the caller instead of going back to the login page */
   noAuthRedirect?: boolean;
   signal?: AbortSignal;
+  /**
+   * How long to wait for the answer (ms; 0: no limit). The default suits every call the hub answers
+   * itself or after one agent round trip; uploads and actions that wait on a slow engine (an image
+   * pull, a container stop) pass their own.
+   */
+  timeoutMs?: number;
 }
 
-async function send(method: string, path: string, o: RequestOptions): Promise<Response> {
+/** An answer, and how to stop its deadline once what was wanted of it has been read. */
+interface Answer {
+  r: Response;
+  settle(): void;
+}
+
+async function send(method: string, path: string, o: RequestOptions): Promise<Answer> {
   const headers: Record<string, string> = { ...o.headers };
   if (o.body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET') headers['x-csrf-token'] = csrf || readCsrfCookie();
-  return fetch(path, {
-    method,
-    headers,
-    credentials: 'same-origin',
-    ...(o.raw !== undefined ? { body: o.raw } : o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
-    ...(o.signal ? { signal: o.signal } : {}),
-  });
+  const ms = o.timeoutMs ?? ANSWER_TIMEOUT_MS;
+  const ac = new AbortController();
+  const timer = ms > 0 ? setTimeout(() => ac.abort(new HubNotResponding(ms)), ms) : undefined;
+  try {
+    const r = await fetch(path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      ...(o.raw !== undefined ? { body: o.raw } : o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+      signal: o.signal ? AbortSignal.any([o.signal, ac.signal]) : ac.signal,
+    });
+    noteHub('rest', true);
+    return { r, settle: () => clearTimeout(timer) };
+  } catch (err) {
+    clearTimeout(timer);
+    if (ac.signal.aborted) {
+      noteHub('rest', false);
+      throw ac.signal.reason as Error;
+    }
+    throw err;
+  }
 }
 
 async function errorOf(r: Response): Promise<ApiError> {
@@ -88,43 +171,72 @@ const early: EarlyAnswers = ((globalThis as { __tetherEarly?: EarlyAnswers }).__
 /** How long a prefetched answer may wait for its first reader before it counts as stale. */
 const EARLY_FRESH_MS = 10_000;
 
-async function takeEarly(path: string): Promise<Response | undefined> {
+async function takeEarly(path: string): Promise<Answer | undefined> {
   const e = early.get(path);
   if (!e) return undefined;
   early.delete(path);
   if (Date.now() - e.at > EARLY_FRESH_MS) return undefined;
-  const r = await e.answer;
-  return r?.ok ? r : undefined;
+  // The prefetch has no deadline of its own: it gets what is left of this one.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<'late'>((res) => (timer = setTimeout(() => res('late'), Math.max(0, e.at + ANSWER_TIMEOUT_MS - Date.now()))));
+  const r = await Promise.race([e.answer, late]);
+  clearTimeout(timer);
+  if (r === 'late') {
+    noteHub('rest', false);
+    throw new HubNotResponding(ANSWER_TIMEOUT_MS);
+  }
+  if (r) noteHub('rest', true);
+  return r?.ok ? { r, settle: () => {} } : undefined;
 }
 
-/** A request answered as a Response (downloads, uploads); errors thrown as ApiError. */
-export async function request(method: string, path: string, o: RequestOptions = {}): Promise<Response> {
-  let r = (method === 'GET' && o.raw === undefined && !o.signal && !o.headers ? await takeEarly(path) : undefined) ?? (await send(method, path, o));
-  if (r.status === 403 && stepUpPrompt) {
-    const err = await errorOf(r.clone());
+async function exchange(method: string, path: string, o: RequestOptions): Promise<Answer> {
+  let a = (method === 'GET' && o.raw === undefined && !o.signal && !o.headers ? await takeEarly(path) : undefined) ?? (await send(method, path, o));
+  if (a.r.status === 403 && stepUpPrompt) {
+    const err = await errorOf(a.r.clone());
+    a.settle();
     if (err.code === 'step_up_required') {
+      // No deadline while the user types: the retry gets a fresh one.
       if (!(await stepUpPrompt({ totp: totpEnabled }))) throw err;
-      r = await send(method, path, o);
+      a = await send(method, path, o);
     } else throw err;
   }
-  if (!r.ok) {
-    const err = await errorOf(r);
-    if (r.status === 401 && !o.noAuthRedirect) onUnauthorized?.();
-    throw err;
+  if (!a.r.ok) {
+    try {
+      const err = await errorOf(a.r);
+      if (a.r.status === 401 && !o.noAuthRedirect) onUnauthorized?.();
+      throw err;
+    } finally {
+      a.settle();
+    }
   }
-  return r;
+  return a;
 }
 
+/** A request answered as a Response (downloads, uploads, follows): the deadline covers the answer's headers, not its body. */
+export async function request(method: string, path: string, o: RequestOptions = {}): Promise<Response> {
+  const a = await exchange(method, path, o);
+  a.settle();
+  return a.r;
+}
+
+/** A JSON call: the deadline covers the whole answer. */
 export async function api<T = unknown>(method: string, path: string, o: RequestOptions = {}): Promise<T> {
-  const r = await request(method, path, o);
-  const text = await r.text();
-  return (text ? JSON.parse(text) : undefined) as T;
+  const a = await exchange(method, path, o);
+  try {
+    const text = await a.r.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  } catch (err) {
+    if (err instanceof HubNotResponding) noteHub('rest', false);
+    throw err;
+  } finally {
+    a.settle();
+  }
 }
 
 export const get = <T = unknown>(path: string, o?: RequestOptions) => api<T>('GET', path, o);
 export const post = <T = unknown>(path: string, body?: unknown, o?: RequestOptions) => api<T>('POST', path, { ...o, body: body ?? {} });
-export const patch = <T = unknown>(path: string, body: unknown) => api<T>('PATCH', path, { body });
-export const del = <T = unknown>(path: string) => api<T>('DELETE', path);
+export const patch = <T = unknown>(path: string, body: unknown, o?: RequestOptions) => api<T>('PATCH', path, { ...o, body });
+export const del = <T = unknown>(path: string, o?: RequestOptions) => api<T>('DELETE', path, o);
 
 export function qs(params: Record<string, string | number | boolean | undefined | null>): string {
   const u = new URLSearchParams();
@@ -161,6 +273,8 @@ export interface HostFacts {
   ips: string[];
   macs: string[];
   bootTime?: number;
+  /** what the agent's config opens (agents that report it): file roots, terminal accounts, its own account */
+  access?: { fileRoots: string[]; terminalUsers: string[]; user: string };
 }
 export interface Host {
   id: string;

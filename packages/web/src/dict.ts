@@ -4,11 +4,13 @@
  * back to the hub's own text through `tk`.
  */
 import { alertsEn, alertsZh } from './dict-alerts';
+import { auditEn, auditZh } from './dict-audit';
 import { terminalEn, terminalZh } from './dict-terminal';
 import { managersEn, managersZh } from './dict-managers';
 
 export const en = {
   ...alertsEn,
+  ...auditEn,
   ...terminalEn,
   ...managersEn,
   'app.name': 'Tether',
@@ -24,9 +26,11 @@ export const en = {
   'nav.language': 'Language',
   'nav.theme': 'Switch light/dark theme',
   'nav.skip': 'Skip to content',
+  'nav.menu': 'Menu',
   'theme.dark': 'Dark',
   'theme.light': 'Light',
   'live.offline': 'Live updates are disconnected: reconnecting…',
+  'hub.notResponding': 'The hub is not responding: it accepted the connection but has not answered for 15 s. Retrying…',
   'role.viewer': 'viewer',
   'role.operator': 'operator',
   'role.admin': 'admin',
@@ -179,6 +183,7 @@ export const en = {
   'top.byMem': 'By memory',
   'top.askAt': 'What was running at',
   'top.show': 'Show',
+  'top.noHistory': 'No process history from this host yet.',
   'proc.filter': 'Filter processes',
   'proc.totals': '{n} processes, {threads} threads',
   'proc.pid': 'PID',
@@ -272,6 +277,8 @@ export const en = {
   'files.notAllowed': 'This host’s agent does not allow file access.',
   'files.path': 'Path',
   'files.go': 'Open',
+  'files.roots': 'Allowed folders',
+  'files.crumbs': 'Where you are',
   'files.upload': 'Upload files',
   'files.uploading': 'Uploading {name}',
   'files.newDir': 'New folder name',
@@ -374,6 +381,8 @@ export const en = {
   'profile.currentPassword': 'Current password',
   'profile.newPassword': 'New password',
   'profile.passwordChanged': 'Password changed; your other sessions were ended.',
+  'profile.revokeTokens': 'Also revoke my API tokens',
+  'profile.passwordChangedTokens': 'Password changed; your other sessions were ended and your API tokens revoked.',
   'profile.logins': 'Recent logins',
   'profile.kind': 'Kind',
   'twofa.title': 'Two-factor authentication',
@@ -402,12 +411,14 @@ export const en = {
   'error.permission': 'The agent has no permission there.',
   'error.no_hosts': 'The target matches no hosts.',
   'error.bad_selector': 'The label selector is not valid.',
+  'error.hub_not_responding': 'The hub did not answer within 15 s.',
 } as const;
 
 export type Key = keyof typeof en;
 
 export const zh: Record<Key, string> = {
   ...alertsZh,
+  ...auditZh,
   ...terminalZh,
   ...managersZh,
   'app.name': 'Tether',
@@ -423,9 +434,11 @@ export const zh: Record<Key, string> = {
   'nav.language': '语言',
   'nav.theme': '切换浅色/深色主题',
   'nav.skip': '跳到正文',
+  'nav.menu': '菜单',
   'theme.dark': '深色',
   'theme.light': '浅色',
   'live.offline': '实时更新已断开：正在重连…',
+  'hub.notResponding': '中心无响应：连接已建立，但 15 秒内没有应答。正在重试…',
   'role.viewer': '只读',
   'role.operator': '运维',
   'role.admin': '管理员',
@@ -578,6 +591,7 @@ export const zh: Record<Key, string> = {
   'top.byMem': '按内存',
   'top.askAt': '查看此时运行的进程',
   'top.show': '查看',
+  'top.noHistory': '此主机还没有进程历史。',
   'proc.filter': '筛选进程',
   'proc.totals': '{n} 个进程，{threads} 个线程',
   'proc.pid': 'PID',
@@ -671,6 +685,8 @@ export const zh: Record<Key, string> = {
   'files.notAllowed': '此主机的代理不允许访问文件。',
   'files.path': '路径',
   'files.go': '打开',
+  'files.roots': '允许的文件夹',
+  'files.crumbs': '当前位置',
   'files.upload': '上传文件',
   'files.uploading': '正在上传 {name}',
   'files.newDir': '新文件夹名称',
@@ -773,6 +789,8 @@ export const zh: Record<Key, string> = {
   'profile.currentPassword': '当前密码',
   'profile.newPassword': '新密码',
   'profile.passwordChanged': '密码已修改；你的其他会话已结束。',
+  'profile.revokeTokens': '同时吊销我的 API 令牌',
+  'profile.passwordChangedTokens': '密码已修改；你的其他会话已结束，API 令牌已吊销。',
   'profile.logins': '最近登录',
   'profile.kind': '类型',
   'twofa.title': '双因素认证',
@@ -801,4 +819,5 @@ export const zh: Record<Key, string> = {
   'error.permission': '代理在此处没有权限。',
   'error.no_hosts': '目标没有匹配到主机。',
   'error.bad_selector': '标签选择器无效。',
+  'error.hub_not_responding': '中心在 15 秒内没有应答。',
 };

@@ -27,8 +27,9 @@ export interface I18n {
   tk(key: string, fallback: string, vars?: Vars): string;
   num(n: number | null | undefined, digits?: number): string;
   pct(n: number | null | undefined): string;
-  bytes(n: number | null | undefined): string;
-  rate(n: number | null | undefined): string;
+  /** 1024-based units; `digits` fixes the most fraction digits (default: one below 10, else none) */
+  bytes(n: number | null | undefined, digits?: number): string;
+  rate(n: number | null | undefined, digits?: number): string;
   date(ms: number | null | undefined): string;
   time(ms: number | null | undefined): string;
   ago(ms: number | null | undefined): string;
@@ -64,7 +65,7 @@ export function makeI18n(lang: Lang, setLang: (l: Lang) => void): I18n {
     tk: (key, fallback, vars) => fill(d[key] ?? fallback, vars),
     num: (n, digits = 1) => (n === null || n === undefined ? '—' : numFmt(digits).format(n)),
     pct: (n) => (n === null || n === undefined ? '—' : numFmt(1).format(n) + '%'),
-    bytes: (n) => {
+    bytes: (n, digits) => {
       if (n === null || n === undefined) return '—';
       let i = 0;
       let v = n;
@@ -72,9 +73,9 @@ export function makeI18n(lang: Lang, setLang: (l: Lang) => void): I18n {
         v /= 1024;
         i++;
       }
-      return numFmt(v < 10 && i > 0 ? 1 : 0).format(v) + ' ' + units[i];
+      return numFmt(digits ?? (v < 10 && i > 0 ? 1 : 0)).format(v) + ' ' + units[i];
     },
-    rate: (n) => (n === null || n === undefined ? '—' : i18n.bytes(n) + '/s'),
+    rate: (n, digits) => (n === null || n === undefined ? '—' : i18n.bytes(n, digits) + '/s'),
     date: (ms) => (ms === null || ms === undefined ? '—' : dateFmt.format(ms)),
     time: (ms) => (ms === null || ms === undefined ? '—' : timeFmt.format(ms)),
     ago: (ms) => {

@@ -2,8 +2,15 @@
  * One WebSocket to /api/v1/live per tab, shared by every page. Pages say which hosts (or all)
  * they want; samples and online/offline changes are pushed, never polled. The socket reconnects
  * on its own with backoff and re-subscribes; `status` tells the banner whether it is connected.
+ *
+ * A hub that stalls keeps its sockets open, so a quiet socket is asked something now and then: an
+ * unsubscribe from no host, which changes nothing and is answered with `subscribed`. No answer
+ * within the console's answer timeout says the hub is not responding (api.ts `noteHub`).
  */
-import { wsUrl } from './api';
+import { ANSWER_TIMEOUT_MS, noteHub, wsUrl } from './api';
+
+/** How long the socket may be quiet before it is probed. */
+const QUIET_MS = 10_000;
 
 export interface Sample {
   type: 'sample';
@@ -38,18 +45,47 @@ class LiveClient {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private everOpen = false;
   private stopped = true;
+  private heardAt = 0;
+  private probeSentAt = 0;
+  private watch: ReturnType<typeof setInterval> | undefined;
 
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
     this.connect();
+    this.watch = setInterval(() => this.check(), 2_500);
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.watch);
     this.ws?.close(1000);
     this.ws = undefined;
+    noteHub('live', true);
+  }
+
+  /** Probes a quiet socket; gives up on one that never opened or never answered. */
+  private check(): void {
+    const ws = this.ws;
+    if (!ws) return;
+    const now = Date.now();
+    if (ws.readyState === WebSocket.CONNECTING) {
+      // An upgrade the hub never answers: the socket would wait for good.
+      if (now - this.heardAt > ANSWER_TIMEOUT_MS) {
+        noteHub('live', false);
+        ws.close();
+        this.closed(ws);
+      }
+      return;
+    }
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (this.probeSentAt) {
+      if (now - this.probeSentAt > ANSWER_TIMEOUT_MS) noteHub('live', false);
+    } else if (now - this.heardAt > QUIET_MS) {
+      this.probeSentAt = now;
+      ws.send(JSON.stringify({ op: 'unsubscribe', hosts: [] }));
+    }
   }
 
   private setStatus(s: LiveStatus, reconnected = false): void {
@@ -61,7 +97,10 @@ class LiveClient {
     if (this.stopped) return;
     const ws = new WebSocket(wsUrl('/api/v1/live'));
     this.ws = ws;
+    this.heardAt = Date.now();
+    this.probeSentAt = 0;
     ws.onopen = () => {
+      this.heard();
       const reconnected = this.everOpen;
       this.everOpen = true;
       this.attempt = 0;
@@ -69,6 +108,7 @@ class LiveClient {
       this.setStatus('open', reconnected);
     };
     ws.onmessage = (m) => {
+      this.heard();
       let e: LiveEvent | { type: string };
       try {
         e = JSON.parse(m.data as string) as LiveEvent;
@@ -83,15 +123,23 @@ class LiveClient {
         i.fn(ev);
       }
     };
-    ws.onclose = () => {
-      if (this.ws !== ws) return;
-      this.ws = undefined;
-      if (this.stopped) return;
-      this.setStatus('offline');
-      // Exponential backoff with full jitter, capped at 15 s.
-      const delay = Math.random() * Math.min(15_000, 500 * 2 ** this.attempt++);
-      this.timer = setTimeout(() => this.connect(), delay);
-    };
+    ws.onclose = () => this.closed(ws);
+  }
+
+  private heard(): void {
+    this.heardAt = Date.now();
+    this.probeSentAt = 0;
+    noteHub('live', true);
+  }
+
+  private closed(ws: WebSocket): void {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    if (this.stopped) return;
+    this.setStatus('offline');
+    // Exponential backoff with full jitter, capped at 15 s.
+    const delay = Math.random() * Math.min(15_000, 500 * 2 ** this.attempt++);
+    this.timer = setTimeout(() => this.connect(), delay);
   }
 
   /** The union of what pages want; the hub keeps one subscription set per socket. */

@@ -1,5 +1,5 @@
 /** Small shared pieces: async loading, states, dialogs, labels, sparklines. */
-import { Component, createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
+import { Component, createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode, type RefObject } from 'react';
 import { ApiError } from './api';
 import { useI18n } from './i18n';
 
@@ -90,7 +90,7 @@ export function TableView<T>({ a, empty, testid, head, actions, children }: { a:
                     <th key={i}>{h}</th>
                   ))}
                   {actions !== undefined && (
-                    <th>
+                    <th data-label="">
                       <span className="sr-only">{actions}</span>
                     </th>
                   )}
@@ -103,6 +103,53 @@ export function TableView<T>({ a, empty, testid, head, actions, children }: { a:
       }
     </View>
   );
+}
+
+/**
+ * On a phone a table becomes a stack of cards (styles.css), each cell preceded by its column's
+ * name. The names are the table's own header cells, copied into the body cells' `data-label` for
+ * the stylesheet to show, so every table has them without each page repeating its headings. A
+ * header cell's own `data-label` wins (empty: no name, as for a column of buttons).
+ */
+export function useCardLabels(root: RefObject<HTMLElement | null>): void {
+  useEffect(() => {
+    const el = root.current;
+    if (!el) return;
+    let frame = 0;
+    const label = () => {
+      frame = 0;
+      for (const table of el.querySelectorAll<HTMLTableElement>('table.table')) labelCells(table);
+    };
+    // Setting attributes is not among what is observed, so labelling does not wake it again.
+    const mo = new MutationObserver(() => {
+      if (!frame) frame = requestAnimationFrame(label);
+    });
+    mo.observe(el, { childList: true, subtree: true, characterData: true });
+    label();
+    return () => {
+      mo.disconnect();
+      cancelAnimationFrame(frame);
+    };
+  }, [root]);
+}
+
+function labelCells(table: HTMLTableElement): void {
+  const head = table.tHead?.rows[0];
+  if (!head) return;
+  const names: string[] = [];
+  for (const th of head.cells) {
+    const name = th.dataset.label ?? (th.textContent ?? '').replace(/[▲▼]/g, '').trim();
+    for (let k = 0; k < th.colSpan; k++) names.push(name);
+  }
+  for (const body of table.tBodies)
+    for (const row of body.rows) {
+      let col = 0;
+      for (const td of row.cells) {
+        const name = td.colSpan > 1 ? '' : (names[col] ?? '');
+        if (td.getAttribute('data-label') !== name) td.setAttribute('data-label', name);
+        col += td.colSpan;
+      }
+    }
 }
 
 /** Shows loading / error / the content, for one Async. */
@@ -213,6 +260,19 @@ export function Bar({ value }: { value: number | null }) {
     <span className={'bar' + (v > 90 ? ' hot' : v > 75 ? ' warm' : '')} aria-hidden="true">
       <span style={{ width: `${Math.min(100, Math.max(0, v))}%` }} />
     </span>
+  );
+}
+
+/**
+ * A command line cut to its cell with an ellipsis: the whole of it on hover (title) and, where there
+ * is no hover (a phone), unfolded by a tap.
+ */
+export function CommandText({ text }: { text: string }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <button type="button" className={'cmdline mono' + (open ? ' open' : '')} title={text} aria-expanded={open} onClick={() => setOpen((o) => !o)}>
+      {text}
+    </button>
   );
 }
 

@@ -2,10 +2,11 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import { get, qs, type Host, type Me, type Task } from '../api';
 import { useI18n, type I18n, type Key } from '../i18n';
 import { live } from '../live';
-import { href } from '../router';
+import { go, href, type HostTab } from '../router';
 import { Chart } from '../Chart';
-import { Boundary, Empty, ErrorBox, Labels, Loading, View, useAsync } from '../ui';
-import { ManagerPanel, managerTabs, type ManagerTab } from './managers';
+import { Boundary, CommandText, Empty, ErrorBox, Labels, Loading, View, useAsync } from '../ui';
+import { ManagerPanel, managerTabs } from './managers';
+import { ProcessTab, PortsList } from './managers/Processes';
 
 type Range = 'live' | '1h' | '24h' | '7d' | '30d' | 'custom';
 const RANGES: Range[] = ['live', '1h', '24h', '7d', '30d', 'custom'];
@@ -56,15 +57,12 @@ class Table {
   }
 }
 
-type Tab = 'charts' | 'processes' | 'connections' | 'hardware' | 'sensors' | 'runs' | ManagerTab;
-
-export function HostPage({ id, me }: { id: string; me: Me }) {
+/** A host's page; `tab` comes from the URL (#/hosts/ID/TAB), so reload and back keep it. */
+export function HostPage({ id, me, tab: asked }: { id: string; me: Me; tab?: string }) {
   const i = useI18n();
   const { t } = i;
   const host = useAsync(() => get<Host>(`/api/v1/hosts/${encodeURIComponent(id)}`), [id]);
   const [online, setOnline] = useState<boolean | undefined>();
-  const [tab, setTab] = useState<Tab>('charts');
-  useEffect(() => setTab('charts'), [id]);
   const [bump, setBump] = useState<Record<string, number>>({});
 
   // Status changes and the kinds of reports that refresh the tabs (lists are fetched when a report says they changed).
@@ -86,7 +84,7 @@ export function HostPage({ id, me }: { id: string; me: Me }) {
         const isOnline = online ?? h.online;
         const caps = new Set(h.capabilities);
         const canAct = me.role !== 'viewer';
-        const tabs: [Tab, Key][] = [
+        const tabs: [HostTab, Key][] = [
           ['charts', 'host.tab.charts'],
           ['processes', 'host.tab.processes'],
           ['connections', 'host.tab.connections'],
@@ -95,6 +93,7 @@ export function HostPage({ id, me }: { id: string; me: Me }) {
           ['runs', 'host.tab.runs'],
           ...managerTabs(h, me),
         ];
+        const tab: HostTab = tabs.find(([k]) => k === asked)?.[0] ?? 'charts';
         return (
           <section aria-labelledby="host-title">
             <div className="page-head">
@@ -125,7 +124,7 @@ export function HostPage({ id, me }: { id: string; me: Me }) {
             <Facts h={h} />
             <div role="tablist" aria-label={t('host.sections')} className="tabs">
               {tabs.map(([k, label]) => (
-                <button key={k} type="button" role="tab" id={'tab-' + k} aria-selected={tab === k} aria-controls={'panel-' + k} onClick={() => setTab(k)}>
+                <button key={k} type="button" role="tab" id={'tab-' + k} aria-selected={tab === k} aria-controls={'panel-' + k} onClick={() => go(`/hosts/${encodeURIComponent(h.id)}` + (k === 'charts' ? '' : '/' + k))}>
                   {t(label)}
                 </button>
               ))}
@@ -133,8 +132,8 @@ export function HostPage({ id, me }: { id: string; me: Me }) {
             <div role="tabpanel" id={'panel-' + tab} aria-labelledby={'tab-' + tab}>
               <Boundary resetKey={tab}>
               {tab === 'charts' && <Charts id={h.id} />}
-              {tab === 'processes' && <Processes id={h.id} bump={bump.processes} />}
-              {tab === 'connections' && <Connections id={h.id} bump={bump.connections} />}
+              {tab === 'processes' && <Processes h={h} me={me} bump={bump.processes} />}
+              {tab === 'connections' && <Connections h={h} bump={bump.connections} />}
               {tab === 'hardware' && <Hardware id={h.id} />}
               {tab === 'sensors' && <Sensors id={h.id} bump={bump.sensors} />}
               {tab === 'runs' && <Runs id={h.id} />}
@@ -201,6 +200,8 @@ function Charts({ id }: { id: string }) {
   const [tier, setTier] = useState('');
   const [error, setError] = useState<unknown>();
   const [pickedAt, setPickedAt] = useState<number>();
+  /** the span the charts show (seconds), the whole of the range picked; live: the last 15 minutes */
+  const [span, setSpan] = useState<[number, number]>();
   const tableRef = useRef<Table>(undefined);
 
   useEffect(() => {
@@ -208,11 +209,11 @@ function Charts({ id }: { id: string }) {
     let off: (() => void) | undefined;
     setTable(undefined);
     setError(undefined);
-    const span = { live: '-15m', '1h': '-1h', '24h': '-24h', '7d': '-7d', '30d': '-30d', custom: '' }[range];
-    const q =
-      range === 'custom'
-        ? { from: new Date(custom.from).toISOString(), to: new Date(custom.to).toISOString() }
-        : { from: span, to: 'now', ...(range === 'live' ? { tier: 'raw' } : {}) };
+    const ms = { live: LIVE_WINDOW_MS, '1h': 3600_000, '24h': 86_400_000, '7d': 7 * 86_400_000, '30d': 30 * 86_400_000, custom: 0 }[range];
+    const now = Date.now();
+    const [from, to] = range === 'custom' ? [new Date(custom.from).getTime(), new Date(custom.to).getTime()] : [now - ms, now];
+    setSpan([from / 1000, to / 1000]);
+    const q = { from: new Date(from).toISOString(), to: new Date(to).toISOString(), ...(range === 'live' ? { tier: 'raw' } : {}) };
     // Live: samples pushed while the history loads are kept and appended after it.
     const early: { ts: number; series: Record<string, number> }[] = [];
     if (range === 'live')
@@ -223,6 +224,7 @@ function Charts({ id }: { id: string }) {
           if (!tableRef.current) return void early.push(e);
           tableRef.current = tableRef.current.append(e.ts, e.series, LIVE_WINDOW_MS);
           setTable(tableRef.current);
+          setSpan([(e.ts - LIVE_WINDOW_MS) / 1000, e.ts / 1000]);
         },
         ['usage'],
       );
@@ -255,11 +257,11 @@ function Charts({ id }: { id: string }) {
       { id: 'cpu', title: t('chart.cpu'), series: pick(cpuModes, (k) => i.tk('cpu.' + dim(k), dim(k))), fmt: (v: number) => i.pct(v), yMax: 100 },
       { id: 'cores', title: t('chart.cores'), series: pick(table.keys('cpu_core_busy_percent'), (k) => t('chart.core', { n: dim(k) })), fmt: (v: number) => i.pct(v), yMax: 100 },
       { id: 'load', title: t('chart.load'), series: pick(['load1', 'load5', 'load15'].filter((k) => table.cols.has(k)), (k) => t('chart.loadMin', { n: k.replace('load', '') })), fmt: (v: number) => i.num(v, 2) },
-      { id: 'memory', title: t('chart.memory'), series: pick(mem, (k) => i.tk('mem.' + dim(k), dim(k))), fmt: (v: number) => i.bytes(v) },
-      { id: 'swap', title: t('chart.swap'), series: pick(['swap_bytes|used'].filter((k) => table.cols.has(k)), () => t('mem.used')), fmt: (v: number) => i.bytes(v) },
+      { id: 'memory', title: t('chart.memory'), series: pick(mem, (k) => i.tk('mem.' + dim(k), dim(k))), fmt: (v: number, d?: number) => i.bytes(v, d), binary: true },
+      { id: 'swap', title: t('chart.swap'), series: pick(['swap_bytes|used'].filter((k) => table.cols.has(k)), () => t('mem.used')), fmt: (v: number, d?: number) => i.bytes(v, d), binary: true },
       { id: 'disk', title: t('chart.disk'), series: pick(table.keys('fs_used_percent'), dim), fmt: (v: number) => i.pct(v), yMax: 100 },
-      { id: 'io', title: t('chart.io'), series: pick(io, (k) => (k.startsWith('disk_read') ? '↓ ' : '↑ ') + dim(k)), fmt: (v: number) => i.rate(v) },
-      { id: 'net', title: t('chart.net'), series: pick(net, (k) => (k.startsWith('net_rx') ? '↓ ' : '↑ ') + dim(k)), fmt: (v: number) => i.rate(v) },
+      { id: 'io', title: t('chart.io'), series: pick(io, (k) => (k.startsWith('disk_read') ? '↓ ' : '↑ ') + dim(k)), fmt: (v: number, d?: number) => i.rate(v, d), binary: true },
+      { id: 'net', title: t('chart.net'), series: pick(net, (k) => (k.startsWith('net_rx') ? '↓ ' : '↑ ') + dim(k)), fmt: (v: number, d?: number) => i.rate(v, d), binary: true },
     ].filter((c) => c.series.length > 0);
   }, [table, i]);
 
@@ -292,7 +294,7 @@ function Charts({ id }: { id: string }) {
       {table && (
         <div className="charts">
           {charts.map((c) => (
-            <Chart key={c.id + i.lang} title={c.title} xs={table.xs} series={c.series} fmt={c.fmt} locale={i.locale} timeLabel={i.t('chart.time')} onPick={setPickedAt} {...(c.yMax !== undefined ? { yMax: c.yMax } : {})} />
+            <Chart key={c.id + i.lang} title={c.title} xs={table.xs} series={c.series} fmt={c.fmt} locale={i.locale} timeLabel={i.t('chart.time')} onPick={setPickedAt} name={c.id} {...(c.yMax !== undefined ? { yMax: c.yMax } : {})} {...(c.binary ? { binary: true } : {})} {...(span ? { xRange: span } : {})} />
           ))}
         </div>
       )}
@@ -330,11 +332,12 @@ function TopAt({ id, at, onClose }: { id: string; at: number; onClose?: () => vo
         {(d) => (
           <div className="two">
             {(['byCpu', 'byMem'] as const).map((k) => (
-              <table key={k} className="table">
+              <table key={k} className="table top-table" data-testid={'top-' + k}>
                 <caption>{k === 'byCpu' ? t('top.byCpu') : t('top.byMem')} · {i.time(d.ts)}</caption>
                 <thead>
                   <tr>
                     <th>{t('proc.name')}</th>
+                    <th>{t('proc.command')}</th>
                     <th>{t('proc.user')}</th>
                     <th className="num">{t('proc.cpu')}</th>
                     <th className="num">{t('proc.rss')}</th>
@@ -342,8 +345,9 @@ function TopAt({ id, at, onClose }: { id: string; at: number; onClose?: () => vo
                 </thead>
                 <tbody>
                   {d[k].map((p) => (
-                    <tr key={p.pid + p.name}>
-                      <td title={p.command}>{p.name} <span className="muted">{p.pid}</span></td>
+                    <tr key={p.pid + p.name} data-pid={p.pid}>
+                      <td>{p.name} <span className="muted">{p.pid}</span></td>
+                      <td className="command-cell"><CommandText text={p.command || p.name} /></td>
                       <td>{p.user}</td>
                       <td className="num">{i.pct(p.cpuPercent)}</td>
                       <td className="num">{i.bytes(p.rssBytes)}</td>
@@ -356,6 +360,49 @@ function TopAt({ id, at, onClose }: { id: string; at: number; onClose?: () => vo
         )}
       </View>
     </div>
+  );
+}
+
+/**
+ * Asks for "what was running at" a moment. It starts at the latest minute the hub has a top list
+ * for (the host's last report, not an hour ago, which may be before the host existed).
+ */
+function TopAsk({ h }: { h: Host }) {
+  const { t } = useI18n();
+  const [at, setAt] = useState('');
+  const [showAt, setShowAt] = useState<number>();
+  const [none, setNone] = useState(false);
+  useEffect(() => {
+    let gone = false;
+    const last = h.online ? Date.now() : (h.lastSeen ?? Date.now());
+    get<{ ts: number }>(`/api/v1/hosts/${encodeURIComponent(h.id)}/processes` + qs({ at: new Date(last).toISOString() }))
+      .then((r) => !gone && setAt(toLocalInput(r.ts)))
+      .catch(() => {
+        if (gone) return;
+        setNone(true);
+        setAt(toLocalInput(last));
+      });
+    return () => {
+      gone = true;
+    };
+  }, [h.id, h.online, h.lastSeen]);
+  return (
+    <>
+      <form
+        className="row wrap"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (at) setShowAt(new Date(at).getTime());
+        }}
+      >
+        <label className="inline">
+          {t('top.askAt')} <input type="datetime-local" value={at} onChange={(e) => setAt(e.target.value)} data-testid="top-at-input" />
+        </label>
+        <button type="submit" disabled={!at}>{t('top.show')}</button>
+        {none && <span className="muted">{t('top.noHistory')}</span>}
+      </form>
+      {showAt !== undefined && <TopAt id={h.id} at={showAt} onClose={() => setShowAt(undefined)} />}
+    </>
   );
 }
 
@@ -395,73 +442,67 @@ function useSorted<T>(list: T[], init: keyof T, desc = true) {
   return { sorted, th };
 }
 
-function Processes({ id, bump }: { id: string; bump: number | undefined }) {
+/**
+ * Processes: "what was running at" a moment above the live list, which comes from the agent's
+ * process manager (tree, signals) when it allows `process`, else from the latest processes report.
+ */
+function Processes({ h, me, bump }: { h: Host; me: Me; bump: number | undefined }) {
+  return (
+    <div>
+      <TopAsk h={h} />
+      {h.capabilities.includes('process') ? <ProcessTab id={h.id} canAct={me.role !== 'viewer'} /> : <ReportedProcesses id={h.id} bump={bump} />}
+    </div>
+  );
+}
+
+function ReportedProcesses({ id, bump }: { id: string; bump: number | undefined }) {
   const i = useI18n();
   const { t } = i;
   const p = useAsync(() => get<{ ts: number; processes: Proc[]; totals: { processes: number; threads: number } }>(`/api/v1/hosts/${id}/processes`), [id, bump]);
   const [filter, setFilter] = useState('');
-  const [at, setAt] = useState(() => toLocalInput(Date.now() - 3600_000));
-  const [showAt, setShowAt] = useState<number>();
   const list = useMemo(() => (p.data?.processes ?? []).filter((x) => !filter || (x.name + ' ' + x.command + ' ' + x.user).toLowerCase().includes(filter.toLowerCase())), [p.data, filter]);
   const { sorted, th } = useSorted(list, 'cpuPercent');
   return (
-    <div>
-      <form
-        className="row wrap"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setShowAt(new Date(at).getTime());
-        }}
-      >
-        <label className="inline">
-          {t('top.askAt')} <input type="datetime-local" value={at} onChange={(e) => setAt(e.target.value)} />
-        </label>
-        <button type="submit">{t('top.show')}</button>
-      </form>
-      {showAt !== undefined && <TopAt id={id} at={showAt} onClose={() => setShowAt(undefined)} />}
-      <View a={p}>
-        {(d) => (
-          <>
-            <div className="row">
-              <input type="search" aria-label={t('proc.filter')} placeholder={t('proc.filter')} value={filter} onChange={(e) => setFilter(e.target.value)} />
-              <span className="muted">
-                {t('proc.totals', { n: i.num(d.totals.processes, 0), threads: i.num(d.totals.threads, 0) })} · {i.time(d.ts)}
-              </span>
-            </div>
-            <div className="scroll-x">
-              <table className="table">
-                <thead>
-                  <tr>
-                    {th('pid', t('proc.pid'), true)}
-                    {th('name', t('proc.name'))}
-                    {th('user', t('proc.user'))}
-                    {th('cpuPercent', t('proc.cpu'), true)}
-                    {th('rssBytes', t('proc.rss'), true)}
-                    {th('threads', t('proc.threads'), true)}
-                    <th>{t('proc.ports')}</th>
-                    <th>{t('proc.command')}</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {sorted.slice(0, 300).map((x) => (
-                    <tr key={x.pid}>
-                      <td className="num">{x.pid}</td>
-                      <td>{x.name}</td>
-                      <td>{x.user}</td>
-                      <td className="num">{i.pct(x.cpuPercent)}</td>
-                      <td className="num">{i.bytes(x.rssBytes)}</td>
-                      <td className="num">{x.threads}</td>
-                      <td>{x.listenPorts.join(', ')}</td>
-                      <td className="ellipsis mono" title={x.command}>{x.command}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          </>
-        )}
-      </View>
-    </div>
+    <View a={p}>
+      {(d) => (
+        <>
+          <div className="row wrap">
+            <input type="search" aria-label={t('proc.filter')} placeholder={t('proc.filter')} value={filter} onChange={(e) => setFilter(e.target.value)} />
+            <span className="muted">
+              {t('proc.totals', { n: i.num(d.totals.processes, 0), threads: i.num(d.totals.threads, 0) })} · {i.time(d.ts)}
+            </span>
+          </div>
+          <table className="table" data-testid="processes">
+            <thead>
+              <tr>
+                {th('pid', t('proc.pid'), true)}
+                {th('name', t('proc.name'))}
+                {th('user', t('proc.user'))}
+                {th('cpuPercent', t('proc.cpu'), true)}
+                {th('rssBytes', t('proc.rss'), true)}
+                {th('threads', t('proc.threads'), true)}
+                <th>{t('proc.ports')}</th>
+                <th>{t('proc.command')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {sorted.slice(0, 300).map((x) => (
+                <tr key={x.pid} data-pid={x.pid}>
+                  <td className="num">{x.pid}</td>
+                  <td>{x.name}</td>
+                  <td>{x.user}</td>
+                  <td className="num">{i.pct(x.cpuPercent)}</td>
+                  <td className="num">{i.bytes(x.rssBytes)}</td>
+                  <td className="num">{x.threads}</td>
+                  <td>{x.listenPorts.join(', ')}</td>
+                  <td className="command-cell"><CommandText text={x.command || x.name} /></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </View>
   );
 }
 
@@ -476,12 +517,17 @@ interface Sock {
   process?: string;
 }
 
-function Connections({ id, bump }: { id: string; bump: number | undefined }) {
+/**
+ * Connections and listening sockets from the latest connections report; the listening ones from
+ * the agent's process manager instead (with the owner's user) when it allows `process`.
+ */
+function Connections({ h, bump }: { h: Host; bump: number | undefined }) {
   const i = useI18n();
   const { t } = i;
-  const c = useAsync(() => get<{ ts: number; counts: { tcp: Record<string, number>; udp: number; unix: number }; listening: Sock[]; connections: Sock[] }>(`/api/v1/hosts/${id}/connections`), [id, bump]);
+  const c = useAsync(() => get<{ ts: number; counts: { tcp: Record<string, number>; udp: number; unix: number }; listening: Sock[]; connections: Sock[] }>(`/api/v1/hosts/${h.id}/connections`), [h.id, bump]);
+  const ports = h.capabilities.includes('process');
   const sockRows = (list: Sock[], remote: boolean) => (
-    <table className="table">
+    <table className="table" data-testid={remote ? 'connections' : 'listening'}>
       <thead>
         <tr>
           <th>{t('conn.proto')}</th>
@@ -505,19 +551,17 @@ function Connections({ id, bump }: { id: string; bump: number | undefined }) {
     </table>
   );
   return (
-    <View a={c}>
-      {(d) => (
-        <div>
-          <p className="muted">
-            {Object.entries(d.counts.tcp).map(([k, n]) => `${k} ${n}`).join(' · ')} · UDP {d.counts.udp} · Unix {d.counts.unix} · {i.time(d.ts)}
-          </p>
-          <h3>{t('conn.listening')}</h3>
-          {d.listening.length ? sockRows(d.listening, false) : <Empty>{t('state.none')}</Empty>}
-          <h3>{t('conn.established')}</h3>
-          {d.connections.length ? sockRows(d.connections, true) : <Empty>{t('state.none')}</Empty>}
-        </div>
+    <div>
+      {c.data && (
+        <p className="muted">
+          {Object.entries(c.data.counts.tcp).map(([k, n]) => `${k} ${n}`).join(' · ')} · UDP {c.data.counts.udp} · Unix {c.data.counts.unix} · {i.time(c.data.ts)}
+        </p>
       )}
-    </View>
+      <h3>{t('conn.listening')}</h3>
+      {ports ? <PortsList id={h.id} /> : c.data && (c.data.listening.length ? sockRows(c.data.listening, false) : <Empty>{t('state.none')}</Empty>)}
+      <h3>{t('conn.established')}</h3>
+      <View a={c}>{(d) => (d.connections.length ? sockRows(d.connections, true) : <Empty>{t('state.none')}</Empty>)}</View>
+    </div>
   );
 }
 

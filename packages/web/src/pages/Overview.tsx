@@ -215,11 +215,11 @@ export function OverviewPage() {
           <div className="tr thead" role="row">
             <span role="columnheader">{header('hostname', t('col.host'))}</span>
             <span role="columnheader">{header('status', t('col.status'))}</span>
-            <span role="columnheader">{header('cpu', t('col.cpu'))}</span>
-            <span role="columnheader">{header('memory', t('col.memory'))}</span>
-            <span role="columnheader">{header('disk', t('col.disk'))}</span>
-            <span role="columnheader">{header('load', t('col.load'))}</span>
-            <span role="columnheader">{header('net', t('col.net'))}</span>
+            <span role="columnheader" className="num">{header('cpu', t('col.cpu'))}</span>
+            <span role="columnheader" className="num">{header('memory', t('col.memory'))}</span>
+            <span role="columnheader" className="num">{header('disk', t('col.disk'))}</span>
+            <span role="columnheader" className="num">{header('load', t('col.load'))}</span>
+            <span role="columnheader" className="num">{header('net', t('col.net'))}</span>
             <span role="columnheader">{header('uptime', t('col.uptime'))}</span>
             <span role="columnheader">{t('col.os')}</span>
           </div>
@@ -245,9 +245,9 @@ export function OverviewPage() {
                       <a href={href('/hosts/' + r.id)}>{r.hostname}</a>
                       <Labels labels={r.labels} onPick={(k, val) => setLabelSel((s) => (s ? s + ',' : '') + `${k}=${val}`)} />
                     </span>
-                    <span role="cell">
+                    <span role="cell" title={r.online ? t('status.online') : t('status.offline')}>
                       <span className={'dot ' + (r.online ? 'on' : 'off')} aria-hidden="true" />
-                      {r.online ? t('status.online') : t('status.offline')}
+                      <span className="status-text">{r.online ? t('status.online') : t('status.offline')}</span>
                     </span>
                     <span role="cell" className="num" data-testid="cpu">
                       <Sparkline values={r.spark} label={t('col.cpu')} /> {i.pct(r.cpuPercent)}

@@ -72,14 +72,18 @@ function ChangePassword() {
   const { t } = useI18n();
   const [cur, setCur] = useState('');
   const [next, setNext] = useState('');
+  // On by default: a password changed because it may be known to someone else should not leave
+  // that someone the API tokens made with it.
+  const [revokeTokens, setRevokeTokens] = useState(true);
   const [msg, setMsg] = useState('');
   const [err, setErr] = useState<unknown>();
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setErr(undefined);
+    setMsg('');
     try {
-      await post('/api/v1/auth/password', { currentPassword: cur, newPassword: next });
-      setMsg(t('profile.passwordChanged'));
+      await post('/api/v1/auth/password', { currentPassword: cur, newPassword: next, revokeApiTokens: revokeTokens });
+      setMsg(revokeTokens ? t('profile.passwordChangedTokens') : t('profile.passwordChanged'));
       setCur('');
       setNext('');
     } catch (x) {
@@ -95,6 +99,9 @@ function ChangePassword() {
       <Field label={t('profile.newPassword')} hint={t('users.passwordHint')}>
         <input type="password" autoComplete="new-password" required minLength={10} value={next} onChange={(e) => setNext(e.target.value)} />
       </Field>
+      <label className="inline">
+        <input type="checkbox" checked={revokeTokens} onChange={(e) => setRevokeTokens(e.target.checked)} /> {t('profile.revokeTokens')}
+      </label>
       {err !== undefined && <ErrorBox error={err} />}
       {msg && <p role="status">{msg}</p>}
       <button type="submit" className="primary">

@@ -4,26 +4,28 @@
  * opening), the admin's list of recorded sessions, and a player for their asciicast v2 recordings
  * (1×/2×, seek). Loaded on demand (pages/TerminalRoutes.tsx) so xterm stays out of the main bundle.
  */
-import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { Terminal, type ITheme } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SearchAddon } from '@xterm/addon-search';
 import '@xterm/xterm/css/xterm.css';
 import { ensureStepUp, get, request, wsUrl, type Host, type Me } from '../api';
 import { useI18n } from '../i18n';
+import { endReason } from '../terminal-reasons';
 import { href } from '../router';
-import { Empty, View, useAsync } from '../ui';
+import { Empty, Field, View, useAsync } from '../ui';
 
 const THEME: ITheme = { background: '#111418', foreground: '#e6e6e6', cursor: '#e6e6e6', selectionBackground: '#3a5a80' };
 const FONT = '"DejaVu Sans Mono", "Noto Sans Mono", Menlo, Consolas, monospace';
+const FONT_SIZE = 14;
 
-type State = { kind: 'connecting' } | { kind: 'open' } | { kind: 'ended'; reason: string; refused: boolean };
+type State = { kind: 'connecting' } | { kind: 'open' } | { kind: 'ended'; reason: string; code?: number | null; refused: boolean };
 
 function useXterm(opts: { cols?: number; rows?: number; fit: boolean }) {
   const box = useRef<HTMLDivElement>(null);
   const [term, setTerm] = useState<{ term: Terminal; fit: FitAddon; search: SearchAddon }>();
   useEffect(() => {
-    const term = new Terminal({ fontFamily: FONT, fontSize: 14, theme: THEME, scrollback: 5000, cursorBlink: opts.fit, ...(opts.cols ? { cols: opts.cols, rows: opts.rows } : {}) });
+    const term = new Terminal({ fontFamily: FONT, fontSize: FONT_SIZE, theme: THEME, scrollback: 5000, cursorBlink: opts.fit, ...(opts.cols ? { cols: opts.cols, rows: opts.rows } : {}) });
     const fit = new FitAddon();
     const search = new SearchAddon();
     term.loadAddon(fit);
@@ -60,18 +62,111 @@ function SearchBar({ search }: { search: SearchAddon | undefined }) {
 export function TerminalPage({ hostId }: { hostId: string; me: Me }) {
   const host = useAsync(() => get<Host>(`/api/v1/hosts/${encodeURIComponent(hostId)}`), [hostId]);
   const { t } = useI18n();
-  return <View a={host}>{(h) => (h.capabilities.includes('terminal') ? <TerminalView host={h} /> : <Empty>{t('term.noCapability')}</Empty>)}</View>;
+  return <View a={host}>{(h) => (h.capabilities.includes('terminal') ? <TerminalChooser key={h.id} host={h} /> : <Empty>{t('term.noCapability')}</Empty>)}</View>;
 }
 
-function TerminalView({ host }: { host: Host }) {
+/**
+ * Visiting a terminal's address opens nothing: the page asks which account (the agent's
+ * terminal_users when it reports them, else a field holding the agent's own account) and opens a
+ * shell only when that is confirmed, since every session is a login on the host, recorded.
+ */
+function TerminalChooser({ host }: { host: Host }) {
+  const { t } = useI18n();
+  const access = host.facts.access;
+  const offered = access?.terminalUsers ?? [];
+  const [user, setUser] = useState(offered[0] ?? access?.user ?? '');
+  const [opened, setOpened] = useState<{ user: string; n: number }>();
+  if (opened) return <TerminalView key={opened.n} host={host} user={opened.user} again={() => setOpened(undefined)} />;
+  const who = user.trim() || t('term.agentAccount');
+  return (
+    <section aria-labelledby="term-title" className="terminal-page">
+      <div className="page-head">
+        <h1 id="term-title">
+          <a href={href('/hosts/' + host.id)}>{host.hostname}</a> · {t('host.terminal')}
+        </h1>
+      </div>
+      <form
+        className="card term-start"
+        data-testid="term-start"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setOpened({ user: user.trim(), n: Date.now() });
+        }}
+      >
+        {offered.length > 0 ? (
+          <Field label={t('term.user')} hint={t('term.usersFromAgent')}>
+            <select value={user} onChange={(e) => setUser(e.target.value)}>
+              {offered.map((u) => (
+                <option key={u} value={u}>
+                  {u}
+                </option>
+              ))}
+            </select>
+          </Field>
+        ) : (
+          <Field label={t('term.user')} hint={t('term.userHint')}>
+            <input value={user} onChange={(e) => setUser(e.target.value)} placeholder={access?.user ?? ''} size={16} autoComplete="off" spellCheck={false} />
+          </Field>
+        )}
+        <p>{t('term.confirm', { host: host.hostname, user: who })}</p>
+        <button type="submit" className="primary" autoFocus>
+          {t('term.openAs', { user: who })}
+        </button>
+      </form>
+    </section>
+  );
+}
+
+/** The keys a phone's keyboard lacks, for the shell: Ctrl (held for the next key), Esc, Tab and the arrows. */
+function KeyBar({ term, send, ctrl, setCtrl }: { term: Terminal | undefined; send: (data: string) => void; ctrl: boolean; setCtrl: (on: boolean) => void }) {
+  const { t } = useI18n();
+  // Arrows as the shell asked for them (application cursor mode: vim, less).
+  const arrow = (c: string) => (term?.modes.applicationCursorKeysMode ? '\x1bO' : '\x1b[') + c;
+  const keys: [string, string, () => void][] = [
+    ['Esc', t('term.key.esc'), () => send('\x1b')],
+    ['Tab', t('term.key.tab'), () => send('\t')],
+    ['←', t('term.key.left'), () => send(arrow('D'))],
+    ['↑', t('term.key.up'), () => send(arrow('A'))],
+    ['↓', t('term.key.down'), () => send(arrow('B'))],
+    ['→', t('term.key.right'), () => send(arrow('C'))],
+  ];
+  // mousedown's default would take the focus from the terminal (and close a phone's keyboard)
+  const keep = (e: React.MouseEvent) => e.preventDefault();
+  return (
+    <div className="keybar" role="toolbar" aria-label={t('term.keys')} data-testid="keybar">
+      <button type="button" aria-pressed={ctrl} onMouseDown={keep} onClick={() => (setCtrl(!ctrl), term?.focus())}>
+        Ctrl
+      </button>
+      {keys.map(([label, name, fn]) => (
+        <button key={label} type="button" aria-label={name} onMouseDown={keep} onClick={() => (fn(), term?.focus())}>
+          {label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+/** One key typed while Ctrl is held from the key bar: its control character (Ctrl+C is 0x03). */
+function withCtrl(data: string): string {
+  if (data.length !== 1) return data;
+  const c = data.toUpperCase().charCodeAt(0);
+  if (c >= 64 && c <= 95) return String.fromCharCode(c - 64);
+  if (data === ' ') return '\x00';
+  if (data === '?') return '\x7f';
+  return data;
+}
+
+function TerminalView({ host, user, again }: { host: Host; user: string; again: () => void }) {
   const i = useI18n();
   const { t } = i;
   const { box, x } = useXterm({ fit: true });
   const ws = useRef<WebSocket | null>(null);
   const [state, setState] = useState<State>({ kind: 'connecting' });
   const [size, setSize] = useState<{ cols: number; rows: number }>();
-  const [user, setUser] = useState('');
   const [note, setNote] = useState('');
+  const [ctrl, setCtrl] = useState(false);
+  const ctrlRef = useRef(false);
+  ctrlRef.current = ctrl;
   const tRef = useRef(t);
   tRef.current = t;
 
@@ -80,7 +175,7 @@ function TerminalView({ host }: { host: Host }) {
   };
 
   const connect = useCallback(
-    async (term: Terminal, fit: FitAddon, asUser: string) => {
+    async (term: Terminal, fit: FitAddon) => {
       ws.current?.close();
       ws.current = null;
       setState({ kind: 'connecting' });
@@ -97,7 +192,7 @@ function TerminalView({ host }: { host: Host }) {
       }
       fit.fit();
       const q = new URLSearchParams({ cols: String(term.cols), rows: String(term.rows) });
-      if (asUser) q.set('user', asUser);
+      if (user) q.set('user', user);
       const s = new WebSocket(wsUrl(`/api/v1/hosts/${encodeURIComponent(host.id)}/terminal?${q}`));
       ws.current = s;
       let ended = false;
@@ -111,24 +206,29 @@ function TerminalView({ host }: { host: Host }) {
         } else if (m.type === 'output' && m.data) term.write(m.data);
         else if (m.type === 'exit') {
           ended = true;
-          const why = (m.reason ?? '') + (m.exitCode !== null && m.exitCode !== undefined && m.exitCode !== 0 ? ` (${m.exitCode})` : '');
-          setState({ kind: 'ended', reason: why, refused: m.refused === true });
+          setState({ kind: 'ended', reason: m.reason ?? '', code: m.exitCode ?? null, refused: m.refused === true });
         }
       };
       s.onclose = (ev) => {
         if (ws.current === s) ws.current = null;
         if (ended) return;
-        setState({ kind: 'ended', reason: ev.reason || tRef.current('term.lost'), refused: false });
+        setState({ kind: 'ended', reason: ev.reason || 'the connection was closed', refused: false });
       };
     },
-    [host.id],
+    [host.id, user],
   );
 
   // Wire the terminal once: keys to the socket, size changes to resize frames, the box's size to fit.
   useEffect(() => {
     if (!x) return;
     const { term, fit } = x;
-    const d1 = term.onData((data) => send({ type: 'input', data }));
+    const d1 = term.onData((data) => {
+      if (ctrlRef.current) {
+        setCtrl(false);
+        data = withCtrl(data);
+      }
+      send({ type: 'input', data });
+    });
     const d2 = term.onResize(({ cols, rows }) => {
       setSize({ cols, rows });
       send({ type: 'resize', cols, rows });
@@ -156,7 +256,7 @@ function TerminalView({ host }: { host: Host }) {
       });
     });
     ro.observe(box.current!);
-    void connect(term, fit, '');
+    void connect(term, fit);
     return () => {
       d1.dispose();
       d2.dispose();
@@ -183,12 +283,12 @@ function TerminalView({ host }: { host: Host }) {
     }
     x?.term.focus();
   };
-  const reconnect = (e?: FormEvent) => {
-    e?.preventDefault();
+  const reconnect = () => {
     if (!x) return;
     x.term.write('\r\n');
-    void connect(x.term, x.fit, user.trim());
+    void connect(x.term, x.fit);
   };
+  const ended = state.kind === 'ended' ? (state.refused ? t('term.refused', { reason: endReason(i, state.reason) }) : t('term.ended', { reason: endReason(i, state.reason) + (state.code ? ` (${state.code})` : '') })) : '';
 
   return (
     <section aria-labelledby="term-title" className="terminal-page">
@@ -196,10 +296,11 @@ function TerminalView({ host }: { host: Host }) {
         <h1 id="term-title">
           <a href={href('/hosts/' + host.id)}>{host.hostname}</a> · {t('host.terminal')}
         </h1>
+        <span className="muted" data-testid="term-user">{user || t('term.agentAccount')}</span>
         <span data-testid="term-state" data-state={state.kind} role="status" className={state.kind === 'open' ? 'on' : state.kind === 'ended' ? 'off' : ''}>
           {state.kind === 'connecting' && t('term.connecting')}
           {state.kind === 'open' && t('term.open')}
-          {state.kind === 'ended' && (state.refused ? t('term.refused', { reason: state.reason }) : t('term.ended', { reason: state.reason }))}
+          {ended}
         </span>
         {size && <span className="muted" data-testid="term-size">{t('term.size', size)}</span>}
         <div className="actions">
@@ -212,30 +313,21 @@ function TerminalView({ host }: { host: Host }) {
           )}
         </div>
       </div>
-      <div className="row wrap">
-        <SearchBar search={x?.search} />
-        <form className="row" onSubmit={reconnect}>
-          <label className="inline">
-            {t('term.user')}{' '}
-            <input value={user} onChange={(e) => setUser(e.target.value)} placeholder={t('term.userHint')} size={14} autoComplete="off" />
-          </label>
-          {state.kind === 'ended' && (
-            <button type="submit" className="primary">
-              {t('term.reconnect')}
-            </button>
-          )}
-        </form>
-      </div>
+      <SearchBar search={x?.search} />
       {note && <p className="error-text" role="alert">{note}</p>}
       {state.kind === 'ended' && (
         <div className="banner" role="alert" data-testid="term-ended">
-          {state.refused ? t('term.refused', { reason: state.reason }) : t('term.ended', { reason: state.reason })}{' '}
-          <button type="button" className="small" onClick={() => reconnect()}>
+          {ended}{' '}
+          <button type="button" className="small" onClick={reconnect}>
             {t('term.reconnect')}
+          </button>{' '}
+          <button type="button" className="small" onClick={again}>
+            {t('term.otherAccount')}
           </button>
         </div>
       )}
       <div className="term-box" ref={box} data-testid="terminal" />
+      <KeyBar term={x?.term} send={(data) => send({ type: 'input', data: ctrlRef.current ? (setCtrl(false), withCtrl(data)) : data })} ctrl={ctrl} setCtrl={setCtrl} />
     </section>
   );
 }
@@ -297,7 +389,7 @@ export function TerminalSessionsPage() {
                     <td>{i.date(s.startedAt)}</td>
                     <td className="num">{s.endedAt === null ? t('terms.live') : i.duration((s.endedAt - s.startedAt) / 1000)}</td>
                     <td className="num">{i.bytes(s.bytesOut)} / {i.bytes(s.bytesIn)}</td>
-                    <td>{s.reason ?? '—'}</td>
+                    <td>{endReason(i, s.reason)}</td>
                     <td>
                       <a href={href('/terminals/' + s.id)}>{t('terms.replay')}</a>
                     </td>
@@ -397,6 +489,39 @@ function Player({ s, cast }: { s: Session; cast: Cast }) {
   useEffect(() => {
     if (x) setPlaying(true);
   }, [x]);
+
+  // A recording keeps the width it was made at: on a narrower screen (a phone) its font is made
+  // smaller until it fits, rather than the player being wider than the screen.
+  useEffect(() => {
+    if (!x) return;
+    const el = box.current!;
+    let frame = 0;
+    const fit = (tries = 6) => {
+      cancelAnimationFrame(frame);
+      const screen = el.querySelector<HTMLElement>('.xterm-screen');
+      const room = (el.parentElement?.clientWidth ?? 0) - (el.offsetWidth - el.clientWidth) - 12;
+      if (!screen || room <= 0) return;
+      const size = x.term.options.fontSize ?? FONT_SIZE;
+      const natural = (screen.offsetWidth * FONT_SIZE) / size;
+      let want = natural > room ? Math.max(5, Math.floor(((FONT_SIZE * room) / natural) * 10) / 10) : FONT_SIZE;
+      // Cell widths round to whole pixels, so a size that should fit may not: then only smaller.
+      if (tries < 6) want = Math.min(want, size);
+      if (want === size && screen.offsetWidth > room) want = Math.max(5, size - 0.5);
+      if (want !== size) {
+        x.term.options.fontSize = want;
+        if (tries > 0) frame = requestAnimationFrame(() => fit(tries - 1));
+      }
+    };
+    fit();
+    const ro = new ResizeObserver(() => fit());
+    if (el.parentElement) ro.observe(el.parentElement);
+    const d = x.term.onResize(() => (frame = requestAnimationFrame(() => fit())));
+    return () => {
+      ro.disconnect();
+      d.dispose();
+      cancelAnimationFrame(frame);
+    };
+  }, [x, box]);
 
   useEffect(() => {
     if (!playing || !x) return;

@@ -83,7 +83,8 @@ export function UsersPage({ me }: { me: Me }) {
                 {[u.disabled && t('users.disabled'), u.locked && t('users.locked'), u.totpEnabled && t('users.twoFactor')].filter(Boolean).join(' · ') || t('users.active')}
               </td>
               <td>{i.date(u.createdAt)}</td>
-              <td className="row end wrap">
+              <td>
+                <div className="row end wrap cell-actions">
                 {u.id !== me.id && (
                   <button type="button" className="small" onClick={() => void run(() => patch('/api/v1/users/' + u.id, { disabled: !u.disabled }))}>
                     {u.disabled ? t('users.enable') : t('users.disable')}
@@ -119,6 +120,7 @@ export function UsersPage({ me }: { me: Me }) {
                     {t('action.delete')}
                   </button>
                 )}
+                </div>
               </td>
             </tr>
           ))

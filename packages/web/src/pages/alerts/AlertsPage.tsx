@@ -4,7 +4,7 @@ import { get, qs } from '../../api';
 import { useI18n } from '../../i18n';
 import { href } from '../../router';
 import { Empty, View, useAsync } from '../../ui';
-import { loadChannels, loadHosts, loadRules, type Delivery } from './common';
+import { loadChannels, loadHosts, loadRules, ruleName, type Delivery } from './common';
 import { Severity } from './Section';
 import { useActiveAlerts, type AlertView } from './stream';
 
@@ -79,7 +79,7 @@ function Active() {
                     {a.flapping && <span className="chip"> {t('alerts.flapping')}</span>}
                   </td>
                   <td>{a.hostId ? <a href={href('/hosts/' + encodeURIComponent(a.hostId))}>{a.hostname || a.hostId}</a> : '—'}</td>
-                  <td>{a.ruleName}</td>
+                  <td>{ruleName(i, { name: a.ruleName })}</td>
                   <td className="mono" title={a.detail ?? undefined}>
                     {a.subject}
                   </td>
@@ -124,7 +124,7 @@ function History() {
             <option value="">{t('alerts.any')}</option>
             {rules.data?.map((r) => (
               <option key={r.id} value={r.id}>
-                {r.name}
+                {ruleName(i, r)}
               </option>
             ))}
           </select>
@@ -191,7 +191,7 @@ function History() {
                         <span className={'badge ' + (a.state === 'firing' ? 'bad' : 'ok')}>{i.tk('alerts.st.' + a.state, a.state)}</span>
                       </td>
                       <td>{a.hostname || a.hostId || '—'}</td>
-                      <td>{a.ruleName}</td>
+                      <td>{ruleName(i, { name: a.ruleName })}</td>
                       <td className="mono">{a.subject}</td>
                       <td className="num">{a.peak === null ? '—' : i.num(a.peak, 2)}</td>
                       <td>{i.date(a.firedAt ?? a.startedAt)}</td>

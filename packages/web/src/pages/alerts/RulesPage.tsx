@@ -3,7 +3,7 @@ import { useState, type FormEvent } from 'react';
 import { del, get, patch, post, type Me } from '../../api';
 import { useI18n } from '../../i18n';
 import { ErrorBox, Field, Modal, TableView, useAsync, useConfirm } from '../../ui';
-import { OPS, SEVERITIES, list, loadChannels, loadHosts, loadRules, type Catalog, type Channel, type HostLite, type Rule } from './common';
+import { OPS, SEVERITIES, list, loadChannels, loadHosts, loadRules, ruleName, type Catalog, type Channel, type HostLite, type Rule } from './common';
 import { Severity } from './Section';
 
 export function RulesPage({ me }: { me: Me }) {
@@ -62,7 +62,7 @@ export function RulesPage({ me }: { me: Me }) {
             {d.map((r) => (
               <tr key={r.id} data-rule={r.id} className={r.enabled ? '' : 'is-off'}>
                 <td>
-                  <input type="checkbox" role="switch" aria-label={t('alerts.enabledOf', { name: r.name })} checked={r.enabled} disabled={!canWrite} onChange={(e) => {
+                  <input type="checkbox" role="switch" aria-label={t('alerts.enabledOf', { name: ruleName(i, r) })} checked={r.enabled} disabled={!canWrite} onChange={(e) => {
                       const enabled = e.target.checked;
                       // Shown at once; the reload after the change brings the hub's view.
                       rules.set(d.map((x) => (x.id === r.id ? { ...x, enabled } : x)));
@@ -70,7 +70,7 @@ export function RulesPage({ me }: { me: Me }) {
                     }} />
                 </td>
                 <td>
-                  {r.name} {r.preset && <span className="chip">{t('alerts.preset')}</span>}
+                  {ruleName(i, r)} {r.preset && <span className="chip">{t('alerts.preset')}</span>}
                 </td>
                 <td className="mono">{r.kind === 'metric' ? r.metric : r.anomaly}</td>
                 <td>
@@ -81,7 +81,8 @@ export function RulesPage({ me }: { me: Me }) {
                 <td>
                   <Severity s={r.severity} />
                 </td>
-                <td className="row end">
+                <td>
+                  <div className="row end cell-actions">
                   {canWrite && (
                     <>
                       <button type="button" className="small" onClick={() => setEditing(r)}>
@@ -91,13 +92,14 @@ export function RulesPage({ me }: { me: Me }) {
                         type="button"
                         className="small danger"
                         onClick={async () => {
-                          if (await confirm(t('alerts.deleteRuleConfirm', { name: r.name }), { okLabel: t('action.delete') })) await run(() => del('/api/v1/alerts/rules/' + r.id));
+                          if (await confirm(t('alerts.deleteRuleConfirm', { name: ruleName(i, r) }), { okLabel: t('action.delete') })) await run(() => del('/api/v1/alerts/rules/' + r.id));
                         }}
                       >
                         {t('action.delete')}
                       </button>
                     </>
                   )}
+                  </div>
                 </td>
               </tr>
             ))}

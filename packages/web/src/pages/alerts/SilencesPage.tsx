@@ -3,7 +3,7 @@ import { useState, type FormEvent } from 'react';
 import { del, get, post, type Me } from '../../api';
 import { useI18n } from '../../i18n';
 import { ErrorBox, Field, TableView, useAsync, useConfirm } from '../../ui';
-import { loadHosts, loadRules, type Silence } from './common';
+import { loadHosts, loadRules, ruleName, type Silence } from './common';
 
 const localInput = (ms: number) => {
   const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
@@ -25,7 +25,10 @@ export function SilencesPage({ me }: { me: Me }) {
   const [reason, setReason] = useState('');
   const [err, setErr] = useState<unknown>();
   const [busy, setBusy] = useState(false);
-  const ruleName = (id: string | null) => (id ? (rules.data?.find((r) => r.id === id)?.name ?? id) : '—');
+  const ruleOf = (id: string | null) => {
+    const r = id ? rules.data?.find((x) => x.id === id) : undefined;
+    return r ? ruleName(i, r) : (id ?? '—');
+  };
   const hostName = (id: string | null) => (id ? (hosts.data?.find((h) => h.id === id)?.hostname ?? id) : '—');
 
   const submit = async (e: FormEvent) => {
@@ -57,7 +60,7 @@ export function SilencesPage({ me }: { me: Me }) {
                 <option value="">{t('alerts.any')}</option>
                 {rules.data?.map((r) => (
                   <option key={r.id} value={r.id}>
-                    {r.name}
+                    {ruleName(i, r)}
                   </option>
                 ))}
               </select>
@@ -102,14 +105,15 @@ export function SilencesPage({ me }: { me: Me }) {
                   <td>
                     <span className={'badge ' + (s.active ? 'run' : '')}>{s.active ? t('alerts.silenceActive') : s.startsAt > Date.now() ? t('alerts.silenceLater') : t('alerts.silenceEnded')}</span>
                   </td>
-                  <td>{ruleName(s.ruleId)}</td>
+                  <td>{ruleOf(s.ruleId)}</td>
                   <td>{hostName(s.hostId)}</td>
                   <td className="mono">{s.selector ?? '—'}</td>
                   <td>{i.date(s.startsAt)}</td>
                   <td>{i.date(s.endsAt)}</td>
                   <td>{s.reason}</td>
                   <td>{s.createdBy}</td>
-                  <td className="row end">
+                  <td>
+                    <div className="row end cell-actions">
                     {canWrite && s.endsAt > Date.now() && (
                       <button
                         type="button"
@@ -127,6 +131,7 @@ export function SilencesPage({ me }: { me: Me }) {
                         {t('alerts.expire')}
                       </button>
                     )}
+                    </div>
                   </td>
                 </tr>
               ))}

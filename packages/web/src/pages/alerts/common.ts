@@ -1,5 +1,7 @@
 /** Types and small helpers shared by the alert pages. */
 import { get } from '../../api';
+import { en } from '../../dict';
+import type { I18n, Key } from '../../i18n';
 
 export interface RuleScope {
   hosts?: string[];
@@ -90,3 +92,14 @@ export const list = (s: string) =>
     .split(/[,\s]+/)
     .map((x) => x.trim())
     .filter(Boolean);
+
+/**
+ * A rule's name in the console's language: a preset rule still named as shipped (the hub names them
+ * in English) is said with the dictionary's words; a name someone chose is shown as it is. Alerts
+ * carry the rule's name only, so the shipped names are matched too.
+ */
+export function ruleName(i: I18n, r: { name: string; preset?: string | null }): string {
+  const key = (r.preset ? `alerts.presetName.${r.preset}` : PRESET_BY_NAME.get(r.name)) as Key | undefined;
+  return key && en[key] === r.name ? i.t(key) : r.name;
+}
+const PRESET_BY_NAME = new Map(Object.entries(en).filter(([k]) => k.startsWith('alerts.presetName.')).map(([k, v]) => [v as string, k]));

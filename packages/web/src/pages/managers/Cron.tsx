@@ -3,7 +3,7 @@ import { useEffect, useState } from 'react';
 import { del, get, patch, post, qs } from '../../api';
 import { useI18n } from '../../i18n';
 import { Empty, Field, Modal, useAsync, useConfirm } from '../../ui';
-import { MView, hostApi, useAction } from './common';
+import { MView, hostApi, useAction, SLOW } from './common';
 
 interface Run {
   startedAt: number;
@@ -87,7 +87,7 @@ export function CronTab({ id, canAct }: { id: string; canAct: boolean }) {
                             {canAct && (
                               <>
                                 <button type="button" className="small" onClick={() => setEdit(e)}>{t('cron.edit')}</button>
-                                <button type="button" className="small" disabled={act.busy} onClick={() => void act.run(() => patch(path(e), { enabled: !e.enabled }), `${e.enabled ? t('cron.disable') : t('cron.enable')} ${e.name || e.id}`, list.reload)}>
+                                <button type="button" className="small" disabled={act.busy} onClick={() => void act.run(() => patch(path(e), { enabled: !e.enabled }, SLOW.agent), `${e.enabled ? t('cron.disable') : t('cron.enable')} ${e.name || e.id}`, list.reload)}>
                                   {e.enabled ? t('cron.disable') : t('cron.enable')}
                                 </button>
                                 <button
@@ -96,7 +96,7 @@ export function CronTab({ id, canAct }: { id: string; canAct: boolean }) {
                                   disabled={act.busy}
                                   onClick={async () => {
                                     if (!(await confirm(t('cron.confirmDelete', { name: e.name || e.schedule + ' ' + e.command }), { danger: true, okLabel: t('action.delete') }))) return;
-                                    await act.run(() => del(path(e)), `${t('action.delete')} ${e.name || e.id}`, list.reload);
+                                    await act.run(() => del(path(e), SLOW.agent), `${t('action.delete')} ${e.name || e.id}`, list.reload);
                                   }}
                                 >
                                   {t('action.delete')}
@@ -122,7 +122,7 @@ export function CronTab({ id, canAct }: { id: string; canAct: boolean }) {
           entry={edit}
           onClose={() => setEdit(undefined)}
           onSave={async (body) => {
-            await act.run(() => (edit.id ? patch(path(edit as Entry), body) : post(hostApi(id, '/cron' + qs({ user })), body)), `${body.schedule} ${body.command}`, list.reload);
+            await act.run(() => (edit.id ? patch(path(edit as Entry), body, SLOW.agent) : post(hostApi(id, '/cron' + qs({ user })), body, SLOW.agent)), `${body.schedule} ${body.command}`, list.reload);
             setEdit(undefined);
           }}
         />

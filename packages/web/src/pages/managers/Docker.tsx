@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { del, get, post, qs } from '../../api';
 import { useI18n, type Key } from '../../i18n';
 import { Empty, useAsync, useConfirm } from '../../ui';
-import { LogView, MView, Problem, hostApi, useAction } from './common';
+import { LogView, MView, Problem, hostApi, useAction, SLOW } from './common';
 
 interface Container {
   id: string;
@@ -56,7 +56,7 @@ export function DockerTab({ id, canAct }: { id: string; canAct: boolean }) {
     const label = t(('docker.act.' + action) as Key);
     if (!(await confirm(t('docker.confirm', { action: label, name: cname(c) }), { danger: true, okLabel: label }))) return;
     await act.run(
-      () => (action === 'remove' ? del(hostApi(id, `/docker/containers/${c.id}?force=true`)) : post(hostApi(id, `/docker/containers/${c.id}/${action}`))),
+      () => (action === 'remove' ? del(hostApi(id, `/docker/containers/${c.id}?force=true`), SLOW.container) : post(hostApi(id, `/docker/containers/${c.id}/${action}`), undefined, SLOW.container)),
       `${label} ${cname(c)}`,
       list.reload,
     );
@@ -185,7 +185,7 @@ export function DockerTab({ id, canAct }: { id: string; canAct: boolean }) {
                             disabled={act.busy}
                             onClick={async () => {
                               if (!(await confirm(t('docker.confirmImage', { name: ref }), { danger: true, okLabel: t('docker.act.remove') }))) return;
-                              await act.run(() => del(hostApi(id, '/docker/images' + qs({ ref }))), `${t('docker.act.remove')} ${ref}`, images.reload);
+                              await act.run(() => del(hostApi(id, '/docker/images' + qs({ ref })), SLOW.agent), `${t('docker.act.remove')} ${ref}`, images.reload);
                             }}
                           >
                             {t('docker.act.remove')}
@@ -214,13 +214,13 @@ function ImageForm({ id, busy, run, done }: { id: string; busy: boolean; run: Re
       <label className="inline">
         {t('docker.imageRef')} <input value={ref} onChange={(e) => setRef(e.target.value)} placeholder="localhost/app:1" required />
       </label>
-      <button type="button" className="small" disabled={busy || !ref} onClick={() => void run(() => post(hostApi(id, '/docker/images/pull'), { ref }), `${t('docker.act.pull')} ${ref}`, done)}>
+      <button type="button" className="small" disabled={busy || !ref} onClick={() => void run(() => post(hostApi(id, '/docker/images/pull'), { ref }, SLOW.image), `${t('docker.act.pull')} ${ref}`, done)}>
         {t('docker.act.pull')}
       </button>
       <label className="inline">
         {t('docker.tarPath')} <input value={path} onChange={(e) => setPath(e.target.value)} placeholder="/srv/rootfs.tar" title={t('docker.importHint')} />
       </label>
-      <button type="button" className="small" disabled={busy || !ref || !path.startsWith('/')} onClick={() => void run(() => post(hostApi(id, '/docker/images/import'), { ref, path }), `${t('docker.act.import')} ${ref}`, done)}>
+      <button type="button" className="small" disabled={busy || !ref || !path.startsWith('/')} onClick={() => void run(() => post(hostApi(id, '/docker/images/import'), { ref, path }, SLOW.image), `${t('docker.act.import')} ${ref}`, done)}>
         {t('docker.act.import')}
       </button>
     </form>

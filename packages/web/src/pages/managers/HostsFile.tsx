@@ -3,7 +3,7 @@ import { useEffect, useState } from 'react';
 import { api, get } from '../../api';
 import { useI18n } from '../../i18n';
 import { useAsync } from '../../ui';
-import { MView, hostApi, useAction } from './common';
+import { MView, hostApi, useAction, SLOW } from './common';
 
 interface Line {
   ip: string;
@@ -81,6 +81,7 @@ export function HostsFileTab({ id, canAct }: { id: string; canAct: boolean }) {
                       async () => {
                         const r = await api<{ backup: string }>('PUT', hostApi(id, '/hosts-file'), {
                           body: { expectSha256: d.sha256, entries: lines.map((l) => ({ ip: l.ip, names: l.names.split(/\s+/).filter(Boolean), ...(l.comment.trim() ? { comment: l.comment.trim() } : {}) })) },
+                          ...SLOW.agent,
                         });
                         setSaved(r.backup);
                       },

@@ -1,9 +1,13 @@
-/** Power: uptime, reboot or shut down now or in N minutes, cancel. Every change is confirmed here and stepped up by the hub. */
+/** Power: uptime, reboot, shut down, hibernate or suspend now; reboot or shut down in N minutes, cancel. Every change is confirmed here and stepped up by the hub. */
 import { useState } from 'react';
 import { del, get, post } from '../../api';
 import { useI18n } from '../../i18n';
 import { useAsync, useConfirm } from '../../ui';
-import { MView, hostApi, useAction } from './common';
+import { MView, hostApi, useAction, SLOW } from './common';
+
+/** Hibernate and suspend: where the host supports them (the agent asks systemd first and refuses with its reason elsewhere). */
+const ACTIONS = ['reboot', 'poweroff', 'hibernate', 'suspend'] as const;
+type Action = (typeof ACTIONS)[number];
 
 interface Status {
   uptimeSec: number;
@@ -16,11 +20,13 @@ export function PowerTab({ id, hostname, canAct }: { id: string; hostname: strin
   const { t } = i;
   const confirm = useConfirm();
   const s = useAsync(() => get<Status>(hostApi(id, '/power')), [id]);
-  const [action, setAction] = useState<'reboot' | 'poweroff'>('reboot');
+  const [action, setAction] = useState<Action>('reboot');
   const [minutes, setMinutes] = useState(5);
   const [message, setMessage] = useState('');
   const act = useAction();
-  const label = (a: string) => (a === 'poweroff' ? t('power.poweroff') : t('power.reboot'));
+  const label = (a: string) => i.tk('power.' + a, a);
+  // shutdown +N schedules reboots and power-offs only
+  const schedulable = action === 'reboot' || action === 'poweroff';
   return (
     <div data-testid="power-tab">
       <MView a={s}>
@@ -34,7 +40,7 @@ export function PowerTab({ id, hostname, canAct }: { id: string; hostname: strin
                 disabled={act.busy}
                 onClick={async () => {
                   if (!(await confirm(t('power.confirmCancel', { action: label(d.scheduled!.action) })))) return;
-                  await act.run(() => del(hostApi(id, '/power/schedule')), t('power.cancel'), s.reload);
+                  await act.run(() => del(hostApi(id, '/power/schedule'), SLOW.agent), t('power.cancel'), s.reload);
                 }}
               >
                 {t('power.cancel')}
@@ -49,7 +55,7 @@ export function PowerTab({ id, hostname, canAct }: { id: string; hostname: strin
           <p className="muted">{t('power.note')}</p>
           <div className="row wrap">
             <div role="radiogroup" className="seg" aria-label={t('mgr.actions')}>
-              {(['reboot', 'poweroff'] as const).map((a) => (
+              {ACTIONS.map((a) => (
                 <button key={a} type="button" role="radio" aria-checked={action === a} onClick={() => setAction(a)}>
                   {label(a)}
                 </button>
@@ -60,19 +66,21 @@ export function PowerTab({ id, hostname, canAct }: { id: string; hostname: strin
               className="danger"
               disabled={act.busy}
               onClick={async () => {
-                if (!(await confirm(t('power.confirmNow', { action: label(action), host: hostname }), { danger: true, okLabel: label(action) }))) return;
-                await act.run(() => post(hostApi(id, '/power'), { action }), `${label(action)} ${hostname}`);
+                const question = schedulable ? 'power.confirmNow' : 'power.confirmSleep';
+                if (!(await confirm(t(question, { action: label(action), host: hostname }), { danger: true, okLabel: label(action) }))) return;
+                await act.run(() => post(hostApi(id, '/power'), { action }, SLOW.agent), `${label(action)} ${hostname}`);
               }}
             >
               {label(action)} · {t('power.now')}
             </button>
           </div>
+          {schedulable && (
           <form
             className="row wrap"
             onSubmit={async (e) => {
               e.preventDefault();
               if (!(await confirm(t('power.confirmIn', { action: label(action), host: hostname, n: minutes }), { danger: true }))) return;
-              await act.run(() => post(hostApi(id, '/power/schedule'), { action, minutes, ...(message.trim() ? { message: message.trim() } : {}) }), `${label(action)} +${minutes}`, s.reload);
+              await act.run(() => post(hostApi(id, '/power/schedule'), { action, minutes, ...(message.trim() ? { message: message.trim() } : {}) }, SLOW.agent), `${label(action)} +${minutes}`, s.reload);
             }}
           >
             <label className="inline">
@@ -85,6 +93,7 @@ export function PowerTab({ id, hostname, canAct }: { id: string; hostname: strin
               {t('power.schedule')}
             </button>
           </form>
+          )}
         </div>
       )}
     </div>

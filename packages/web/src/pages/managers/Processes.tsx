@@ -1,9 +1,9 @@
-/** Live processes (list or tree, send a signal) and who listens on which port. */
+/** Live processes (list or tree, send a signal) and who listens on which port, for the host page's Processes and Connections tabs. */
 import { useMemo, useState } from 'react';
 import { get, post } from '../../api';
 import { useI18n } from '../../i18n';
-import { Empty, useAsync, useConfirm } from '../../ui';
-import { MView, hostApi, useAction } from './common';
+import { CommandText, Empty, useAsync, useConfirm } from '../../ui';
+import { MView, hostApi, useAction, SLOW } from './common';
 
 interface Row {
   pid: number;
@@ -86,12 +86,14 @@ export function ProcessTab({ id, canAct }: { id: string; canAct: boolean }) {
                 {rows.slice(0, 500).map(([r, d]) => (
                   <tr key={r.pid} data-pid={r.pid}>
                     <td className="num">{r.pid}</td>
-                    <td style={{ paddingLeft: 10 + d * 14 }}>{d > 0 ? '└ ' : ''}{r.name}</td>
+                    <td>
+                      <span style={d > 0 ? { paddingLeft: d * 14 } : undefined}>{d > 0 ? '└ ' : ''}{r.name}</span>
+                    </td>
                     <td>{r.user}</td>
                     <td className="num">{i.pct(r.cpuPercent)}</td>
                     <td className="num">{i.bytes(r.rssBytes)}</td>
                     <td>{r.listenPorts.join(', ')}</td>
-                    <td className="ellipsis mono" title={r.command}>{r.command}</td>
+                    <td className="command-cell"><CommandText text={r.command || r.name} /></td>
                     {canAct && (
                       <td>
                         <span className="row" style={{ margin: 0 }}>
@@ -107,7 +109,7 @@ export function ProcessTab({ id, canAct }: { id: string; canAct: boolean }) {
                             onClick={async () => {
                               const signal = sig[r.pid] ?? 'SIGTERM';
                               if (!(await confirm(t('ps.confirm', { signal, name: r.name, pid: r.pid }), { danger: true, okLabel: t('ps.send') }))) return;
-                              await act.run(() => post(hostApi(id, `/ps/${r.pid}/signal`), { signal }), `${signal} → ${r.name} (${r.pid})`, ps.reload);
+                              await act.run(() => post(hostApi(id, `/ps/${r.pid}/signal`), { signal }, SLOW.agent), `${signal} → ${r.name} (${r.pid})`, ps.reload);
                             }}
                           >
                             {t('ps.send')}
@@ -135,7 +137,8 @@ interface Port {
   user?: string;
 }
 
-export function PortsTab({ id }: { id: string }) {
+/** Who listens on which port, from the agent's process manager (shown in the host page's Connections tab). */
+export function PortsList({ id }: { id: string }) {
   const { t } = useI18n();
   const p = useAsync(() => get<{ ports: Port[] }>(hostApi(id, '/ports')), [id]);
   return (

@@ -3,7 +3,7 @@ import { useMemo, useState } from 'react';
 import { get, post, qs } from '../../api';
 import { useI18n } from '../../i18n';
 import { Empty, useAsync, useConfirm } from '../../ui';
-import { LogView, MView, hostApi, useAction } from './common';
+import { LogView, MView, hostApi, useAction, SLOW } from './common';
 
 interface Unit {
   unit: string;
@@ -53,7 +53,7 @@ export function SystemdTab({ id, canAct }: { id: string; canAct: boolean }) {
                   disabled={act.busy}
                   onClick={async () => {
                     if (!(await confirm(t('systemd.confirm', { action: a, unit: open }), { okLabel: a }))) return;
-                    await act.run(() => post(hostApi(id, `/systemd/units/${encodeURIComponent(open)}/${a}`)), `systemctl ${a} ${open}`, units.reload);
+                    await act.run(() => post(hostApi(id, `/systemd/units/${encodeURIComponent(open)}/${a}`), undefined, SLOW.unit), `systemctl ${a} ${open}`, units.reload);
                   }}
                 >
                   {a}

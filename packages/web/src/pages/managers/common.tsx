@@ -6,6 +6,19 @@ import { ErrorBox, Loading, type Async } from '../../ui';
 
 export const hostApi = (id: string, p: string) => `/api/v1/hosts/${encodeURIComponent(id)}${p}`;
 
+/**
+ * Answer deadlines for changes the hub waits on an engine for (the hub's own limit for each, and
+ * a margin): a container stopping, an image pulling or a unit restarting may take longer than the
+ * console's usual 15 s without anything being wrong.
+ */
+export const SLOW = {
+  /** the hub's default agent round trip (cron, power, signals, image removal, the hosts file) */
+  agent: { timeoutMs: 75_000 },
+  container: { timeoutMs: 315_000 },
+  image: { timeoutMs: 915_000 },
+  unit: { timeoutMs: 135_000 },
+};
+
 /** An error, said plainly when the host lacks the thing (409 unavailable) or its agent refuses (403 refused). */
 export function Problem({ error, retry }: { error: unknown; retry?: () => void }) {
   const { t } = useI18n();
