@@ -157,7 +157,8 @@ function subjectView(s: Subject, c: Ctx): ReactNode {
     case 'host':
       return <a href={href('/hosts/' + s.id)}>{s.name ?? c.hostName(s.id)}</a>;
     case 'job':
-      return <a href={href('/jobs/' + s.id)}>{c.i.t('audit.job', { name: s.name ?? s.id.slice(0, 12) })}</a>;
+      // By its id, as the job page shows it: its name is the command, already in the sentence.
+      return <a href={href('/jobs/' + s.id)}>{c.i.t('audit.job', { name: s.id })}</a>;
     case 'terminal':
       return <a href={href('/terminals/' + s.id)}>{c.i.t('audit.recording')}</a>;
     case 'user':
