@@ -6,7 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { ADMIN_PASSWORD, TestAgent, TestHub, cli, fakeFacts, newSimIdentity, simConnect, tempDir, type RawAgent } from '@tether/testkit';
 
 let hub: TestHub;
@@ -96,4 +97,25 @@ test('many refusing hosts: the answer names 50 of them and counts them all', asy
   } finally {
     for (const s of sims) s.close();
   }
+});
+
+test('a script bundle run is refused the same way, and skipRefused runs it on the others', async () => {
+  const src = tempDir('tether-bundle-src-');
+  writeFileSync(join(src, 'manifest.json'), JSON.stringify({ entry: ['./run.sh'] }));
+  writeFileSync(join(src, 'run.sh'), '#!/bin/sh\necho bundle-ran\n', { mode: 0o755 });
+  const tar = execFileSync('tar', ['-C', src, '-c', 'manifest.json', 'run.sh']);
+  rmSync(src, { recursive: true, force: true });
+  const up = await fetch(`${hub.url}/api/v1/bundles?name=hello`, { method: 'POST', headers: { authorization: `Bearer ${hub.token}`, 'content-type': 'application/x-tar' }, body: tar });
+  assert.equal(up.status, 201);
+  const bundle = (await up.json()) as { id: string };
+  const refused = await hub.raw('POST', `/api/v1/bundles/${bundle.id}/run`, { target: { hosts: [yesId, noId] }, strategy: { kind: 'rolling', batchSize: 1 }, mode: 'async' });
+  const body = (await refused.json()) as { error: string; hosts: { id: string }[] };
+  assert.equal(refused.status, 400);
+  assert.equal(body.error, 'hosts_refuse_exec');
+  assert.deepEqual(body.hosts.map((h) => h.id), [noId]);
+  const run = await hub.api('POST', `/api/v1/bundles/${bundle.id}/run`, { target: { hosts: [yesId, noId] }, strategy: { kind: 'rolling', batchSize: 1 }, skipRefused: true, mode: 'sync' });
+  assert.equal(run.job.state, 'succeeded', JSON.stringify(run.job));
+  const byHost = new Map(run.tasks.map((t: any) => [t.hostId, t]));
+  assert.equal((byHost.get(yesId) as any).stdout, 'bundle-ran\n');
+  assert.equal((byHost.get(noId) as any).state, 'skipped');
 });

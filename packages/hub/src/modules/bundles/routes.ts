@@ -9,7 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { BundleSpec } from '@tether/protocol';
 import type { HostStore } from '../hosts/store.js';
 import type { JobService } from '../jobs/service.js';
-import { JobOptions, JobWithTasks, TargetSchema, startJob } from '../jobs/routes.js';
+import { JobCreateError, JobOptions, JobWithTasks, TargetSchema, startJob } from '../jobs/routes.js';
 import { access, errors, ErrorSchema } from '../../http.js';
 import { BundleError, MAX_BUNDLE_BYTES, type Bundle, type BundleStore } from './store.js';
 
@@ -33,6 +33,8 @@ const RunBody = Type.Object(
     args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256, minItems: 1 })),
     ...BundleSpec.properties.exec.properties,
     ...JobOptions,
+    /** leave out hosts whose agents do not allow exec instead of refusing the job (see POST /exec) */
+    skipRefused: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -87,14 +89,14 @@ export function bundleRoutes(bundles: BundleStore, jobs: JobService, hosts: Host
           summary: 'Run a bundle on hosts: each agent fetches it, checks its sha256, unpacks it in a fresh directory, runs the entry there and removes it',
           params: IdParams,
           body: RunBody,
-          response: { 200: JobWithTasks, 202: JobWithTasks, ...errors(400, 401, 403, 404) },
+          response: { 200: JobWithTasks, 202: JobWithTasks, ...errors(401, 403, 404), 400: JobCreateError },
         },
       },
       async (req, reply) => {
         const b = await bundles.get(req.params.id);
         if (!b) return reply.code(404).send({ error: 'not_found', message: 'no such bundle' });
         noteAudit(req, { type: 'bundle', id: b.id, name: b.name });
-        const { target, strategy, mode, wait, name, callbackUrl, args, ...exec } = req.body;
+        const { target, strategy, mode, wait, name, callbackUrl, args, skipRefused, ...exec } = req.body;
         return startJob(jobs, hosts, req, reply, {
           kind: 'bundle',
           spec: { bundleId: b.id, name: b.name, sha256: b.sha256, size: b.size, ...(args ? { args } : {}), exec },
@@ -103,6 +105,7 @@ export function bundleRoutes(bundles: BundleStore, jobs: JobService, hosts: Host
           mode,
           wait,
           name: name ?? `bundle ${b.name}`,
+          skipRefused,
           callbackUrl,
         });
       },
