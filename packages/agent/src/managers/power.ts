@@ -71,6 +71,18 @@ export class PowerService {
     return { ok: true, uptimeSec, bootTime: Math.floor(Date.now() - uptimeSec * 1000), ...(scheduled ? { scheduled } : {}) };
   }
 
+  /** Answers first, then runs `systemctl op` a moment later (the answer must reach the hub before the host goes down). */
+  private actSoon(op: 'reboot' | 'poweroff' | 'hibernate' | 'suspend'): void {
+    this.log.warn({ op }, `${op} requested by the hub`);
+    const t = setTimeout(() => {
+      void run('systemctl', [op], { timeoutMs: 60_000 }).then(
+        (r) => r.code !== 0 && this.log.error({ op, err: firstLine(r.stderr) }, `${op} failed`),
+        (err: Error) => this.log.error({ op, err: err.message }, `${op} failed`),
+      );
+    }, this.cfg.delayMs ?? 1000);
+    t.unref();
+  }
+
   private async canSleep(verb: 'hibernate' | 'suspend'): Promise<SleepState> {
     return sleepState(verb, await run('systemctl', [`can-${verb}`], { timeoutMs: 10_000 }).catch((err: Error) => err));
   }
@@ -84,14 +96,7 @@ export class PowerService {
       case 'poweroff': {
         // Checked before answering: the command must exist for "ok" to mean something.
         await run('systemctl', ['--version'], { timeoutMs: 10_000 });
-        this.log.warn({ op: req.op }, `${req.op} requested by the hub`);
-        const t = setTimeout(() => {
-          void run('systemctl', [req.op], { timeoutMs: 60_000 }).then(
-            (r) => r.code !== 0 && this.log.error({ op: req.op, err: firstLine(r.stderr) }, `${req.op} failed`),
-            (err: Error) => this.log.error({ op: req.op, err: err.message }, `${req.op} failed`),
-          );
-        }, this.cfg.delayMs ?? 1000);
-        t.unref();
+        this.actSoon(req.op);
         return { ok: true };
       }
       case 'sleep_states': {
@@ -103,14 +108,7 @@ export class PowerService {
         // Refused with systemd's reason unless it says yes now: "ok" must mean it will happen.
         const can = await this.canSleep(req.op);
         if (!can.possible) throw new ManagerFailure('unavailable', `${req.op} is not possible: ${can.reason}`);
-        this.log.warn({ op: req.op }, `${req.op} requested by the hub`);
-        const t = setTimeout(() => {
-          void run('systemctl', [req.op], { timeoutMs: 60_000 }).then(
-            (r) => r.code !== 0 && this.log.error({ op: req.op, err: firstLine(r.stderr) }, `${req.op} failed`),
-            (err: Error) => this.log.error({ op: req.op, err: err.message }, `${req.op} failed`),
-          );
-        }, this.cfg.delayMs ?? 1000);
-        t.unref();
+        this.actSoon(req.op);
         return { ok: true };
       }
       case 'schedule': {
