@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { get, hubAnswering, maySession, onHubAnswering, post, setCsrf, setOnUnauthorized, setStepUpPrompt, setTotpEnabled, type Me } from './api';
-import { useI18n, type Lang } from './i18n';
+import { useI18n } from './i18n';
+import { Toolbar, type Theme } from './toolbar';
 import { live, type LiveStatus } from './live';
 import { href, matchPage, useRoute, type Page } from './router';
 import { Boundary, ConfirmProvider, ErrorBox, Field, Loading, Modal, errorText, useCardLabels } from './ui';
@@ -17,7 +18,7 @@ import { ProfilePage } from './pages/Profile';
 import { AlertsNavBadge, AlertsSection } from './pages/alerts/Section';
 import { TerminalPage, TerminalSessionsPage, ReplayPage } from './pages/TerminalRoutes';
 
-type Theme = 'light' | 'dark';
+
 function initialTheme(): Theme {
   const s = localStorage.getItem('tether.theme');
   if (s === 'light' || s === 'dark') return s;
@@ -152,23 +153,6 @@ function StepUpDialog({ totp, done }: { totp: boolean; done: (ok: boolean) => vo
   );
 }
 
-export function Toolbar({ theme, setTheme }: { theme: Theme; setTheme: (t: Theme) => void }) {
-  const { t, lang, setLang } = useI18n();
-  return (
-    <div className="toolbar">
-      <label className="inline">
-        <span className="sr-only">{t('nav.language')}</span>
-        <select aria-label={t('nav.language')} value={lang} onChange={(e) => setLang(e.target.value as Lang)} data-testid="lang-select">
-          <option value="en">English</option>
-          <option value="zh">中文</option>
-        </select>
-      </label>
-      <button type="button" className="small" onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} aria-label={t('nav.theme')} title={t('nav.theme')}>
-        {theme === 'dark' ? t('theme.light') : t('theme.dark')}
-      </button>
-    </div>
-  );
-}
 
 /** What each page of router.ts's PAGES shows: typed over the list, so a page in the list cannot be left out. */
 const PAGE_VIEWS: Record<Page, (p: Record<string, string>, me: Me, query: URLSearchParams) => ReactNode> = {

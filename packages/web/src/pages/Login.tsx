@@ -2,9 +2,9 @@ import { useState, type FormEvent } from 'react';
 import { ApiError, post, setCsrf } from '../api';
 import { useI18n } from '../i18n';
 import { Field, errorText } from '../ui';
-import { Toolbar } from '../App';
+import { Toolbar, type Theme } from '../toolbar';
 
-export function LoginPage({ onLoggedIn, theme, setTheme }: { onLoggedIn: () => Promise<void>; theme: 'light' | 'dark'; setTheme: (t: 'light' | 'dark') => void }) {
+export function LoginPage({ onLoggedIn, theme, setTheme }: { onLoggedIn: () => Promise<void>; theme: Theme; setTheme: (t: Theme) => void }) {
   const i = useI18n();
   const { t } = i;
   const [username, setUsername] = useState('admin');

@@ -5,7 +5,7 @@ import { useI18n } from '../../i18n';
 import { href } from '../../router';
 import { Empty, View, useAsync } from '../../ui';
 import { loadChannels, loadHosts, loadRules, ruleName, type Delivery } from './common';
-import { Severity } from './Section';
+import { Severity } from './severity';
 import { useActiveAlerts, type AlertView } from './stream';
 
 type Tab = 'active' | 'history' | 'deliveries';

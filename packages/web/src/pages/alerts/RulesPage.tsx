@@ -4,7 +4,7 @@ import { del, get, patch, post, type Me } from '../../api';
 import { useI18n } from '../../i18n';
 import { ErrorBox, Field, Modal, TableView, useAsync, useConfirm } from '../../ui';
 import { OPS, SEVERITIES, list, loadChannels, loadHosts, loadRules, ruleName, type Catalog, type Channel, type HostLite, type Rule } from './common';
-import { Severity } from './Section';
+import { Severity } from './severity';
 
 export function RulesPage({ me }: { me: Me }) {
   const i = useI18n();

@@ -51,7 +51,3 @@ export function AlertsSection({ sub, me }: { sub: string | undefined; me: Me }) 
   );
 }
 
-export function Severity({ s }: { s: string }) {
-  const i = useI18n();
-  return <span className={'sev ' + s}>{i.tk('alerts.sev.' + s, s)}</span>;
-}
