@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { ADMIN_PASSWORD, TestHub, fakeFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
+import { ADMIN_PASSWORD, TestHub, simFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
 import { realUsage } from './lib/sample.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
 import { RESULTS, nodeFlags, cpuSec, machine, percentile, pool } from './lib/util.js';
@@ -53,7 +53,7 @@ async function runSims(): Promise<void> {
   const timers: NodeJS.Timeout[] = [];
   const token = process.env.ENROLL_TOKEN!;
     await pool(Array.from({ length: N }, (_, i) => i), 256, async (i) => {
-      const a = await simConnect(process.env.HUB_URL!, newSimIdentity(), { token, facts: fakeFacts(`sim-${String(i).padStart(5, '0')}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`) });
+      const a = await simConnect(process.env.HUB_URL!, newSimIdentity(), { token, facts: simFacts(`sim-${String(i).padStart(5, '0')}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`) });
       a.keep = false;
       sockets[i] = a;
     });

@@ -32,7 +32,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { PROTOCOL_VERSION, authPayload, encodeFrame, signPayload, type BodyOf, type Capability, type TaskResultBody } from '@tether/protocol';
-import { CLI, RawAgent, TestHub, fakeFacts, newSimIdentity, writeAgentConfig, type SimIdentity } from '@tether/testkit';
+import { CLI, RawAgent, TestHub, simFacts, newSimIdentity, writeAgentConfig, type SimIdentity } from '@tether/testkit';
 // The bench project does not reference the test project: types come from its compiled
 // declarations, the module is loaded from its compiled output at run time (as agent-collect.ts does).
 import type * as Netns from '../test/dist/fleet/netns.js';
@@ -258,7 +258,7 @@ async function connectSim(hubUrl: string, id: SimIdentity, token: string, i: num
     protocol: PROTOCOL_VERSION,
     agentVersion: 'sim',
     signature: signPayload(id.privateKeyPem, authPayload(ch.body.nonce, id.agentId ?? id.publicKey)),
-    facts: fakeFacts(`sim-${i + 1}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`),
+    facts: simFacts(`sim-${i + 1}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`),
     capabilities: ['metrics', 'exec'] as Capability[],
     ...(id.agentId ? { agentId: id.agentId } : { enrollToken: token, publicKey: id.publicKey }),
   });

@@ -9,7 +9,7 @@
  * Usage: node bench/dist/handshake.js [N=1000] [sqlite|postgres] [concurrency=256]
  */
 import { TestHub } from '@tether/testkit';
-import { fakeFacts, newSimIdentity, simConnect, type RawAgent, type SimIdentity } from '@tether/testkit';
+import { simFacts, newSimIdentity, simConnect, type RawAgent, type SimIdentity } from '@tether/testkit';
 import { cpuSec, machine, percentile, pool, record, rssMiB } from './lib/util.js';
 
 const N = Number(process.argv[2] ?? 1000);
@@ -24,7 +24,7 @@ async function connectAll(hubUrl: string, ids: SimIdentity[], token: string | un
     for (let attempt = 0; attempt < 20; attempt++) {
       const s = performance.now();
       try {
-        sockets[i] = await simConnect(hubUrl, id, { ...(token ? { token } : {}), facts: fakeFacts(`sim-${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`) });
+        sockets[i] = await simConnect(hubUrl, id, { ...(token ? { token } : {}), facts: simFacts(`sim-${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`) });
         lat.push(performance.now() - s);
         return;
       } catch {

@@ -6,7 +6,7 @@
  *
  * Usage: node bench/dist/ingest.js [N=10000] [sqlite|postgres] [seconds=60]
  */
-import { TestHub, fakeFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
+import { TestHub, simFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
 import { realUsage } from './lib/sample.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     const token = await hub.enrollToken({ expiresInSec: 3600 });
     const t0 = performance.now();
     await pool(Array.from({ length: N }, (_, i) => i), 256, async (i) => {
-      const a = await simConnect(hub.url, newSimIdentity(), { token, facts: fakeFacts(`sim-${i}`) });
+      const a = await simConnect(hub.url, newSimIdentity(), { token, facts: simFacts(`sim-${i}`) });
       a.keep = false;
       sockets[i] = a;
     });

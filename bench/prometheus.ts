@@ -6,7 +6,7 @@
  *
  * Usage: node bench/dist/prometheus.js [N=10000] [scrapes=3]
  */
-import { TestHub, fakeFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
+import { TestHub, simFacts, newSimIdentity, simConnect, type RawAgent } from '@tether/testkit';
 import { realUsage } from './lib/sample.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
 import { execFile } from 'node:child_process';
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   try {
     const token = await hub.enrollToken({ expiresInSec: 3600 });
     await pool(Array.from({ length: N }, (_, i) => i), 256, async (i) => {
-      const a = await simConnect(hub.url, newSimIdentity(), { token, facts: fakeFacts(`sim-${i}`) });
+      const a = await simConnect(hub.url, newSimIdentity(), { token, facts: simFacts(`sim-${i}`) });
       a.keep = false;
       sockets[i] = a;
     });

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { createHub, loadHubConfig, TestClock, type Hub } from '@tether/hub';
 import { encodeFrame, newMessageId } from '@tether/protocol';
-import { fakeFacts, pgSchema, newSimIdentity, simConnect, simUsage, tempDir, type RawAgent } from '@tether/testkit';
+import { simFacts, pgSchema, newSimIdentity, simConnect, simUsage, tempDir, type RawAgent } from '@tether/testkit';
 import { machine, percentile, pool, record, rssMiB } from './lib/util.js';
 
 const STALL_MS = 5000;
@@ -67,7 +67,7 @@ async function load(): Promise<void> {
     Array.from({ length: agents }, (_, i) => i),
     32,
     async (i) => {
-      const a = await simConnect(url, newSimIdentity(), { token, facts: fakeFacts(`soak-${i}`) });
+      const a = await simConnect(url, newSimIdentity(), { token, facts: simFacts(`soak-${i}`) });
       a.keep = false;
       sims[i] = a;
     },

@@ -14,7 +14,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer as createNetServer } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, fakeFacts, newSimIdentity, simConnect, tempDir, waitFor } from '@tether/testkit';
+import { ADMIN_PASSWORD, TestAgent, TestHub, cli, simFacts, newSimIdentity, simConnect, tempDir, waitFor } from '@tether/testkit';
 import { receiver } from './alert-helpers.js';
 
 const HUB_ENV = { TETHER_ALERT_EVAL_INTERVAL: '0.2s', TETHER_ALERT_RETRY_BASE: '0.3s', TETHER_ALERT_RETRY_ATTEMPTS: '3', TETHER_ALERT_SEND_TIMEOUT: '2s', TETHER_ALERT_CERT_CHECK_INTERVAL: '0.5s', TETHER_RECONNECT_GRACE: '0s' };
@@ -201,7 +201,7 @@ test('a TLS endpoint whose certificate expires within the threshold fires, and r
 
 test('a host whose clock runs two minutes ahead fires clock skew, and resolves when its reports are on time again', async () => {
   const id = newSimIdentity();
-  const sim = await simConnect(hub.url, id, { token: await hub.enrollToken(), facts: fakeFacts('skewed-host') });
+  const sim = await simConnect(hub.url, id, { token: await hub.enrollToken(), facts: simFacts('skewed-host') });
   const rule = await hub.api('POST', '/api/v1/alerts/rules', { name: 'clock skew', anomaly: 'clock_skew', threshold: 30, forSec: 0, resolveForSec: 0, scope: { hosts: [id.agentId] } });
   const self = (ts: number) => ({ ts, pid: 1, uptimeSec: 1, rssBytes: 1e7, heapUsedBytes: 1e6, eventLoopLagMs: { mean: 0, p99: 0, max: 0 }, counters: {} });
   const { encodeFrame } = await import('@tether/protocol');

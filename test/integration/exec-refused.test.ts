@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, fakeFacts, newSimIdentity, simConnect, tempDir, type RawAgent } from '@tether/testkit';
+import { ADMIN_PASSWORD, TestAgent, TestHub, cli, simFacts, newSimIdentity, simConnect, tempDir, type RawAgent } from '@tether/testkit';
 
 let hub: TestHub;
 let dir: string;
@@ -87,7 +87,7 @@ test('many refusing hosts: the answer names 50 of them and counts them all', asy
   const token = await hub.enrollToken({ labels: { tier: 'sim' } });
   const sims: RawAgent[] = [];
   try {
-    for (let i = 0; i < 55; i++) sims.push(await simConnect(hub.url, newSimIdentity(), { token, facts: fakeFacts(`sim-${String(i).padStart(2, '0')}`, `10.9.0.${i + 1}`, `02:00:00:00:09:${(i + 16).toString(16)}`) }));
+    for (let i = 0; i < 55; i++) sims.push(await simConnect(hub.url, newSimIdentity(), { token, facts: simFacts(`sim-${String(i).padStart(2, '0')}`, `10.9.0.${i + 1}`, `02:00:00:00:09:${(i + 16).toString(16)}`) }));
     const r = await hub.raw('POST', '/api/v1/exec', { target: { selector: 'tier in (web,sim)' }, command: ['true'], strategy: { kind: 'sequence' }, mode: 'async' });
     const body = (await r.json()) as { message: string; hosts: { hostname: string }[]; count: number };
     assert.equal(r.status, 400);

@@ -11,7 +11,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, rea
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { PROTOCOL_VERSION, authPayload, decodeFrame, encodeFrame, newNonce, signPayload, type BodyOf, type FileResponseBody, type Message } from '@tether/protocol';
-import { TestAgent, TestHub, cli, fakeFacts, newSimIdentity, runCli, simConnect, tempDir, waitFor } from '@tether/testkit';
+import { TestAgent, TestHub, cli, simFacts, newSimIdentity, runCli, simConnect, tempDir, waitFor } from '@tether/testkit';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const enc = encodeURIComponent;
@@ -354,9 +354,9 @@ describe('files on hosts', () => {
   test('transfer endpoints take only the bound agent with a valid signature, once', async () => {
     // A simulated agent plays the host's side so that the test holds the transfer id.
     const ident = newSimIdentity();
-    const sim = await simConnect(hub.url, ident, { token: await hub.enrollToken(), facts: fakeFacts('sim-files') });
+    const sim = await simConnect(hub.url, ident, { token: await hub.enrollToken(), facts: simFacts('sim-files') });
     const other = newSimIdentity();
-    const otherSim = await simConnect(hub.url, other, { token: await hub.enrollToken(), facts: fakeFacts('sim-other', '10.0.0.2', '02:00:00:00:00:02') });
+    const otherSim = await simConnect(hub.url, other, { token: await hub.enrollToken(), facts: simFacts('sim-other', '10.0.0.2', '02:00:00:00:00:02') });
     try {
       const body = Buffer.from('bytes for the simulated host');
       const upload = put(ident.agentId!, { path: '/srv/x.txt' }, body);

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION, authPayload, encodeFrame, generateAgentKey, signPayload, MAX_FRAME_BYTES } from '@tether/protocol';
 import { TestAgent, TestHub, testDatabases, waitFor } from '@tether/testkit';
-import { RawAgent, fakeFacts, newSimIdentity, simConnect } from '@tether/testkit';
+import { RawAgent, simFacts, newSimIdentity, simConnect } from '@tether/testkit';
 
 for (const db of testDatabases()) {
   describe(`agent link on ${db}`, () => {
@@ -134,7 +134,7 @@ for (const db of testDatabases()) {
 
     test('a bad signature and a replayed hello are refused', async () => {
       const id = newSimIdentity();
-      const first = await simConnect(hub.url, id, { token: await hub.enrollToken(), facts: fakeFacts('sim-replay') });
+      const first = await simConnect(hub.url, id, { token: await hub.enrollToken(), facts: simFacts('sim-replay') });
       first.close();
       await first.closed;
       await hub.waitOnline(id.agentId!, false);
@@ -143,7 +143,7 @@ for (const db of testDatabases()) {
       const mallory = generateAgentKey();
       const m = new RawAgent(hub.url);
       const ch = await m.next('challenge');
-      m.hello({ protocol: PROTOCOL_VERSION, agentVersion: 'x', agentId: id.agentId!, signature: signPayload(mallory.privateKeyPem, authPayload(ch.body.nonce, id.agentId!)), facts: fakeFacts('mallory'), capabilities: ['metrics'] });
+      m.hello({ protocol: PROTOCOL_VERSION, agentVersion: 'x', agentId: id.agentId!, signature: signPayload(mallory.privateKeyPem, authPayload(ch.body.nonce, id.agentId!)), facts: simFacts('mallory'), capabilities: ['metrics'] });
       const r1 = await m.next('refused');
       assert.equal(r1.body.code, 'bad_signature');
       await m.closed;
@@ -152,7 +152,7 @@ for (const db of testDatabases()) {
       // A genuine hello captured from one connection, replayed on another: its nonce is stale.
       const c1 = new RawAgent(hub.url);
       const n1 = await c1.next('challenge');
-      const captured = encodeFrame('hello', { protocol: PROTOCOL_VERSION, agentVersion: 'x', agentId: id.agentId!, signature: signPayload(id.privateKeyPem, authPayload(n1.body.nonce, id.agentId!)), facts: fakeFacts('sim-replay'), capabilities: ['metrics'] });
+      const captured = encodeFrame('hello', { protocol: PROTOCOL_VERSION, agentVersion: 'x', agentId: id.agentId!, signature: signPayload(id.privateKeyPem, authPayload(n1.body.nonce, id.agentId!)), facts: simFacts('sim-replay'), capabilities: ['metrics'] });
       c1.close();
       const c2 = new RawAgent(hub.url);
       await c2.next('challenge');
@@ -183,7 +183,7 @@ for (const db of testDatabases()) {
 
       // After a good handshake, bad frames get an error reply and the link stays.
       const id = newSimIdentity();
-      const ok = await simConnect(hub.url, id, { token: await hub.enrollToken(), facts: fakeFacts('sim-garbage') });
+      const ok = await simConnect(hub.url, id, { token: await hub.enrollToken(), facts: simFacts('sim-garbage') });
       ok.sendRaw('[1,2,3]');
       const e1 = await ok.next('error');
       assert.equal(e1.body.code, 'bad_envelope');
@@ -207,7 +207,7 @@ for (const db of testDatabases()) {
 
     test('the hub detects a silent agent within 3 missed heartbeats', async () => {
       const id = newSimIdentity();
-      const a = await simConnect(hub.url, id, { token: await hub.enrollToken(), facts: fakeFacts('sim-silent') });
+      const a = await simConnect(hub.url, id, { token: await hub.enrollToken(), facts: simFacts('sim-silent') });
       assert.equal((await hub.api('GET', `/api/v1/hosts/${id.agentId}`)).online, true);
       // Stop reading the socket: pings go unanswered, as with a frozen host.
       const sock = (a.ws as unknown as { _socket: import('node:net').Socket })._socket;

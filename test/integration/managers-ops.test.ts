@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { decodeFrame, encodeFrame, newNonce, type Message } from '@tether/protocol';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, fakeFacts, newSimIdentity, simConnect, tempDir, waitFor } from '@tether/testkit';
+import { ADMIN_PASSWORD, TestAgent, TestHub, cli, simFacts, newSimIdentity, simConnect, tempDir, waitFor } from '@tether/testkit';
 
 let hub: TestHub;
 let dir: string;
@@ -104,7 +104,7 @@ test('hibernate and suspend: GET power says whether each is possible and why not
 test('agents from before hibernate and suspend: GET power still answers, saying they cannot (an error reply at once; no reply within 12 s)', async () => {
   const token = await hub.enrollToken();
   const old = async (answerSleep: boolean, n: number) => {
-    const a = await simConnect(hub.url, newSimIdentity(), { token, facts: fakeFacts(`old-${n}`, `10.8.0.${n}`, `02:00:00:00:08:0${n}`) });
+    const a = await simConnect(hub.url, newSimIdentity(), { token, facts: simFacts(`old-${n}`, `10.8.0.${n}`, `02:00:00:00:08:0${n}`) });
     a.onMessage = (m) => {
       if (m.type !== 'power.request') return;
       const op = (m.body as { op: string }).op;

@@ -19,7 +19,7 @@ import pino from 'pino';
 import { createHub, loadHubConfig, TestClock, type Hub, type HubConfig } from '@tether/hub';
 import { HOUR, MINUTE, unpackValues } from '@tether/hub/dist/src/modules/metrics/codec.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
-import { fakeFacts, pgSchema, newSimIdentity, simConnect, simUsage, tempDir, testDatabases, type RawAgent, type SimIdentity } from '@tether/testkit';
+import { simFacts, pgSchema, newSimIdentity, simConnect, simUsage, tempDir, testDatabases, type RawAgent, type SimIdentity } from '@tether/testkit';
 
 const STEP = 30_000; // a sample every 30 s of the test clock
 const PASSWORD = 'admin-password-for-time-tests';
@@ -60,7 +60,7 @@ class Timeline {
     await this.settle();
     if (!this.token) this.token = (await this.hub.enroll.create({ name: 'time test', labels: {}, expiresInSec: 30 * 86400, singleUse: false, createdBy: 'test', now: this.clock.now() })).token;
     for (const s of this.sims) {
-      s.conn = await simConnect(this.hub.url, s.id, { token: this.token, facts: fakeFacts(s.name) });
+      s.conn = await simConnect(this.hub.url, s.id, { token: this.token, facts: simFacts(s.name) });
       await this.sendBacklog(s);
     }
     await this.settle();
@@ -284,7 +284,7 @@ for (const engine of testDatabases()) {
         await verifyHistory(t, `after the ${name} boundary`);
       }
       // 1 h 16 min on, across restarts: the 1 h enrollment token has expired, the session and the API token have not.
-      await assert.rejects(simConnect(t.hub.url, newSimIdentity(), { token: creds.shortEnroll, facts: fakeFacts('late-1') }), /token_expired/);
+      await assert.rejects(simConnect(t.hub.url, newSimIdentity(), { token: creds.shortEnroll, facts: simFacts('late-1') }), /token_expired/);
       assert.equal(await status(creds.session), 200, 'the 24 h session still works');
       assert.equal(await status(creds.apiToken), 200, 'the 26 h API token still works');
     });

@@ -7,7 +7,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import * as OTPAuth from 'otpauth';
-import { fakeFacts } from '@tether/testkit';
+import { simFacts } from '@tether/testkit';
 import { ENGINES } from './db.js';
 import { ADMIN_PW, startApp, type TestApp } from './hub.js';
 
@@ -182,8 +182,8 @@ for (const engine of ENGINES) {
     test('API tokens: shown once, stored hashed, scoped, limited to hosts, revocable at once, last use recorded', async () => {
       const op = await app.user('otto', 'operator');
       const s = await app.session(op.id);
-      const staging = await app.hub.hosts.create({ facts: fakeFacts('stg-1'), labels: { env: 'staging' }, capabilities: ['metrics'], publicKey: 'k1', agentVersion: 't', enrolledBy: null, addr: null, now: Date.now() });
-      const prod = await app.hub.hosts.create({ facts: fakeFacts('prod-1'), labels: { env: 'prod' }, capabilities: ['metrics'], publicKey: 'k2', agentVersion: 't', enrolledBy: null, addr: null, now: Date.now() });
+      const staging = await app.hub.hosts.create({ facts: simFacts('stg-1'), labels: { env: 'staging' }, capabilities: ['metrics'], publicKey: 'k1', agentVersion: 't', enrolledBy: null, addr: null, now: Date.now() });
+      const prod = await app.hub.hosts.create({ facts: simFacts('prod-1'), labels: { env: 'prod' }, capabilities: ['metrics'], publicKey: 'k2', agentVersion: 't', enrolledBy: null, addr: null, now: Date.now() });
 
       const created = await app.call(s, 'POST', '/api/v1/api-tokens', { name: 'ci', scope: 'read', hostSelector: 'env=staging', expiresInSec: 3600 });
       assert.equal(created.status, 200);

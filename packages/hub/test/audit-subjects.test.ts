@@ -7,7 +7,7 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fakeFacts } from '@tether/testkit';
+import { simFacts } from '@tether/testkit';
 import { ENGINES } from './db.js';
 import { ADMIN_PW, startApp, type TestApp } from './hub.js';
 import type { AuditEntry } from '../src/modules/audit/log.js';
@@ -124,7 +124,7 @@ for (const engine of ENGINES) {
     before(async () => {
       app = await startApp(engine);
       const adminId = (await app.hub.auth.findUser('admin'))!.id;
-      const h = await app.hub.hosts.create({ facts: fakeFacts('web-1'), labels: {}, capabilities: ['metrics', 'exec'], publicKey: 'k'.repeat(43), agentVersion: 't', enrolledBy: null, addr: null, now: app.hub.clock.now() });
+      const h = await app.hub.hosts.create({ facts: simFacts('web-1'), labels: {}, capabilities: ['metrics', 'exec'], publicKey: 'k'.repeat(43), agentVersion: 't', enrolledBy: null, addr: null, now: app.hub.clock.now() });
       const selfUser = await app.user('self-service', 'operator');
       ctx = {
         app,
@@ -132,7 +132,7 @@ for (const engine of ENGINES) {
         adminSession: await app.session(adminId),
         user: async (name) => (await app.user(name, 'viewer')).id,
         selfSession: () => app.session(selfUser.id),
-        newHost: async (hostname) => (await app.hub.hosts.create({ facts: fakeFacts(hostname), labels: {}, capabilities: ['metrics'], publicKey: 'k'.repeat(43), agentVersion: 't', enrolledBy: null, addr: null, now: app.hub.clock.now() })).id,
+        newHost: async (hostname) => (await app.hub.hosts.create({ facts: simFacts(hostname), labels: {}, capabilities: ['metrics'], publicKey: 'k'.repeat(43), agentVersion: 't', enrolledBy: null, addr: null, now: app.hub.clock.now() })).id,
       };
     });
     after(() => app.cleanup());

@@ -7,7 +7,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { fakeFacts } from '@tether/testkit';
+import { simFacts } from '@tether/testkit';
 import { ENGINES } from './db.js';
 import { startApp, type TestApp } from './hub.js';
 
@@ -36,7 +36,7 @@ for (const engine of ENGINES) {
       app = await startApp(engine);
       admin = await app.session((await app.hub.auth.findUser('admin'))!.id);
       const mk = (name: string, env: string, key: string) =>
-        app.hub.hosts.create({ facts: fakeFacts(name), labels: { env }, capabilities: ['metrics', 'exec', 'files'], publicKey: key, agentVersion: 't', enrolledBy: null, addr: '10.9.8.7', now: Date.now() });
+        app.hub.hosts.create({ facts: simFacts(name), labels: { env }, capabilities: ['metrics', 'exec', 'files'], publicKey: key, agentVersion: 't', enrolledBy: null, addr: '10.9.8.7', now: Date.now() });
       inside = await mk('stg-web-1', 'staging', 'k1');
       outside = await mk('prod-secret-db', 'prod', 'k2');
       const scoped = await app.user('scoped-op', 'operator', 'env=staging');

@@ -4,7 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseSelector } from '@tether/protocol';
-import { fakeFacts } from '@tether/testkit';
+import { simFacts } from '@tether/testkit';
 import { parseDbUrl, type DbHandle } from '../src/db/database.js';
 import { ENGINES, testDb } from './db.js';
 import { migrate } from '../src/db/migrate.js';
@@ -16,7 +16,7 @@ import { SecretBox } from '../src/secret-box.js';
 import { randomBytes } from 'node:crypto';
 
 
-const facts = fakeFacts;
+const facts = simFacts;
 
 test('database URLs are parsed without leaking passwords, and bad ones are refused clearly', () => {
   assert.equal(parseDbUrl('sqlite:data/x.db', '/srv').path, '/srv/data/x.db');

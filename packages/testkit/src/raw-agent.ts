@@ -17,7 +17,7 @@ import {
 } from '@tether/protocol';
 
 /** Facts of a simulated host (for simulated agents and stores under test). */
-export function fakeFacts(hostname: string, ip = '10.0.0.1', mac = '02:00:00:00:00:01'): HostFacts {
+export function simFacts(hostname: string, ip = '10.0.0.1', mac = '02:00:00:00:00:01'): HostFacts {
   return {
     hostname,
     os: { name: 'Debian GNU/Linux', id: 'debian', version: '12', pretty: 'Debian GNU/Linux 12 (bookworm)' },
