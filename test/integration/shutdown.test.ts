@@ -38,7 +38,8 @@ for (const db of testDatabases()) {
         await locker.query('lock table metric_raw, audit_log, hosts in access exclusive mode');
         // A mutating call that cannot commit (its table is locked), and whose audit entry could not be written either.
         stuckWrite = hub.raw('PATCH', `/api/v1/hosts/${id}`, { labels: { stage: 'stuck' } }).then((r) => r.status, (err: Error) => err.message);
-        await new Promise((r) => setTimeout(r, 1500)); // a flush of agent reports is waiting on the lock too
+        // Until the hub's own writes wait on the locks (the host update, and a flush of agent reports).
+        await waitFor(async () => Number((await locker!.query("select count(*) as n from pg_locks where not granted")).rows[0].n) >= 2, 'hub writes waiting on the locks');
       }
       await waitFor(async () => ((await hub.api('GET', '/api/v1/jobs?state=running')).jobs as unknown[]).length === 1, 'the slow command running');
 

@@ -14,6 +14,7 @@ import { Scheduler } from '../src/scheduler.js';
 import { TestClock } from '../src/clock.js';
 import { openDatabase } from '../src/db/database.js';
 import pino from 'pino';
+import { waitFor } from '@tether/testkit';
 
 async function health(app: TestApp): Promise<{ status: number; json: any; ms: number }> {
   const t = performance.now();
@@ -49,8 +50,11 @@ for (const engine of ENGINES) {
         await held;
       });
       try {
-        await new Promise((r) => setTimeout(r, 1100)); // past the previous answer's one-second reuse
-        const h = await health(app);
+        // The previous answer is reused for a second; the first one after that finds the connection held.
+        const h = await waitFor(async () => {
+          const x = await health(app);
+          return x.status === 503 ? x : undefined;
+        }, 'health to see the held connection', 5000, 100);
         assert.equal(h.status, 503);
         assert.equal(h.json.status, 'unavailable');
         assert.match(h.json.reasons.join('\n'), /database did not answer a round trip: no answer in 500 ms/);
@@ -60,9 +64,7 @@ for (const engine of ENGINES) {
         release();
         await holder;
       }
-      await new Promise((r) => setTimeout(r, 1100));
-      const again = await health(app);
-      assert.equal(again.status, 200, 'healthy again once the connection is free');
+      await waitFor(async () => (await health(app)).status === 200, 'health ok again once the connection is free', 5000, 100);
     });
 
     test('after the event loop stalled, health answers 503 naming the stall', async () => {
