@@ -19,7 +19,7 @@ import pino from 'pino';
 import { createHub, loadHubConfig, TestClock, type Hub, type HubConfig } from '@tether/hub';
 import { HOUR, MINUTE, unpackValues } from '@tether/hub/dist/src/modules/metrics/codec.js';
 import { encodeFrame, newMessageId } from '@tether/protocol';
-import { simFacts, pgSchema, newSimIdentity, simConnect, simUsage, tempDir, testDatabases, type RawAgent, type SimIdentity } from '@tether/testkit';
+import { simFacts, pgSchema, newSimIdentity, simConnect, simUsage, tempDir, testDatabases, waitFor, type RawAgent, type SimIdentity } from '@tether/testkit';
 
 const STEP = 30_000; // a sample every 30 s of the test clock
 const PASSWORD = 'admin-password-for-time-tests';
@@ -335,6 +335,35 @@ for (const engine of testDatabases()) {
       await t.hub.metrics.prune(t.clock.now());
       await verifyHistory(t, 'at the end', true);
       assert.equal(t.events.length, 12, 'every phase answered');
+    });
+
+    test('a task whose host went away is lost after 10 minutes of the hub’s clock, counted again from a restart', async () => {
+      const id = newSimIdentity();
+      let worker = await simConnect(t.hub.url, id, { token: (await t.hub.enroll.create({ name: 'w', labels: {}, expiresInSec: 600, singleUse: true, createdBy: 'test', now: t.clock.now() })).token, facts: simFacts('worker-1'), capabilities: ['metrics', 'exec'] });
+      worker.sendRaw(encodeFrame('task.sync', { running: [], done: [] }));
+      const admin = (await t.hub.auth.findUser('admin'))!;
+      const token = (await t.hub.auth.createApiToken(admin.id, { name: 'jobs', scope: 'execute', hostSelector: null, expiresAt: t.clock.now() + HOUR }, t.clock.now())).token;
+      const r = await fetch(t.hub.url + '/api/v1/exec', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ target: { hosts: [id.agentId] }, command: ['sleep', '600'], mode: 'async' }) });
+      const job = ((await r.json()) as { job: { id: string } }).job;
+      await worker.next('task.start');
+      const taskState = async () => (await t.hub.jobs.getJob(job.id))!.tasks[0]!;
+      worker.close(); // the host goes away with the command sent
+      await waitFor(async () => !t.hub.link.isOnline(id.agentId!), 'the worker offline');
+      t.clock.advance(5 * MINUTE);
+      await t.hub.scheduler.idle();
+      assert.equal((await taskState()).state, 'sent', 'not lost after 5 minutes');
+      await t.restart(); // the hub does not know how long the host was gone before it started
+      t.clock.advance(6 * MINUTE);
+      await t.hub.scheduler.idle();
+      assert.equal((await taskState()).state, 'sent', '11 minutes after the host went, 6 after the restart: not yet');
+      t.clock.advance(5 * MINUTE);
+      await t.hub.scheduler.idle();
+      await t.hub.scheduler.run('jobs.sweep');
+      await waitFor(async () => (await taskState()).state === 'done', 'the task ended');
+      const task = await taskState();
+      assert.equal(task.status, 'lost');
+      assert.match(task.error!, /disconnected for (6[0-9][0-9]) s/);
+      worker = undefined as never;
     });
   });
 }

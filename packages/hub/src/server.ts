@@ -189,6 +189,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   const jobs = new JobService(new JobStore(db.db), link, hosts, log.child({ module: 'jobs' }), {
     lostAfterMs: cfg.taskLostAfterSec * 1000,
     reconnectGraceMs: cfg.reconnectGraceSec * 1000,
+    clock,
     offerBundle: (agentId, b) => {
       const offer = transfers.offer(agentId, () => createReadStream(join(bundles.dir, `${b.sha256}.tar`)), b.size);
       // The agent reports how the fetch went in its task result; an expired offer needs no more.
@@ -212,7 +213,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     clock,
   });
   await alerts.start(scheduler);
-  alerts.addSource(new WorkloadSource(workloads));
+  alerts.addSource(new WorkloadSource(workloads, () => clock.now()));
 
   const app = Fastify({
     loggerInstance: log.child({ module: 'http' }),

@@ -12,6 +12,7 @@ import {
   generateAgentKey,
   signPayload,
   type BodyOf,
+  type Capability,
   type HostFacts,
   type Message,
 } from '@tether/protocol';
@@ -128,7 +129,7 @@ export function newSimIdentity(): SimIdentity {
 }
 
 /** Connects like a real agent: enroll when there is no id yet, else sign in with the key. Resolves on welcome. */
-export async function simConnect(hubUrl: string, id: SimIdentity, opts: { token?: string; facts: HostFacts }): Promise<RawAgent> {
+export async function simConnect(hubUrl: string, id: SimIdentity, opts: { token?: string; facts: HostFacts; capabilities?: Capability[] }): Promise<RawAgent> {
   const a = new RawAgent(hubUrl);
   await a.opened;
   const ch = await a.next('challenge', 60_000);
@@ -138,7 +139,7 @@ export async function simConnect(hubUrl: string, id: SimIdentity, opts: { token?
     agentVersion: 'sim',
     signature: signPayload(id.privateKeyPem, authPayload(ch.body.nonce, subject)),
     facts: opts.facts,
-    capabilities: ['metrics'],
+    capabilities: opts.capabilities ?? ['metrics'],
     ...(id.agentId ? { agentId: id.agentId } : { enrollToken: opts.token!, publicKey: id.publicKey }),
   });
   const m = await a.nextOf(['welcome', 'refused'], 60_000);

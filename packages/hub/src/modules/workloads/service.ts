@@ -11,6 +11,7 @@
  * A complete list goes out as `levels` (everything not in it is 0), so that alerts restored after a
  * hub restart, whose subject recovered meanwhile, resolve with the first report.
  */
+import { systemClock } from '../../clock.js';
 import { EventEmitter } from 'node:events';
 import type { ContainerStatus, ContainersSummary, UnitsSummary } from '@tether/protocol';
 import type { AnomalySink, AnomalySource } from '../alerts/anomaly.js';
@@ -85,7 +86,8 @@ export class WorkloadSource implements AnomalySource {
 
   constructor(
     private readonly workloads: WorkloadService,
-    private readonly now: () => number = Date.now,
+    /** the hub's clock */
+    private readonly now: () => number = () => systemClock.now(),
   ) {}
 
   start(sink: AnomalySink): void {
