@@ -14,7 +14,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer as createNetServer } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, simFacts, newSimIdentity, simConnect, tempDir, waitFor } from '@tether/testkit';
+import { TestAgent, TestHub, cli, simFacts, newSimIdentity, simConnect, tempDir, waitFor } from '@tether/testkit';
 import { receiver } from './alert-helpers.js';
 
 const HUB_ENV = { TETHER_ALERT_EVAL_INTERVAL: '0.2s', TETHER_ALERT_RETRY_BASE: '0.3s', TETHER_ALERT_RETRY_ATTEMPTS: '3', TETHER_ALERT_SEND_TIMEOUT: '2s', TETHER_ALERT_CERT_CHECK_INTERVAL: '0.5s', TETHER_RECONNECT_GRACE: '0s' };
@@ -61,9 +61,7 @@ function selfSigned(name: string, days: number): { key: string; cert: string } {
 before(async () => {
   dir = tempDir('tether-alert-ch-');
   hub = await TestHub.start({ env: HUB_ENV });
-  env = { TETHER_CLI_CONFIG: join(dir, 'cli.json'), TETHER_PASSWORD: '' };
-  const login = await cli(['login', '--hub', hub.url, '--password-stdin'], env, ADMIN_PASSWORD + '\n');
-  assert.equal(login.code, 0, login.stderr);
+  env = await hub.cliEnv(dir);
   for (const r of (await hub.api('GET', '/api/v1/alerts/rules')).rules) await hub.api('PATCH', `/api/v1/alerts/rules/${r.id}`, { enabled: false });
   agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), env: { TETHER_COLLECTOR_INTERVALS: 'usage=1s' } });
   agentId = await agent.waitConnected();

@@ -8,34 +8,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { decodeFrame, encodeFrame, newNonce, type Message } from '@tether/protocol';
-import { TestAgent, waitFor } from '@tether/testkit';
-
-/** A "hub" that accepts anyone and records every frame the agent sends. */
-async function hostileHub() {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/api/v1/agent/ws' });
-  await new Promise<void>((r) => wss.once('listening', () => r()));
-  const received: Message[] = [];
-  let sock: WebSocket | undefined;
-  wss.on('connection', (ws) => {
-    sock = ws;
-    ws.send(encodeFrame('challenge', { nonce: newNonce(), protocol: 1, hubVersion: 'evil' }));
-    ws.on('message', (raw) => {
-      const d = decodeFrame(raw as Buffer);
-      if (!d.ok) return;
-      received.push(d.msg);
-      if (d.msg.type === 'hello') ws.send(encodeFrame('welcome', { agentId: 'victim-1', heartbeatSec: 5, hubVersion: 'evil' }, { re: d.msg.id }));
-    });
-  });
-  return {
-    url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
-    received,
-    send: (frame: string) => sock!.send(frame),
-    close: () => new Promise<void>((r) => wss.close(() => r())),
-  };
-}
+import { encodeFrame } from '@tether/protocol';
+import { TestAgent, bareHub, waitFor } from '@tether/testkit';
 
 describe('capability lock (agent side)', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -46,7 +20,7 @@ describe('capability lock (agent side)', () => {
   for (const caps of [['metrics'], ['metrics', 'exec']]) {
     const allowed = caps.includes('exec');
     test(`an agent with capabilities [${caps}] ${allowed ? 'runs' : 'refuses'} exec whatever the hub sends`, async () => {
-      const hub = await hostileHub();
+      const hub = await bareHub('evil');
       const dir = mkdtempSync(join(tmpdir(), 'tether-lock-'));
       const marker = join(dir, 'pwned');
       const agent = TestAgent.start(hub.url, { token: 'any-token-will-do', capabilities: caps });

@@ -3,9 +3,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, runCli, tempDir, waitFor } from '@tether/testkit';
+import { TestAgent, TestHub, cli, runCli, tempDir, waitFor } from '@tether/testkit';
 
 let hub: TestHub;
 let dir: string;
@@ -17,9 +16,7 @@ let noId: string;
 before(async () => {
   hub = await TestHub.start();
   dir = tempDir('tether-cli-exec-');
-  env = { TETHER_CLI_CONFIG: join(dir, 'cli.json'), TETHER_PASSWORD: '' };
-  const login = await cli(['login', '--hub', hub.url, '--password-stdin'], env, ADMIN_PASSWORD + '\n');
-  assert.equal(login.code, 0, login.stderr);
+  env = await hub.cliEnv(dir);
   yes = TestAgent.start(hub.url, { token: await hub.enrollToken({ labels: { role: 'worker' } }), capabilities: ['metrics', 'exec'] });
   no = TestAgent.start(hub.url, { token: await hub.enrollToken({ labels: { role: 'watcher' } }) });
   yesId = await yes.waitConnected();

@@ -17,9 +17,7 @@ let agentId: string;
 before(async () => {
   hub = await TestHub.start();
   dir = tempDir('tether-cli-ops-');
-  env = { TETHER_CLI_CONFIG: join(dir, 'cli.json'), TETHER_PASSWORD: '' };
-  const login = await cli(['login', '--hub', hub.url, '--password-stdin'], env, ADMIN_PASSWORD + '\n');
-  assert.equal(login.code, 0, login.stderr);
+  env = await hub.cliEnv(dir);
   agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'exec', 'process'] });
   agentId = await agent.waitConnected();
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, simFacts, newSimIdentity, simConnect, tempDir, type RawAgent } from '@tether/testkit';
+import { TestAgent, TestHub, cli, simFacts, newSimIdentity, simConnect, tempDir, type RawAgent } from '@tether/testkit';
 
 let hub: TestHub;
 let dir: string;
@@ -21,9 +21,7 @@ let noName: string;
 before(async () => {
   hub = await TestHub.start();
   dir = tempDir('tether-exec-refused-');
-  env = { TETHER_CLI_CONFIG: join(dir, 'cli.json'), TETHER_PASSWORD: '' };
-  const login = await cli(['login', '--hub', hub.url, '--password-stdin'], env, ADMIN_PASSWORD + '\n');
-  assert.equal(login.code, 0, login.stderr);
+  env = await hub.cliEnv(dir);
   yes = TestAgent.start(hub.url, { token: await hub.enrollToken({ labels: { tier: 'web' } }), capabilities: ['metrics', 'exec'] });
   no = TestAgent.start(hub.url, { token: await hub.enrollToken({ labels: { tier: 'web' } }) });
   yesId = await yes.waitConnected();

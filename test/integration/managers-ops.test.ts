@@ -5,12 +5,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { decodeFrame, encodeFrame, newNonce, type Message } from '@tether/protocol';
-import { ADMIN_PASSWORD, TestAgent, TestHub, cli, simFacts, newSimIdentity, simConnect, tempDir, waitFor } from '@tether/testkit';
+import { encodeFrame } from '@tether/protocol';
+import { TestAgent, TestHub, bareHub, cli, simFacts, newSimIdentity, simConnect, tempDir, waitFor } from '@tether/testkit';
 
 let hub: TestHub;
 let dir: string;
@@ -20,9 +17,7 @@ let id: string;
 before(async () => {
   hub = await TestHub.start();
   dir = tempDir('tether-managers-ops-');
-  env = { TETHER_CLI_CONFIG: join(dir, 'cli.json'), TETHER_PASSWORD: '' };
-  const login = await cli(['login', '--hub', hub.url, '--password-stdin'], env, ADMIN_PASSWORD + '\n');
-  assert.equal(login.code, 0, login.stderr);
+  env = await hub.cliEnv(dir);
   agent = TestAgent.start(hub.url, { token: await hub.enrollToken(), capabilities: ['metrics', 'cron', 'power'] });
   id = await agent.waitConnected();
 });
@@ -136,30 +131,17 @@ test('agents from before hibernate and suspend: GET power still answers, saying 
 });
 
 test('the agent answers a request it cannot read (an op added after it) with an error reply naming that request', async () => {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/api/v1/agent/ws' });
-  await new Promise<void>((r) => wss.once('listening', () => r()));
-  const received: Message[] = [];
-  let sock: WebSocket | undefined;
-  wss.on('connection', (ws) => {
-    sock = ws;
-    ws.send(encodeFrame('challenge', { nonce: newNonce(), protocol: 1, hubVersion: 'future' }));
-    ws.on('message', (raw) => {
-      const d = decodeFrame(raw as Buffer);
-      if (!d.ok) return;
-      received.push(d.msg);
-      if (d.msg.type === 'hello') ws.send(encodeFrame('welcome', { agentId: 'agent-1', heartbeatSec: 5, hubVersion: 'future' }, { re: d.msg.id }));
-    });
-  });
-  const a = TestAgent.start(`http://127.0.0.1:${(wss.address() as AddressInfo).port}`, { token: 'any-token-will-do', capabilities: ['metrics', 'power'] });
+  const hub = await bareHub('future');
+  const a = TestAgent.start(hub.url, { token: 'any-token-will-do', capabilities: ['metrics', 'power'] });
   try {
     await a.waitConnected();
-    sock!.send(JSON.stringify({ v: 1, type: 'power.request', id: 'future-op-1', body: { op: 'teleport' } }));
-    const err = await waitFor(() => received.find((m) => m.type === 'error' && m.re === 'future-op-1'), 'the error reply', 10_000);
+    hub.send(JSON.stringify({ v: 1, type: 'power.request', id: 'future-op-1', body: { op: 'teleport' } }));
+    const err = await waitFor(() => hub.received.find((m) => m.type === 'error' && m.re === 'future-op-1'), 'the error reply', 10_000);
     assert.equal((err.body as { code: string }).code, 'bad_frame');
     assert.match((err.body as { message: string }).message, /power\.request/);
   } finally {
     await a.stop();
     a.cleanup();
-    await new Promise<void>((r) => wss.close(() => r()));
+    await hub.close();
   }
 });

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import { PROTOCOL_VERSION, decodeFrame, encodeFrame, newNonce, type BodyOf, type Message } from '@tether/protocol';
-import { ADMIN_PASSWORD, TERMINAL_USER, TERMINAL_USER_GROUP, TERMINAL_USER_TOML, TestAgent, TestHub, cli, tempDir, waitFor } from '@tether/testkit';
+import { TERMINAL_USER, TERMINAL_USER_GROUP, TERMINAL_USER_TOML, TestAgent, TestHub, cli, tempDir, waitFor } from '@tether/testkit';
 
 interface Term {
   ws: WebSocket;
@@ -223,8 +223,7 @@ describe('web terminal', () => {
 
   test('tether ssh runs a terminal through the hub from the CLI', async () => {
     const dir = tempDir('tether-ssh-');
-    const env = { TETHER_CLI_CONFIG: join(dir, 'cli.json'), TETHER_PASSWORD: '' };
-    assert.equal((await cli(['login', '--hub', hub.url, '--password-stdin'], env, ADMIN_PASSWORD + '\n')).code, 0);
+    const env = await hub.cliEnv(dir);
     const r = await cli(['ssh', id], env, 'echo "via-cli-$((2*3))"\nexit 3\n');
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stdout, /via-cli-6/);

@@ -235,6 +235,17 @@ export class TestHub {
     return JSON.parse(text) as T;
   }
 
+  /**
+   * The environment of a CLI logged in to this hub as admin, its session kept in `dir/cli.json`
+   * (`tether login --password-stdin`, as a user would).
+   */
+  async cliEnv(dir: string): Promise<NodeJS.ProcessEnv> {
+    const env = { TETHER_CLI_CONFIG: join(dir, 'cli.json'), TETHER_PASSWORD: '' };
+    const r = await cli(['login', '--hub', this.url, '--password-stdin'], env, ADMIN_PASSWORD + '\n');
+    if (r.code !== 0) throw new Error(`tether login failed (${r.code}): ${r.stderr}`);
+    return env;
+  }
+
   async enrollToken(opts: { singleUse?: boolean; labels?: Record<string, string>; expiresInSec?: number } = {}): Promise<string> {
     return (await this.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', opts)).token;
   }

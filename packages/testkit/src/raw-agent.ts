@@ -3,13 +3,15 @@
  * real agent, or send whatever a test needs (garbage, replays, oversized frames). The benchmark
  * uses it as a simulated agent.
  */
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
+import type { AddressInfo } from 'node:net';
 import {
   PROTOCOL_VERSION,
   authPayload,
   decodeFrame,
   encodeFrame,
   generateAgentKey,
+  newNonce,
   signPayload,
   type BodyOf,
   type Capability,
@@ -165,5 +167,33 @@ export function simUsage(ts: number, load1: number): BodyOf<'report.usage'> {
     swap: { totalBytes: 0, usedBytes: 0, freeBytes: 0 },
     filesystems: [],
     interfaces: [],
+  };
+}
+
+/**
+ * A bare hub: a WebSocket server that speaks just enough of the protocol to welcome any agent, and
+ * records every frame the agent sends. Nothing filters what a test sends through it, so whatever
+ * the agent refuses, the agent refused (the capability lock, replies to requests it cannot read).
+ */
+export async function bareHub(hubVersion = 'bare'): Promise<{ url: string; received: Message[]; send(frame: string): void; close(): Promise<void> }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/api/v1/agent/ws' });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  const received: Message[] = [];
+  let sock: WebSocket | undefined;
+  wss.on('connection', (ws) => {
+    sock = ws;
+    ws.send(encodeFrame('challenge', { nonce: newNonce(), protocol: PROTOCOL_VERSION, hubVersion }));
+    ws.on('message', (raw) => {
+      const d = decodeFrame(raw as Buffer);
+      if (!d.ok) return;
+      received.push(d.msg);
+      if (d.msg.type === 'hello') ws.send(encodeFrame('welcome', { agentId: 'agent-1', heartbeatSec: 5, hubVersion }, { re: d.msg.id }));
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    received,
+    send: (frame) => sock!.send(frame),
+    close: () => new Promise<void>((r) => wss.close(() => r())),
   };
 }

@@ -70,6 +70,16 @@ export function TerminalPage({ hostId }: { hostId: string; me: Me }) {
  * terminal_users when it reports them, else a field holding the agent's own account) and opens a
  * shell only when that is confirmed, since every session is a login on the host, recorded.
  */
+/** The page's heading: the host (a link to it) and the word terminal. */
+function TerminalTitle({ host }: { host: Host }) {
+  const { t } = useI18n();
+  return (
+    <h1 id="term-title">
+      <a href={href('/hosts/' + host.id)}>{host.hostname}</a> · {t('host.terminal')}
+    </h1>
+  );
+}
+
 function TerminalChooser({ host }: { host: Host }) {
   const { t } = useI18n();
   const access = host.facts.access;
@@ -81,9 +91,7 @@ function TerminalChooser({ host }: { host: Host }) {
   return (
     <section aria-labelledby="term-title" className="terminal-page">
       <div className="page-head">
-        <h1 id="term-title">
-          <a href={href('/hosts/' + host.id)}>{host.hostname}</a> · {t('host.terminal')}
-        </h1>
+        <TerminalTitle host={host} />
       </div>
       <form
         className="card term-start"
@@ -293,9 +301,7 @@ function TerminalView({ host, user, again }: { host: Host; user: string; again: 
   return (
     <section aria-labelledby="term-title" className="terminal-page">
       <div className="page-head">
-        <h1 id="term-title">
-          <a href={href('/hosts/' + host.id)}>{host.hostname}</a> · {t('host.terminal')}
-        </h1>
+        <TerminalTitle host={host} />
         <span className="muted" data-testid="term-user">{user || t('term.agentAccount')}</span>
         <span data-testid="term-state" data-state={state.kind} role="status" className={state.kind === 'open' ? 'on' : state.kind === 'ended' ? 'off' : ''}>
           {state.kind === 'connecting' && t('term.connecting')}
