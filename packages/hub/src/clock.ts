@@ -100,11 +100,6 @@ export class TestClock implements Clock {
     this.advance(ts - this.now());
   }
 
-  /** Timers waiting on this clock (for tests that check nothing is left behind). */
-  get pending(): number {
-    return this.timers.size;
-  }
-
   private add(fn: () => void, delay: number, period: number | undefined): ClockTimer {
     const t: TestTimer = { due: this.now() + delay, period, fn, real: undefined, live: true };
     this.timers.add(t);

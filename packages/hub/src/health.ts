@@ -11,7 +11,7 @@
 import { sql } from 'kysely';
 import type { DbHandle } from './db/database.js';
 import type { Clock } from './clock.js';
-import type { Scheduler, TaskStatus } from './scheduler.js';
+import type { Scheduler, ScheduledTaskStatus } from './scheduler.js';
 
 export interface HealthOptions {
   /** a database round trip or an event-loop delay longer than this makes the hub unhealthy (default 5 s) */
@@ -27,7 +27,7 @@ export interface HealthReport {
   database: { ok: boolean; roundTripMs: number | null; error?: string };
   eventLoop: { ok: boolean; maxDelayMs: number; lastStallAt: number | null; lastStallMs: number | null };
   ingest: { lastCommitAt: number | null; ageSec: number | null };
-  tasks: TaskStatus[];
+  tasks: ScheduledTaskStatus[];
 }
 
 const SAMPLE_MS = 500;

@@ -12,8 +12,6 @@ declare module 'fastify' {
      * absent: all hosts.
      */
     hostScopes?: Selector[];
-    /** Host ids this call acts on, for the audit log (routes under /hosts/:id are found without it). */
-    auditTargets?: string[];
     /** What this call touched or made, beyond what its path and fields name (see audit/subjects.ts) */
     auditSubjects?: AuditSubject[];
   }

@@ -2,7 +2,7 @@ export * from './config.js';
 export * from './server.js';
 export * from './log.js';
 export { systemClock, TestClock, type Clock, type ClockTimer } from './clock.js';
-export { Scheduler, type TaskStatus } from './scheduler.js';
+export { Scheduler, type ScheduledTaskStatus } from './scheduler.js';
 export { openDatabase, parseDbUrl, type DbHandle } from './db/database.js';
 export { migrate } from './db/migrate.js';
 export { HostStore, type Host } from './modules/hosts/store.js';

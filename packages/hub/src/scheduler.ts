@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { Clock, ClockTimer } from './clock.js';
 
-export interface TaskStatus {
+export interface ScheduledTaskStatus {
   name: string;
   everyMs: number;
   runs: number;
@@ -28,7 +28,7 @@ export interface TaskStatus {
 }
 
 interface Task {
-  status: TaskStatus;
+  status: ScheduledTaskStatus;
   run: (now: number) => Promise<void> | void;
   timer: ClockTimer | undefined;
   current: Promise<void> | undefined;
@@ -88,7 +88,7 @@ export class Scheduler {
     return t.current;
   }
 
-  status(): TaskStatus[] {
+  status(): ScheduledTaskStatus[] {
     const now = performance.now();
     return [...this.tasks.values()].map((t) => ({ ...t.status, ...(t.current ? { runningForMs: Math.round(now - t.startedPerf) } : {}) }));
   }

@@ -77,7 +77,6 @@ export function auditHooks(audit: AuditLog, names: AuditNames) {
           authMethod: authMethodOf(req),
           ip: req.ip,
           action: req.routeOptions.config.auditAction ?? `${req.method} ${url}`,
-          targets: req.auditTargets ?? [],
           subjects: [...before, ...added],
           params: { ...(Object.keys(params).length ? { params } : {}), ...(req.query && Object.keys(req.query).length ? { query: req.query } : {}), ...(body !== undefined ? { body } : {}) },
           outcome: outcomeOf(reply.statusCode),
