@@ -94,13 +94,18 @@ for (const db of testDatabases()) {
       assert.equal((await hub.raw('GET', '/metrics', undefined, false)).status, 401);
       const text = await waitFor(async () => {
         const t = await (await hub.raw('GET', '/metrics')).text();
-        return t.includes('tether_memory_bytes{') && t.includes('tether_processes{') ? t : undefined;
+        return t.includes('tether_memory_bytes{') && t.includes('tether_processes{') && t.includes('tether_agent_sent_bytes{') ? t : undefined;
       }, 'fleet series in /metrics');
       const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
       assert.equal(check.status, 0, `promtool: ${check.stdout}${check.stderr}`);
       assert.match(text, new RegExp(`tether_host_up\\{host="[^"]+",host_id="${id}"\\} 1`));
       assert.match(text, /tether_cpu_ratio\{[^}]*mode="busy"[^}]*env="test"[^}]*team_owner="ops"\} [0-9.e-]+/);
       assert.match(text, /tether_hub_ingest_latency_seconds\{quantile="0.99"\} /);
+      // The agent's own figures (its self collector), with its version and runtime.
+      assert.match(text, new RegExp(`tether_agent_info\\{host="[^"]+",host_id="${id}",version="\\d+\\.\\d+\\.\\d+[^"]*",runtime="node \\d+\\.\\d+\\.\\d+ (x64|arm64)"[^}]*\\} 1`));
+      for (const family of ['tether_agent_rss_bytes', 'tether_agent_heap_used_bytes', 'tether_agent_gc_pause_seconds', 'tether_agent_gc_pause_max_seconds', 'tether_agent_backlog_reports', 'tether_agent_received_bytes', 'tether_agent_sent_bytes'])
+        assert.match(text, new RegExp(`^${family}\\{host="[^"]+",host_id="${id}"[^}]*\\} [0-9.e+-]+$`, 'm'), family);
+      assert.ok(Number(/^tether_agent_received_bytes\{[^}]*\} (\d+)$/m.exec(text)![1]) > 0, 'bytes in counted');
     });
 
     test('the live stream pushes samples for subscribed hosts and status changes', async () => {

@@ -4,6 +4,7 @@
  * What it may do is decided by its local configuration (capabilities), never by the hub.
  */
 import { EventEmitter } from 'node:events';
+import { rmSync } from 'node:fs';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
 import {
@@ -23,7 +24,7 @@ import {
   type RefusedBody,
 } from '@tether/protocol';
 import type { AgentConfig } from './config.js';
-import { loadOrCreateIdentity, saveAgentId, type Identity } from './identity.js';
+import { loadOrCreateIdentity, saveAgentId, writeStatus, type Identity } from './identity.js';
 import { accessFacts, gatherFacts } from './facts.js';
 import { fullJitterMs } from './backoff.js';
 import { pinnedTls } from './tls.js';
@@ -54,7 +55,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private wake: (() => void) | undefined;
   private facts: HostFacts;
   private factsTimer: NodeJS.Timeout | undefined;
-  readonly stats = { reconnects: 0, connectedSince: 0 };
+  /** bytesIn/bytesOut: WebSocket payload bytes since the agent started (the self collector reports them) */
+  readonly stats = { reconnects: 0, connectedSince: 0, bytesIn: 0, bytesOut: 0 };
 
   constructor(
     readonly cfg: AgentConfig,

@@ -34,7 +34,7 @@ export class Reporter {
     this.backlogMax = opts.backlogMax ?? 720;
     this.collectors = createCollectors({
       ...opts.collectors,
-      selfStats: () => ({ reconnects: agent.stats.reconnects, backlog: this.backlog.length, sent: this.stats.sent, dropped: this.stats.dropped }),
+      selfStats: () => ({ reconnects: agent.stats.reconnects, bytesIn: agent.stats.bytesIn, bytesOut: agent.stats.bytesOut, backlog: this.backlog.length, sent: this.stats.sent, dropped: this.stats.dropped }),
     });
     agent.on('connected', () => this.onConnected());
     agent.on('disconnected', () => this.requeueInflight());

@@ -345,6 +345,8 @@ export const AgentSelfSchema = Obj({
   heapUsedBytes: Bytes,
   cpuPercent: Type.Optional(Type.Number({ minimum: 0 })),
   eventLoopLagMs: Obj({ mean: Type.Number({ minimum: 0 }), p99: Type.Number({ minimum: 0 }), max: Type.Number({ minimum: 0 }) }),
+  gc: Type.Optional(Obj({ count: Count, totalMs: Type.Number({ minimum: 0 }), maxMs: Type.Number({ minimum: 0 }) })),
+  runtime: Type.Optional(Str(64)),
   counters: Type.Record(Type.String({ maxLength: 64 }), Type.Number(), { maxProperties: 32 }),
 });
 

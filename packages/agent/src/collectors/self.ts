@@ -1,4 +1,5 @@
 // The agent's own footprint, so the hub can show what monitoring costs each host.
+import { PerformanceObserver } from 'node:perf_hooks';
 import type { AgentSelf, Collector, SelfStatsHook } from './types.js';
 import { bounded, round } from './util.js';
 
@@ -58,6 +59,32 @@ export class LagSampler {
   }
 }
 
+/** Garbage-collection pauses between two take()s; observed only while the self collector runs. */
+class GcPauses {
+  private count = 0;
+  private total = 0;
+  private max = 0;
+  private readonly obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      this.count++;
+      this.total += e.duration;
+      if (e.duration > this.max) this.max = e.duration;
+    }
+  });
+  constructor() {
+    this.obs.observe({ entryTypes: ['gc'] });
+  }
+  take(): { count: number; totalMs: number; maxMs: number } {
+    const out = { count: this.count, totalMs: round(this.total), maxMs: round(this.max) };
+    this.count = 0;
+    this.total = 0;
+    this.max = 0;
+    return out;
+  }
+}
+
+const RUNTIME = `node ${process.versions.node} ${process.arch}`;
+
 export interface SelfOptions {
   /** the lag sampler's period (default 1 s) */
   lagPeriodMs?: number;
@@ -67,12 +94,14 @@ export function selfCollector(selfStats?: SelfStatsHook, opts: SelfOptions = {})
   let prevCpu: NodeJS.CpuUsage | undefined;
   let prevAt: number | undefined;
   let lag: LagSampler | undefined;
+  let gc: GcPauses | undefined;
   return {
     name: 'self',
     defaultIntervalMs: 60_000,
     async collect(now) {
       // started on first use: an agent with this collector disabled pays nothing
       lag ??= new LagSampler(opts.lagPeriodMs);
+      gc ??= new GcPauses();
       const cpu = process.cpuUsage();
       const mem = process.memoryUsage();
       const out: AgentSelf = {
@@ -82,6 +111,8 @@ export function selfCollector(selfStats?: SelfStatsHook, opts: SelfOptions = {})
         rssBytes: mem.rss,
         heapUsedBytes: mem.heapUsed,
         eventLoopLagMs: lag.take(),
+        gc: gc.take(),
+        runtime: RUNTIME,
         counters: {},
       };
       if (prevCpu && prevAt !== undefined && now > prevAt) {

@@ -369,6 +369,10 @@ export interface AgentSelf {
   /** of one core, over the interval since the previous collection */
   cpuPercent?: number;
   eventLoopLagMs: { mean: number; p99: number; max: number };
+  /** garbage-collection pauses over the interval: how many, their total and the longest (ms) */
+  gc?: { count: number; totalMs: number; maxMs: number };
+  /** the runtime the agent runs on, e.g. "node 24.22.3 x64" */
+  runtime?: string;
   counters: Record<string, number>;
 }
 

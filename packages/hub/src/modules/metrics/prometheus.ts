@@ -99,6 +99,7 @@ export async function* renderPrometheus(hosts: Host[], metrics: MetricsService, 
   };
   const counters: string[][] = COUNTERS.map(() => []);
   const cpus: string[] = [];
+  const agents: string[] = [];
   let n = 0;
   for (const h of hosts) {
     if (++n % HOSTS_PER_TURN === 0) await turn();
@@ -108,6 +109,7 @@ export async function* renderPrometheus(hosts: Host[], metrics: MetricsService, 
     const logical = h.facts?.cpu?.logicalCores;
     if (logical) cpus.push(`{${base}${tail}} ${logical}`);
     const st = metrics.latest.get(h.id);
+    if (h.agentVersion) agents.push(`{${base},version="${esc(h.agentVersion)}",runtime="${esc(st?.self?.runtime ?? '')}"${tail}} 1`);
     if (!st) continue;
     forEachLatest(st, (key, value) => {
       const k = info(key);
@@ -159,6 +161,7 @@ export async function* renderPrometheus(hosts: Host[], metrics: MetricsService, 
       await turn();
     }
   }
+  if (agents.length) yield `# HELP tether_agent_info The agent's version and the runtime it runs on (1 per host)\n# TYPE tether_agent_info gauge\n${agents.map((l) => 'tether_agent_info' + l).join('\n')}\n`;
   if (cpus.length) yield `# HELP tether_cpus Logical CPUs of the host (the CPU count)\n# TYPE tether_cpus gauge\n${cpus.map((l) => 'tether_cpus' + l).join('\n')}\n`;
   const out: string[] = [];
   const hostUp = hosts.map((h) => `tether_host_up{host="${esc(h.hostname)}",host_id="${esc(h.id)}"} ${link.isOnline(h.id) ? 1 : 0}`);

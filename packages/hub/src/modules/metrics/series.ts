@@ -59,6 +59,13 @@ export const FAMILIES: Record<string, Family> = {
   agent_cpu_percent: { help: "The agent's CPU use, percent of one core" },
   agent_event_loop_lag_p99_ms: { help: "The agent's event-loop lag, 99th percentile" },
   agent_reconnects: { help: 'Times the agent reconnected since it started' },
+  agent_heap_used_bytes: { help: "The agent's JavaScript heap in use" },
+  agent_gc_pause_ms: { help: "The agent's garbage-collection pauses over its last self interval, in total" },
+  agent_gc_pause_max_ms: { help: "The agent's longest garbage-collection pause over its last self interval" },
+  agent_backlog_reports: { help: 'Reports the agent holds while the link is down' },
+  agent_reports_dropped: { help: 'Reports the agent dropped (backlog full) since it started' },
+  agent_received_bytes: { help: 'WebSocket bytes the agent received since it started' },
+  agent_sent_bytes: { help: 'WebSocket bytes the agent sent since it started' },
 };
 
 /** Report kinds as stored in the raw tier. */
@@ -200,5 +207,12 @@ export function flattenSelf(s: AgentSelf): Out {
   o.put('agent_cpu_percent', s.cpuPercent);
   o.put('agent_event_loop_lag_p99_ms', s.eventLoopLagMs.p99);
   o.put('agent_reconnects', s.counters.reconnects);
+  o.put('agent_heap_used_bytes', s.heapUsedBytes);
+  o.put('agent_gc_pause_ms', s.gc?.totalMs);
+  o.put('agent_gc_pause_max_ms', s.gc?.maxMs);
+  o.put('agent_backlog_reports', s.counters.backlog);
+  o.put('agent_reports_dropped', s.counters.dropped);
+  o.put('agent_received_bytes', s.counters.bytesIn);
+  o.put('agent_sent_bytes', s.counters.bytesOut);
   return o.o;
 }
