@@ -136,7 +136,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN || !this.ready) return undefined;
     const id = newMessageId();
-    ws.send(encodeFrame(type, body, { id, ...(re ? { re } : {}) }));
+    const frame = encodeFrame(type, body, { id, ...(re ? { re } : {}) });
+    this.stats.bytesOut += Buffer.byteLength(frame);
+    ws.send(frame);
     return id;
   }
 
@@ -195,6 +197,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       ws.on('ping', () => (lastRecv = Date.now()));
       ws.on('message', (data, isBinary) => {
         lastRecv = Date.now();
+        this.stats.bytesIn += (data as Buffer).length ?? 0;
         const d = isBinary ? ({ ok: false, error: 'binary frame' } as const) : decodeFrame(data as Buffer);
         if (!d.ok) {
           this.log.warn({ error: d.error }, 'bad frame from hub');
@@ -226,7 +229,10 @@ export class Agent extends EventEmitter<AgentEvents> {
           if (!this.identity.agentId) {
             saveAgentId(this.cfg.stateDir, w.agentId, this.cfg.hubUrl);
             this.log.info({ agentId: w.agentId }, 'enrolled');
+            // The token has done its work: a token file written by install.sh goes (it may be reusable).
+            if (this.cfg.tokenFile) rmSync(this.cfg.tokenFile, { force: true });
           }
+          writeStatus(this.cfg.stateDir, { state: 'online', agentId: w.agentId, hub: this.cfg.hubUrl, version: TETHER_VERSION });
           this.identity.agentId = w.agentId;
           this.identity.hubUrl = this.cfg.hubUrl;
           phase = 'ready';
@@ -255,6 +261,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         clearInterval(hbTimer);
         const why = `${code}${reason.length ? ' ' + reason.toString() : ''}`;
         if (out.welcomed) {
+          writeStatus(this.cfg.stateDir, { state: 'offline', ...(this.identity.agentId ? { agentId: this.identity.agentId } : {}), hub: this.cfg.hubUrl, version: TETHER_VERSION, why });
           this.log.info({ why }, 'disconnected from hub');
           this.emit('disconnected', why);
         }

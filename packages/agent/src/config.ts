@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CAPABILITIES, LOG_LEVELS, httpUrl, int, oneOf, resolveConfig, seconds, str, type Capability, type Field } from '@tether/protocol';
 import { collectorNames } from './collectors/index.js';
@@ -56,9 +57,65 @@ const intervalTable = (raw: unknown): Record<string, number> => {
   return out;
 };
 
+/** An absolute path, or empty for none. */
+const optPath = (raw: unknown): string => (raw === '' ? '' : absPath(raw));
+
+/**
+ * Resource limits for the agent's own service (JKStack's `limit.*`), written into a systemd drop-in
+ * by `tether agent-unit --part limits`: `{ cpu = "20%", memory = "128M", io_read = "10M", io_write = "10M",
+ * io_read_iops = 200, io_write_iops = 200 }`. Commands, jobs and terminals run outside these limits.
+ */
+export interface AgentLimits {
+  /** CPUQuota: percent of one CPU (200% = two) */
+  cpu?: string;
+  /** MemoryMax: bytes with an optional K/M/G/T suffix */
+  memory?: string;
+  /** IOReadBandwidthMax / IOWriteBandwidthMax: bytes per second, K/M/G/T suffix */
+  ioRead?: string;
+  ioWrite?: string;
+  /** IOReadIOPSMax / IOWriteIOPSMax */
+  ioReadIops?: number;
+  ioWriteIops?: number;
+}
+
+const LIMIT_KEYS = { cpu: 'cpu', memory: 'memory', io_read: 'ioRead', io_write: 'ioWrite', io_read_iops: 'ioReadIops', io_write_iops: 'ioWriteIops' } as const;
+
+/** `20%` (1 % to 100 × 100 %). */
+export function parseCpuLimit(raw: unknown): string {
+  const m = typeof raw === 'string' ? /^(\d{1,5})%$/.exec(raw.trim()) : null;
+  const n = m ? Number(m[1]) : NaN;
+  if (!(n >= 1 && n <= 10_000)) throw new Error(`expected a CPU share such as "20%" (1% to 10000%), got ${JSON.stringify(raw)}`);
+  return `${n}%`;
+}
+
+/** `128M`, `1G`, `65536`: at least 1 MiB (an agent needs more), at most 1 PiB. */
+export function parseByteSize(raw: unknown, what = 'a size', minBytes = 1 << 20): string {
+  const m = typeof raw === 'string' || typeof raw === 'number' ? /^(\d{1,13})([KMGT]?)$/.exec(String(raw).trim().toUpperCase()) : null;
+  const bytes = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ') : NaN;
+  if (!m || !(bytes >= minBytes && bytes <= 2 ** 50)) throw new Error(`expected ${what} such as "128M" (bytes, K, M, G or T; at least ${minBytes >> 20 || 1}${minBytes >= 1 << 20 ? 'M' : ''}), got ${JSON.stringify(raw)}`);
+  return `${m[1]}${m[2]}`;
+}
+
+const limitsTable = (raw: unknown): AgentLimits => {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error('expected a table such as { cpu = "20%", memory = "128M" }');
+  const out: AgentLimits = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    const key = (LIMIT_KEYS as Record<string, keyof AgentLimits>)[k];
+    if (!key) throw new Error(`unknown limit ${JSON.stringify(k)} (known: ${Object.keys(LIMIT_KEYS).join(', ')})`);
+    if (key === 'cpu') out.cpu = parseCpuLimit(v);
+    else if (key === 'memory') out.memory = parseByteSize(v, 'a memory limit', 32 << 20);
+    else if (key === 'ioRead' || key === 'ioWrite') out[key] = parseByteSize(v, 'a bandwidth', 1 << 10);
+    else out[key] = int(1, 10_000_000)(v);
+  }
+  return out;
+};
+
 const agentSpec = {
   hub: { toml: 'hub', env: 'TETHER_HUB', default: '', parse: httpUrl } as Field<string>,
   token: { toml: 'token', env: 'TETHER_TOKEN', default: '', parse: str({ max: 256 }) } as Field<string>,
+  // A file holding the enrollment token (what install.sh writes: the config file is world-readable, this is not).
+  // Read only while the agent is not enrolled, and removed once it is.
+  tokenFile: { toml: 'token_file', env: 'TETHER_TOKEN_FILE', default: '', parse: optPath } as Field<string>,
   state: { toml: 'state', env: 'TETHER_STATE', default: '/var/lib/tether-agent', parse: str({ max: 1024 }) } as Field<string>,
   reconnectCap: { toml: 'reconnect_cap', env: 'TETHER_RECONNECT_CAP', default: 60, parse: seconds(0.1, 3600) } as Field<number>,
   logLevel: { toml: 'log_level', env: 'TETHER_LOG_LEVEL', default: 'info', parse: oneOf(LOG_LEVELS) } as Field<(typeof LOG_LEVELS)[number]>,
@@ -82,11 +139,15 @@ const agentSpec = {
   cronLogDir: { toml: 'cron_log_dir', default: '/var/log/tether-cron', parse: absPath } as Field<string>,
   hostsFile: { toml: 'hosts_file', default: '/etc/hosts', parse: absPath } as Field<string>,
   hubFingerprint: { toml: 'hub_fingerprint', env: 'TETHER_HUB_FINGERPRINT', default: '', parse: normalizeFingerprint } as Field<string>,
+  // The agent's own service limits (systemd drop-in); read by `tether agent-unit`, not by the agent.
+  limits: { toml: 'limits', default: {}, parse: limitsTable } as Field<AgentLimits>,
 };
 
 export interface AgentConfig {
   hubUrl: string;
   token?: string;
+  /** where the enrollment token came from when it was read from token_file (removed after enrolling) */
+  tokenFile?: string;
   stateDir: string;
   reconnectCapSec: number;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -115,6 +176,7 @@ export interface AgentConfig {
   hostsFile: string;
   /** SHA-256 of the hub's TLS certificate (hex): when set, only that certificate is accepted */
   hubFingerprint?: string;
+  limits: AgentLimits;
 }
 
 export type AgentFlags = { hub?: string; token?: string; state?: string; reconnectCap?: unknown; logLevel?: string; config?: string; hubFingerprint?: string };
@@ -125,9 +187,19 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
   const c = resolveConfig(agentSpec, { flags: rest, env, ...(file ? { file } : {}) });
   if (!c.hub) throw new Error('invalid configuration:\n  - the hub URL is required (--hub, TETHER_HUB or hub = "…" in the config file)');
   if (c.hubFingerprint && !c.hub.startsWith('https:')) throw new Error('invalid configuration:\n  - hub_fingerprint pins a TLS certificate: the hub URL must be https://');
+  let token = c.token;
+  if (!token && c.tokenFile) {
+    try {
+      token = readFileSync(c.tokenFile, 'utf8').trim();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`invalid configuration:\n  - token_file ${c.tokenFile}: ${(e as Error).message}`);
+    }
+    if (token && (token.length > 256 || /\s/.test(token))) throw new Error(`invalid configuration:\n  - token_file ${c.tokenFile}: not an enrollment token`);
+  }
   return {
     hubUrl: c.hub,
-    ...(c.token ? { token: c.token } : {}),
+    ...(token ? { token } : {}),
+    ...(token && !c.token && c.tokenFile ? { tokenFile: c.tokenFile } : {}),
     stateDir: resolve(cwd, c.state),
     reconnectCapSec: c.reconnectCap,
     logLevel: c.logLevel,
@@ -145,5 +217,6 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     cronLogDir: c.cronLogDir,
     hostsFile: c.hostsFile,
     ...(c.hubFingerprint ? { hubFingerprint: c.hubFingerprint } : {}),
+    limits: c.limits,
   };
 }

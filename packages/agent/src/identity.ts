@@ -43,6 +43,18 @@ export function loadOrCreateIdentity(stateDir: string): Identity {
   return id;
 }
 
+/**
+ * `status.json` in the state directory: whether this process is connected to its hub now. install.sh
+ * waits on it (the host is online when `state` is "online" and `pid` is the service's main pid).
+ */
+export function writeStatus(stateDir: string, status: { state: 'online' | 'offline'; agentId?: string; hub: string; version: string; why?: string }): void {
+  try {
+    writePrivate(join(stateDir, 'status.json'), JSON.stringify({ ...status, pid: process.pid, at: new Date().toISOString() }) + '\n');
+  } catch {
+    /* a read-only or full state directory must not stop the agent */
+  }
+}
+
 export function saveAgentId(stateDir: string, agentId: string, hubUrl: string): void {
   writePrivate(join(stateDir, ID_FILE), JSON.stringify({ agentId, hubUrl, enrolledAt: new Date().toISOString() }, null, 2) + '\n');
 }

@@ -13,3 +13,4 @@ export * from './files/service.js';
 export * from './tasks/bundle.js';
 export * from './managers/index.js';
 export * from './terminal.js';
+export * from './service-unit.js';

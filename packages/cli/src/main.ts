@@ -158,6 +158,25 @@ program
     process.exit(2);
   });
 
+program
+  .command('agent-unit')
+  .description("print the agent's systemd unit derived from its config file's capabilities, or the drop-in with its [limits] (what install.sh writes)")
+  .option('--config <file>', 'the agent config file', '/etc/tether/agent.toml')
+  .option('--part <part>', 'unit, or limits (empty output: no limits)', 'unit')
+  .option('--prefix <dir>', 'where versions are installed (<dir>/current/bin/tether-agent)', '/opt/tether-agent')
+  .action(async (o: { config: string; part: string; prefix: string }) => {
+    try {
+      if (o.part !== 'unit' && o.part !== 'limits') throw new Error(`--part: expected unit or limits, got ${JSON.stringify(o.part)}`);
+      if (!o.prefix.startsWith('/')) throw new Error(`--prefix: expected an absolute path, got ${JSON.stringify(o.prefix)}`);
+      const { loadAgentConfig, renderUnit, renderLimits, UNIT_DEFAULTS } = await agentModule();
+      // The unit is written before the agent first runs: the hub URL may be all there is.
+      const cfg = loadAgentConfig({ config: o.config }, {});
+      process.stdout.write(o.part === 'unit' ? renderUnit(cfg, { ...UNIT_DEFAULTS, prefix: o.prefix.replace(/\/+$/, ''), configFile: o.config }) : renderLimits(cfg.limits, cfg.stateDir));
+    } catch (err) {
+      fail(err);
+    }
+  });
+
 /**
  * The agent runs on every host, so it runs without V8's optimising compiler (TurboFan) unless the
  * command line asks for it. Its work is reading kernel files and moving bytes, which optimised code
