@@ -121,9 +121,9 @@ export function renderUnit(cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' |
       'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK',
       'SystemCallFilter=@system-service',
       'SystemCallErrorNumber=EPERM',
-      // The GPU collector runs nvidia-smi, which opens /dev/nvidia*: PrivateDevices would hide them.
+      // The GPU collector runs nvidia-smi, which opens /dev/nvidia* (major 195: nvidia-frontend, and
+      // nvidia-uvm): PrivateDevices would hide them. A host without them ignores the two lines.
       'DevicePolicy=closed',
-      'DeviceAllow=char-nvidiactl rw',
       'DeviceAllow=char-nvidia-frontend rw',
       'DeviceAllow=char-nvidia-uvm rw',
     );
