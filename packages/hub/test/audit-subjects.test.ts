@@ -71,6 +71,8 @@ const CALLS: Record<string, (c: Ctx) => Promise<Call> | Call> = {
   'POST /api/v1/hosts/:id/revoke': async (c) => ({ params: { id: await c.newHost('stolen-1') }, ok: true, names: [['host', 'stolen-1']] }),
   'POST /api/v1/api-tokens': () => ({ body: { name: 'ci deploys', scope: 'read' }, creates: 'token', ok: true }),
   'DELETE /api/v1/api-tokens/:id': async (c) => ({ params: { id: (await c.app.hub.auth.createApiToken((await c.app.hub.auth.findUser('admin'))!.id, { name: 'old', scope: 'read', hostSelector: null, expiresAt: c.app.hub.clock.now() + 3600_000 }, c.app.hub.clock.now())).id }, ok: true }),
+  // Changes nothing (install.sh asks whether a token would be accepted); an unknown token is refused.
+  'POST /api/v1/enrollment-tokens/check': () => ({ body: { token: 'not-a-token-at-all' } }),
   'POST /api/v1/auth/login': () => ({ body: { username: 'admin', password: ADMIN_PW }, ok: true, names: [['user', 'admin']] }),
   'POST /api/v1/auth/logout': async (c) => ({ token: await c.selfSession(), ok: true }),
   'POST /api/v1/auth/password': async (c) => ({ token: await c.selfSession(), body: { currentPassword: 'wrong-password', newPassword: 'a-new-long-password' } }),

@@ -4,7 +4,7 @@ import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { validateLabels, type Labels } from '@tether/protocol';
 import type { EnrollStore, EnrollToken } from './store.js';
-import { access, errors } from '../../http.js';
+import { access, errors, publicRoute } from '../../http.js';
 
 const TokenView = Type.Object({
   id: Type.String(),
@@ -58,6 +58,23 @@ export function enrollRoutes(store: EnrollStore, opts: { hubFingerprint?: string
         noteAudit(req, { type: 'enroll-token', id: record.id, ...(record.name ? { name: record.name } : {}), role: 'result' });
         req.log.info({ tokenId: record.id, by: req.user!.username, singleUse: record.singleUse }, 'enrollment token created');
         return { token, tokenInfo: view(record), ...(opts.hubFingerprint ? { hubFingerprint: opts.hubFingerprint } : {}) };
+      },
+    );
+    r.post(
+      '/api/v1/enrollment-tokens/check',
+      {
+        ...publicRoute('install.sh asks whether its enrollment token would be accepted before it installs anything; the token itself is the credential, and nothing is used or changed'),
+        schema: {
+          tags: ['enrollment'],
+          summary: 'Check an enrollment token without using it: 200 when an agent presenting it now would enroll, 401 with the reason otherwise',
+          body: Type.Object({ token: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
+          response: { 200: Type.Object({ ok: Type.Literal(true) }), ...errors(400, 401) },
+        },
+      },
+      async (req, reply) => {
+        const r = await store.check(req.body.token, app.clock.now());
+        if (!r.ok) return reply.code(401).send({ error: r.code, message: r.reason });
+        return { ok: true as const };
       },
     );
     r.get('/api/v1/enrollment-tokens', { ...access({ role: 'admin', scope: 'read' }), schema: { tags: ['enrollment'], summary: 'List enrollment tokens (never the secrets)', response: { 200: Type.Object({ tokens: Type.Array(TokenView) }) } } }, async () => ({

@@ -112,6 +112,15 @@ export class EnrollStore {
     return Number(r.numUpdatedRows) > 0;
   }
 
+  /** Whether a token would be accepted now, without using it (install.sh asks before it installs anything). */
+  async check(token: string, now: number): Promise<{ ok: true } | { ok: false; code: string; reason: string }> {
+    const row = await this.db.selectFrom('enroll_tokens').selectAll().where('token_hash', '=', hashToken(token)).executeTakeFirst();
+    if (!row || row.revoked_at !== null) return { ok: false, code: 'bad_token', reason: 'unknown or revoked enrollment token' };
+    if (row.expires_at <= now) return { ok: false, code: 'token_expired', reason: 'enrollment token expired' };
+    if (row.single_use === 1 && row.uses > 0) return { ok: false, code: 'token_used', reason: 'single-use enrollment token already used' };
+    return { ok: true };
+  }
+
   /**
    * Checks a presented token and counts one use. A single-use token is claimed with a
    * conditional update, so two agents racing with the same token cannot both enroll.
