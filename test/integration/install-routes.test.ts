@@ -2,8 +2,8 @@
  * The hub's side of the one-line install, against real hub processes: `GET /install.sh` with the
  * hub's URL (public_url, else the request's Host) and the newest artifact version filled in, and
  * nothing unchecked put into the script; `GET|HEAD /dl/agent/FILE` streaming exact bytes whose
- * sha256 the ETag and the .sha256 file name, and 404 for every other name; the authenticated list.
- * The artifacts are small fake tarballs: the hub does not
+ * sha256 the ETag and the .sha256 file name, and 404 for every other name; the authenticated list;
+ * and `tether token create --install-line`. The artifacts are small fake tarballs: the hub does not
  * look inside them. Nothing here touches the database's engine, so SQLite is enough.
  */
 import { test, before, after } from 'node:test';
@@ -26,6 +26,8 @@ let arts: string;
 let hub: TestHub;
 /** public_url set, no artifacts */
 let pub: TestHub;
+let env: NodeJS.ProcessEnv;
+let pubEnv: NodeJS.ProcessEnv;
 const bytes: Record<string, Buffer> = {};
 
 /** A request exactly as given: the path is not normalised and Host is what we say. */
@@ -58,6 +60,10 @@ before(async () => {
   symlinkSync('../secret.tar.gz', join(arts, 'tether-agent-0.9.0-linux-x64.tar.gz'));
   hub = await TestHub.start({ env: { TETHER_ARTIFACTS_DIR: arts, TETHER_ALLOWED_HOSTS: 'my_hub.example' } });
   pub = await TestHub.start({ extraArgs: ['--public-url', 'https://hub.example.com:8443/tether/', '--artifacts-dir', join(dir, 'none')] });
+  mkdirSync(join(dir, 'a'));
+  mkdirSync(join(dir, 'b'));
+  env = await hub.cliEnv(join(dir, 'a'));
+  pubEnv = await pub.cliEnv(join(dir, 'b'));
 });
 after(async () => {
   await hub?.cleanup();
@@ -192,4 +198,58 @@ test('GET /api/v1/agent-artifacts: login required; newest first with sizes, hash
   }
   const p = await pub.api('GET', '/api/v1/agent-artifacts');
   assert.deepEqual(p, { publicUrl: 'https://hub.example.com:8443/tether', latest: null, capabilities: r.capabilities, artifacts: [] });
+});
+
+/** The words after `sh -s --`, as sh reads them. */
+function shWords(line: string): string[] {
+  const args = line.slice(line.indexOf(' -s -- ') + ' -s -- '.length);
+  return execFileSync('sh', ['-c', `set -- ${args}; printf '%s\\n' "$@"`], { encoding: 'utf8' }).trimEnd().split('\n');
+}
+
+test('tether token create --install-line prints the one line (with a working token), its values quoted for sh; --json has it as installLine', async () => {
+  const r = await cli(['token', 'create', '--install-line', '--allow', 'exec,files', '--allow', 'docker', '--file-root', "/srv/it's data", '--cpu', '20%', '--memory', '128m'], env);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.equal(lines.length, 1, r.stdout);
+  const line = lines[0]!;
+  assert.match(line, new RegExp(`^curl -fsSL ${hub.url.replace(/[.:/]/g, '\\$&')}/install\\.sh \\| sudo sh -s -- --token tte_\\S+ `));
+  const words = shWords(line);
+  assert.deepEqual(words.filter((_, n) => n !== 1), ['--token', '--allow', 'metrics,exec,files,docker', '--file-root', "/srv/it's data", '--cpu', '20%', '--memory', '128M']);
+  assert.match(r.stderr, /shown only once/);
+  assert.doesNotMatch(r.stderr, /no agent artifact/);
+  // the token in the line is a real one
+  const tokens = (await hub.api<{ tokens: unknown[] }>('GET', '/api/v1/enrollment-tokens')).tokens.length;
+  assert.ok(tokens >= 1);
+
+  const j = await cli(['token', 'create', '--install-line', '--json'], env);
+  assert.equal(j.code, 0, j.stderr);
+  const parsed = JSON.parse(j.stdout) as { token: string; installLine: string };
+  assert.equal(parsed.installLine, `curl -fsSL ${hub.url}/install.sh | sudo sh -s -- --token ${parsed.token}`);
+});
+
+test('--install-line uses the hub’s public_url and says when the hub holds no artifact', async () => {
+  const r = await cli(['token', 'create', '--install-line', '--allow', 'metrics'], pubEnv);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^curl -fsSL https:\/\/hub\.example\.com:8443\/tether\/install\.sh \| sudo sh -s -- --token tte_\S+ --allow metrics\n$/);
+  assert.match(r.stderr, /holds no agent artifact.*npm run package:agent/);
+});
+
+test('bad --allow, --cpu, --memory or --file-root, or one of them without --install-line, is a clear error and makes no token', async () => {
+  const before = (await hub.api<{ tokens: unknown[] }>('GET', '/api/v1/enrollment-tokens')).tokens.length;
+  const cases: [string[], RegExp][] = [
+    [['--install-line', '--allow', 'exec,bogus'], /--allow: unknown capability "bogus": one of metrics, exec, files, docker, systemd, cron, process, power, terminal/],
+    [['--install-line', '--allow', 'exec', '--cpu', '20'], /--cpu: expected a percentage of one core like 20%/],
+    [['--install-line', '--cpu', '0%'], /--cpu: expected/],
+    [['--install-line', '--memory', '12X'], /--memory: expected a size like 128M/],
+    [['--install-line', '--memory', '-1M'], /--memory: expected/],
+    [['--install-line', '--file-root', 'srv'], /--file-root: expected an absolute path/],
+    [['--allow', 'exec'], /--allow goes with --install-line/],
+  ];
+  for (const [args, want] of cases) {
+    const r = await cli(['token', 'create', ...args], env);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, want, args.join(' '));
+    assert.equal(r.stdout, '', args.join(' '));
+  }
+  assert.equal((await hub.api<{ tokens: unknown[] }>('GET', '/api/v1/enrollment-tokens')).tokens.length, before);
 });
