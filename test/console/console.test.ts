@@ -27,6 +27,8 @@ describe('web console in Chromium', () => {
   let page: Page;
   const consoleErrors: string[] = [];
   const roots = tempDir('tether-console-files-');
+  /** the hub's artifacts_dir: empty at first, two fake agent tarballs later */
+  const artifacts = tempDir('tether-console-artifacts-');
 
   const shot = async (name: string) => {
     mkdirSync(SHOTS, { recursive: true });
@@ -41,7 +43,7 @@ describe('web console in Chromium', () => {
   };
 
   before(async () => {
-    hub = await TestHub.start({ db: 'sqlite' });
+    hub = await TestHub.start({ db: 'sqlite', env: { TETHER_ARTIFACTS_DIR: artifacts } });
     const token = await hub.enrollToken();
     writeFileSync(join(roots, 'hello.txt'), 'hello from the console test\n');
     for (let n = 0; n < 3; n++) {
@@ -299,10 +301,33 @@ describe('web console in Chromium', () => {
 
   test('enrollment, users and profile pages', async () => {
     await go('#/enroll');
+    // The hub holds no agent package yet: the page says how to make one.
+    await page.getByTestId('enroll-artifacts').getByText('npm run package:agent').waitFor();
     await page.getByLabel('Labels').first().fill('env=prod');
     await page.getByRole('button', { name: 'Create token' }).click();
-    await page.getByTestId('enroll-command').getByText(/TETHER_TOKEN=tte_\S+ tether agent --hub http:\/\/127\.0\.0\.1:\d+/).waitFor();
+    const card = page.getByTestId('enroll-command');
+    await card.getByText(/TETHER_TOKEN=tte_\S+ tether agent --hub http:\/\/127\.0\.0\.1:\d+/).waitFor();
+    // The one-line install: the checkboxes and limits change it as they change.
+    const installLine = () => card.getByTestId('install-line').innerText();
+    const base = await installLine();
+    assert.match(base, /^curl -fsSL http:\/\/127\.0\.0\.1:\d+\/install\.sh \| sudo sh -s -- --token tte_\S+$/);
+    assert.ok(await card.getByRole('checkbox', { name: 'metrics (always)' }).isDisabled());
+    await card.getByRole('checkbox', { name: 'commands' }).check();
+    await waitFor(async () => (await installLine()) === `${base} --allow metrics,exec`, 'the line allows exec');
+    await card.getByRole('checkbox', { name: 'files' }).check();
+    await card.getByLabel('File root (for files)').fill('/srv/web data');
+    await card.getByLabel('CPU limit').fill('20%');
+    await card.getByLabel('Memory limit').fill('12X');
+    await card.getByText('A whole number and K, M or G, like 128M.').waitFor();
+    const line = `${base} --allow metrics,exec,files --file-root '/srv/web data' --cpu 20%`;
+    await waitFor(async () => (await installLine()) === line, 'the line with a file root and a CPU limit, not the bad memory limit');
+    await card.getByLabel('Memory limit').fill('128m');
+    await waitFor(async () => (await installLine()) === `${line} --memory 128M`, 'the memory limit in the line');
     await shot('enroll-en');
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: hub.url });
+    await card.getByRole('button', { name: 'Copy' }).first().click();
+    await card.getByRole('button', { name: 'Copied' }).waitFor();
+    assert.equal(await page.evaluate('navigator.clipboard.readText()'), `${line} --memory 128M`);
     // Revoking asks first, then the list shows the token as revoked (and the hub agrees).
     const tokenRow = page.getByTestId('enroll-tokens').locator('tr', { hasText: 'env=prod' }).first();
     await tokenRow.getByRole('button', { name: 'Revoke' }).click();
@@ -310,6 +335,12 @@ describe('web console in Chromium', () => {
     await tokenRow.getByText('revoked').waitFor();
     const listed = (await hub.api('GET', '/api/v1/enrollment-tokens')).tokens as { labels: Record<string, string>; revokedAt: number | null }[];
     assert.ok(listed.some((x) => x.labels.env === 'prod' && x.revokedAt !== null), 'the hub has the token revoked');
+    // Packages put in the hub's artifacts_dir are listed the next time the page opens.
+    writeFileSync(join(artifacts, 'tether-agent-0.1.0-linux-x64.tar.gz'), 'fake x64 tarball');
+    writeFileSync(join(artifacts, 'tether-agent-0.1.0-linux-arm64.tar.gz'), 'fake arm64 tarball');
+    await go('#/users');
+    await go('#/enroll');
+    await page.getByTestId('enroll-artifacts').getByText('0.1.0 (newest): Linux x64, Linux arm64').waitFor();
     await go('#/users');
     await page.getByTestId('users-table').locator('td', { hasText: /^admin$/ }).first().waitFor();
     await shot('users-en');

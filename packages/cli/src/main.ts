@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, LOG_REDACT as REDACT, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol/lite';
+import { CAPABILITIES, ConfigError, LOG_REDACT as REDACT, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol/lite';
 import type { HubFlags } from '@tether/hub';
 import type { Agent, Reporter, TaskManager, TerminalService } from '@tether/agent';
 
@@ -21,6 +21,7 @@ import { ApiError, Client, parseTimeout, saveState, setRequestTimeout } from './
 import { registerAccountCommands, loginWithCode, promptSecret } from './accounts.js';
 import { ago, setWide, table } from './table.js';
 import { fail, out } from './output.js';
+import { installLine, parseAllow, parseCpu, parseFileRoot, parseMemory, type InstallLineOptions } from './install-line.js';
 
 const program = new Command('tether')
   .version(TETHER_VERSION)
@@ -53,11 +54,13 @@ const hubOptions = (c: Command) =>
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (TETHER_TLS_CERT; needs --tls-key)')
     .option('--tls-key <file>', 'private key for --tls-cert (TETHER_TLS_KEY)')
     .option('--tls-self-signed', 'serve HTTPS with a certificate generated on first start under <data>/tls (TETHER_TLS_SELF_SIGNED)')
+    .option('--artifacts-dir <dir>', 'agent artifacts served for the one-line install (TETHER_ARTIFACTS_DIR; default: the checkout\'s dist/artifacts, else <data>/artifacts)')
+    .option('--public-url <url>', 'the URL hosts reach the hub at, put into install.sh (TETHER_PUBLIC_URL; default: each request\'s scheme and Host)')
     .option('--config <file>', 'TOML config file (TETHER_CONFIG)');
 
 function hubFlags(o: Record<string, unknown>): HubFlags {
   const f: HubFlags = {};
-  for (const k of ['listen', 'data', 'db', 'heartbeat', 'handshakeTimeout', 'logLevel', 'tlsCert', 'tlsKey', 'tlsSelfSigned', 'config'] as const) if (o[k] !== undefined) (f as Record<string, unknown>)[k] = o[k];
+  for (const k of ['listen', 'data', 'db', 'heartbeat', 'handshakeTimeout', 'logLevel', 'tlsCert', 'tlsKey', 'tlsSelfSigned', 'artifactsDir', 'publicUrl', 'config'] as const) if (o[k] !== undefined) (f as Record<string, unknown>)[k] = o[k];
   return f;
 }
 
@@ -365,14 +368,28 @@ host
 const token = program.command('token').description('enrollment tokens');
 token
   .command('create')
-  .description('create an enrollment token and print the agent command that uses it')
+  .description('create an enrollment token and print the agent command that uses it (or, with --install-line, the one-line install)')
   .option('--name <name>', 'a note for the token list')
   .option('--expires <duration>', 'lifetime, e.g. 30m, 24h, 7d', '24h')
   .option('--single-use', 'valid for one enrollment only')
   .option('-l, --label <key=value...>', 'labels given to hosts enrolled with it')
+  .option('--install-line', 'print only `curl -fsSL HUB/install.sh | sudo sh -s -- --token …`, which installs the agent and enrolls the host')
+  .option('--allow <capabilities>', `with --install-line: what the host's agent will allow besides metrics, comma-separated (${CAPABILITIES.join(', ')})`, (v: string, prev: string[] = []) => [...prev, v])
+  .option('--file-root <dir>', "with --install-line: where the agent's files capability may act, e.g. /srv")
+  .option('--cpu <N%>', "with --install-line: the agent's CPU limit, e.g. 20% (100% is one core)")
+  .option('--memory <size>', "with --install-line: the agent's memory limit, e.g. 128M (K, M or G)")
   .option('--json', 'machine-readable output')
   .action(async (o) => {
     try {
+      // Checked before the token is made: a bad line must not cost a token.
+      const extras = (['allow', 'fileRoot', 'cpu', 'memory'] as const).filter((k) => o[k] !== undefined);
+      if (!o.installLine && extras.length) throw new Error(`${extras.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')} go${extras.length > 1 ? '' : 'es'} with --install-line`);
+      const lineOpts: InstallLineOptions = {
+        ...(o.allow ? { allow: parseAllow(o.allow) } : {}),
+        ...(o.fileRoot !== undefined ? { fileRoot: parseFileRoot(o.fileRoot) } : {}),
+        ...(o.cpu !== undefined ? { cpu: parseCpu(o.cpu) } : {}),
+        ...(o.memory !== undefined ? { memory: parseMemory(o.memory) } : {}),
+      };
       const body = {
         ...(o.name ? { name: o.name } : {}),
         expiresInSec: Math.round(parseDurationSec(o.expires)),
@@ -381,8 +398,28 @@ token
       };
       const c = Client.fromState();
       const r = await c.call<{ token: string; tokenInfo: { id: string; expiresAt: number }; hubFingerprint?: string }>('POST', '/api/v1/enrollment-tokens', body);
+      const expiry = `Expires ${new Date(r.tokenInfo.expiresAt).toISOString()}; shown only once.`;
+      if (o.installLine) {
+        // The hub's public_url when it has one (hosts may reach it by another name than this CLI does).
+        let hub = c.hub;
+        let held: number | undefined;
+        try {
+          const a = await c.call<{ publicUrl: string | null; artifacts: unknown[] }>('GET', '/api/v1/agent-artifacts');
+          hub = a.publicUrl ?? hub;
+          held = a.artifacts.length;
+        } catch {
+          /* an older hub: no artifacts to speak of, the URL this CLI uses */
+        }
+        const line = installLine(hub, r.token, lineOpts);
+        if (!o.json) {
+          process.stderr.write(`${expiry}\n`);
+          if (!held) process.stderr.write("tether: the hub holds no agent artifact for this line to install: run `npm run package:agent` in the hub's checkout (or put tether-agent-*.tar.gz in its artifacts_dir)\n");
+        }
+        out(Boolean(o.json), { ...r, installLine: line }, () => line);
+        return;
+      }
       const pin = r.hubFingerprint ? ` --hub-fingerprint ${r.hubFingerprint}` : '';
-      out(Boolean(o.json), r, () => `${r.token}\n\nOn the host to enroll:\n  TETHER_TOKEN=${r.token} tether agent --hub ${c.hub}${pin} --state /var/lib/tether-agent\n\nExpires ${new Date(r.tokenInfo.expiresAt).toISOString()}; shown only once.${r.hubFingerprint ? `\nThe agent accepts only the hub certificate ${r.hubFingerprint}.` : ''}`);
+      out(Boolean(o.json), r, () => `${r.token}\n\nOn the host to enroll:\n  TETHER_TOKEN=${r.token} tether agent --hub ${c.hub}${pin} --state /var/lib/tether-agent\n\n${expiry}${r.hubFingerprint ? `\nThe agent accepts only the hub certificate ${r.hubFingerprint}.` : ''}`);
     } catch (err) {
       fail(err);
     }

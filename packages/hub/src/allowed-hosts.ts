@@ -10,7 +10,8 @@
  *    origin is an address can only be served by that address;
  *  - `localhost` and `*.localhost` (browsers resolve them to loopback themselves), the machine's
  *    hostname, a listen address given as a name;
- *  - the names in the hub's TLS certificate (its subjectAltName), the hosts of `allowed_origins`;
+ *  - the names in the hub's TLS certificate (its subjectAltName), the hosts of `allowed_origins`
+ *    and of `public_url` (passed in with the origins);
  *  - `allowed_hosts`: names, `*.example.com` for any name under it, or `*` for any (behind a proxy
  *    that checks Host itself).
  * Agents' own routes (`/api/v1/agent/ws`, `/agent/transfers/…`: signed, never a browser's) and

@@ -1,5 +1,7 @@
 import { join, resolve } from 'node:path';
 import { parseAllowedHost } from './allowed-hosts.js';
+import { parsePublicUrl } from './modules/artifacts/installer.js';
+import { defaultArtifactsDir } from './modules/artifacts/paths.js';
 import { ConfigError, LOG_LEVELS, bool, int, oneOf, parseListen, resolveConfig, seconds, str, type Field, type ListenAddr } from '@tether/protocol';
 
 const hubSpec = {
@@ -40,6 +42,9 @@ const hubSpec = {
   dbPool: { toml: 'db_pool', env: 'TETHER_DB_POOL', default: 10, parse: int(1, 200) } as Field<number>,
   healthStall: { toml: 'health_stall', env: 'TETHER_HEALTH_STALL', default: 5, parse: seconds(0.1, 600) } as Field<number>,
   maxBodyBytes: { toml: 'max_body_bytes', env: 'TETHER_MAX_BODY_BYTES', default: 1024 * 1024, parse: int(1024, 1024 * 1024 * 1024) } as Field<number>,
+  // the one-line install
+  artifactsDir: { toml: 'artifacts_dir', env: 'TETHER_ARTIFACTS_DIR', default: '', parse: str({ max: 1024 }) } as Field<string>,
+  publicUrl: { toml: 'public_url', env: 'TETHER_PUBLIC_URL', default: '', parse: parsePublicUrl } as Field<string>,
 };
 
 /** Names the hub answers to besides its own (see allowed-hosts.ts): a list in TOML, comma-separated in the environment. */
@@ -101,6 +106,10 @@ export interface HubConfig {
   healthStallSec: number;
   /** alert evaluation: tick, notification retries (first delay, doubling; attempts), send timeout, certificate probes, history kept */
   alerts: { evalIntervalSec: number; retryBaseSec: number; retryAttempts: number; sendTimeoutSec: number; certCheckIntervalSec: number; historyRetentionSec: number };
+  /** absolute: where the agent artifacts served at /dl/agent/ are (see modules/artifacts/paths.ts for the default) */
+  artifactsDir: string;
+  /** the base URL hosts reach the hub at (http(s)://host[:port][/path], no trailing slash); unset: each request's scheme and Host */
+  publicUrl?: string;
   /** From TETHER_ADMIN_PASSWORD only: a password on a command line is visible to every user of the host. */
   adminPassword?: string;
 }
@@ -137,6 +146,8 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     maxBodyBytes: c.maxBodyBytes,
     healthStallSec: c.healthStall,
     dbPool: c.dbPool,
+    artifactsDir: c.artifactsDir ? resolve(cwd, c.artifactsDir) : defaultArtifactsDir(dataDir),
+    ...(c.publicUrl ? { publicUrl: c.publicUrl } : {}),
     alerts: { evalIntervalSec: c.alertEvalInterval, retryBaseSec: c.alertRetryBase, retryAttempts: c.alertRetryAttempts, sendTimeoutSec: c.alertSendTimeout, certCheckIntervalSec: c.alertCertCheckInterval, historyRetentionSec: c.alertHistoryRetention },
     ...(env.TETHER_ADMIN_PASSWORD ? { adminPassword: env.TETHER_ADMIN_PASSWORD } : {}),
   };

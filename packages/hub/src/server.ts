@@ -59,6 +59,9 @@ import { systemClock, type Clock } from './clock.js';
 import { Scheduler } from './scheduler.js';
 import { HealthMonitor, type HealthReport } from './health.js';
 import { consoleRoutes } from './console.js';
+import { ArtifactStore } from './modules/artifacts/store.js';
+import { artifactRoutes } from './modules/artifacts/routes.js';
+import { installerCandidates } from './modules/artifacts/paths.js';
 
 /** SIGTERM to exit: everything the hub does on stop fits in this (the process manager's kill comes later). */
 export const STOP_BOUND_MS = 8000; // + up to 500 ms for the database to close
@@ -97,6 +100,8 @@ export interface Hub {
   hosts: HostStore;
   enroll: EnrollStore;
   auth: AuthStore;
+  /** the agent artifacts served for the one-line install (artifacts_dir) */
+  artifacts: ArtifactStore;
   /** the tamper-evident audit log: mutating API calls are recorded by a hook; record agent actions sent by jobs here */
   audit: AuditLog;
   /** every route with its declared access */
@@ -282,7 +287,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
   await app.register(websocket, { options: { maxPayload: cfg.maxFrameBytes } });
   const stepUpWindowMs = cfg.stepUpWindowSec * 1000;
-  app.addHook('onRequest', allowedHostsHook({ allowed: cfg.allowedHosts, listenHost: cfg.listen.host, origins: cfg.allowedOrigins, ...(tls ? { certPem: tls.cert } : {}) }));
+  // public_url's host is one of the hub's names (for the Host check only, not a CSRF origin).
+  app.addHook('onRequest', allowedHostsHook({ allowed: cfg.allowedHosts, listenHost: cfg.listen.host, origins: [...cfg.allowedOrigins, ...(cfg.publicUrl ? [cfg.publicUrl] : [])], ...(tls ? { certPem: tls.cert } : {}) }));
   app.addHook('onRequest', authHook(auth, { stepUpWindowMs, allowedOrigins: cfg.allowedOrigins }));
   app.addHook('onRequest', hostScopeHook(hosts));
   const auditing = auditHooks(audit, {
@@ -362,6 +368,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
   await app.register(managersRoutes({ hosts, link }));
+  const artifacts = new ArtifactStore(cfg.artifactsDir, log.child({ module: 'artifacts' }));
+  await app.register(artifactRoutes(artifacts, { ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}), installer: installerCandidates() }));
   app.get('/api/v1/live', { ...access({ role: 'viewer', scope: 'read' }), websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.
     if (!originAllowed(req, cfg.allowedOrigins)) {
@@ -401,7 +409,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
   const host = cfg.listen.host === '0.0.0.0' || cfg.listen.host === '::' ? '127.0.0.1' : cfg.listen.host;
   const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info({ url, listen: `${cfg.listen.host}:${port}`, heartbeatSec: cfg.heartbeatSec, ...(tls ? { tls: tls.source, tlsFingerprint: tls.fingerprint, tlsCert: tls.certFile } : {}) }, 'hub listening');
+  log.info({ url, listen: `${cfg.listen.host}:${port}`, heartbeatSec: cfg.heartbeatSec, artifacts: cfg.artifactsDir, ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}), ...(tls ? { tls: tls.source, tlsFingerprint: tls.fingerprint, tlsCert: tls.certFile } : {}) }, 'hub listening');
 
   /**
    * Stops within STOP_BOUND_MS whatever is in flight: each step gets what is left of the bound, and
@@ -447,6 +455,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     jobs,
     alerts,
     transfers,
+    artifacts,
     hosts,
     enroll,
     auth,

@@ -1,6 +1,13 @@
 /** Plain values every process needs, with no schema library behind them (see lite.ts). */
 export const TETHER_VERSION = '0.1.0';
 
+/**
+ * What an agent is allowed to do, decided by its host's own configuration.
+ * The hub can read this list but never widen it.
+ */
+export const CAPABILITIES = ['metrics', 'exec', 'files', 'docker', 'systemd', 'cron', 'process', 'power', 'terminal'] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
 /** Log paths that must never carry secrets, for every Tether process's pino logger. */
 export const LOG_REDACT = [
   'req.headers.authorization',

@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { LIMITS } from './limits.js';
+import { CAPABILITIES } from './constants.js';
 
 const Str = (max: number = LIMITS.shortText) => Type.String({ maxLength: max });
 const StrList = (max: number = LIMITS.listItems) => Type.Array(Str(64), { maxItems: max });
@@ -59,10 +60,5 @@ export const HostFacts = Type.Object(
 export type HostFacts = Static<typeof HostFacts>;
 export type HostAccess = NonNullable<HostFacts['access']>;
 
-/**
- * What an agent is allowed to do, decided by its host's own configuration.
- * The hub can read this list but never widen it.
- */
-export const CAPABILITIES = ['metrics', 'exec', 'files', 'docker', 'systemd', 'cron', 'process', 'power', 'terminal'] as const;
-export type Capability = (typeof CAPABILITIES)[number];
+// CAPABILITIES lives in constants.ts, so that the CLI (protocol/lite, no schema library) checks --allow against the same list.
 export const CapabilitySchema = Type.Enum(CAPABILITIES);

@@ -276,21 +276,54 @@ export function CommandText({ text }: { text: string }) {
   );
 }
 
-export function CopyButton({ text }: { text: string }) {
+/**
+ * Copies `text`. navigator.clipboard exists only in secure contexts (HTTPS, localhost), and a hub
+ * on plain HTTP by its address is not one: there the text is copied through a hidden textarea and
+ * execCommand, and when even that is refused, `selectIn` (the element showing the text) is selected
+ * so that Ctrl+C does it.
+ */
+export function CopyButton({ text, selectIn }: { text: string; selectIn?: RefObject<HTMLElement | null> }) {
   const { t } = useI18n();
-  const [done, setDone] = useState(false);
+  const [done, setDone] = useState<'copied' | 'selected'>();
+  const flash = (what: 'copied' | 'selected') => {
+    setDone(what);
+    setTimeout(() => setDone(undefined), what === 'copied' ? 1500 : 4000);
+  };
+  const fallback = () => {
+    const area = document.createElement('textarea');
+    area.value = text;
+    area.setAttribute('readonly', '');
+    area.style.position = 'fixed';
+    area.style.opacity = '0';
+    document.body.appendChild(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand('copy');
+    } catch {
+      ok = false;
+    }
+    area.remove();
+    const el = selectIn?.current;
+    if (!ok && el) {
+      const range = document.createRange();
+      range.selectNodeContents(el);
+      const sel = window.getSelection();
+      sel?.removeAllRanges();
+      sel?.addRange(range);
+    }
+    if (ok || el) flash(ok ? 'copied' : 'selected');
+  };
   return (
     <button
       type="button"
       className="small"
       onClick={() => {
-        void navigator.clipboard?.writeText(text).then(() => {
-          setDone(true);
-          setTimeout(() => setDone(false), 1500);
-        });
+        if (navigator.clipboard?.writeText) void navigator.clipboard.writeText(text).then(() => flash('copied'), fallback);
+        else fallback();
       }}
     >
-      {done ? t('action.copied') : t('action.copy')}
+      {done === 'copied' ? t('action.copied') : done === 'selected' ? t('action.selectedCopy') : t('action.copy')}
     </button>
   );
 }

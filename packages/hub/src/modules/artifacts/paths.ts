@@ -1,0 +1,33 @@
+/**
+ * Where the hub finds what it hands out for the one-line install, whether it runs from a checkout
+ * (`packages/hub/dist/src/…` inside the repository) or, later, from a packaged hub:
+ *  - agent artifacts: `artifacts_dir`, by default the checkout's `dist/artifacts` (where
+ *    `npm run package:agent` writes them), else `<data>/artifacts`;
+ *  - the installer: `install.sh` in `TETHER_PACKAGING_DIR` when set, else in `packaging/` inside
+ *    the hub package (where a packaged hub carries it), else in the checkout's `packaging/`.
+ */
+import { existsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** packages/hub: this file is packages/hub/dist/src/modules/artifacts/paths.js */
+export const HUB_PACKAGE_DIR = resolve(fileURLToPath(import.meta.url), '../../../../..');
+
+/** The repository root when the hub runs from a checkout (packages/hub inside it), else undefined. */
+export function checkoutRoot(): string | undefined {
+  const root = resolve(HUB_PACKAGE_DIR, '../..');
+  return basename(dirname(HUB_PACKAGE_DIR)) === 'packages' && existsSync(join(root, 'package.json')) && existsSync(join(root, 'packages', 'protocol')) ? root : undefined;
+}
+
+/** artifacts_dir's default: the checkout's dist/artifacts (existing yet or not), else <data>/artifacts. */
+export function defaultArtifactsDir(dataDir: string): string {
+  const root = checkoutRoot();
+  return root ? join(root, 'dist', 'artifacts') : join(dataDir, 'artifacts');
+}
+
+/** The places install.sh is looked for, first found wins. */
+export function installerCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
+  if (env.TETHER_PACKAGING_DIR) return [join(resolve(env.TETHER_PACKAGING_DIR), 'install.sh')];
+  const root = checkoutRoot();
+  return [join(HUB_PACKAGE_DIR, 'packaging', 'install.sh'), ...(root ? [join(root, 'packaging', 'install.sh')] : [])];
+}
