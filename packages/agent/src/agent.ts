@@ -28,6 +28,10 @@ import { loadOrCreateIdentity, saveAgentId, writeStatus, type Identity } from '.
 import { accessFacts, gatherFacts } from './facts.js';
 import { fullJitterMs } from './backoff.js';
 import { pinnedTls } from './tls.js';
+import { installedHome } from './update.js';
+
+/** The version this agent reports: its artifact's VERSION when installed from one, else the build's. */
+export const AGENT_VERSION = installedHome()?.version ?? TETHER_VERSION;
 
 export interface AgentExit {
   /** why the agent gave up (only for refusals where retrying cannot help) or `stopped` */
@@ -232,7 +236,7 @@ export class Agent extends EventEmitter<AgentEvents> {
             // The token has done its work: a token file written by install.sh goes (it may be reusable).
             if (this.cfg.tokenFile) rmSync(this.cfg.tokenFile, { force: true });
           }
-          writeStatus(this.cfg.stateDir, { state: 'online', agentId: w.agentId, hub: this.cfg.hubUrl, version: TETHER_VERSION });
+          writeStatus(this.cfg.stateDir, { state: 'online', agentId: w.agentId, hub: this.cfg.hubUrl, version: AGENT_VERSION });
           this.identity.agentId = w.agentId;
           this.identity.hubUrl = this.cfg.hubUrl;
           phase = 'ready';
@@ -261,7 +265,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         clearInterval(hbTimer);
         const why = `${code}${reason.length ? ' ' + reason.toString() : ''}`;
         if (out.welcomed) {
-          writeStatus(this.cfg.stateDir, { state: 'offline', ...(this.identity.agentId ? { agentId: this.identity.agentId } : {}), hub: this.cfg.hubUrl, version: TETHER_VERSION, why });
+          writeStatus(this.cfg.stateDir, { state: 'offline', ...(this.identity.agentId ? { agentId: this.identity.agentId } : {}), hub: this.cfg.hubUrl, version: AGENT_VERSION, why });
           this.log.info({ why }, 'disconnected from hub');
           this.emit('disconnected', why);
         }
@@ -276,7 +280,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const subject = enrolling ? id.publicKey : id.agentId!;
     const body: BodyOf<'hello'> = {
       protocol: PROTOCOL_VERSION,
-      agentVersion: TETHER_VERSION,
+      agentVersion: AGENT_VERSION,
       signature: signPayload(id.privateKeyPem, authPayload(nonce, subject)),
       facts: this.facts,
       capabilities: this.cfg.capabilities,

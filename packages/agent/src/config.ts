@@ -139,6 +139,9 @@ const agentSpec = {
   cronLogDir: { toml: 'cron_log_dir', default: '/var/log/tether-cron', parse: absPath } as Field<string>,
   hostsFile: { toml: 'hosts_file', default: '/etc/hosts', parse: absPath } as Field<string>,
   hubFingerprint: { toml: 'hub_fingerprint', env: 'TETHER_HUB_FINGERPRINT', default: '', parse: normalizeFingerprint } as Field<string>,
+  // Whether the hub may upgrade this agent (tether agent upgrade). Off unless this host's admin says so:
+  // new code from the hub is a new trust decision, which the capability lock leaves to the host.
+  autoUpdate: { toml: 'auto_update', default: false, parse: bool } as Field<boolean>,
   // The agent's own service limits (systemd drop-in); read by `tether agent-unit`, not by the agent.
   limits: { toml: 'limits', default: {}, parse: limitsTable } as Field<AgentLimits>,
 };
@@ -177,6 +180,8 @@ export interface AgentConfig {
   /** SHA-256 of the hub's TLS certificate (hex): when set, only that certificate is accepted */
   hubFingerprint?: string;
   limits: AgentLimits;
+  /** accept upgrade tasks from the hub (auto_update in agent.toml; off by default) */
+  autoUpdate: boolean;
 }
 
 export type AgentFlags = { hub?: string; token?: string; state?: string; reconnectCap?: unknown; logLevel?: string; config?: string; hubFingerprint?: string };
@@ -218,5 +223,6 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     hostsFile: c.hostsFile,
     ...(c.hubFingerprint ? { hubFingerprint: c.hubFingerprint } : {}),
     limits: c.limits,
+    autoUpdate: c.autoUpdate,
   };
 }

@@ -36,7 +36,7 @@ export function gatherFacts(procRoot = '/proc', etcRoot = '/etc'): HostFacts {
 }
 
 /** What this agent's config opens (HostFacts.access): roots and accounts only where the capability is on. */
-export function accessFacts(cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' | 'terminalUsers'>): HostAccess {
+export function accessFacts(cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' | 'terminalUsers'> & { autoUpdate?: boolean }): HostAccess {
   let user: string;
   try {
     user = os.userInfo().username;
@@ -47,5 +47,6 @@ export function accessFacts(cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' 
     fileRoots: cfg.capabilities.includes('files') ? cfg.fileRoots.filter((p) => p.length > 0 && p.length <= 4096).slice(0, 64) : [],
     terminalUsers: cfg.capabilities.includes('terminal') ? cfg.terminalUsers.filter((u) => u.length > 0 && u.length <= 64).slice(0, 64) : [],
     user: user.slice(0, 64),
+    ...(cfg.autoUpdate ? { autoUpdate: true } : {}),
   };
 }

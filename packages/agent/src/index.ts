@@ -14,3 +14,4 @@ export * from './tasks/bundle.js';
 export * from './managers/index.js';
 export * from './terminal.js';
 export * from './service-unit.js';
+export * from './update.js';

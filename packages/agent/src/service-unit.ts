@@ -69,7 +69,7 @@ function word(p: string): string {
   return p;
 }
 
-export function renderUnit(cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' | 'hostsFile' | 'cronLogDir' | 'stateDir'>, o: UnitOptions = UNIT_DEFAULTS): string {
+export function renderUnit(cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' | 'hostsFile' | 'cronLogDir' | 'stateDir'> & { autoUpdate?: boolean }, o: UnitOptions = UNIT_DEFAULTS): string {
   const profile = unitProfile(cfg.capabilities);
   const state = cfg.stateDir;
   if (!state.startsWith('/var/lib/')) throw new Error(`the service keeps its state under /var/lib (StateDirectory=), not ${state}`);
@@ -133,6 +133,8 @@ export function renderUnit(cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' |
     lines.push(`CapabilityBoundingSet=${caps.join(' ')}`, 'NoNewPrivileges=yes', 'PrivateTmp=yes');
     for (const p of writablePaths(cfg)) lines.push(`ReadWritePaths=${word(p)}`);
   }
+  // auto_update: the agent installs new versions beside itself (update.ts).
+  if (cfg.autoUpdate && profile !== 'full') lines.push(`ReadWritePaths=${word(o.prefix)}`);
   lines.push('', '[Install]', 'WantedBy=multi-user.target', '');
   return lines.join('\n');
 }

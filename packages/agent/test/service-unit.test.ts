@@ -39,6 +39,12 @@ test('confined capabilities keep root but only the Linux capabilities and writab
   assert.deepEqual(settings(u).filter((l) => l.startsWith('ReadWritePaths=')), ['ReadWritePaths=-/srv/app', 'ReadWritePaths=-/var/www', 'ReadWritePaths=-/etc']);
 });
 
+test('auto_update opens the install prefix, and only then', () => {
+  assert.ok(!renderUnit(cfgOf('')).includes('ReadWritePaths=/opt/tether-agent'));
+  assert.ok(has(renderUnit(cfgOf('auto_update = true\n')), 'ReadWritePaths=/opt/tether-agent'));
+  assert.ok(has(renderUnit(cfgOf('auto_update = true\ncapabilities = ["metrics", "docker"]\n')), 'ReadWritePaths=/opt/tether-agent'));
+});
+
 test('exec or terminal is the full profile: root without a file-system sandbox, the kernel still protected', () => {
   const u = renderUnit(cfgOf('capabilities = ["metrics", "exec"]\n'));
   for (const l of ['ProtectSystem=strict', 'NoNewPrivileges=yes', 'PrivateTmp=yes', 'User=tether-agent']) assert.ok(!has(u, l), `${l} would break an operator's commands`);

@@ -10,7 +10,7 @@ import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { CAPABILITIES, ConfigError, LOG_REDACT as REDACT, TETHER_VERSION, parseDurationSec, parseLabelPairs, parseSelector } from '@tether/protocol/lite';
 import type { HubFlags } from '@tether/hub';
-import type { Agent, Reporter, TaskManager, TerminalService } from '@tether/agent';
+import type { Agent, Reporter, TaskManager, TerminalService, Updater } from '@tether/agent';
 
 
 // The hub and the agent are loaded only by the commands that run them: an agent on a host must not
@@ -93,9 +93,9 @@ hubOptions(program.command('hub').description('run the hub')).action(async (o) =
   }
 });
 
-program
+const agentCommand = program
   .command('agent')
-  .description('run the agent on this host (the first run needs an enrollment token; later runs do not)')
+  .description('run the agent on this host (the first run needs an enrollment token; later runs do not); `tether agent upgrade` rolls agents forward')
   .option('--hub <url>', 'hub URL, e.g. http://hub.example:8080 (TETHER_HUB)')
   .option('--token <token>', 'enrollment token for the first run (TETHER_TOKEN; prefer the variable: arguments are visible to other users)')
   .option('--state <dir>', 'state directory holding the key and id (TETHER_STATE; default /var/lib/tether-agent)')
@@ -109,8 +109,16 @@ program
     let reporter: Reporter | undefined;
     let tasks: TaskManager | undefined;
     let terminals: TerminalService | undefined;
+    let updater: Updater | undefined;
+    const shutdown = async () => {
+      reporter?.stop();
+      updater?.stop();
+      agent.stop();
+      tasks?.close();
+      terminals?.close();
+    };
     try {
-      const { Agent, FileService, Reporter, TaskManager, TerminalService, loadAgentConfig, runBundle, StreamRegistry, DockerService, SystemdService, ProcessService, CronService, PowerService, HostsFileService } = await agentModule();
+      const { Agent, FileService, Reporter, TaskManager, TerminalService, Updater, installedHome, loadAgentConfig, runBundle, StreamRegistry, DockerService, SystemdService, ProcessService, CronService, PowerService, HostsFileService } = await agentModule();
       const cfg = loadAgentConfig(o);
       const { default: pino } = await import('pino');
       const log = pino({ name: 'agent', level: cfg.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
@@ -118,11 +126,26 @@ program
       log.info({ hub: cfg.hubUrl, state: cfg.stateDir, capabilities: cfg.capabilities, agentId: agent.agentId ?? null }, 'agent starting');
       // Always present, so that a task the local config does not allow is refused with a reason.
       const files = new FileService(agent, cfg, log.child({ module: 'files' })).start(); // always on: it answers refusals itself
+      // Self-update: a version on trial must reach its hub (always checked); upgrades only with auto_update.
+      const up = new Updater({
+        installed: installedHome(),
+        fetchTransfer: (id, dest, max) => files.fetchTransfer(id, dest, max),
+        restart: (why) => {
+          log.warn({ why }, 'stopping so that systemd starts the version installed');
+          void shutdown();
+        },
+        underSystemd: Boolean(process.env.INVOCATION_ID),
+        log: log.child({ module: 'update' }),
+      });
+      updater = up;
+      const trial = up.startTrial();
+      agent.on('connected', () => trial.connected());
       terminals = new TerminalService(agent, log.child({ module: 'terminal' }), { capabilities: cfg.capabilities, users: cfg.terminalUsers, idleMs: cfg.terminalIdleSec * 1000 });
       tasks = new TaskManager(agent, log.child({ module: 'tasks' }), {
         capabilities: cfg.capabilities,
         fileRoots: cfg.fileRoots,
         runBundle: (taskId, spec, onOutput) => runBundle(join(cfg.stateDir, 'bundles'), taskId, spec, async (id, dest) => void (await files.fetchTransfer(id, dest, spec.size)), onOutput),
+        ...(cfg.autoUpdate ? { runUpgrade: (spec: Parameters<Updater['run']>[0], onOutput: Parameters<Updater['run']>[1]) => up.run(spec, onOutput) } : {}),
       });
       // Host managers: always present, each answers a refusal itself when its capability is off.
       const streams = new StreamRegistry(agent);
@@ -149,12 +172,7 @@ program
     } catch (err) {
       fail(err);
     }
-    onSignals(async () => {
-      reporter?.stop();
-      agent.stop();
-      tasks?.close();
-      terminals?.close();
-    });
+    onSignals(shutdown);
     const exit = await agent.run();
     if (exit.code === 'stopped') process.exit(0);
     process.stderr.write(`tether agent: ${exit.reason} (${exit.code})\n`);
@@ -179,6 +197,21 @@ program
       fail(err);
     }
   });
+
+agentCommand
+  .command('upgrade')
+  .description("upgrade agents to a version this hub holds, as a job: each fetches its build over its own link, installs it beside the running one and restarts into it; back to the old one if it does not reach the hub within 60 s. Agents need auto_update = true in their own config")
+  .requiredOption('-t, --target <target>', 'host ids or hostnames (comma-separated), a label selector (env=prod) or a hostname glob (web-*)')
+  .option('--version <version>', 'the version to install (default: the newest the hub holds)')
+  .addOption(new Option('--to-version <version>').hideHelp())
+  .option('--rolling <n|p%>', 'rolling batches of n hosts (or p% of them); stops when failures exceed --max-failures (default 0)')
+  .option('--parallel <n>', 'at most n hosts at once')
+  .option('--sequence', 'one host at a time, stopping at the first failure')
+  .option('--max-failures <n|p%>', 'failures tolerated before the job stops starting hosts')
+  .option('--skip-refused', 'leave out hosts whose agents do not accept upgrades instead of refusing the job')
+  .option('--detach', 'print the job id and return at once')
+  .option('--json', 'print the finished job as JSON')
+  .action(async (o: Record<string, unknown>) => (await import('./commands/exec.js')).agentUpgrade({ ...o, to: o.toVersion ?? o.version }));
 
 /**
  * The agent runs on every host, so it runs without V8's optimising compiler (TurboFan) unless the
@@ -492,4 +525,11 @@ const known = new Set(program.commands.map((c) => c.name()));
 const wanted = first && OWNER[first] ? [OWNER[first]] : first && known.has(first) ? [] : (Object.keys(GROUPS) as (keyof typeof GROUPS)[]);
 for (const g of wanted) (await GROUPS[g]!())(program);
 
-program.parseAsync().catch(fail);
+// The program's own --version (print the CLI's) would take `tether agent upgrade --version V`.
+const argv = process.argv.slice(2);
+const upgradeAt = argv.indexOf('upgrade');
+if (commandName(argv) === 'agent' && upgradeAt > 0 && argv.slice(0, upgradeAt).filter((a) => !a.startsWith('-')).length === 1) {
+  for (let i = upgradeAt; i < argv.length; i++) if (argv[i] === '--version') argv[i] = '--to-version';
+  for (let i = upgradeAt; i < argv.length; i++) if (argv[i]!.startsWith('--version=')) argv[i] = '--to-version=' + argv[i]!.slice('--version='.length);
+}
+program.parseAsync(argv, { from: 'user' }).catch(fail);

@@ -201,6 +201,12 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
       offer.done.catch((err: Error) => log.debug({ agentId, err: err.message }, 'bundle transfer ended without delivery'));
       return offer.transferId;
     },
+    offerArtifact: (agentId, file, size) => {
+      // The name was checked against the store's pattern when the job was made; the agent checks size and sha256.
+      const offer = transfers.offer(agentId, () => createReadStream(join(cfg.artifactsDir, file)), size);
+      offer.done.catch((err: Error) => log.debug({ agentId, err: err.message }, 'artifact transfer ended without delivery'));
+      return offer.transferId;
+    },
   });
   await jobs.start(scheduler);
   const a = cfg.alerts;
@@ -359,7 +365,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
       if (!set.size) liveByCred.delete(cred);
     });
   };
-  await app.register(jobRoutes(jobs, hosts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
+  const artifacts = new ArtifactStore(cfg.artifactsDir, log.child({ module: 'artifacts' }));
+  await app.register(jobRoutes(jobs, hosts, { trackSocket, artifacts, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
   const terminals = new TerminalService(db.db, cfg.dataDir, link, log.child({ module: 'terminal' }), { clock });
   terminals.start(scheduler);
   await app.register(terminalRoutes({ terminals, hosts, link, audit, trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
@@ -368,7 +375,6 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
   await app.register(managersRoutes({ hosts, link }));
-  const artifacts = new ArtifactStore(cfg.artifactsDir, log.child({ module: 'artifacts' }));
   await app.register(artifactRoutes(artifacts, { ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}), installer: installerCandidates() }));
   app.get('/api/v1/live', { ...access({ role: 'viewer', scope: 'read' }), websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.

@@ -90,6 +90,8 @@ const CALLS: Record<string, (c: Ctx) => Promise<Call> | Call> = {
   'POST /api/v1/bundles/:id/run': (c) => ({ params: { id: 'bu_none' }, body: { target: { hosts: [c.host.id] } } }),
   'POST /api/v1/enrollment-tokens': () => ({ body: { name: 'rack 4', expiresInSec: 3600 }, creates: 'enroll-token', ok: true }),
   'DELETE /api/v1/enrollment-tokens/:id': async (c) => ({ params: { id: (await c.app.hub.enroll.create({ name: 'r', labels: {}, expiresInSec: 600, singleUse: true, createdBy: 'admin', now: c.app.hub.clock.now() })).record.id }, ok: true }),
+  // A version the hub does not hold: refused before any host is touched.
+  'POST /api/v1/agents/upgrade': (c) => ({ body: { target: { hosts: [c.host.id] }, version: '99.0.0' } }),
   'POST /api/v1/exec': (c) => ({ body: { target: { hosts: [c.host.id] }, command: ['uname', '-a'], mode: 'async' }, creates: 'job', ok: true, names: [['host', c.host.id]] }),
   'POST /api/v1/jobs/:id/cancel': async (c) => {
     const r = await c.app.call(c.adminSession, 'POST', '/api/v1/exec', { target: { hosts: [c.host.id] }, command: ['sleep', '60'], mode: 'async' });

@@ -74,12 +74,31 @@ export const BundleSpec = Type.Object(
 );
 export type BundleSpec = Static<typeof BundleSpec>;
 
+/**
+ * An upgrade of the agent itself (`tether agent upgrade`): the artifact for the host's architecture,
+ * fetched over the agent's authenticated transfer, checked for size and sha256, installed beside the
+ * running version. Agents refuse it unless their own config says `auto_update = true`.
+ */
+export const UpgradeSpec = Type.Object(
+  {
+    transferId: Id,
+    sha256: Sha256Hex,
+    size: Type.Integer({ minimum: 1, maximum: 512 * 1024 * 1024 }),
+    version: Type.String({ pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.-]+)?$', maxLength: 64 }),
+    /** the architecture it was built for: x64 or arm64 */
+    arch: Type.String({ pattern: '^(x64|arm64)$' }),
+  },
+  { additionalProperties: false },
+);
+export type UpgradeSpec = Static<typeof UpgradeSpec>;
+
 /** hub → agent: run this. */
 export const TaskStartBody = Type.Object(
   {
     taskId: Id,
     exec: Type.Optional(ExecSpec),
     bundle: Type.Optional(BundleSpec),
+    upgrade: Type.Optional(UpgradeSpec),
   },
   { additionalProperties: false },
 );

@@ -50,6 +50,8 @@ export const HostFacts = Type.Object(
           terminalUsers: Type.Array(Str(64), { maxItems: 64 }),
           /** the account the agent runs as: what a terminal opens as when none is named and terminalUsers is empty */
           user: Str(64),
+          /** `auto_update` in the agent's config: whether it accepts upgrade tasks from the hub */
+          autoUpdate: Type.Optional(Type.Boolean()),
         },
         { additionalProperties: false },
       ),

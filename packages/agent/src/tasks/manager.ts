@@ -22,6 +22,8 @@ export interface TaskManagerOptions extends LedgerOptions {
   outputFlushBytes?: number;
   /** runs a bundle task (kept separate so the exec path stays small); absent: bundles are refused */
   runBundle?: (taskId: string, spec: NonNullable<BodyOf<'task.start'>['bundle']>, onOutput: (s: 'stdout' | 'stderr', t: string) => void) => RunHandle;
+  /** runs an upgrade of the agent itself (update.ts); absent: auto_update is off and upgrades are refused */
+  runUpgrade?: (spec: NonNullable<BodyOf<'task.start'>['upgrade']>, onOutput: (s: 'stdout' | 'stderr', t: string) => void) => RunHandle;
 }
 
 interface Running {
@@ -123,12 +125,17 @@ export class TaskManager {
       return;
     }
     const now = Date.now();
+    if ([body.exec, body.bundle, body.upgrade].filter(Boolean).length !== 1) return this.finish(id, blankResult(id, 'failed', now, 'a task carries exactly one of exec, bundle or upgrade'));
+    // An upgrade is not a command: its own switch in the local config decides.
+    if (body.upgrade) {
+      if (!this.o.runUpgrade) return this.finish(id, blankResult(id, 'refused', now, 'this agent does not accept upgrades from the hub (auto_update = false in its local config)'));
+      return this.launch(body, undefined);
+    }
     // The capability lock: the local configuration decides, never the hub.
     if (!this.o.capabilities.includes('exec')) {
       this.log.warn({ taskId: id }, 'refused a task: exec is not among this agent’s capabilities');
       return this.finish(id, blankResult(id, 'refused', now, `this agent does not allow exec (capabilities = [${this.o.capabilities.join(', ')}] in its local config)`));
     }
-    if (!body.exec === !body.bundle) return this.finish(id, blankResult(id, 'failed', now, 'a task carries exactly one of exec or bundle'));
     if (body.bundle && !this.o.runBundle) return this.finish(id, blankResult(id, 'failed', now, 'this agent cannot run script bundles'));
     if (this.running.size >= (this.o.maxRunning ?? 256)) return this.finish(id, blankResult(id, 'failed', now, `agent busy: ${this.running.size} tasks already running`));
     const deleteAfter = body.exec?.deleteAfter;
@@ -151,7 +158,9 @@ export class TaskManager {
     const env = (e: Record<string, string> | undefined) => ({ TETHER_TASK_ID: id, ...e });
     entry.handle = body.exec
       ? runExec({ ...body.exec, env: env(body.exec.env) }, stream ? onOutput : undefined)
-      : this.o.runBundle!(id, { ...body.bundle!, exec: { ...body.bundle!.exec, env: env(body.bundle!.exec.env) } }, onOutput);
+      : body.bundle
+        ? this.o.runBundle!(id, { ...body.bundle, exec: { ...body.bundle.exec, env: env(body.bundle.exec.env) } }, onOutput)
+        : this.o.runUpgrade!(body.upgrade!, onOutput);
     this.running.set(id, entry);
     this.agent.send('task.accepted', { taskId: id, ...(entry.handle.pid ? { pid: entry.handle.pid } : {}), startedAt: now });
     this.log.info({ taskId: id, pid: entry.handle.pid }, 'task started');

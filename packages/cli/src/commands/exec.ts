@@ -229,6 +229,38 @@ async function follow(client: Client, jobId: string, opts: { quiet: boolean; man
   return { job: finalJob!, tasks: [...tasks.values()] };
 }
 
+/** `tether agent upgrade`: roll agents forward to a version the hub holds, as a job. */
+export async function agentUpgrade(o: Record<string, unknown>): Promise<void> {
+  try {
+    const body = {
+      target: parseTarget(String(o.target)),
+      ...(o.to ? { version: String(o.to) } : {}),
+      strategy: strategyOf(o),
+      ...(o.skipRefused ? { skipRefused: true } : {}),
+      mode: 'async',
+    };
+    const client = Client.fromState();
+    const created = await client.call<JobWithTasks>('POST', '/api/v1/agents/upgrade', body);
+    if (o.detach) {
+      out(Boolean(o.json), created.job, () => created.job.id);
+      return;
+    }
+    if (!o.json) process.stderr.write(`${created.job.name}: ${created.tasks.length} host(s), job ${created.job.id}\n`);
+    const final = await follow(client, created.job.id, { quiet: true, manyHosts: 10 }, created);
+    if (o.json) out(true, final, () => '');
+    else {
+      const main = final.tasks.filter((t) => t.phase === 'main');
+      const width = Math.max(...main.map((t) => t.hostname.length), 4);
+      for (const t of main) process.stdout.write(`${t.hostname.padEnd(width)}  ${t.ok === true ? 'upgraded' : leftOut(t) ? `left out: ${t.error ?? ''}` : describeTask(t)}\n`);
+      const ok = main.filter((t) => t.ok === true).length;
+      process.stderr.write(`${ok}/${main.filter((t) => !leftOut(t)).length} upgraded${final.job.message ? ` — ${final.job.message}` : ''} (job ${final.job.id})\n`);
+    }
+    process.exit(exitStatus(final));
+  } catch (err) {
+    fail(err);
+  }
+}
+
 export function registerExec(program: Command): void {
   program
     .command('exec')

@@ -70,6 +70,8 @@ export class AgentConnection {
   lastRecv: number;
   lastPing = 0;
   badFrames = 0;
+  /** what the agent said it is in its hello */
+  agentVersion = '';
   constructor(
     readonly agentId: string,
     readonly ws: WebSocket,
@@ -233,6 +235,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     // Liveness is real elapsed time (a wall-clock step or a test clock's jump drops nobody).
     const felt = performance.now();
     const conn = new AgentConnection(agentId, ws, addr, felt);
+    conn.agentVersion = hello.agentVersion;
     conn.lastPing = felt - Math.random() * this.o.heartbeatSec * 1000;
     this.conns.set(agentId, conn);
     this.pendingSockets.delete(ws);

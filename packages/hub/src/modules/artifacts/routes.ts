@@ -73,7 +73,10 @@ export function artifactRoutes(store: ArtifactStore, o: ArtifactRoutesOptions) {
       const notFound = () => reply.code(404).send({ error: 'not_found', message: `no agent artifact ${JSON.stringify(name.slice(0, 200))}` });
       if (!ARTIFACT_RE.test(file)) return notFound();
       const opened = await store.open(file);
-      if (!opened) return notFound();
+      if (!opened) {
+        const damaged = store.damaged(file);
+        return damaged ? reply.code(409).send({ error: 'artifact_damaged', message: damaged }) : notFound();
+      }
       const a = opened.artifact;
       const etag = sidecar ? `"${a.sha256}.sha256"` : `"${a.sha256}"`;
       const unchanged = ifNoneMatch(req, etag);

@@ -99,6 +99,15 @@ export class ArtifactStore {
     return (await this.list())[0]?.version;
   }
 
+  /** Artifacts whose bytes do not match their .sha256 file (as last seen): refused, with a reason. */
+  private readonly damagedFiles = new Map<string, { sha256: string; declared: string }>();
+
+  /** Why `file` is not served when its bytes differ from its recorded SHA-256; undefined otherwise. */
+  damaged(file: string): string | undefined {
+    const d = this.damagedFiles.get(file);
+    return d && `${file} is damaged or tampered with: its bytes hash to SHA-256 ${d.sha256}, its .sha256 file (written when it was built) says ${d.declared}; this hub does not serve it`;
+  }
+
   async find(version: string, arch: Arch): Promise<Artifact | undefined> {
     if (!VERSION_RE.test(version) || !ARCHES.includes(arch)) return undefined;
     const opened = await this.open(`tether-agent-${version}-linux-${arch}.tar.gz`);
@@ -228,9 +237,12 @@ export class ArtifactStore {
     }
     const declared = await readSidecar(dirReal, name);
     if (declared && declared !== sha256) {
+      if (this.damagedFiles.size > 1000) this.damagedFiles.clear();
+      this.damagedFiles.set(name, { sha256, declared });
       this.warnOnce(`sidecar:${name}:${sha256}:${declared}`, { file: name, sha256, sidecar: declared }, 'artifact does not match its .sha256 file: not served');
       return undefined;
     }
+    this.damagedFiles.delete(name);
     return { file: name, version: m[1]!, arch: m[2] as Arch, size: st.size, sha256 };
   }
 

@@ -13,6 +13,7 @@ import { access, errors, hostAllowed } from '../../http.js';
 import { JobRefusedError, jobView, taskView, type CreateJob, type JobService, type JobEvent } from './service.js';
 import { StrategyError, StrategySchema, type Strategy } from './strategy.js';
 import type { Task } from './store.js';
+import type { ArtifactStore } from '../artifacts/store.js';
 
 export const TargetSchema = Type.Object(
   {
@@ -153,8 +154,11 @@ export const JobWithTasks = Type.Object({ job: JobView, tasks: Type.Array(TaskVi
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
 export interface StartJob {
-  kind: 'exec' | 'bundle';
-  spec: CreateJob['spec'];
+  kind: 'exec' | 'bundle' | 'upgrade';
+  /** the job's spec, or made from the hosts the target resolved to */
+  spec: CreateJob['spec'] | ((hosts: Host[]) => CreateJob['spec']);
+  /** why a host would refuse (default: its agent does not allow exec) */
+  refusal?: (h: Host) => string | undefined;
   target: Target;
   strategy?: unknown;
   mode?: 'sync' | 'async' | undefined;
@@ -174,12 +178,14 @@ export async function startJob(jobs: JobService, hosts: HostStore, req: FastifyR
     throw err;
   }
   noteAudit(req, ...list.map((h) => ({ type: 'host', id: h.id, name: h.hostname })));
+  const byId = new Map(list.map((h) => [h.id, h]));
   let created;
   try {
     created = await jobs.create({
       ...(o.name ? { name: o.name } : {}),
       kind: o.kind,
-      spec: o.spec,
+      spec: typeof o.spec === 'function' ? o.spec(list) : o.spec,
+      ...(o.refusal ? { refusal: (h: { id: string }) => o.refusal!(byId.get(h.id)!) } : {}),
       strategy: (o.strategy ?? { kind: 'parallel' }) as Strategy,
       target: o.target,
       hosts: list.map((h) => ({ id: h.id, hostname: h.hostname, capabilities: h.capabilities })),
@@ -189,7 +195,7 @@ export async function startJob(jobs: JobService, hosts: HostStore, req: FastifyR
     });
   } catch (err) {
     if (err instanceof StrategyError) return reply.code(400).send({ error: 'bad_strategy', message: err.message });
-    if (err instanceof JobRefusedError) return reply.code(400).send({ error: 'hosts_refuse_exec', message: err.message, hosts: err.hosts, count: err.count });
+    if (err instanceof JobRefusedError) return reply.code(400).send({ error: o.kind === 'upgrade' ? 'hosts_refuse_upgrade' : 'hosts_refuse_exec', message: err.message, hosts: err.hosts, count: err.count });
     throw err;
   }
   noteAudit(req, { type: 'job', id: created.job.id, name: created.job.name, role: 'result' });
@@ -201,6 +207,8 @@ export async function startJob(jobs: JobService, hosts: HostStore, req: FastifyR
 }
 
 export interface JobRouteOptions {
+  /** the agent artifacts (tether agent upgrade); absent: upgrades are not offered */
+  artifacts?: ArtifactStore;
   /** registers a stream socket under its credential, so that revoking it closes the socket */
   trackSocket?: (credHash: string, socket: WebSocket) => void;
   originAllowed?: (req: FastifyRequest) => boolean;
@@ -239,6 +247,54 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         const { target, strategy, mode, wait, name, callbackUrl, skipRefused, ...spec } = req.body;
         if (spec.shell && spec.command.length !== 1) return reply.code(400).send({ error: 'bad_request', message: 'with shell: true, command is one script string' });
         return startJob(jobs, hosts, req, reply, { kind: 'exec', spec: { ...spec, stream: mode === 'async' }, target, strategy, mode, wait, name, callbackUrl, skipRefused });
+      },
+    );
+
+    r.post(
+      '/api/v1/agents/upgrade',
+      {
+        ...access({ role: 'admin', scope: 'execute', stepUp: true }),
+        schema: {
+          tags: ['exec'],
+          summary: 'Upgrade agents to a version this hub holds (default: the newest), as a job with the usual strategies (rolling batches, maxFailures). Each agent fetches its architecture’s artifact over its own link, checks it, installs it beside the running version and restarts into it; a task succeeds when the agent comes back as the new version, and fails when it comes back as the old one (it did not reach the hub within 60 s and rolled back). Agents without auto_update = true in their own config refuse (400 hosts_refuse_upgrade, unless skipRefused)',
+          body: Type.Object(
+            {
+              target: TargetSchema,
+              version: Type.Optional(Type.String({ pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.-]+)?$', maxLength: 64 })),
+              strategy: Type.Optional(StrategySchema),
+              mode: Type.Optional(Type.Union([Type.Literal('sync'), Type.Literal('async')])),
+              wait: Type.Optional(Type.Number({ minimum: 0, maximum: 60 })),
+              skipRefused: Type.Optional(Type.Boolean()),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: JobWithTasks, 202: JobWithTasks, ...errors(401, 403, 404), 400: JobCreateError },
+        },
+      },
+      async (req, reply) => {
+        const store = opts.artifacts;
+        const all = store ? await store.list() : [];
+        const version = req.body.version ?? all[0]?.version;
+        if (!version) return reply.code(400).send({ error: 'no_artifacts', message: 'this hub holds no agent artifacts (npm run package:agent, or put them in its artifacts_dir)' });
+        const builds = all.filter((a) => a.version === version);
+        if (!builds.length) return reply.code(400).send({ error: 'no_such_version', message: `this hub holds no agent ${version} (it holds ${[...new Set(all.map((a) => a.version))].slice(0, 10).join(', ') || 'none'})` });
+        const artifacts = Object.fromEntries(builds.map((a) => [a.arch, { file: a.file, sha256: a.sha256, size: a.size }]));
+        return startJob(jobs, hosts, req, reply, {
+          kind: 'upgrade',
+          name: `upgrade agents to ${version}`,
+          spec: (list) => ({ version, artifacts, hostArch: Object.fromEntries(list.map((h) => [h.id, h.facts?.arch ?? ''])) }),
+          refusal: (h) =>
+            !h.facts?.access?.autoUpdate
+              ? 'this host’s agent does not accept upgrades (auto_update = false in its local config)'
+              : !artifacts[h.facts.arch as 'x64']
+                ? `this hub holds no agent ${version} for ${h.facts.arch}`
+                : undefined,
+          target: req.body.target,
+          strategy: req.body.strategy,
+          mode: req.body.mode ?? 'async',
+          wait: req.body.wait,
+          skipRefused: req.body.skipRefused,
+        });
       },
     );
 

@@ -32,6 +32,17 @@ export type JobEvent =
   | { type: 'job'; job: Job };
 
 /** A bundle job's spec: which archive, with what arguments and exec options. */
+/** `tether agent upgrade`: the artifact each architecture gets (the hub's artifact store). */
+export interface UpgradeJobSpec {
+  version: string;
+  artifacts: Partial<Record<'x64' | 'arm64', { file: string; sha256: string; size: number }>>;
+  /** each host's architecture as its facts said when the job was made */
+  hostArch: Record<string, string>;
+}
+
+/** How long an upgraded agent has to come back with its new version: its 60 s trial, a restart and a reconnect. */
+export const UPGRADE_VERIFY_MS = 150_000;
+
 export interface BundleJobSpec {
   bundleId: string;
   name: string;
@@ -43,7 +54,7 @@ export interface BundleJobSpec {
 
 interface Run {
   job: Job;
-  spec: ExecSpec | BundleJobSpec;
+  spec: ExecSpec | BundleJobSpec | UpgradeJobSpec;
   strategy: Strategy;
   plan: Plan;
   tasks: Task[];
@@ -63,6 +74,8 @@ export interface JobServiceOptions {
   outputBufferBytes?: number;
   /** hands a bundle to an agent: returns the transfer id the agent fetches it with */
   offerBundle?: (agentId: string, spec: BundleJobSpec) => string;
+  /** offers an artifact file to an agent; returns the transfer id */
+  offerArtifact?: (agentId: string, file: string, size: number) => string;
   /** after a hub start, hosts are not called offline for this long (default 30 s): agents are reconnecting */
   reconnectGraceMs?: number;
   /** the hub's clock: task-lost timers and job times follow it */
@@ -94,8 +107,10 @@ export interface CreateJob {
   /** leave out hosts whose agents do not allow exec instead of refusing the job */
   skipRefused?: boolean;
   name?: string;
-  kind?: 'exec' | 'bundle';
-  spec: ExecSpec | BundleJobSpec;
+  kind?: 'exec' | 'bundle' | 'upgrade';
+  spec: ExecSpec | BundleJobSpec | UpgradeJobSpec;
+  /** why a host would refuse this job (default: its agent does not allow exec); undefined: it would not */
+  refusal?: (h: { id: string; hostname: string; capabilities: string[] }) => string | undefined;
   strategy: Strategy;
   target: unknown;
   hosts: { id: string; hostname: string; capabilities: string[] }[];
@@ -117,6 +132,8 @@ export class JobService extends EventEmitter {
   private readonly outputs = new Map<string, { chunks: { stream: 'stdout' | 'stderr'; data: string; seq: number }[]; bytes: number }>();
   private readonly subscribers = new Map<string, Set<(e: JobEvent) => void>>();
   private readonly waiters = new Map<string, Set<(ended?: boolean) => void>>();
+  /** upgrade tasks whose agent said it installed the new version: done when it comes back as that version */
+  private readonly verifying = new Map<string, { run: Run; task: Task; version: string; until: number }>();
   private stopping = false;
   private dirtyTasks = new Set<Task>();
   private dirtyJobs = new Set<Job>();
@@ -152,6 +169,7 @@ export class JobService extends EventEmitter {
     this.link.on('online', (id) => {
       this.synced.delete(id);
       this.offlineSince.delete(id);
+      this.verifyUpgrades(id);
     });
     this.link.on('offline', (id) => {
       this.synced.delete(id);
@@ -172,7 +190,7 @@ export class JobService extends EventEmitter {
 
   private makeRun(job: Job, tasks: Task[], health: Task[] = []): Run {
     const strategy = job.strategy as Strategy;
-    const run: Run = { job, spec: job.spec as ExecSpec | BundleJobSpec, strategy, plan: plan(strategy, tasks.filter((t) => !leftOut(t)).length), tasks, health, batch: 0, stopping: false, cancelled: false, finishing: false, pumping: false, repump: false };
+    const run: Run = { job, spec: job.spec as Run['spec'], strategy, plan: plan(strategy, tasks.filter((t) => !leftOut(t)).length), tasks, health, batch: 0, stopping: false, cancelled: false, finishing: false, pumping: false, repump: false };
     this.runs.set(job.id, run);
     for (const t of [...tasks, ...health]) if (!isFinal(t)) this.active.set(t.id, { run, task: t });
     return run;
@@ -181,23 +199,27 @@ export class JobService extends EventEmitter {
   async create(c: CreateJob): Promise<{ job: Job; tasks: Task[] }> {
     const now = this.now();
     // The hub knows from the handshake what each agent allows; the agent would refuse anyway.
-    const refused = c.hosts.filter((h) => !h.capabilities.includes('exec'));
+    const refusal = c.refusal ?? ((h: { capabilities: string[] }) => (h.capabilities.includes('exec') ? undefined : 'this host’s agent does not allow exec (its local capabilities)'));
+    const why = new Map(c.hosts.map((h) => [h.id, refusal(h)]));
+    const refused = c.hosts.filter((h) => why.get(h.id) !== undefined);
+    const what = c.kind === 'upgrade' ? 'accepts upgrades (auto_update in its local config) and has a build for its architecture' : 'allows exec';
     const runnable = c.skipRefused ? c.hosts.length - refused.length : c.hosts.length;
     const p = plan(c.strategy, runnable);
-    if (c.skipRefused && runnable === 0) throw new JobRefusedError(refused.slice(0, REFUSED_LISTED).map((h) => ({ id: h.id, hostname: h.hostname })), refused.length, `none of the ${c.hosts.length} hosts allows exec (their agents' local capabilities): nothing would run`);
+    if (c.skipRefused && runnable === 0) throw new JobRefusedError(refused.slice(0, REFUSED_LISTED).map((h) => ({ id: h.id, hostname: h.hostname })), refused.length, `none of the ${c.hosts.length} hosts ${what}: nothing would run`);
     if (refused.length && !c.skipRefused && refused.length > p.maxFailures) {
       const named = refused.slice(0, REFUSED_LISTED).map((h) => ({ id: h.id, hostname: h.hostname }));
       const more = refused.length > named.length ? ` and ${refused.length - named.length} more` : '';
       throw new JobRefusedError(
         named,
         refused.length,
-        `${refused.length} of ${c.hosts.length} hosts would refuse this job (their agents do not allow exec), and a ${c.strategy.kind} job stops at ${p.maxFailures === 0 ? 'the first failure' : `more than ${p.maxFailures} failures`}: ` +
-          `${named.map((h) => h.hostname).join(', ')}${more}. Leave them out with skipRefused (tether exec --skip-refused), or allow exec in their agents' configuration`,
+        `${refused.length} of ${c.hosts.length} hosts would refuse this job (${c.kind === 'upgrade' ? why.get(refused[0]!.id) : 'their agents do not allow exec'}), and a ${c.strategy.kind} job stops at ${p.maxFailures === 0 ? 'the first failure' : `more than ${p.maxFailures} failures`}: ` +
+          `${named.map((h) => h.hostname).join(', ')}${more}. ` +
+          (c.kind === 'upgrade' ? 'Leave them out with skipRefused (--skip-refused), or set auto_update = true in their agents’ configuration' : "Leave them out with skipRefused (tether exec --skip-refused), or allow exec in their agents' configuration"),
       );
     }
     const job: Job = {
       id: newJobId(),
-      name: c.name ?? ('command' in c.spec ? c.spec.command.join(' ') : `bundle ${c.spec.name}`).slice(0, 200),
+      name: c.name ?? ('command' in c.spec ? c.spec.command.join(' ') : 'artifacts' in c.spec ? `upgrade agents to ${c.spec.version}` : `bundle ${c.spec.name}`).slice(0, 200),
       kind: c.kind ?? 'exec',
       spec: c.spec,
       target: c.target,
@@ -213,11 +235,11 @@ export class JobService extends EventEmitter {
     // Batches are made of the hosts that will run: a left-out host takes no place in one.
     let runIdx = 0;
     const tasks: Task[] = c.hosts.map((h, idx) => {
-      const allowed = h.capabilities.includes('exec');
-      const t = blankTask(job.id, h.id, h.hostname, idx, c.skipRefused && !allowed ? 0 : p.batchOf(runIdx++), 'main', now);
-      if (allowed) return t;
-      if (c.skipRefused) Object.assign(t, { state: 'skipped', status: 'refused', error: 'left out: this host’s agent does not allow exec (its local capabilities)', endedAt: now });
-      else Object.assign(t, { state: 'done', status: 'refused', error: 'this host’s agent does not allow exec (its local capabilities)', endedAt: now });
+      const reason = why.get(h.id);
+      const t = blankTask(job.id, h.id, h.hostname, idx, c.skipRefused && reason !== undefined ? 0 : p.batchOf(runIdx++), 'main', now);
+      if (reason === undefined) return t;
+      if (c.skipRefused) Object.assign(t, { state: 'skipped', status: 'refused', error: `left out: ${reason}`, endedAt: now });
+      else Object.assign(t, { state: 'done', status: 'refused', error: reason, endedAt: now });
       return t;
     });
     await this.store.createJob(job, tasks);
@@ -332,6 +354,13 @@ export class JobService extends EventEmitter {
       // A fresh transfer for every send: a re-send after a reconnect gets its own.
       const transferId = this.o.offerBundle(t.hostId, b);
       body = { taskId: t.id, bundle: { transferId, sha256: b.sha256, size: b.size, ...(b.args ? { args: b.args } : {}), exec: b.exec } };
+    } else if (run.job.kind === 'upgrade') {
+      const u = run.spec as UpgradeJobSpec;
+      const arch = u.hostArch[t.hostId];
+      const a = arch === 'x64' || arch === 'arm64' ? u.artifacts[arch] : undefined;
+      if (!a || !this.o.offerArtifact) return this.end(t, 'failed', 'done', `this hub holds no agent ${u.version} for ${arch ?? 'this host’s architecture'}`);
+      const transferId = this.o.offerArtifact(t.hostId, a.file, a.size);
+      body = { taskId: t.id, upgrade: { transferId, sha256: a.sha256, size: a.size, version: u.version, arch: arch as 'x64' | 'arm64' } };
     } else body = { taskId: t.id, exec: run.spec as ExecSpec };
     if (conn.send('task.start', body) === undefined) return;
     if (t.state === 'pending') {
@@ -471,6 +500,16 @@ export class JobService extends EventEmitter {
       return;
     }
     const t = a.task;
+    if (a.run.job.kind === 'upgrade' && r.status === 'exited' && r.exitCode === 0 && !/^already /.test(r.stdout)) {
+      // Installed and restarting: done when the agent comes back as the new version, failed if as another.
+      const version = (a.run.spec as UpgradeJobSpec).version;
+      Object.assign(t, { stdout: clean(r.stdout), stdoutBytes: r.stdoutBytes, startedAt: t.startedAt ?? r.startedAt, state: 'running' });
+      this.verifying.set(t.id, { run: a.run, task: t, version, until: this.now() + UPGRADE_VERIFY_MS });
+      this.dirtyTasks.add(t);
+      this.afterCommit.push(ack, () => this.emitTask(a.run, t));
+      this.scheduleFlush();
+      return;
+    }
     Object.assign(t, {
       state: 'done',
       status: r.status,
@@ -496,8 +535,33 @@ export class JobService extends EventEmitter {
     this.scheduleFlush();
   }
 
+  /** An agent came back: its upgrade tasks end, by the version it came back as. */
+  private verifyUpgrades(hostId: string): void {
+    for (const [id, v] of this.verifying) {
+      if (v.task.hostId !== hostId) continue;
+      const came = this.link.get(hostId)?.agentVersion ?? '';
+      this.verifying.delete(id);
+      if (came === v.version) {
+        v.task.stdout = `${v.task.stdout ?? ''}the agent is back as ${came}\n`;
+        v.task.exitCode = 0;
+        this.end(v.task, 'exited', 'done', null);
+      } else {
+        v.task.exitCode = 1;
+        this.end(v.task, 'exited', 'done', `rolled back: the agent came back as ${came || 'an unknown version'}, not ${v.version} (the new version did not reach this hub within its trial)`);
+      }
+      void this.pump(v.run);
+    }
+  }
+
   private sweep(): void {
     const now = this.now();
+    for (const [id, v] of this.verifying) {
+      if (now < v.until) continue;
+      this.verifying.delete(id);
+      v.task.exitCode = 1;
+      this.end(v.task, 'exited', 'done', `the agent did not come back within ${UPGRADE_VERIFY_MS / 1000} s of installing ${v.version}`);
+      void this.pump(v.run);
+    }
     const lostAfter = this.o.lostAfterMs ?? 10 * 60_000;
     const touched = new Set<Run>();
     for (const { run, task } of this.active.values()) {

@@ -111,7 +111,7 @@ export const jobsMigrations: ModuleMigrations = {
 export interface Job {
   id: string;
   name: string;
-  kind: 'exec' | 'bundle';
+  kind: 'exec' | 'bundle' | 'upgrade';
   spec: unknown;
   target: unknown;
   strategy: unknown;
