@@ -341,6 +341,12 @@ describe('web console in Chromium', () => {
     await go('#/users');
     await go('#/enroll');
     await page.getByTestId('enroll-artifacts').getByText('0.1.0 (newest): Linux x64, Linux arm64').waitFor();
+    // A newer build on the hub: the fleet view marks the hosts whose agents are older.
+    writeFileSync(join(artifacts, 'tether-agent-99.0.0-linux-x64.tar.gz'), 'fake newer tarball');
+    await go('#/');
+    const outdated = page.locator('[role=row][data-host]').first().getByTestId('outdated');
+    await outdated.waitFor();
+    assert.match((await outdated.getAttribute('title')) ?? '', /this hub holds 99\.0\.0/);
     await go('#/users');
     await page.getByTestId('users-table').locator('td', { hasText: /^admin$/ }).first().waitFor();
     await shot('users-en');

@@ -295,6 +295,8 @@ export interface OverviewRow {
   online: boolean;
   labels: Record<string, string>;
   os: string;
+  /** the version its agent reported */
+  agentVersion: string;
   ts: number | null;
   uptimeSec: number | null;
   cpuPercent: number | null;

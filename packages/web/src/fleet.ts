@@ -58,3 +58,28 @@ export function labelMatcher(text: string): (labels: Record<string, string>) => 
     });
   return (labels) => terms.every((f) => f(labels));
 }
+
+/**
+ * Whether agent version `a` is older than `b` (semver: numbers first, a pre-release below its
+ * release). Unparsable versions are never called older.
+ */
+export function olderVersion(a: string, b: string): boolean {
+  const parse = (v: string) => /^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$/.exec(v);
+  const x = parse(a);
+  const y = parse(b);
+  if (!x || !y) return false;
+  for (let i = 1; i <= 3; i++) if (Number(x[i]) !== Number(y[i])) return Number(x[i]) < Number(y[i]);
+  if (x[4] === y[4]) return false;
+  if (!x[4] || !y[4]) return Boolean(x[4]);
+  const p = x[4].split('.');
+  const q = y[4].split('.');
+  for (let i = 0; i < Math.min(p.length, q.length); i++) {
+    if (p[i] === q[i]) continue;
+    const pn = /^\d+$/.test(p[i]!);
+    const qn = /^\d+$/.test(q[i]!);
+    if (pn && qn) return Number(p[i]) < Number(q[i]);
+    if (pn !== qn) return pn;
+    return p[i]! < q[i]!;
+  }
+  return p.length < q.length;
+}

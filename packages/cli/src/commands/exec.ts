@@ -251,7 +251,8 @@ export async function agentUpgrade(o: Record<string, unknown>): Promise<void> {
     else {
       const main = final.tasks.filter((t) => t.phase === 'main');
       const width = Math.max(...main.map((t) => t.hostname.length), 4);
-      for (const t of main) process.stdout.write(`${t.hostname.padEnd(width)}  ${t.ok === true ? 'upgraded' : leftOut(t) ? `left out: ${t.error ?? ''}` : describeTask(t)}\n`);
+      const how = (t: TaskView) => (t.ok === true ? 'upgraded' : leftOut(t) ? `left out: ${t.error ?? ''}` : (t.error ?? t.stderr?.trim()) || describeTask(t));
+      for (const t of main) process.stdout.write(`${t.hostname.padEnd(width)}  ${how(t)}\n`);
       const ok = main.filter((t) => t.ok === true).length;
       process.stderr.write(`${ok}/${main.filter((t) => !leftOut(t)).length} upgraded${final.job.message ? ` — ${final.job.message}` : ''} (job ${final.job.id})\n`);
     }

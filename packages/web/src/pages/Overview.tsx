@@ -4,7 +4,7 @@ import { get, qs, type OverviewRow } from '../api';
 import { useI18n } from '../i18n';
 import { live } from '../live';
 import { href } from '../router';
-import { figuresOf, labelMatcher } from '../fleet';
+import { figuresOf, labelMatcher, olderVersion } from '../fleet';
 import { Bar, Empty, ErrorBox, Labels, Loading, Sparkline } from '../ui';
 
 const SPARK = 30;
@@ -45,6 +45,11 @@ export function OverviewPage() {
   const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'hostname', desc: false });
   const [groupBy, setGroupBy] = useState('');
   const dirty = useRef(false);
+  // The newest agent this hub holds: hosts whose agents are older say so (tether agent upgrade).
+  const [latestAgent, setLatestAgent] = useState<string | null>(null);
+  useEffect(() => {
+    get<{ latest: string | null }>('/api/v1/agent-artifacts').then((r) => setLatestAgent(r.latest), () => {});
+  }, []);
 
   // The snapshot once, then the live socket; after a reconnect the snapshot again (samples missed meanwhile).
   useEffect(() => {
@@ -243,6 +248,11 @@ export function OverviewPage() {
                   <div key={r.id} className={'tr' + (r.online ? '' : ' is-off')} role="row" style={style} aria-rowindex={vi.index + 2} data-host={r.hostname}>
                     <span role="cell" className="host-cell">
                       <a href={href('/hosts/' + r.id)}>{r.hostname}</a>
+                      {latestAgent && olderVersion(r.agentVersion, latestAgent) && (
+                        <span className="badge run" data-testid="outdated" title={t('overview.outdatedTitle', { version: r.agentVersion, latest: latestAgent })}>
+                          {t('overview.outdated')}
+                        </span>
+                      )}
                       <Labels labels={r.labels} onPick={(k, val) => setLabelSel((s) => (s ? s + ',' : '') + `${k}=${val}`)} />
                     </span>
                     <span role="cell" title={r.online ? t('status.online') : t('status.offline')}>

@@ -165,18 +165,18 @@ export class HostStore {
    * What the fleet overview shows of every active host: the two facts it needs are read by the
    * database (JSON functions of each engine), so 10,000 hosts' facts are not parsed for them.
    */
-  async listOverview(): Promise<{ id: string; hostname: string; labels: Labels; os: string | null; bootTime: number | null }[]> {
+  async listOverview(): Promise<{ id: string; hostname: string; labels: Labels; os: string | null; bootTime: number | null; agentVersion: string }[]> {
     const pg = isPostgres(this.db);
     const os = pg ? sql<string | null>`(facts::json -> 'os' ->> 'pretty')` : sql<string | null>`json_extract(facts, '$.os.pretty')`;
     const boot = pg ? sql<number | string | null>`(facts::json ->> 'bootTime')` : sql<number | string | null>`json_extract(facts, '$.bootTime')`;
     const rows = await this.db
       .selectFrom('hosts')
-      .select(['id', 'hostname', 'labels', os.as('os'), boot.as('boot')])
+      .select(['id', 'hostname', 'labels', 'agent_version', os.as('os'), boot.as('boot')])
       .where('revoked_at', 'is', null)
       .orderBy('hostname')
       .orderBy('id')
       .execute();
-    return rows.map((r) => ({ id: r.id, hostname: r.hostname, labels: JSON.parse(r.labels) as Labels, os: r.os ?? null, bootTime: r.boot === null || r.boot === undefined ? null : Number(r.boot) }));
+    return rows.map((r) => ({ id: r.id, hostname: r.hostname, labels: JSON.parse(r.labels) as Labels, os: r.os ?? null, bootTime: r.boot === null || r.boot === undefined ? null : Number(r.boot), agentVersion: r.agent_version }));
   }
 
   async recordConnect(id: string, u: { facts: HostFacts; capabilities: Capability[]; agentVersion: string; addr: string | null; now: number }): Promise<void> {

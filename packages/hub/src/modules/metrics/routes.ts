@@ -162,6 +162,7 @@ export function metricsRoutes(metrics: MetricsService, hosts: HostStore, link: A
             online: link.isOnline(h.id),
             labels: h.labels,
             os: h.os ?? '',
+            agentVersion: h.agentVersion,
             ts: st?.ts ?? null,
             uptimeSec: h.bootTime ? Math.round((app.clock.now() - h.bootTime) / 1000) : null,
             cpuPercent: cpu,
