@@ -346,6 +346,7 @@ function stage(top, arch, o, runtimeDir, ptyNode) {
   copy(join(runtimeDir, 'LICENSE'), join(top, 'runtime/LICENSE'), 0o644);
   // lib/tether.mjs is run by runtime/node, never on its own (its #! would find another node): 0644
   for (const f of bundleFiles()) copy(f, join(top, 'lib', basename(f)), 0o644);
+  stampVersion(join(top, 'lib'), o.version);
   const pty = join(top, 'lib/node_modules/node-pty');
   for (const f of ptyRuntimeFiles()) copy(join(ptyDir(), f), join(pty, f), 0o644);
   copy(ptyNode, join(pty, 'build/Release/pty.node'), 0o755);
@@ -353,6 +354,19 @@ function stage(top, arch, o, runtimeDir, ptyNode) {
   writeFileSync(join(top, 'MANIFEST.sha256'), files.map((f) => `${fileSha256(join(top, f))}  ${f}\n`).join(''), { mode: 0o644 });
   for (const d of [top, ...walkDirs(top)]) chmodSync(d, 0o755);
   return files.reduce((n, f) => n + statSync(join(top, f)).size, 0);
+}
+
+/**
+ * The agent reports its version to the hub (hello's agentVersion) and `tether --version` prints it:
+ * both read @tether/protocol's TETHER_VERSION, one constant in one chunk of the bundle. It becomes
+ * the artifact's version, so that an artifact built with --version says what its VERSION file says.
+ */
+function stampVersion(lib, version) {
+  const re = /\bconst TETHER_VERSION = "[^"]*";/g;
+  const hits = readdirSync(lib).filter((f) => f.endsWith('.mjs')).flatMap((f) => [...readFileSync(join(lib, f), 'utf8').matchAll(re)].map(() => f));
+  if (hits.length !== 1) fail(`the bundle should define TETHER_VERSION once, found ${hits.length} (${hits.join(', ')}): scripts/package-agent.mjs sets it to the artifact's version`);
+  const f = join(lib, hits[0]);
+  writeFileSync(f, readFileSync(f, 'utf8').replace(re, `const TETHER_VERSION = ${JSON.stringify(version)};`));
 }
 
 function walkDirs(dir, out = []) {
@@ -372,6 +386,8 @@ function smoke(top, arch, o) {
   const pre = runner[0] ? [...runner.slice(1), node] : [];
   const help = run(exe, [...pre, join(top, 'lib/tether.mjs'), 'agent', '--help'], { timeout: 120_000 });
   if (!/--hub/.test(help)) fail(`${arch}: \`tether agent --help\` on the packaged runtime printed no --hub:\n${help}`);
+  const said = run(exe, [...pre, join(top, 'lib/tether.mjs'), '--version'], { timeout: 120_000 }).trim();
+  if (said !== o.version) fail(`${arch}: \`tether --version\` says ${said}, the artifact is ${o.version}`);
   const script = `
     const pty = require('node:module').createRequire(process.argv[1])('node-pty');
     const t = pty.spawn('/bin/echo', ['tether-pty-ok'], {});
