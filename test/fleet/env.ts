@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AGENT_NODE } from '@tether/testkit';
 import { run } from './exec.js';
 
 export interface FleetEnv {
@@ -13,7 +14,7 @@ export interface FleetEnv {
   /** Podman's Docker Engine API, unix://… */
   dockerHost: string;
   socket: string;
-  /** This machine's Node binary, mounted into every host at /usr/local/bin/node. */
+  /** The Node the suite's agents run on (testkit's AGENT_NODE: the agent artifact's runtime), mounted into every host at /usr/local/bin/node. */
   node: string;
 }
 
@@ -62,6 +63,6 @@ async function load(): Promise<FleetEnv> {
     image: raw.image,
     dockerHost: raw.dockerHost,
     socket: raw.socket,
-    node: realpathSync(process.execPath),
+    node: realpathSync(AGENT_NODE),
   };
 }

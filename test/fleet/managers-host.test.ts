@@ -148,7 +148,9 @@ describe('host managers on real hosts (systemd, cron, processes, hosts file, pow
   });
 
   test('processes and ports: list with ppid, who listens on a port, environment, a signal ends a process; a pid that does not exist is 404', async () => {
-    await h.writeFile('/etc/systemd/system/tt-listen.service', '[Service]\nExecStart=/usr/local/bin/node -e "require(\'net\').createServer().listen(4567)"\n');
+    // The listener names itself: since Node 24 a node process's comm (what `process` reports) is its
+    // main thread's name, MainThread, not node.
+    await h.writeFile('/etc/systemd/system/tt-listen.service', '[Service]\nExecStart=/usr/local/bin/node -e "process.title = \'tt-listen\'; require(\'net\').createServer().listen(4567)"\n');
     await h.systemctl('daemon-reload');
     await h.systemctl('start', 'tt-listen.service');
     const ports = await waitFor('port 4567 listening', async () => {
@@ -157,7 +159,7 @@ describe('host managers on real hosts (systemd, cron, processes, hosts file, pow
     }, { timeoutMs: 10_000 });
     const listenPid = Number(await h.systemctl('show', '-p', 'MainPID', '--value', 'tt-listen.service'));
     assert.equal(ports[0].pid, listenPid);
-    assert.equal(ports[0].process, 'node');
+    assert.equal(ports[0].process, 'tt-listen');
 
     const ps = await hub.api('GET', url('/ps'));
     const init = ps.processes.find((p: { pid: number }) => p.pid === 1);

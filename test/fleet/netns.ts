@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AGENT_NODE } from '@tether/testkit';
 import { onExit } from './cleanup.js';
 import { projectRoot } from './env.js';
 import { run, runSyncQuiet, sleep, waitFor } from './exec.js';
@@ -61,7 +62,7 @@ export class NetnsHost {
     const child = spawn(
       'ip',
       ['netns', 'exec', this.ns, 'unshare', '--uts', '--', '/bin/sh', '-c', 'hostname "$1" && shift && exec "$@"',
-        'tether-netns', this.hostname, process.execPath, ...args],
+        'tether-netns', this.hostname, AGENT_NODE, ...args],
       { cwd: this.opts.root, env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const keep = (b: Buffer): void => {

@@ -11,7 +11,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { CLI, Proc, TestAgent, TestHub, tempDir, testDatabases, waitFor } from '@tether/testkit';
+import { AGENT_NODE, CLI, Proc, TestAgent, TestHub, tempDir, testDatabases, waitFor } from '@tether/testkit';
 import { receiver } from './alert-helpers.js';
 
 const FAST = { TETHER_COLLECTOR_INTERVALS: 'usage=1s,processes=30s,connections=30s,sensors=30s,gpu=30s,self=30s' };
@@ -22,7 +22,7 @@ const ROOT = process.getuid?.() === 0;
 /** An agent in its own mount namespace with a 4 MiB tmpfs at `mount` that only it sees. */
 function agentWithTmpfs(hubUrl: string, token: string, mount: string): TestAgent {
   const stateDir = tempDir('tether-agent-');
-  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `mkdir -p ${mount} && mount -t tmpfs -o size=4m tmpfs ${mount} && exec "$0" "$@"`, process.execPath, CLI, 'agent', '--hub', hubUrl, '--state', stateDir, '--reconnect-cap', '1s'], {
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `mkdir -p ${mount} && mount -t tmpfs -o size=4m tmpfs ${mount} && exec "$0" "$@"`, AGENT_NODE, CLI, 'agent', '--hub', hubUrl, '--state', stateDir, '--reconnect-cap', '1s'], {
     env: { ...process.env, TETHER_LOG_LEVEL: 'debug', TETHER_TOKEN: token, ...FAST },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

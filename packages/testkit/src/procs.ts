@@ -2,7 +2,7 @@
  * Real hub and agent processes for tests: the same `tether` binary users run, on loopback.
  */
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,9 +15,32 @@ export const CLI = join(REPO, 'packages/cli/dist/bundle/tether.mjs');
 // what users run: the shell launcher that execs node on CLI with flags sized to the machine
 export const BIN = join(REPO, 'packages/cli/bin/tether');
 
-/** Spawns `tether args` through BIN (same pid as the node process: the launcher execs), this test's node binary. */
+/**
+ * The node that `tether agent` runs on in tests: the runtime the agent artifact ships (the version in
+ * scripts/runtime.json, which scripts/package-agent.mjs fetches, checks and strips into .cache/runtime
+ * when the build runs), so the suite tests the agent on the runtime hosts get. Hubs and other
+ * commands keep this test's node (the hub's better-sqlite3 is built for it).
+ * TETHER_TEST_AGENT_NODE: another node binary for agents, or `system` for this test's own.
+ */
+export const AGENT_NODE: string = agentNode();
+
+function agentNode(): string {
+  const chosen = process.env.TETHER_TEST_AGENT_NODE;
+  if (chosen === 'system') return process.execPath;
+  if (chosen) return chosen;
+  const { node } = JSON.parse(readFileSync(join(REPO, 'scripts/runtime.json'), 'utf8')) as { node: string };
+  const packaged = join(REPO, '.cache/runtime', `node-v${node}-linux-${process.arch}`, 'node');
+  if (existsSync(packaged)) return packaged;
+  process.stderr.write(`testkit: agents run on ${process.execPath} (${process.version}), not the packaged Node ${node}: ${packaged} is missing (npm run build makes it)\n`);
+  return process.execPath;
+}
+
+/**
+ * Spawns `tether args` through BIN (same pid as the node process: the launcher execs): `agent` on
+ * AGENT_NODE, anything else on this test's node binary.
+ */
 function spawnTether(args: string[], env: NodeJS.ProcessEnv | undefined, nodeArgs: string[] = [], cwd?: string): ChildProcessWithoutNullStreams {
-  const e: NodeJS.ProcessEnv = { ...process.env, TETHER_NODE: process.execPath, ...env };
+  const e: NodeJS.ProcessEnv = { ...process.env, TETHER_NODE: args[0] === 'agent' ? AGENT_NODE : process.execPath, ...env };
   if (nodeArgs.length) e.TETHER_NODE_FLAGS = nodeArgs.join(' ');
   return spawn('/bin/sh', [BIN, ...args], { env: e, stdio: ['pipe', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
 }
