@@ -60,7 +60,7 @@ const ARCHES = {
 const DEFAULT_EPOCH = 1767225600;
 const GZIP_LEVEL = 9;
 // What the cross build runs; part of its cache key.
-const PTY_RECIPE = 'node-gyp rebuild --arch=<arch> --nodedir=<runtime>; CC/CXX/LINK/AR=<triple>-tools; v1';
+const PTY_RECIPE = 'node-gyp rebuild --arch=<arch> --nodedir=<runtime>; CC/CXX/LINK/AR=<triple>-tools; no npm_config_* in env; v2';
 
 class Failure extends Error {}
 /** A tool this machine lacks: --skip-missing-tools (the build) skips the architecture that needs it. */
@@ -259,6 +259,8 @@ function ensureRuntime(arch) {
       chmodSync(tmp, 0o755);
       rmSync(dir, { recursive: true, force: true });
       renameSync(tmp, dir);
+      // other versions' runtimes for this architecture (before a bump of scripts/runtime.json)
+      for (const f of readdirSync(cache)) if (f.startsWith('node-v') && f.endsWith(`-linux-${arch}`) && f !== basename(dir)) rmSync(join(cache, f), { recursive: true, force: true });
       log(`${pkg}: integrity checked, node stripped ${mb(before)} -> ${mb(statSync(join(dir, 'node')).size)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
@@ -293,7 +295,9 @@ function ensurePty(arch, runtimeDir) {
   if (existsSync(out)) return out;
   const gyp = nodeGyp();
   const p = crossPrefix(arch);
-  const env = { ...process.env };
+  // node-gyp takes npm's config from the environment over its own command line: under `npm run`,
+  // an npmrc's nodedir (here /usr, Node 20's headers) would replace the runtime's.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_(config|package_config_node_gyp)_/i.test(k)));
   const gxx = tool(`${p}g++`, isHost(arch) ? 'g++' : `g++-${ARCHES[arch].triple.replaceAll('_', '-')}`, `to build node-pty for ${arch}`);
   tool('make', 'make', 'to build node-pty');
   tool('python3', 'python3', 'node-gyp runs on it');
@@ -313,6 +317,7 @@ function ensurePty(arch, runtimeDir) {
     const made = join(src, 'build/Release/pty.node');
     if (!napiOnly(made, arch)) fail(`${made}: not N-API alone`);
     copyFileSync(made, out);
+    for (const f of readdirSync(cache)) if (f.startsWith(`pty-${arch}-`) && join(cache, f) !== out) rmSync(join(cache, f)); // older inputs'
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
