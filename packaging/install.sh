@@ -1,7 +1,302 @@
 #!/bin/sh
-# Tether agent installer (stub: being written). Served by the hub at GET /install.sh with the two
-# placeholders below replaced.
+# Tether agent installer, served by the hub at GET /install.sh:
+#
+#   curl -fsSL https://HUB/install.sh | sudo sh -s -- --token TOKEN [options]
+#
+# Installs the agent built for this machine's architecture from the hub, runtime included (the host
+# needs no Node.js), side by side under /opt/tether-agent/<version> with a `current` link; writes
+# /etc/tether/agent.toml (root's, 0644: the capability lock is typed here, by this host's admin, and
+# the hub can never change it); keeps state in /var/lib/tether-agent (0700); installs the systemd unit
+# derived from the capabilities, with the limits as a drop-in; starts it and prints the host's id once
+# it is online. Safe to run again. Everything is checked before anything is written: a wrong token, a
+# hub that is down, an architecture the hub has no build for, or a damaged download change nothing.
+#
+# Options:
+#   --token TOKEN       enrollment token (from the console's Add host page or `tether token create`)
+#   --url URL           the hub (default: the hub that served this script)
+#   --version V         agent version to install (default: the newest the hub holds)
+#   --allow LIST        capabilities, comma-separated (default: metrics): metrics,exec,files,docker,
+#                       systemd,cron,process,power,terminal
+#   --file-root DIR     a directory the files capability may use (repeatable)
+#   --cpu N%            CPUQuota for the agent itself (e.g. 20%)
+#   --memory SIZE       MemoryMax for the agent itself (e.g. 128M)
+#   --io-read RATE      IOReadBandwidthMax (e.g. 10M, bytes per second)
+#   --io-write RATE     IOWriteBandwidthMax
+#   --auto-update       let the hub upgrade this agent (off unless given: new code is a new trust decision)
+#   --timeout SECONDS   how long to wait for the host to come online (default 60)
+#   --uninstall         stop and remove the agent (its state is kept unless --purge)
+#   --purge             with --uninstall: remove its state, identity and user too
+#
+# Environment for tests: TETHER_PREFIX (/opt/tether-agent), TETHER_ETC (/etc/tether).
+set -eu
+
 TETHER_HUB_DEFAULT='@@TETHER_HUB@@'
 TETHER_VERSION_DEFAULT='@@TETHER_VERSION@@'
-echo "install.sh: not written yet ($TETHER_HUB_DEFAULT $TETHER_VERSION_DEFAULT)" >&2
+
+PREFIX=${TETHER_PREFIX:-/opt/tether-agent}
+ETC=${TETHER_ETC:-/etc/tether}
+STATE=/var/lib/tether-agent
+UNIT=tether-agent.service
+UNIT_FILE=/etc/systemd/system/$UNIT
+DROPIN_DIR=/etc/systemd/system/$UNIT.d
+AGENT_USER=tether-agent
+KNOWN_CAPS='metrics exec files docker systemd cron process power terminal'
+
+say() { printf 'tether-install: %s\n' "$*"; }
+die() { printf 'tether-install: error: %s\n' "$*" >&2; exit 1; }
+
+# --- arguments -----------------------------------------------------------------------------
+token='' url='' version='' allow='metrics' roots='' cpu='' memory='' io_read='' io_write=''
+auto_update=false timeout=60 uninstall=false purge=false
+case $TETHER_HUB_DEFAULT in @@*) TETHER_HUB_DEFAULT='' ;; esac
+case $TETHER_VERSION_DEFAULT in @@*) TETHER_VERSION_DEFAULT='' ;; esac
+need_arg() { [ $# -ge 2 ] || die "$1 needs a value"; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --token) need_arg "$@"; token=$2; shift 2 ;;
+    --url) need_arg "$@"; url=$2; shift 2 ;;
+    --version) need_arg "$@"; version=$2; shift 2 ;;
+    --allow) need_arg "$@"; allow=$2; shift 2 ;;
+    --file-root) need_arg "$@"; roots="$roots $2"; shift 2 ;;
+    --cpu) need_arg "$@"; cpu=$2; shift 2 ;;
+    --memory) need_arg "$@"; memory=$2; shift 2 ;;
+    --io-read) need_arg "$@"; io_read=$2; shift 2 ;;
+    --io-write) need_arg "$@"; io_write=$2; shift 2 ;;
+    --auto-update) auto_update=true; shift ;;
+    --timeout) need_arg "$@"; timeout=$2; shift 2 ;;
+    --uninstall) uninstall=true; shift ;;
+    --purge) purge=true; shift ;;
+    -h|--help) sed -n '2,32p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//' || true; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+
+[ "$(id -u)" = 0 ] || die "run as root (curl … | sudo sh -s -- …)"
+if $purge && ! $uninstall; then die "--purge goes with --uninstall"; fi
+
+# --- uninstall -----------------------------------------------------------------------------
+if $uninstall; then
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now "$UNIT" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$DROPIN_DIR"
+  rm -f "$UNIT_FILE"
+  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1 || true
+  rm -rf "$PREFIX"
+  rm -f "$ETC/agent.toml" "$ETC/agent.toml.new"
+  rmdir "$ETC" 2>/dev/null || true
+  if $purge; then
+    rm -rf "$STATE"
+    if getent passwd "$AGENT_USER" >/dev/null 2>&1; then userdel "$AGENT_USER" >/dev/null 2>&1 || true; fi
+    if getent group "$AGENT_USER" >/dev/null 2>&1; then groupdel "$AGENT_USER" >/dev/null 2>&1 || true; fi
+    say "removed the agent, its state and its user"
+  else
+    say "removed the agent; its state (identity) is kept in $STATE (--purge removes it)"
+  fi
+  exit 0
+fi
+
+# --- checks, before anything is written ----------------------------------------------------
+[ -d /run/systemd/system ] || die "systemd is not running on this host (the agent runs as a systemd service)"
+for tool in tar gzip sha256sum systemctl install mktemp; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is missing on this host"
+done
+if command -v curl >/dev/null 2>&1; then fetcher=curl
+elif command -v wget >/dev/null 2>&1; then fetcher=wget
+else die "neither curl nor wget is installed"; fi
+
+case $(uname -m) in
+  x86_64|amd64) arch=x64 ;;
+  aarch64|arm64) arch=arm64 ;;
+  *) die "unsupported architecture $(uname -m): Tether agents are built for x86_64 (x64) and aarch64 (arm64)" ;;
+esac
+
+url=${url:-$TETHER_HUB_DEFAULT}
+[ -n "$url" ] || die "no hub URL: pass --url https://hub.example:8080"
+url=${url%/}
+printf '%s' "$url" | grep -Eq '^https?://[A-Za-z0-9.:[-]+\]?(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$' || die "not a hub URL: $url"
+
+version=${version:-$TETHER_VERSION_DEFAULT}
+
+# Capabilities: known names only, written back normalised.
+caps_toml=''
+for c in $(printf '%s' "$allow" | tr ',' ' '); do
+  case " $KNOWN_CAPS " in *" $c "*) ;; *) die "unknown capability \"$c\" (known: $(echo $KNOWN_CAPS | tr ' ' ','))" ;; esac
+  case " $caps_toml " in *"\"$c\""*) continue ;; esac
+  caps_toml="${caps_toml:+$caps_toml, }\"$c\""
+done
+[ -n "$caps_toml" ] || die "--allow: no capability given"
+roots_toml=''
+for r in $roots; do
+  case $r in /*) ;; *) die "--file-root: not an absolute path: $r" ;; esac
+  printf '%s' "$r" | grep -Eq '^/[A-Za-z0-9._@+=,:/-]*$' || die "--file-root: use a path of letters, digits and ._-@+=,:/ ($r)"
+  case /$r/ in */../*|*/./*) die "--file-root: no . or .. in $r" ;; esac
+  roots_toml="${roots_toml:+$roots_toml, }\"$r\""
+done
+if [ -n "$roots_toml" ]; then
+  case " $(printf '%s' "$allow" | tr ',' ' ') " in *" files "*) ;; *) die "--file-root needs the files capability (--allow metrics,files)" ;; esac
+fi
+[ -z "$cpu" ] || printf '%s' "$cpu" | grep -Eq '^[0-9]{1,5}%$' || die "--cpu: expected a share such as 20% (of one CPU), got $cpu"
+for v in "$memory" "$io_read" "$io_write"; do
+  [ -z "$v" ] || printf '%s' "$v" | grep -Eq '^[0-9]{1,13}[KMGTkmgt]?$' || die "expected a size such as 128M, got $v"
+done
+printf '%s' "$timeout" | grep -Eq '^[0-9]{1,4}$' || die "--timeout: expected seconds, got $timeout"
+
+enrolled=''
+if [ -f "$STATE/identity.json" ]; then
+  enrolled=$(sed -n 's/.*"agentId": *"\([^"]*\)".*/\1/p' "$STATE/identity.json" | head -n 1)
+fi
+if [ -z "$enrolled" ]; then
+  [ -n "$token" ] || die "--token is required to enroll this host (it is not enrolled yet)"
+  printf '%s' "$token" | grep -Eq '^[A-Za-z0-9._~+/=-]{8,256}$' || die "--token: that is not an enrollment token"
+fi
+
+work=$(mktemp -d /tmp/tether-install.XXXXXX)
+trap 'rm -rf "$work"' EXIT INT TERM
+
+# fetch URL FILE: the body into FILE; prints the HTTP status (000: no answer).
+fetch() {
+  if [ $fetcher = curl ]; then
+    curl -sS -L --connect-timeout 10 --max-time 300 -o "$2" -w '%{http_code}' "$1" 2>"$work/fetch.err" || true
+  else
+    if wget -q -T 30 -O "$2" "$1" 2>"$work/fetch.err"; then echo 200; else echo 404; fi
+  fi
+}
+# post URL BODYFILE OUTFILE (the body from a file: a token on a command line is visible to every user)
+post() {
+  if [ $fetcher = curl ]; then
+    curl -sS --connect-timeout 10 --max-time 30 -o "$3" -w '%{http_code}' -H 'content-type: application/json' --data-binary "@$2" "$1" 2>"$work/fetch.err" || true
+  else
+    if wget -q -T 30 -O "$3" --header='content-type: application/json' --post-file="$2" "$1" 2>"$work/fetch.err"; then echo 200; else echo 401; fi
+  fi
+}
+
+code=$(fetch "$url/api/v1/health" "$work/health")
+case $code in
+  200) ;;
+  000) die "cannot reach the hub at $url ($(head -c 300 "$work/fetch.err" | tr '\n' ' '))" ;;
+  *) die "the hub at $url is not healthy (HTTP $code: $(head -c 300 "$work/health"))" ;;
+esac
+
+if [ -z "$enrolled" ]; then
+  (umask 077; printf '{"token":"%s"}' "$token" > "$work/check.json")
+  code=$(post "$url/api/v1/enrollment-tokens/check" "$work/check.json" "$work/check")
+  case $code in
+    200) ;;
+    401) die "the hub refused the token: $(sed -n 's/.*"message": *"\([^"]*\)".*/\1/p' "$work/check")" ;;
+    *) die "the hub could not check the token (HTTP $code: $(head -c 300 "$work/check"))" ;;
+  esac
+fi
+
+if [ -z "$version" ]; then die "the hub holds no agent build (on the hub: npm run package:agent), or pass --version"; fi
+printf '%s' "$version" | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$' || die "--version: not a version: $version"
+name=tether-agent-$version-linux-$arch
+if [ -x "$PREFIX/$version/bin/tether-agent" ] && (cd "$PREFIX/$version" && sha256sum -c --quiet --strict MANIFEST.sha256 >/dev/null 2>&1); then
+  say "agent $version is already unpacked in $PREFIX/$version and intact"
+else
+  say "downloading $name.tar.gz from $url"
+  code=$(fetch "$url/dl/agent/$name.tar.gz.sha256" "$work/sum")
+  case $code in
+    200) ;;
+    404) die "the hub holds no agent $version for $arch (linux-$arch)" ;;
+    409) die "the hub refuses $name.tar.gz: $(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$work/sum"); nothing was installed" ;;
+    *) die "downloading $name.tar.gz.sha256 failed (HTTP $code)" ;;
+  esac
+  code=$(fetch "$url/dl/agent/$name.tar.gz" "$work/$name.tar.gz")
+  [ "$code" = 200 ] || die "downloading $name.tar.gz failed (HTTP $code)"
+  want=$(cut -d ' ' -f 1 "$work/sum" | head -n 1)
+  printf '%s' "$want" | grep -Eq '^[0-9a-f]{64}$' || die "the hub sent no SHA-256 for $name.tar.gz"
+  got=$(sha256sum "$work/$name.tar.gz" | cut -d ' ' -f 1)
+  [ "$got" = "$want" ] || die "$name.tar.gz is damaged or tampered with: SHA-256 $got, the hub says $want; nothing was installed"
+  mkdir -p "$work/x"
+  tar -xzf "$work/$name.tar.gz" -C "$work/x" --no-same-owner || die "$name.tar.gz does not unpack"
+  [ -f "$work/x/$name/MANIFEST.sha256" ] || die "$name.tar.gz holds no $name/MANIFEST.sha256"
+  (cd "$work/x/$name" && sha256sum -c --quiet --strict MANIFEST.sha256 >"$work/manifest.out" 2>&1) || die "$name: files differ from its manifest: $(head -c 300 "$work/manifest.out")"
+  [ "$(cat "$work/x/$name/VERSION")" = "$version" ] || die "$name.tar.gz holds version $(cat "$work/x/$name/VERSION"), not $version"
+  mkdir -p "$PREFIX"
+  chmod 0755 "$PREFIX"
+  rm -rf "$PREFIX/.partial-$version"
+  mv "$work/x/$name" "$PREFIX/.partial-$version"
+  chown -R 0:0 "$PREFIX/.partial-$version"
+  rm -rf "$PREFIX/$version"
+  mv "$PREFIX/.partial-$version" "$PREFIX/$version"
+fi
+
+# --- configuration ---------------------------------------------------------------------------
+mkdir -p "$ETC"
+chmod 0755 "$ETC"
+{
+  echo "# Written by the Tether installer. This file is the agent's capability lock: the hub cannot"
+  echo "# change it. Edit it here (as root) and restart: systemctl restart tether-agent"
+  echo "hub = \"$url\""
+  echo "state = \"$STATE\""
+  echo "token_file = \"$STATE/enroll.token\""
+  echo "capabilities = [$caps_toml]"
+  echo "auto_update = $auto_update"
+  [ -z "$roots_toml" ] || echo "file_roots = [$roots_toml]"
+  if [ -n "$cpu$memory$io_read$io_write" ]; then
+    echo ""
+    echo "[limits]"
+    [ -z "$cpu" ] || echo "cpu = \"$cpu\""
+    [ -z "$memory" ] || echo "memory = \"$memory\""
+    [ -z "$io_read" ] || echo "io_read = \"$io_read\""
+    [ -z "$io_write" ] || echo "io_write = \"$io_write\""
+  fi
+} > "$work/agent.toml"
+# The unit and the drop-in come from the agent itself: one reading of agent.toml for both.
+tether="$PREFIX/$version/bin/tether"
+"$tether" agent-unit --config "$work/agent.toml" --prefix "$PREFIX" > "$work/unit" 2>"$work/unit.err" || die "the configuration is refused: $(cat "$work/unit.err")"
+"$tether" agent-unit --config "$work/agent.toml" --part limits > "$work/limits" 2>"$work/unit.err" || die "the limits are refused: $(cat "$work/unit.err")"
+sed -i "s#--config $work/agent.toml#--config $ETC/agent.toml#; s#from $work/agent.toml#from $ETC/agent.toml#" "$work/unit"
+
+# --- install ---------------------------------------------------------------------------------
+if grep -q '^User=tether-agent$' "$work/unit" && ! getent passwd "$AGENT_USER" >/dev/null 2>&1; then
+  useradd --system --user-group --no-create-home --home-dir "$STATE" --shell /usr/sbin/nologin "$AGENT_USER" \
+    || die "cannot create the system user $AGENT_USER"
+fi
+install -d -m 0700 "$STATE"
+if [ -z "$enrolled" ]; then
+  umask 077
+  printf '%s\n' "$token" > "$STATE/enroll.token.new"
+  mv "$STATE/enroll.token.new" "$STATE/enroll.token"
+  umask 022
+elif [ -n "$token" ]; then
+  say "this host is already enrolled as $enrolled: the token is not used (to enroll it afresh: --uninstall --purge, then install)"
+fi
+rm -f "$STATE/status.json"
+install -m 0644 "$work/agent.toml" "$ETC/agent.toml"
+install -m 0644 "$work/unit" "$UNIT_FILE"
+if [ -s "$work/limits" ]; then
+  install -d -m 0755 "$DROPIN_DIR"
+  install -m 0644 "$work/limits" "$DROPIN_DIR/limits.conf"
+else
+  rm -f "$DROPIN_DIR/limits.conf"
+  rmdir "$DROPIN_DIR" 2>/dev/null || true
+fi
+ln -sfn "$version" "$PREFIX/.current.new"
+mv -T "$PREFIX/.current.new" "$PREFIX/current"
+# Self-update (--auto-update): the agent writes new versions, update.json and the link beside its own
+# version; an unprivileged agent gets the prefix itself, never the versions install.sh put there.
+if $auto_update && grep -q '^User=tether-agent$' "$work/unit"; then chown "$AGENT_USER:$AGENT_USER" "$PREFIX"; else chown 0:0 "$PREFIX"; fi
+rm -f "$PREFIX/update.json"
+systemctl daemon-reload
+systemctl enable "$UNIT" >/dev/null 2>&1 || die "systemctl enable $UNIT failed"
+systemctl restart "$UNIT" || die "systemctl restart $UNIT failed: $(systemctl status --no-pager $UNIT 2>&1 | tail -n 5)"
+
+# --- online ----------------------------------------------------------------------------------
+say "agent $version started ($(sed -n 's/^# Profile: \([a-z]*\).*/\1/p' "$UNIT_FILE") profile); waiting for it to come online"
+i=0
+while [ "$i" -lt $((timeout * 5)) ]; do
+  pid=$(systemctl show -p MainPID --value "$UNIT" 2>/dev/null || echo 0)
+  if [ -f "$STATE/status.json" ] && grep -q '"state":"online"' "$STATE/status.json" && grep -q "\"pid\":$pid," "$STATE/status.json"; then
+    id=$(sed -n 's/.*"agentId":"\([^"]*\)".*/\1/p' "$STATE/status.json")
+    say "online: host $id at $url (agent $version, capabilities: $(echo "$caps_toml" | tr -d '"'))"
+    exit 0
+  fi
+  if [ "$(systemctl is-active "$UNIT" 2>/dev/null)" = failed ]; then break; fi
+  sleep 0.2
+  i=$((i + 1))
+done
+printf 'tether-install: error: the agent did not come online within %ss; its log:\n' "$timeout" >&2
+journalctl -u "$UNIT" --no-pager -n 15 -o cat >&2 2>/dev/null || true
 exit 1

@@ -55,6 +55,11 @@ export interface FleetOptions {
   agentEnv?: Record<string, string>;
   /** Extra `podman run` options, e.g. `--restart=always` so that a reboot inside restarts the host. */
   podmanArgs?: string[];
+  /**
+   * A host as a fresh server is: neither this machine's Node nor the project tree mounted, so it has
+   * no Node.js at all (for the installer's tests). `token` does not apply.
+   */
+  bare?: boolean;
 }
 
 const AGENT_UNIT = 'tether-agent';
@@ -325,8 +330,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
         '--label', 'tether.fleet=1',
         '--label', `tether.fleet.pid=${process.pid}`,
         ...(opts.podmanArgs ?? []),
-        '-v', `${env.node}:/usr/local/bin/node:ro`,
-        '-v', `${env.root}:/opt/tether:ro`,
+        ...(opts.bare ? [] : ['-v', `${env.node}:/usr/local/bin/node:ro`, '-v', `${env.root}:/opt/tether:ro`]),
         env.image,
         '/lib/systemd/systemd',
       ]);

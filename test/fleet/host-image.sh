@@ -11,7 +11,8 @@ mirror=$2
 
 suite=bookworm
 # iproute2 and procps: tests look at addresses and processes from inside a host like an operator would.
-packages=systemd,systemd-sysv,cron,dbus,iproute2,procps
+# curl: the agent's one-line install (curl … | sh) is tested on these hosts; no Node.js is installed.
+packages=systemd,systemd-sysv,cron,dbus,iproute2,procps,curl
 
 # (A cache of the downloaded .debs saves nothing measurable: the time goes into unpacking.)
 debootstrap --variant=minbase "--include=$packages" "$suite" "$rootfs" "$mirror"

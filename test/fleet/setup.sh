@@ -117,10 +117,14 @@ build_image() {
   rm -rf "$tmp"
   trap - EXIT
   log "image: built $image in $(( $(date +%s) - t0 )) s"
-  # Older recipes' images are dead weight (~250 MB each); drop those no container uses.
-  local old
+  # Older recipes' images are dead weight (~250 MB each); drop those no container uses, once they
+  # are a day old: several checkouts of different recipes (worktrees) share this machine's images.
+  local old created
   for old in $(podman images --filter "reference=$image_repo" --format '{{.Repository}}:{{.Tag}}'); do
-    [[ $old == "$image" ]] || podman rmi "$old" >/dev/null 2>&1 || true
+    [[ $old == "$image" ]] && continue
+    created=$(date -d "$(podman image inspect -f '{{.Created}}' "$old" 2>/dev/null | cut -d ' ' -f 1,2)" +%s 2>/dev/null || echo 0)
+    (( $(date +%s) - created > 86400 )) || continue
+    podman rmi "$old" >/dev/null 2>&1 || true
   done
 }
 

@@ -87,6 +87,8 @@ export function renderUnit(cfg: Pick<AgentConfig, 'capabilities' | 'fileRoots' |
     '',
     '[Service]',
     'Type=simple',
+    // On Node 24 the process's comm is its main thread's name (MainThread): the journal names it instead.
+    'SyslogIdentifier=tether-agent',
     `ExecStart=${word(o.prefix)}/current/bin/tether-agent --config ${word(o.configFile)}`,
     'Restart=always',
     'RestartSec=3',
