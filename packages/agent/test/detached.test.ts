@@ -4,10 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FILE_CAP, WAITER_SCRIPT, loadAgentConfig, reattachTask, runTask, scopeArgs, scopeUnitName } from '../src/index.js';
+import pino from 'pino';
+import type { TaskResultBody } from '@tether/protocol';
+import { FILE_CAP, TaskLedger, TaskManager, WAITER_SCRIPT, loadAgentConfig, reattachTask, runTask, scopeArgs, scopeSupport, scopeUnitName, type Agent } from '../src/index.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'tether-detached-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -186,6 +189,96 @@ test('re-attach: a kill reaches the re-attached process group; a timeout begun e
     assert.equal(pt.signalCode, 'SIGTERM');
   } finally {
     rmSync(d, { recursive: true, force: true });
+  }
+});
+
+function fakeAgent(stateDir: string) {
+  const sent: { type: string; body: any }[] = [];
+  const agent = Object.assign(new EventEmitter(), {
+    cfg: { stateDir, taskScopes: 'off' },
+    bufferedAmount: 0,
+    send(type: string, body: unknown) {
+      sent.push({ type, body });
+      return 'm1';
+    },
+  });
+  return { agent: agent as unknown as Agent, bus: agent as EventEmitter, sent };
+}
+const results = (sent: { type: string; body: any }[]) => sent.filter((m) => m.type === 'task.result').map((m) => m.body as TaskResultBody);
+
+test('manager: on start, a task the ledger has as running is re-attached and its real result sent; one with no trace is lost; stray task directories go', async () => {
+  const state = tmp();
+  const p = fakeWaiter(join(state, 'tasks', 'alive'));
+  try {
+    const l = new TaskLedger(state);
+    l.markStarted('alive');
+    l.markStarted('gone');
+    l.close();
+    mkdirSync(join(state, 'tasks', 'stray'), { recursive: true });
+    const { agent, bus, sent } = fakeAgent(state);
+    const m = new TaskManager(agent, pino({ level: 'silent' }), { capabilities: ['exec'] });
+    assert.equal(m.runningCount, 1);
+    assert.deepEqual(readdirSync(join(state, 'tasks')), ['alive']);
+    assert.equal(m.ledger.readResult('gone')!.status, 'lost', 'in the outbox, sent once connected');
+    bus.emit('connected');
+    assert.deepEqual(sent.find((s) => s.type === 'task.sync')!.body.running, ['alive']);
+    writeFileSync(join(state, 'tasks', 'alive', 'stdout'), 'finished\n');
+    writeFileSync(join(state, 'tasks', 'alive', 'exit'), '0\n');
+    for (let i = 0; i < 40 && !results(sent).some((x) => x.taskId === 'alive'); i++) await sleep(50);
+    const r = results(sent).find((x) => x.taskId === 'alive')!;
+    assert.deepEqual([r.status, r.exitCode, r.stdout], ['exited', 0, 'finished\n']);
+    assert.equal(existsSync(join(state, 'tasks', 'alive')), false, 'its directory goes once the result is in the outbox');
+    assert.equal(m.ledger.state('alive'), 'done');
+    m.close();
+  } finally {
+    p.kill('SIGKILL');
+    rmSync(state, { recursive: true, force: true });
+  }
+});
+
+test('manager: without systemd tasks stay piped children; with files placement a task survives the manager closing and the next one reports it', async () => {
+  const state = tmp();
+  try {
+    assert.equal(scopeSupport(), undefined, 'no systemd on this machine');
+    const a = fakeAgent(state);
+    const m1 = new TaskManager(a.agent, pino({ level: 'silent' }), { capabilities: ['exec'] });
+    a.bus.emit('message', { type: 'task.start', id: 'm1', body: { taskId: 'p1', exec: { command: ['echo', 'piped'] } } });
+    for (let i = 0; i < 40 && !results(a.sent).length; i++) await sleep(50);
+    assert.equal(results(a.sent)[0]!.stdout, 'piped\n');
+    assert.equal(existsSync(join(state, 'tasks')), false, 'no task files without scopes');
+    m1.close();
+
+    const b = fakeAgent(state);
+    const m2 = new TaskManager(b.agent, pino({ level: 'silent' }), { capabilities: ['exec'], placement: 'files' });
+    b.bus.emit('message', { type: 'task.start', id: 'm2', body: { taskId: 'f1', exec: { command: ['sh', '-c', 'sleep 0.6; echo finished'] } } });
+    await sleep(200);
+    assert.ok(existsSync(join(state, 'tasks', 'f1', 'meta.json')));
+    m2.close(); // the agent stops; the command goes on
+    const c = fakeAgent(state);
+    const m3 = new TaskManager(c.agent, pino({ level: 'silent' }), { capabilities: ['exec'] });
+    assert.equal(m3.runningCount, 1);
+    for (let i = 0; i < 60 && !results(c.sent).length; i++) await sleep(50);
+    const r = results(c.sent)[0]!;
+    assert.deepEqual([r.taskId, r.status, r.exitCode, r.stdout], ['f1', 'exited', 0, 'finished\n']);
+    m3.close();
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+});
+
+test('manager: a task id of dots gets a directory of its own, never the state directory', async () => {
+  const state = tmp();
+  try {
+    const a = fakeAgent(state);
+    const m = new TaskManager(a.agent, pino({ level: 'silent' }), { capabilities: ['exec'], placement: 'files' });
+    for (const taskId of ['..', '.']) a.bus.emit('message', { type: 'task.start', id: 'm', body: { taskId, exec: { command: ['echo', taskId] } } });
+    for (let i = 0; i < 40 && results(a.sent).length < 2; i++) await sleep(50);
+    assert.deepEqual(results(a.sent).map((r) => r.stdout).sort(), ['.\n', '..\n']);
+    assert.ok(existsSync(join(state, 'tasks.journal')), 'the state directory is still there');
+    assert.deepEqual(readdirSync(join(state, 'tasks')), []);
+    m.close();
+  } finally {
+    rmSync(state, { recursive: true, force: true });
   }
 });
 
