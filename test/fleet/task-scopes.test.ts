@@ -114,7 +114,7 @@ describe('task scopes: commands, jobs and terminals outside the agent’s cgroup
     await waitFor('scope collected', async () => (await h.unitState(scope!)) !== 'active');
   });
 
-  test('a kill reaches every process of the task’s scope, one that left its process group too', async () => {
+  test('a kill and a timeout reach every process of the task’s scope, one that left its process group too', async () => {
     const taskId = await runTask({ command: ['sh', '-c', 'setsid sleep 301 & sleep 302'] });
     const sleeps = async () => (await h.exec(['pgrep', '-x', 'sleep'], { allowFailure: true })).stdout.trim().split('\n').filter(Boolean);
     await waitFor('both sleeps running', async () => (await sleeps()).length === 2);
@@ -122,6 +122,12 @@ describe('task scopes: commands, jobs and terminals outside the agent’s cgroup
     const t = await taskDone(taskId);
     assert.deepEqual([t.status, t.signal], ['killed', 'SIGTERM'], JSON.stringify(t));
     await waitFor('no sleep left', async () => (await sleeps()).length === 0, { timeoutMs: 5000 });
+    // A timeout: SIGTERM (ignored here, by the command and what it starts), SIGKILL to the scope after the grace.
+    const t0 = Date.now();
+    const slow = await taskDone(await runTask({ command: ['sh', '-c', 'trap "" TERM; setsid sleep 303 & sleep 304'], timeoutSec: 1 }));
+    assert.deepEqual([slow.status, slow.signal], ['timeout', 'SIGKILL'], JSON.stringify(slow));
+    assert.ok(Date.now() - t0 < 15_000);
+    await waitFor('no sleep left after the timeout', async () => (await sleeps()).length === 0, { timeoutMs: 5000 });
   });
 
   /** A terminal through the hub: the shell's pid, and what it printed for one line of input. */
