@@ -63,7 +63,8 @@ const optPath = (raw: unknown): string => (raw === '' ? '' : absPath(raw));
 /**
  * Resource limits for the agent's own service (JKStack's `limit.*`), written into a systemd drop-in
  * by `tether agent-unit --part limits`: `{ cpu = "20%", memory = "128M", io_read = "10M", io_write = "10M",
- * io_read_iops = 200, io_write_iops = 200 }`. Commands, jobs and terminals run outside these limits.
+ * io_read_iops = 200, io_write_iops = 200 }`. Commands, jobs and terminals run outside these limits, in
+ * transient scopes of their own (task_scopes, tasks/scope.ts).
  */
 export interface AgentLimits {
   /** CPUQuota: percent of one CPU (200% = two) */
@@ -110,6 +111,9 @@ const limitsTable = (raw: unknown): AgentLimits => {
   return out;
 };
 
+export const TASK_SCOPES = ['auto', 'off'] as const;
+export type TaskScopes = (typeof TASK_SCOPES)[number];
+
 const agentSpec = {
   hub: { toml: 'hub', env: 'TETHER_HUB', default: '', parse: httpUrl } as Field<string>,
   token: { toml: 'token', env: 'TETHER_TOKEN', default: '', parse: str({ max: 256 }) } as Field<string>,
@@ -144,6 +148,8 @@ const agentSpec = {
   autoUpdate: { toml: 'auto_update', default: false, parse: bool } as Field<boolean>,
   // The agent's own service limits (systemd drop-in); read by `tether agent-unit`, not by the agent.
   limits: { toml: 'limits', default: {}, parse: limitsTable } as Field<AgentLimits>,
+  // Commands, jobs and terminals in their own transient systemd scopes (auto: where the agent runs as root under systemd).
+  taskScopes: { toml: 'task_scopes', env: 'TETHER_TASK_SCOPES', default: 'auto', parse: oneOf(TASK_SCOPES) } as Field<TaskScopes>,
 };
 
 export interface AgentConfig {
@@ -182,6 +188,11 @@ export interface AgentConfig {
   limits: AgentLimits;
   /** accept upgrade tasks from the hub (auto_update in agent.toml; off by default) */
   autoUpdate: boolean;
+  /**
+   * `auto`: where the agent runs as root under systemd (and systemd-run is there), every command, job
+   * and terminal starts in its own transient scope (tasks/scope.ts); `off`: as the agent's children.
+   */
+  taskScopes: TaskScopes;
 }
 
 export type AgentFlags = { hub?: string; token?: string; state?: string; reconnectCap?: unknown; logLevel?: string; config?: string; hubFingerprint?: string };
@@ -224,5 +235,6 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = proc
     ...(c.hubFingerprint ? { hubFingerprint: c.hubFingerprint } : {}),
     limits: c.limits,
     autoUpdate: c.autoUpdate,
+    taskScopes: c.taskScopes,
   };
 }

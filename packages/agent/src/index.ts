@@ -8,6 +8,8 @@ export * from './collectors/index.js';
 export * from './tasks/manager.js';
 export * from './tasks/ledger.js';
 export * from './tasks/runner.js';
+export * from './tasks/detached.js';
+export * from './tasks/scope.js';
 export * from './accounts.js';
 export * from './files/service.js';
 export * from './tasks/bundle.js';

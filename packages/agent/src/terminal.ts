@@ -11,6 +11,7 @@ import { TERMINAL_WINDOW_BYTES, type BodyOf, type Capability, type Message } fro
 import type { Agent } from './agent.js';
 import { groupsOf, lookupUser } from './accounts.js';
 import { DEFAULT_PATH } from './tasks/runner.js';
+import { scopeArgs, scopesFor, scopeUnitName } from './tasks/scope.js';
 
 interface Pty {
   pid: number;
@@ -170,23 +171,32 @@ export class TerminalService {
     }
     if (u.uid !== self && self !== 0) return this.exit(b.sessionId, `a terminal as ${u.name} needs the agent to run as root`, true);
     const shell = u.shell && existsSync(u.shell) && !/(nologin|false)$/.test(u.shell) ? u.shell : '/bin/sh';
+    const asUser = u.uid !== self;
+    // In a scope of its own where the agent starts them (task_scopes): the agent's memory limit never
+    // kills the shell and the shell cannot starve the agent. The pty is the agent's all the same, so
+    // the shell still ends with the agent (a hangup when its pty closes).
+    const scope = scopesFor(this.agent.cfg.taskScopes);
+    const unit = scope ? scopeUnitName('terminal', b.sessionId) : undefined;
+    const argv = scope ? [scope.systemdRun, ...scopeArgs({ unit: unit!, description: `Tether terminal ${b.sessionId} (${u.name})`, ...(asUser ? { uid: u.uid, gid: u.gid } : {}) }), shell, '-l'] : [shell, '-l'];
     let pty: Pty;
     try {
       this.ptyModule ??= import('node-pty') as never;
       const mod = await this.ptyModule;
-      // node-pty drops to the user's uid and gid but keeps the agent's supplementary groups. The
-      // shell gets the user's own groups, as a login would: set for the synchronous fork, then put back.
-      const restore = u.uid !== self ? process.getgroups!() : undefined;
+      // node-pty (or systemd-run, in a scope) drops to the user's uid and gid but keeps the agent's
+      // supplementary groups. The shell gets the user's own groups, as a login would: set for the
+      // synchronous fork, then put back.
+      const restore = asUser ? process.getgroups!() : undefined;
       if (restore) process.setgroups!(groupsOf(u));
       try {
-        pty = mod.spawn(shell, ['-l'], {
+        pty = mod.spawn(argv[0]!, argv.slice(1), {
           name: 'xterm-256color',
           cols: b.cols,
           rows: b.rows,
           cwd: existsSync(u.home) ? u.home : '/',
           // A clean environment: never the agent's own (it may hold its enrollment token).
           env: { PATH: DEFAULT_PATH, HOME: u.home, USER: u.name, LOGNAME: u.name, SHELL: shell, TERM: 'xterm-256color', LANG: 'C.UTF-8' },
-          ...(u.uid !== self ? { uid: u.uid, gid: u.gid } : {}),
+          // systemd-run must ask PID 1 as root: it switches to the user itself.
+          ...(asUser && !scope ? { uid: u.uid, gid: u.gid } : {}),
         });
       } finally {
         if (restore) process.setgroups!(restore);
@@ -221,7 +231,7 @@ export class TerminalService {
       this.log.info({ sessionId: b.sessionId, exitCode: e.exitCode }, 'terminal ended');
     });
     this.agent.send('term.opened', { sessionId: b.sessionId, pid: pty.pid, shell, user: u.name });
-    this.log.info({ sessionId: b.sessionId, user: u.name, pid: pty.pid }, 'terminal opened');
+    this.log.info({ sessionId: b.sessionId, user: u.name, pid: pty.pid, ...(unit ? { scope: `${unit}.scope` } : {}) }, 'terminal opened');
   }
 
   private touch(id: string, s: Session): void {

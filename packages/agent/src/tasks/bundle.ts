@@ -8,9 +8,10 @@ import { chownSync, createReadStream, createWriteStream, mkdirSync, readdirSync,
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { TarError, listTar, parseManifest, type BundleSpec, type ExecSpec } from '@tether/protocol';
+import { TarError, listTar, parseManifest, type BundleSpec } from '@tether/protocol';
 import { lookupUser } from '../accounts.js';
-import { runExec, type RunHandle, type RunOutcome } from './runner.js';
+import { runTask, taskFileName, type Placement, type TaskExecSpec } from './detached.js';
+import type { RunHandle, RunOutcome } from './runner.js';
 
 /** Downloads a transfer from the hub into `dest`. */
 export type FetchTransfer = (transferId: string, dest: string) => Promise<void>;
@@ -68,10 +69,11 @@ function chownTree(dir: string, uid: number, gid: number): void {
 }
 
 /** Runs a bundle task; the handle's `done` covers download, unpack, run and clean-up. */
-export function runBundle(workDir: string, taskId: string, spec: BundleSpec, fetchTransfer: FetchTransfer, onOutput: (s: 'stdout' | 'stderr', t: string) => void): RunHandle {
+export function runBundle(workDir: string, taskId: string, spec: BundleSpec & { exec: { placement?: Placement } }, fetchTransfer: FetchTransfer, onOutput: (s: 'stdout' | 'stderr', t: string) => void): RunHandle {
   const startedAt = Date.now();
-  const archive = join(workDir, `${taskId}.tar`);
-  const dir = join(workDir, taskId);
+  // Never join(workDir, '..'): an id of dots would have the clean-up remove the state directory.
+  const archive = join(workDir, `${taskFileName(taskId)}.tar`);
+  const dir = join(workDir, taskFileName(taskId));
   let inner: RunHandle | undefined;
   let cancelled: string | undefined;
   const failed = (error: string, status: RunOutcome['status'] = 'failed'): RunOutcome => ({
@@ -111,8 +113,10 @@ export function runBundle(workDir: string, taskId: string, spec: BundleSpec, fet
       }
       if (cancelled) return failed(`cancelled (${cancelled}) before the bundle ran`, 'killed');
       const command = spec.args?.length ? spec.args : manifest.entry;
-      const exec: ExecSpec = { ...spec.exec, command: command.map((c, i) => (i === 0 && c.startsWith('./') ? join(dir, c) : c)), cwd: dir, stream: true };
-      inner = runExec(exec, onOutput);
+      const pl = spec.exec.placement;
+      // Detached, it may outlive this agent: the one that re-attaches removes the directory then.
+      const exec: TaskExecSpec = { ...spec.exec, command: command.map((c, i) => (i === 0 && c.startsWith('./') ? join(dir, c) : c)), cwd: dir, stream: true, ...(pl ? { placement: { ...pl, cleanup: [dir, archive] } } : {}) };
+      inner = runTask(exec, onOutput);
       return await inner.done;
     } finally {
       rmSync(archive, { force: true });

@@ -2,14 +2,17 @@
  * The agent's side of tasks: the capability lock, the idempotency check, running, live output,
  * and results that survive disconnects and restarts (see ledger.ts).
  */
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { resolveInRoots } from '../files/paths.js';
 import type { Logger } from 'pino';
 import type { BodyOf, Capability, Message, TaskResultBody } from '@tether/protocol';
 import type { Agent } from '../agent.js';
 import { TaskLedger, type LedgerOptions } from './ledger.js';
-import { runExec, type RunHandle, type RunOutcome } from './runner.js';
+import type { RunHandle, RunOutcome } from './runner.js';
+import { reattachTask, runTask, taskFileName, type Placement } from './detached.js';
+import { scopeSupport, scopesFor, scopeUnitName } from './scope.js';
 
 export interface TaskManagerOptions extends LedgerOptions {
   capabilities: readonly Capability[];
@@ -21,10 +24,19 @@ export interface TaskManagerOptions extends LedgerOptions {
   outputFlushMs?: number;
   outputFlushBytes?: number;
   /** runs a bundle task (kept separate so the exec path stays small); absent: bundles are refused */
-  runBundle?: (taskId: string, spec: NonNullable<BodyOf<'task.start'>['bundle']>, onOutput: (s: 'stdout' | 'stderr', t: string) => void) => RunHandle;
+  runBundle?: (taskId: string, spec: BundleTask, onOutput: (s: 'stdout' | 'stderr', t: string) => void) => RunHandle;
   /** runs an upgrade of the agent itself (update.ts); absent: auto_update is off and upgrades are refused */
   runUpgrade?: (spec: NonNullable<BodyOf<'task.start'>['upgrade']>, onOutput: (s: 'stdout' | 'stderr', t: string) => void) => RunHandle;
+  /**
+   * Where commands run: `scope` (a transient systemd scope each, output in files: they outlive the
+   * agent), `files` (files and the waiter without a scope: for tests where there is no systemd),
+   * `pipes` (the agent's children). Default: `scope` where task_scopes and the host allow it, else `pipes`.
+   */
+  placement?: 'scope' | 'files' | 'pipes';
 }
+
+/** A bundle task as the manager hands it on: its exec may carry a placement (tasks/detached.ts). */
+export type BundleTask = Omit<NonNullable<BodyOf<'task.start'>['bundle']>, 'exec'> & { exec: NonNullable<BodyOf<'task.start'>['bundle']>['exec'] & { placement?: Placement } };
 
 interface Running {
   handle: RunHandle;
@@ -33,6 +45,8 @@ interface Running {
   buf: { stdout: string; stderr: string };
   flushTimer: NodeJS.Timeout | undefined;
   stream: boolean;
+  /** the task's directory when it runs detached (removed once its result is in the outbox) */
+  dir?: string;
 }
 
 export class TaskManager {
@@ -41,6 +55,8 @@ export class TaskManager {
   /** ids whose start waits on an asynchronous check (a second task.start for them is ignored) */
   private readonly starting = new Set<string>();
   private flushing = false;
+  private readonly tasksDir: string;
+  private readonly placementMode: 'scope' | 'files' | 'pipes';
 
   constructor(
     private readonly agent: Agent,
@@ -48,12 +64,17 @@ export class TaskManager {
     private readonly o: TaskManagerOptions,
   ) {
     this.ledger = new TaskLedger(agent.cfg.stateDir, o);
-    // Tasks that were running when the agent last stopped: their end is unknown, and they are never re-run.
+    this.tasksDir = join(agent.cfg.stateDir, 'tasks');
+    this.placementMode = o.placement ?? (scopesFor(agent.cfg.taskScopes) ? 'scope' : 'pipes');
+    // Tasks that were running when the agent last stopped: followed again where they left a trace
+    // (detached tasks: they outlive the agent), else their end is unknown. Never re-run.
     for (const id of this.ledger.interrupted()) {
+      if (this.reattach(id)) continue;
       const now = Date.now();
       this.ledger.putResult(blankResult(id, 'lost', now, 'the agent stopped while this task ran; whether the command finished is unknown'));
       this.log.warn({ taskId: id }, 'task interrupted by an agent restart; reporting it lost');
     }
+    this.sweepTaskDirs();
     agent.on('connected', () => this.onConnected());
     agent.on('message', (msg) => this.onMessage(msg));
   }
@@ -148,26 +169,67 @@ export class TaskManager {
     });
   }
 
+  /** Where a new task runs: undefined for the agent's child; else its directory, and its scope. */
+  private placement(id: string): Placement | undefined {
+    if (this.placementMode === 'pipes') return undefined;
+    const dir = join(this.tasksDir, taskFileName(id));
+    const scope = this.placementMode === 'scope' ? scopeSupport() : undefined;
+    return scope ? { dir, scope: { ...scope, unit: scopeUnitName('task', id), description: `Tether task ${id}` } } : { dir };
+  }
+
   private launch(body: BodyOf<'task.start'>, deleteAfter: string | undefined): void {
     const id = body.taskId;
     const now = Date.now();
     this.ledger.markStarted(id);
     const stream = body.exec ? body.exec.stream === true : true;
-    const entry: Running = { handle: undefined as unknown as RunHandle, startedAt: now, seq: 0, buf: { stdout: '', stderr: '' }, flushTimer: undefined, stream };
+    // An upgrade runs in the agent itself: it has no command to place.
+    const placement = body.upgrade ? undefined : this.placement(id);
+    const entry: Running = { handle: undefined as unknown as RunHandle, startedAt: now, seq: 0, buf: { stdout: '', stderr: '' }, flushTimer: undefined, stream, ...(placement ? { dir: placement.dir } : {}) };
     const onOutput = (s: 'stdout' | 'stderr', text: string) => this.output(id, entry, s, text);
     const env = (e: Record<string, string> | undefined) => ({ TETHER_TASK_ID: id, ...e });
+    const where = placement ? { placement } : {};
     entry.handle = body.exec
-      ? runExec({ ...body.exec, env: env(body.exec.env) }, stream ? onOutput : undefined)
+      ? runTask({ ...body.exec, env: env(body.exec.env), ...where }, stream ? onOutput : undefined)
       : body.bundle
-        ? this.o.runBundle!(id, { ...body.bundle, exec: { ...body.bundle.exec, env: env(body.bundle.exec.env) } }, onOutput)
+        ? this.o.runBundle!(id, { ...body.bundle, exec: { ...body.bundle.exec, env: env(body.bundle.exec.env), ...where } }, onOutput)
         : this.o.runUpgrade!(body.upgrade!, onOutput);
     this.running.set(id, entry);
     this.agent.send('task.accepted', { taskId: id, ...(entry.handle.pid ? { pid: entry.handle.pid } : {}), startedAt: now });
-    this.log.info({ taskId: id, pid: entry.handle.pid }, 'task started');
+    this.log.info({ taskId: id, pid: entry.handle.pid, ...(placement?.scope ? { scope: `${placement.scope.unit}.scope` } : {}) }, 'task started');
+    this.track(id, entry, deleteAfter ? body.exec!.deleteAfter! : undefined);
+  }
+
+  /** Follows again a task an earlier agent started detached; false when it left nothing to follow. */
+  private reattach(id: string): boolean {
+    const dir = join(this.tasksDir, taskFileName(id));
+    const entry: Running = { handle: undefined as unknown as RunHandle, startedAt: 0, seq: 0, buf: { stdout: '', stderr: '' }, flushTimer: undefined, stream: true, dir };
+    const r = reattachTask(dir, (s, text) => this.output(id, entry, s, text), { ...(scopeSupport() ? { scope: scopeSupport()! } : {}) });
+    if (!r) return false;
+    Object.assign(entry, { handle: r.handle, startedAt: r.startedAt, seq: r.handle.seqBase ?? 0 });
+    this.running.set(id, entry);
+    this.log.info({ taskId: id, pid: r.handle.pid }, 'task started by an earlier agent re-attached');
+    this.track(id, entry, r.deleteAfter);
+    return true;
+  }
+
+  /** Task directories no running task owns (its result is in the outbox, or it is lost): removed. */
+  private sweepTaskDirs(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.tasksDir);
+    } catch {
+      return;
+    }
+    const owned = new Set([...this.running.values()].map((r) => r.dir));
+    for (const name of names) if (!owned.has(join(this.tasksDir, name))) rmSync(join(this.tasksDir, name), { recursive: true, force: true });
+  }
+
+  /** Waits for the end; `deleteAfter` as the hub named it (already checked once). */
+  private track(id: string, entry: Running, deleteAfter: string | undefined): void {
     void entry.handle.done.then(async (outcome) => {
       if (deleteAfter) {
         // Checked again: the command may have replaced the file with a link meanwhile.
-        const again = await this.deletable(body.exec!.deleteAfter!);
+        const again = await this.deletable(deleteAfter);
         try {
           if (again instanceof Error) throw again;
           rmSync(again, { force: true });
@@ -179,6 +241,8 @@ export class TaskManager {
       clearTimeout(entry.flushTimer);
       this.running.delete(id);
       this.finish(id, toResult(id, outcome));
+      // The outbox has the result now: the files it came from can go.
+      if (entry.dir) rmSync(entry.dir, { recursive: true, force: true });
     });
   }
 
@@ -227,8 +291,12 @@ export class TaskManager {
     this.agent.send('task.result', result);
   }
 
-  /** Stops accepting output; running commands keep running (they are reported lost on the next start). */
+  /**
+   * Stops accepting output; running commands keep running. The next agent re-attaches to those that
+   * run detached (their scope and files outlive it) and reports the others lost.
+   */
   close(): void {
+    for (const r of this.running.values()) r.handle.release?.();
     this.ledger.close();
   }
 }

@@ -21,8 +21,8 @@ export class OutputKeeper {
   private headLen = 0;
   private tail: Buffer[] = [];
   private tailLen = 0;
-  private readonly headMax: number;
-  private readonly tailMax: number;
+  readonly headMax: number;
+  readonly tailMax: number;
   constructor(readonly max: number) {
     this.headMax = Math.floor(max / 4);
     this.tailMax = max - this.headMax;
@@ -39,6 +39,13 @@ export class OutputKeeper {
     this.tail.push(chunk);
     this.tailLen += chunk.length;
     while (this.tailLen - this.tail[0]!.length >= this.tailMax) this.tailLen -= this.tail.shift()!.length;
+  }
+  /** Counts `n` bytes that were never read (cut out of a file): the tail kept so far no longer joins what follows, so it goes too. */
+  skip(n: number): void {
+    if (n <= 0) return;
+    this.total += n;
+    this.tail = [];
+    this.tailLen = 0;
   }
   get truncated(): boolean {
     return this.total > this.headLen + Math.min(this.tailLen, this.tailMax);
@@ -69,7 +76,7 @@ export interface RunOutcome {
 
 export class ExecError extends Error {}
 
-function isDir(p: string): boolean {
+export function isDir(p: string): boolean {
   try {
     return statSync(p).isDirectory();
   } catch {
@@ -84,7 +91,7 @@ export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-interface Prepared {
+export interface Prepared {
   file: string;
   args: string[];
   uid?: number;
@@ -140,6 +147,10 @@ export interface RunHandle {
   pid: number | undefined;
   done: Promise<RunOutcome>;
   kill(signal: NodeJS.Signals): boolean;
+  /** live output chunks of this handle are numbered from here (a task re-attached after a restart continues above what came before) */
+  seqBase?: number;
+  /** the agent stops: stop following the command, which keeps running (tasks/detached.ts) */
+  release?(): void;
 }
 
 /**
