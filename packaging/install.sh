@@ -48,8 +48,8 @@ die() { printf 'tether-install: error: %s\n' "$*" >&2; exit 1; }
 # --- arguments -----------------------------------------------------------------------------
 token='' url='' version='' allow='metrics' roots='' cpu='' memory='' io_read='' io_write=''
 auto_update=false timeout=60 uninstall=false purge=false
-case $TETHER_HUB_DEFAULT in @@*) TETHER_HUB_DEFAULT='' ;; esac
-case $TETHER_VERSION_DEFAULT in @@*) TETHER_VERSION_DEFAULT='' ;; esac
+case $TETHER_HUB_DEFAULT in [@]*) TETHER_HUB_DEFAULT='' ;; esac
+case $TETHER_VERSION_DEFAULT in [@]*) TETHER_VERSION_DEFAULT='' ;; esac
 need_arg() { [ $# -ge 2 ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case $1 in

@@ -47,7 +47,8 @@ describe('web console in Chromium', () => {
     const token = await hub.enrollToken();
     writeFileSync(join(roots, 'hello.txt'), 'hello from the console test\n');
     for (let n = 0; n < 3; n++) {
-      const a = TestAgent.start(hub.url, { token, capabilities: ['metrics', 'exec', 'files'], fileRoots: [roots], env: { TETHER_COLLECTOR_INTERVALS: 'usage=1s,processes=2s,connections=3s' } });
+      // The first accepts upgrades (it is no installed artifact, so it refuses the one the console starts).
+      const a = TestAgent.start(hub.url, { token, capabilities: ['metrics', 'exec', 'files'], fileRoots: [roots], ...(n === 0 ? { toml: 'auto_update = true' } : {}), env: { TETHER_COLLECTOR_INTERVALS: 'usage=1s,processes=2s,connections=3s' } });
       agents.push(a);
       ids.push(await a.waitConnected(15_000));
     }
@@ -347,6 +348,22 @@ describe('web console in Chromium', () => {
     const outdated = page.locator('[role=row][data-host]').first().getByTestId('outdated');
     await outdated.waitFor();
     assert.match((await outdated.getAttribute('title')) ?? '', /this hub holds 99\.0\.0/);
+    // Its page offers the upgrade where the agent's own config allows it, and not elsewhere.
+    await go(`#/hosts/${ids[1]}`);
+    await page.getByTestId('host-status').waitFor();
+    assert.equal(await page.getByTestId('agent-upgrade').count(), 0, 'no auto_update: no button');
+    await go(`#/hosts/${ids[0]}`);
+    await page.getByTestId('agent-upgrade').click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Upgrade agent to 99.0.0' }).click();
+    await waitFor(async () => /#\/jobs\/.+/.test(page.url()), 'the job page');
+    const jobId = decodeURIComponent(page.url().split('#/jobs/')[1]!);
+    const job = await waitFor(async () => {
+      const j = await hub.api('GET', `/api/v1/jobs/${jobId}`);
+      return j.job.state !== 'running' ? j : undefined;
+    }, 'the upgrade job ended');
+    assert.equal(job.job.kind, 'upgrade');
+    // The fake tarball is not an artifact this agent can take: refused by the agent, reported as such.
+    assert.match(JSON.stringify(job.tasks[0]), /upgrade to 99\.0\.0 refused/);
     await go('#/users');
     await page.getByTestId('users-table').locator('td', { hasText: /^admin$/ }).first().waitFor();
     await shot('users-en');
@@ -397,8 +414,8 @@ describe('web console in Chromium', () => {
       const text = await page.locator(`[data-testid=rules-table] tr[data-rule="${r.id}"]`).innerText();
       assert.ok(!text.includes(r.name), `the preset ${r.preset} reads "${r.name}" in Chinese`);
     }
-    const jobs = await page.evaluate(`fetch('/api/v1/jobs').then(r => r.json())`) as { jobs: { id: string }[] };
-    await go(`#/jobs/${jobs.jobs[0]!.id}`);
+    const jobs = await page.evaluate(`fetch('/api/v1/jobs').then(r => r.json())`) as { jobs: { id: string; kind: string; hostCount: number }[] };
+    await go(`#/jobs/${jobs.jobs.find((j) => j.kind === 'exec' && j.hostCount === 3)!.id}`);
     await page.getByText('3 台主机中 3 台已完成，0 台失败').waitFor();
     await noMissingKeys('job');
     await shot('job-zh');

@@ -274,7 +274,7 @@ export interface HostFacts {
   macs: string[];
   bootTime?: number;
   /** what the agent's config opens (agents that report it): file roots, terminal accounts, its own account */
-  access?: { fileRoots: string[]; terminalUsers: string[]; user: string };
+  access?: { fileRoots: string[]; terminalUsers: string[]; user: string; autoUpdate?: boolean };
 }
 export interface Host {
   id: string;

@@ -1,10 +1,11 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { get, qs, type Host, type Me, type Task } from '../api';
+import { get, post, qs, type Host, type Me, type Task } from '../api';
 import { useI18n, type I18n, type Key } from '../i18n';
 import { live } from '../live';
 import { go, href, type HostTab } from '../router';
 import { Chart } from '../Chart';
-import { Boundary, CommandText, Empty, ErrorBox, Labels, Loading, View, useAsync } from '../ui';
+import { Boundary, CommandText, Empty, ErrorBox, Labels, Loading, View, useAsync, useConfirm } from '../ui';
+import { olderVersion } from '../fleet';
 import { ManagerPanel, managerTabs } from './managers';
 import { ProcessTab, PortsList } from './managers/Processes';
 
@@ -119,6 +120,7 @@ export function HostPage({ id, me, tab: asked }: { id: string; me: Me; tab?: str
                     {t('host.files')}
                   </a>
                 )}
+                {me.role === 'admin' && <AgentUpgrade h={h} />}
               </div>
             </div>
             <Facts h={h} />
@@ -144,6 +146,39 @@ export function HostPage({ id, me, tab: asked }: { id: string; me: Me; tab?: str
         );
       }}
     </View>
+  );
+}
+
+/**
+ * Upgrades this host's agent to the newest build the hub holds (tether agent upgrade), shown when the
+ * agent is older and its own config allows upgrades (auto_update); the job page follows it.
+ */
+function AgentUpgrade({ h }: { h: Host }) {
+  const { t } = useI18n();
+  const confirm = useConfirm();
+  const [err, setErr] = useState<unknown>();
+  const latest = useAsync(() => get<{ latest: string | null }>('/api/v1/agent-artifacts').then((r) => r.latest), []);
+  const to = latest.data;
+  if (!to || !olderVersion(h.agentVersion, to) || !h.facts.access?.autoUpdate) return null;
+  return (
+    <>
+      <button
+        type="button"
+        data-testid="agent-upgrade"
+        onClick={async () => {
+          if (!(await confirm(t('host.upgradeConfirm', { host: h.hostname, from: h.agentVersion, to }), { okLabel: t('host.upgrade', { version: to }) }))) return;
+          try {
+            const r = await post<{ job: { id: string } }>('/api/v1/agents/upgrade', { target: { hosts: [h.id] }, version: to });
+            go('/jobs/' + r.job.id);
+          } catch (e) {
+            setErr(e);
+          }
+        }}
+      >
+        {t('host.upgrade', { version: to })}
+      </button>
+      {err !== undefined && <ErrorBox error={err} />}
+    </>
   );
 }
 
