@@ -17,6 +17,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ODD = ['two words', `it's "quoted"`, '$(touch /tmp/tether-pwned)', '`id`', 'line\nbreak', '-n', '--', '-e', '', '*', '\\n', '; exit 7', '$HOME', '>&3'];
 
 /** A process standing in for a waiter an earlier agent started: pid and start time as meta.json has them. */
+/** Polls `cond` every 20 ms until it holds (5 s at most): the tests wait for conditions, not for time. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (const end = Date.now() + 5000; !cond(); ) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 function fakeWaiter(dir: string, extra: Record<string, unknown> = {}) {
   const p = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
   const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
@@ -74,7 +82,7 @@ test('detached run: a kill reaches the process group (the waiter lives to record
   const d = tmp();
   try {
     const h = runTask({ command: ['sh', '-c', 'sleep 30 & wait'], placement: { dir: join(d, 'k') } });
-    await sleep(300);
+    await until(() => spawnSync('pgrep', ['-g', String(h.pid), '-x', 'sleep']).status === 0, 'the command’s sleep');
     assert.equal(h.kill('SIGTERM'), true);
     const k = await h.done;
     assert.deepEqual([k.status, k.signal, k.exitCode], ['killed', 'SIGTERM', null]);
@@ -95,7 +103,7 @@ test('detached run: output streams live from the files; a stream past FILE_CAP i
   try {
     const live: string[] = [];
     const h = runTask({ command: ['sh', '-c', 'echo one; sleep 0.4; echo two'], placement: { dir: join(d, 'l') } }, (s, t) => live.push(`${s}:${t}`));
-    await sleep(250);
+    await until(() => live.length > 0, 'the first line');
     assert.deepEqual(live, ['stdout:one\n'], 'the first line arrives before the command ends');
     await h.done;
     assert.deepEqual(live, ['stdout:one\n', 'stdout:two\n']);
@@ -128,7 +136,7 @@ test('re-attach: a waiter still running is followed from where its files are, an
     void r.handle.done.then(() => (ended = true));
     appendFileSync(join(dir, 'stdout'), 'after restart\n');
     appendFileSync(join(dir, 'stderr'), 'warn\n');
-    await sleep(400);
+    await until(() => live.length >= 2, 'what came after the restart');
     assert.deepEqual(live.sort(), ['stderr:warn\n', 'stdout:after restart\n'], 'only what came after is sent live');
     assert.equal(ended, false, 'still running');
     writeFileSync(join(dir, 'exit'), '3\n');
@@ -251,7 +259,7 @@ test('manager: without systemd (task_scopes auto) tasks stay piped children; wit
     const b = fakeAgent(state);
     const m2 = new TaskManager(b.agent, pino({ level: 'silent' }), { capabilities: ['exec'], placement: 'files' });
     b.bus.emit('message', { type: 'task.start', id: 'm2', body: { taskId: 'f1', exec: { command: ['sh', '-c', 'sleep 0.6; echo finished'] } } });
-    await sleep(200);
+    await until(() => existsSync(join(state, 'tasks', 'f1', 'meta.json')), 'the task’s meta.json');
     assert.ok(existsSync(join(state, 'tasks', 'f1', 'meta.json')));
     m2.close(); // the agent stops; the command goes on
     const c = fakeAgent(state);
