@@ -27,7 +27,18 @@
 #   --uninstall         stop and remove the agent (its state is kept unless --purge)
 #   --purge             with --uninstall: remove its state, identity and user too
 #
-# Environment for tests: TETHER_PREFIX (/opt/tether-agent), TETHER_ETC (/etc/tether).
+# The hub, from its artifact (tether-hub-<version>-linux-<arch>.tar.gz, runtime included):
+#
+#   sudo ./tether-hub-<version>-linux-<arch>/share/install.sh --hub [--listen 0.0.0.0:8080]
+#   sudo sh install.sh --hub --archive tether-hub-<version>-linux-<arch>.tar.gz
+#
+#   --hub               install (or upgrade to) the hub this script came with, or --archive's
+#   --archive FILE      a hub artifact tarball (checked against FILE.sha256 when it is there)
+#   --listen ADDR       where the hub listens (default 0.0.0.0:8080), for a new /etc/tether/hub.toml
+#   --public-url URL    the URL hosts reach the hub at (public_url), for a new hub.toml
+#   --timeout, --uninstall, --purge   as above, for the hub (its state: /var/lib/tether)
+#
+# Environment for tests: TETHER_PREFIX (/opt/tether-agent; /opt/tether-hub with --hub), TETHER_ETC (/etc/tether).
 set -eu
 
 TETHER_HUB_DEFAULT='@@TETHER_HUB@@'
@@ -48,6 +59,7 @@ die() { printf 'tether-install: error: %s\n' "$*" >&2; exit 1; }
 # --- arguments -----------------------------------------------------------------------------
 token='' url='' version='' allow='metrics' roots='' cpu='' memory='' io_read='' io_write=''
 auto_update=false timeout=60 uninstall=false purge=false
+hub=false archive='' listen='' public_url=''
 case $TETHER_HUB_DEFAULT in [@]*) TETHER_HUB_DEFAULT='' ;; esac
 case $TETHER_VERSION_DEFAULT in [@]*) TETHER_VERSION_DEFAULT='' ;; esac
 need_arg() { [ $# -ge 2 ] || die "$1 needs a value"; }
@@ -66,13 +78,176 @@ while [ $# -gt 0 ]; do
     --timeout) need_arg "$@"; timeout=$2; shift 2 ;;
     --uninstall) uninstall=true; shift ;;
     --purge) purge=true; shift ;;
-    -h|--help) sed -n '2,32p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//' || true; exit 0 ;;
+    --hub) hub=true; shift ;;
+    --archive) need_arg "$@"; archive=$2; shift 2 ;;
+    --listen) need_arg "$@"; listen=$2; shift 2 ;;
+    --public-url) need_arg "$@"; public_url=$2; shift 2 ;;
+    -h|--help) sed -n '2,43p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//' || true; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
 
 [ "$(id -u)" = 0 ] || die "run as root (curl … | sudo sh -s -- …)"
 if $purge && ! $uninstall; then die "--purge goes with --uninstall"; fi
+
+# --- the hub ---------------------------------------------------------------------------------
+# (the agent's part follows; a hub install returns from here)
+if $hub; then
+  [ -z "$token$roots$cpu$memory$io_read$io_write" ] && [ "$allow" = metrics ] && ! $auto_update \
+    || die "--token, --allow, --file-root, --cpu, --memory, --io-* and --auto-update are for agents, not with --hub"
+  HUB_PREFIX=${TETHER_PREFIX:-/opt/tether-hub}
+  HUB_STATE=/var/lib/tether
+  HUB_UNIT=tether-hub.service
+  HUB_UNIT_FILE=/etc/systemd/system/$HUB_UNIT
+  HUB_DROPIN=/etc/systemd/system/$HUB_UNIT.d
+  HUB_USER=tether
+  if $uninstall; then
+    [ -z "$archive$listen$public_url" ] || die "--uninstall takes no --archive, --listen or --public-url"
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$HUB_UNIT" >/dev/null 2>&1 || true; fi
+    rm -rf "$HUB_DROPIN"
+    rm -f "$HUB_UNIT_FILE"
+    command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1 || true
+    rm -rf "$HUB_PREFIX"
+    rm -f "$ETC/hub.toml"
+    rmdir "$ETC" 2>/dev/null || true
+    if $purge; then
+      rm -rf "$HUB_STATE"
+      if getent passwd "$HUB_USER" >/dev/null 2>&1; then userdel "$HUB_USER" >/dev/null 2>&1 || true; fi
+      if getent group "$HUB_USER" >/dev/null 2>&1; then groupdel "$HUB_USER" >/dev/null 2>&1 || true; fi
+      say "removed the hub, its state (database, keys) and its user"
+    else
+      say "removed the hub; its state (database, keys) is kept in $HUB_STATE (--purge removes it)"
+    fi
+    exit 0
+  fi
+
+  # checks, before anything is written
+  [ -d /run/systemd/system ] || die "systemd is not running on this host (the hub runs as a systemd service)"
+  for tool in tar gzip sha256sum systemctl install mktemp; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing on this host"
+  done
+  case $(uname -m) in
+    x86_64|amd64) arch=x64 ;;
+    aarch64|arm64) arch=arm64 ;;
+    *) die "unsupported architecture $(uname -m): the Tether hub is built for x86_64 (x64) and aarch64 (arm64)" ;;
+  esac
+  listen=${listen:-0.0.0.0:8080}
+  printf '%s' "$listen" | grep -Eq '^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' || die "--listen: expected HOST:PORT such as 0.0.0.0:8080, got $listen"
+  port=${listen##*:}
+  [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "--listen: no port $port"
+  if [ -n "$public_url" ]; then
+    printf '%s' "$public_url" | grep -Eq '^https?://[A-Za-z0-9.:[-]+\]?(:[0-9]+)?/?$' || die "--public-url: expected http(s)://host[:port], got $public_url"
+  fi
+  printf '%s' "$timeout" | grep -Eq '^[0-9]{1,4}$' || die "--timeout: expected seconds, got $timeout"
+
+  work=$(mktemp -d /tmp/tether-install.XXXXXX)
+  trap 'rm -rf "$work"' EXIT INT TERM
+  if [ -n "$archive" ]; then
+    [ -f "$archive" ] || die "--archive: no file $archive"
+    file=${archive##*/}
+    name=${file%.tar.gz}
+    printf '%s' "$file" | grep -Eq '^tether-hub-[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?-linux-(x64|arm64)\.tar\.gz$' || die "--archive: $file is not a hub artifact (tether-hub-<version>-linux-<arch>.tar.gz)"
+    if [ -f "$archive.sha256" ]; then
+      want=$(cut -d ' ' -f 1 "$archive.sha256" | head -n 1)
+      got=$(sha256sum "$archive" | cut -d ' ' -f 1)
+      [ "$got" = "$want" ] || die "$file is damaged or tampered with: SHA-256 $got, its .sha256 says $want; nothing was installed"
+    fi
+    mkdir -p "$work/x"
+    tar -xzf "$archive" -C "$work/x" --no-same-owner || die "$file does not unpack"
+    src=$work/x/$name
+  else
+    here=$(cd "$(dirname "$0")" 2>/dev/null && pwd || true)
+    src=${here%/share}
+    [ -n "$here" ] && [ "$src" != "$here" ] && [ -f "$src/VERSION" ] && [ -x "$src/bin/tether-hub" ] \
+      || die "--hub installs a hub artifact: run share/install.sh inside an unpacked tether-hub-<version>-linux-<arch>, or pass --archive FILE"
+    name=${src##*/}
+  fi
+  case $name in
+    tether-hub-*-linux-"$arch") ;;
+    tether-hub-*-linux-*) die "$name is built for ${name##*-linux-}; this host is $arch" ;;
+    *) die "$src is not a hub artifact (tether-hub-<version>-linux-<arch>)" ;;
+  esac
+  [ -f "$src/MANIFEST.sha256" ] || die "$name holds no MANIFEST.sha256"
+  (cd "$src" && sha256sum -c --quiet --strict MANIFEST.sha256 >"$work/manifest.out" 2>&1) || die "$name: files differ from its manifest: $(head -c 300 "$work/manifest.out")"
+  version=$(cat "$src/VERSION")
+  [ "$name" = "tether-hub-$version-linux-$arch" ] || die "$name holds version $version"
+  "$src/runtime/node" --version >/dev/null 2>&1 || die "$name: its runtime does not run on this host"
+
+  # install, side by side with what is there
+  if [ -x "$HUB_PREFIX/$version/bin/tether-hub" ] && (cd "$HUB_PREFIX/$version" && sha256sum -c --quiet --strict MANIFEST.sha256 >/dev/null 2>&1); then
+    say "hub $version is already unpacked in $HUB_PREFIX/$version and intact"
+  else
+    mkdir -p "$HUB_PREFIX"
+    chmod 0755 "$HUB_PREFIX"
+    rm -rf "$HUB_PREFIX/.partial-$version"
+    cp -R "$src" "$HUB_PREFIX/.partial-$version"
+    chown -R 0:0 "$HUB_PREFIX/.partial-$version"
+    rm -rf "$HUB_PREFIX/$version"
+    mv "$HUB_PREFIX/.partial-$version" "$HUB_PREFIX/$version"
+  fi
+  if ! getent passwd "$HUB_USER" >/dev/null 2>&1; then
+    useradd --system --user-group --no-create-home --home-dir "$HUB_STATE" --shell /usr/sbin/nologin "$HUB_USER" || die "cannot create the system user $HUB_USER"
+  fi
+  mkdir -p "$ETC"
+  chmod 0755 "$ETC"
+  if [ -f "$ETC/hub.toml" ]; then
+    [ -z "$public_url" ] && [ "$listen" = 0.0.0.0:8080 ] || say "kept $ETC/hub.toml as it is (--listen and --public-url shape a new one; edit it to change them)"
+  else
+    {
+      echo "# Written by the Tether installer (install.sh --hub). Options: tether hub --help; TOML keys"
+      echo "# are the long options with _ for - (log_level, public_url, db, tls_cert, ...)."
+      echo "# Apply a change: systemctl restart tether-hub"
+      echo "listen = \"$listen\""
+      echo "data = \"$HUB_STATE\""
+      [ -z "$public_url" ] || echo "public_url = \"${public_url%/}\""
+    } > "$work/hub.toml"
+    install -m 0640 -o 0 -g "$HUB_USER" "$work/hub.toml" "$ETC/hub.toml"
+  fi
+  sed -e "s#{{PREFIX}}#$HUB_PREFIX#g" -e "s#{{ETC}}#$ETC#g" "$HUB_PREFIX/$version/share/tether-hub.service" > "$work/unit"
+  install -m 0644 "$work/unit" "$HUB_UNIT_FILE"
+  port=$(sed -n 's/^listen *= *"\(.*\):\([0-9]*\)"$/\2/p' "$ETC/hub.toml" | head -n 1)
+  if [ -n "$port" ] && [ "$port" -lt 1024 ]; then
+    install -d -m 0755 "$HUB_DROPIN"
+    printf '[Service]\n# hub.toml listens on port %s, below 1024\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n' "$port" > "$HUB_DROPIN/low-port.conf"
+  else
+    rm -rf "$HUB_DROPIN"
+  fi
+  previous=$(readlink "$HUB_PREFIX/current" 2>/dev/null || true)
+  ln -sfn "$version" "$HUB_PREFIX/.current.new"
+  mv -T "$HUB_PREFIX/.current.new" "$HUB_PREFIX/current"
+  # keep the version it replaces (to go back by hand: relink current, restart), nothing older
+  for d in "$HUB_PREFIX"/*; do
+    v=${d##*/}
+    [ "$v" = current ] || [ "$v" = "$version" ] || [ "$v" = "$previous" ] || rm -rf "$d"
+  done
+  systemctl daemon-reload
+  systemctl enable "$HUB_UNIT" >/dev/null 2>&1 || die "systemctl enable $HUB_UNIT failed"
+  systemctl restart "$HUB_UNIT" || die "systemctl restart $HUB_UNIT failed: $(systemctl status --no-pager $HUB_UNIT 2>&1 | tail -n 5)"
+
+  # healthy: GET /api/v1/health on the address it listens on, asked with its own runtime (no curl needed)
+  host=$(sed -n 's/^listen *= *"\(.*\):[0-9]*"$/\1/p' "$ETC/hub.toml" | head -n 1)
+  case $host in ''|0.0.0.0) host=127.0.0.1 ;; '[::]'|::) host='[::1]' ;; esac
+  scheme=http
+  if grep -Eq '^ *(tls_cert|tls_self_signed *= *true)' "$ETC/hub.toml"; then scheme=https; fi
+  probe="$scheme://$host:${port:-8080}/api/v1/health"
+  say "hub $version started; waiting for $probe"
+  i=0
+  while [ "$i" -lt $((timeout * 5)) ]; do
+    # a local probe of this host's own hub: its certificate may be its own self-signed one
+    if NODE_TLS_REJECT_UNAUTHORIZED=0 "$HUB_PREFIX/current/runtime/node" --no-warnings -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(2000) }).then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))' "$probe" 2>/dev/null; then
+      say "online: hub $version at $scheme://$(hostname 2>/dev/null || echo "$host"):${port:-8080} (config $ETC/hub.toml, state $HUB_STATE)"
+      if [ -f "$HUB_STATE/initial-admin-password" ]; then say "first login: user admin, the password is in $HUB_STATE/initial-admin-password"; fi
+      exit 0
+    fi
+    if [ "$(systemctl is-active "$HUB_UNIT" 2>/dev/null)" = failed ]; then break; fi
+    sleep 0.2
+    i=$((i + 1))
+  done
+  printf 'tether-install: error: the hub did not answer %s within %ss; its log:\n' "$probe" "$timeout" >&2
+  journalctl -u "$HUB_UNIT" --no-pager -n 15 -o cat >&2 2>/dev/null || true
+  exit 1
+fi
+if [ -n "$archive$listen$public_url" ]; then die "--archive, --listen and --public-url go with --hub"; fi
 
 # --- uninstall -----------------------------------------------------------------------------
 if $uninstall; then

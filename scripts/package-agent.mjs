@@ -52,27 +52,27 @@ const started = performance.now();
 
 // The architectures an artifact can be made for: npm's and Node's name, GNU's triple, Debian's name,
 // qemu's name.
-const ARCHES = {
+export const ARCHES = {
   x64: { triple: 'x86_64-linux-gnu', deb: 'amd64', qemu: 'x86_64' },
   arm64: { triple: 'aarch64-linux-gnu', deb: 'arm64', qemu: 'aarch64' },
 };
 // A fixed time for every entry when SOURCE_DATE_EPOCH is not set: 2026-01-01T00:00:00Z.
-const DEFAULT_EPOCH = 1767225600;
+export const DEFAULT_EPOCH = 1767225600;
 const GZIP_LEVEL = 9;
 // What the cross build runs; part of its cache key.
 const PTY_RECIPE = 'node-gyp rebuild --arch=<arch> --nodedir=<runtime>; CC/CXX/LINK/AR=<triple>-tools; no npm_config_* in env; v2';
 
-class Failure extends Error {}
+export class Failure extends Error {}
 /** A tool this machine lacks: --skip-missing-tools (the build) skips the architecture that needs it. */
-class MissingTool extends Failure {}
-const fail = (msg, Kind = Failure) => {
+export class MissingTool extends Failure {}
+export const fail = (msg, Kind = Failure) => {
   throw new Kind(msg);
 };
-const log = (msg) => process.stderr.write(`package-agent: ${msg}\n`);
-const sha256 = (data) => createHash('sha256').update(data).digest('hex');
-const fileSha256 = (path) => sha256(readFileSync(path));
-const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
-const shown = (f) => (relative(process.cwd(), f).startsWith('..') ? f : relative(process.cwd(), f));
+export const log = (msg) => process.stderr.write(`${basename(process.argv[1] ?? 'package', '.mjs')}: ${msg}\n`);
+export const sha256 = (data) => createHash('sha256').update(data).digest('hex');
+export const fileSha256 = (path) => sha256(readFileSync(path));
+export const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+export const shown = (f) => (relative(process.cwd(), f).startsWith('..') ? f : relative(process.cwd(), f));
 
 // ---------------------------------------------------------------- arguments
 
@@ -111,28 +111,28 @@ function options() {
 
 // ---------------------------------------------------------------- tools
 
-function which(cmd) {
+export function which(cmd) {
   const r = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
 /** The command, or a failure that names the Debian package providing it. */
-function tool(cmd, aptPackage, why) {
+export function tool(cmd, aptPackage, why) {
   return which(cmd) ?? fail(`${cmd} not found (${why}): apt-get install ${aptPackage} (scripts/prepare-tests.sh installs it)`, MissingTool);
 }
 
-const isHost = (arch) => arch === hostArch();
-const crossPrefix = (arch) => (isHost(arch) ? '' : `${ARCHES[arch].triple}-`);
-const binutilsPackage = (arch) => (isHost(arch) ? 'binutils' : `binutils-${ARCHES[arch].triple.replaceAll('_', '-')}`);
+export const isHost = (arch) => arch === hostArch();
+export const crossPrefix = (arch) => (isHost(arch) ? '' : `${ARCHES[arch].triple}-`);
+export const binutilsPackage = (arch) => (isHost(arch) ? 'binutils' : `binutils-${ARCHES[arch].triple.replaceAll('_', '-')}`);
 
-function checkTar() {
+export function checkTar() {
   const r = spawnSync(tool('tar', 'tar', 'to make the tarball'), ['--version'], { encoding: 'utf8' });
   if (!/GNU tar/.test(r.stdout ?? '')) fail('tar is not GNU tar (--sort=name, --pax-option are needed for reproducible tarballs): apt-get install tar', MissingTool);
   tool('gzip', 'gzip', 'to compress the tarball');
 }
 
 /** How to run a program built for `arch` here: itself, or under qemu-user with the cross libraries. */
-function runnerFor(arch) {
+export function runnerFor(arch) {
   if (isHost(arch)) return [];
   const { qemu, triple, deb } = ARCHES[arch];
   const q = which(`qemu-${qemu}-static`) ?? which(`qemu-${qemu}`) ?? fail(`qemu-${qemu}-static not found (to smoke-test the ${arch} artifact): apt-get install qemu-user-static`, MissingTool);
@@ -141,7 +141,7 @@ function runnerFor(arch) {
   return [q, '-L', sysroot];
 }
 
-function run(cmd, args, opts = {}) {
+export function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
   if (r.error) fail(`${cmd}: ${r.error.message}`);
   if (r.status !== 0) fail(`${[cmd, ...args].join(' ')} exited with ${r.status ?? r.signal}:\n${(r.stdout ?? '') + (r.stderr ?? '')}`.trimEnd());
@@ -151,7 +151,7 @@ function run(cmd, args, opts = {}) {
 // ---------------------------------------------------------------- inputs
 
 /** Every file under dir (recursively), paths relative to it, sorted. */
-function walk(dir, base = dir, out = []) {
+export function walk(dir, base = dir, out = []) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory()) walk(p, base, out);
@@ -161,21 +161,21 @@ function walk(dir, base = dir, out = []) {
   return out.sort();
 }
 
-const runtimeSpec = () => JSON.parse(readFileSync(join(root, 'scripts/runtime.json'), 'utf8'));
+export const runtimeSpec = () => JSON.parse(readFileSync(join(root, 'scripts/runtime.json'), 'utf8'));
 
-function bundleFiles() {
+export function bundleFiles() {
   const dir = join(root, 'packages/cli/dist/bundle');
   if (!existsSync(join(dir, 'tether.mjs'))) fail(`${relative(root, dir)}/tether.mjs not found: build first (npm run build)`);
   return walk(dir).filter((f) => f.endsWith('.mjs')).map((f) => join(dir, f));
 }
 
-const ptyDir = () => join(root, 'node_modules/node-pty');
+export const ptyDir = () => join(root, 'node_modules/node-pty');
 
 /**
  * The files node-pty loads on Linux: its package.json, its main module and what that requires,
  * following `require("./…")` from there (the Windows modules left out).
  */
-function ptyRuntimeFiles() {
+export function ptyRuntimeFiles() {
   const dir = ptyDir();
   const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
   const files = new Set(['package.json', 'LICENSE']);
@@ -229,7 +229,7 @@ function artifactKey(arch, o) {
  * native build), from `npm pack node-linux-<arch>@<V>` checked against the integrity pinned in
  * scripts/runtime.json and the one the registry reports.
  */
-function ensureRuntime(arch) {
+export function ensureRuntime(arch) {
   const rt = runtimeSpec();
   const pinned = rt.integrity?.[arch];
   const pkg = `node-linux-${arch}@${rt.node}`;
@@ -274,7 +274,7 @@ function ensureRuntime(arch) {
 // ---------------------------------------------------------------- node-pty's native part
 
 /** Whether a .node file uses N-API alone (no V8, libuv or Node internals): then any Node can load it. */
-function napiOnly(file, arch) {
+export function napiOnly(file, arch) {
   const nm = tool(`${crossPrefix(arch)}nm`, binutilsPackage(arch), 'to check that node-pty uses N-API alone');
   const syms = run(nm, ['-D', file]).split('\n');
   const registers = syms.some((l) => / T napi_register_module_v1$/.test(l));
@@ -283,7 +283,7 @@ function napiOnly(file, arch) {
 }
 
 /** pty.node for `arch`: the one `npm ci` built when it is for this architecture and N-API only, else a build of our own. */
-function ensurePty(arch, runtimeDir) {
+export function ensurePty(arch, runtimeDir) {
   const built = join(ptyDir(), 'build/Release/pty.node');
   if (isHost(arch) && existsSync(built)) {
     if (napiOnly(built, arch)) return built;
@@ -326,7 +326,7 @@ function ensurePty(arch, runtimeDir) {
 }
 
 /** npm's own node-gyp (npm sets npm_config_node_gyp for scripts; else beside the npm on PATH). */
-function nodeGyp() {
+export function nodeGyp() {
   const candidates = [process.env.npm_config_node_gyp];
   const npm = which('npm');
   if (npm) candidates.push(join(dirname(realpathSync(npm)), '../node_modules/node-gyp/bin/node-gyp.js'));
@@ -336,7 +336,7 @@ function nodeGyp() {
 
 // ---------------------------------------------------------------- the folder
 
-function copy(from, to, mode) {
+export function copy(from, to, mode) {
   mkdirSync(dirname(to), { recursive: true });
   copyFileSync(from, to);
   chmodSync(to, mode);
@@ -366,7 +366,7 @@ function stage(top, arch, o, runtimeDir, ptyNode) {
  * both read @tether/protocol's TETHER_VERSION, one constant in one chunk of the bundle. It becomes
  * the artifact's version, so that an artifact built with --version says what its VERSION file says.
  */
-function stampVersion(lib, version) {
+export function stampVersion(lib, version) {
   const re = /\bconst TETHER_VERSION = "[^"]*";/g;
   const hits = readdirSync(lib).filter((f) => f.endsWith('.mjs')).flatMap((f) => [...readFileSync(join(lib, f), 'utf8').matchAll(re)].map(() => f));
   if (hits.length !== 1) fail(`the bundle should define TETHER_VERSION once, found ${hits.length} (${hits.join(', ')}): scripts/package-agent.mjs sets it to the artifact's version`);
@@ -374,7 +374,7 @@ function stampVersion(lib, version) {
   writeFileSync(f, readFileSync(f, 'utf8').replace(re, `const TETHER_VERSION = ${JSON.stringify(version)};`));
 }
 
-function walkDirs(dir, out = []) {
+export function walkDirs(dir, out = []) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     if (!e.isDirectory()) continue;
     out.push(join(dir, e.name));
@@ -407,7 +407,7 @@ function smoke(top, arch, o) {
 // ---------------------------------------------------------------- the tarball
 
 /** GNU tar piped into gzip, both deterministic: sorted names, one mtime, owner 0, no atime/ctime, gzip without name or time. */
-async function tarball(stageDir, name, file, epoch) {
+export async function tarball(stageDir, name, file, epoch) {
   const env = { ...process.env, LC_ALL: 'C', GZIP: '' };
   const tar = spawn('tar', ['--create', '--format=posix', '--sort=name', `--mtime=@${epoch}`, '--owner=0', '--group=0', '--numeric-owner', '--mode=go-w', '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime', '-C', stageDir, '-f', '-', name], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const gzip = spawn('gzip', ['-n', `-${GZIP_LEVEL}`], { stdio: ['pipe', 'pipe', 'pipe'], env });
@@ -477,10 +477,13 @@ async function main() {
   if (process.env.TETHER_PACKAGE_TIMING) log(`done in ${(performance.now() - started).toFixed(0)} ms`);
 }
 
-try {
-  await main();
-} catch (err) {
-  if (!(err instanceof Failure)) throw err;
-  log(err.message);
-  process.exit(1);
+// Run as a script; imported (scripts/package-hub.mjs uses the runtime, native-build and tarball parts), do nothing.
+if (process.argv[1] && realpathSync(resolve(process.argv[1])) === self) {
+  try {
+    await main();
+  } catch (err) {
+    if (!(err instanceof Failure)) throw err;
+    log(err.message);
+    process.exit(1);
+  }
 }

@@ -38,3 +38,8 @@ fi
 id -nG tether-term | tr ' ' '\n' | grep -qx tether-term-x || usermod -aG tether-term-x tether-term
 
 test/fleet/setup.sh up >&2
+
+# The hub artifacts, both architectures, with the agents they carry (scripts/package-hub.mjs: cached
+# by its inputs; about 4 minutes on a fresh clone, most of it compiling SQLite twice). The hub's
+# install, image and packaging tests use them; the build does not make them (npm start needs none).
+node scripts/package-hub.mjs >&2

@@ -1,8 +1,10 @@
 /**
  * Where the hub finds what it hands out for the one-line install, whether it runs from a checkout
- * (`packages/hub/dist/src/…` inside the repository) or, later, from a packaged hub:
+ * (`packages/hub/dist/src/…` inside the repository) or from the hub artifact
+ * (`tether-hub-<v>-linux-<arch>/lib/node_modules/@tether/hub/…`, scripts/package-hub.mjs):
  *  - agent artifacts: `artifacts_dir`, by default the checkout's `dist/artifacts` (where
- *    `npm run package:agent` writes them), else `<data>/artifacts`;
+ *    `npm run package:agent` writes them), or the `artifacts/` a hub artifact carries (both
+ *    architectures' agents of its own version, read-only), else `<data>/artifacts`;
  *  - the installer: `install.sh` in `TETHER_PACKAGING_DIR` when set, else in `packaging/` inside
  *    the hub package (where a packaged hub carries it), else in the checkout's `packaging/`.
  */
@@ -19,10 +21,18 @@ export function checkoutRoot(): string | undefined {
   return basename(dirname(HUB_PACKAGE_DIR)) === 'packages' && existsSync(join(root, 'package.json')) && existsSync(join(root, 'packages', 'protocol')) ? root : undefined;
 }
 
-/** artifacts_dir's default: the checkout's dist/artifacts (existing yet or not), else <data>/artifacts. */
+/** The hub artifact's top folder when the hub runs from one (its VERSION and artifacts/ beside lib/), else undefined. */
+export function packagedRoot(): string | undefined {
+  const top = resolve(HUB_PACKAGE_DIR, '../../../..');
+  return basename(resolve(HUB_PACKAGE_DIR, '../../..')) === 'lib' && existsSync(join(top, 'VERSION')) && existsSync(join(top, 'artifacts')) ? top : undefined;
+}
+
+/** artifacts_dir's default: the checkout's dist/artifacts (existing yet or not), the hub artifact's artifacts/, else <data>/artifacts. */
 export function defaultArtifactsDir(dataDir: string): string {
   const root = checkoutRoot();
-  return root ? join(root, 'dist', 'artifacts') : join(dataDir, 'artifacts');
+  if (root) return join(root, 'dist', 'artifacts');
+  const packaged = packagedRoot();
+  return packaged ? join(packaged, 'artifacts') : join(dataDir, 'artifacts');
 }
 
 /** The places install.sh is looked for, first found wins. */
