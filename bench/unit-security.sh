@@ -16,6 +16,8 @@ printf 'hub = "http://hub:8080"\ncapabilities = ["metrics", "exec", "files", "te
 for p in metrics confined full; do
   sh packages/cli/bin/tether agent-unit --config "$work/$p.toml" > "$work/tether-$p.service"
 done
+# The hub's unit as install.sh --hub writes it
+sed -e 's#{{PREFIX}}#/opt/tether-hub#g' -e 's#{{ETC}}#/etc/tether#g' packaging/hub/share/tether-hub.service > "$work/tether-hub.service"
 # Beszel's agent unit as its install-agent.sh writes it (henrygd/beszel, supplemental/scripts), settings only.
 cat > "$work/beszel-agent.service" <<'EOF'
 [Unit]
@@ -45,13 +47,13 @@ EOF
 
 podman run --rm -v "$work:/u:ro" "$image" sh -c '
   systemd --version | head -n 1
-  for f in tether-metrics tether-confined tether-full beszel-agent; do
+  for f in tether-metrics tether-confined tether-full beszel-agent tether-hub; do
     score=$(systemd-analyze security --offline=yes --no-pager /u/$f.service 2>/dev/null | sed -n "s/.*Overall exposure level for [^:]*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p")
     echo "$f $score"
   done' > "$work/scores"
 
 {
-  echo "# Agent unit: systemd-analyze security"
+  echo "# Agent and hub units: systemd-analyze security"
   echo
   echo "Exposure scores (0 = locked down, 10 = unprotected) of the agent's unit as \`tether agent-unit\`"
   echo "derives it from agent.toml, next to Beszel's agent unit, scored offline by $(head -n 1 "$work/scores" | cut -d ' ' -f 1-2)"
@@ -65,6 +67,7 @@ podman run --rm -v "$work:/u:ro" "$image" sh -c '
       tether-confined) caps='metrics, docker, systemd, process, cron' ;;
       tether-full) caps='metrics, exec, files, terminal, systemd' ;;
       beszel-agent) caps='(Beszel: monitoring only)' ;;
+      tether-hub) caps='the hub (install.sh --hub)' ;;
     esac
     echo "| $name | $caps | **$score** $level |"
   done

@@ -78,7 +78,7 @@ mv "$rootfs/opt/$name" "$rootfs/opt/tether-hub"
 printf '#!/opt/tether-hub/runtime/node\nimport("/opt/tether-hub/lib/tether.mjs");\n' > "$rootfs/usr/local/bin/tether"
 chmod 0755 "$rootfs/usr/local/bin/tether"
 find "$rootfs" -exec touch -h -d "@$epoch" {} +
-cp "$root/packaging/hub/image/Containerfile" "$ctx/Containerfile"
+cp "$root/packaging/hub-image/Containerfile" "$ctx/Containerfile"
 
 image=localhost/tether-hub:$version
 podman build --quiet --format docker --timestamp "$epoch" \

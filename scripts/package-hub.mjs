@@ -174,7 +174,7 @@ function fetchPackage({ name, version, integrity }) {
   return join(dir, 'package');
 }
 
-/** The files of a dependency the hub loads: everything but nested node_modules and PRUNE_*. */
+/** The files of a dependency the hub loads: everything but nested node_modules, PRUNE_* and a native package's build. */
 function packageFiles(dir, workspace) {
   if (workspace) {
     // @tether/*: package.json and the compiled sources, not the compiled tests
@@ -183,11 +183,15 @@ function packageFiles(dir, workspace) {
     return files;
   }
   const out = [];
+  // a native package built from source here (better-sqlite3): not its sources, nor what `npm ci` built
+  // for the machine's Node; its binary is added built for the runtime's
+  const native = existsSync(join(dir, 'binding.gyp'));
   const rec = (d, rel) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const r = rel ? join(rel, e.name) : e.name;
       if (e.isDirectory()) {
         if (e.name === 'node_modules' || PRUNE_DIRS.has(e.name)) continue;
+        if (native && !rel && ['build', 'src', 'deps'].includes(e.name)) continue;
         rec(join(d, e.name), r);
       } else if (e.isFile() && !PRUNE_FILE.test(e.name)) out.push(r);
     }
