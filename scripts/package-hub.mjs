@@ -33,9 +33,10 @@
 //
 // Reproducible as the agent artifact is (same tar and gzip settings); cached the same way: the native
 // builds under .cache/, and a tarball rebuilt only when the key of its inputs changed
-// (DIR/.package-hub.json). Runs scripts/package-agent.mjs first for the agents it carries.
+// (DIR/.package-hub.json). Runs scripts/package-agent.mjs first for the agents it carries, into
+// --agents DIR (default: --out's).
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,12 +64,13 @@ function options() {
       arch: { type: 'string' },
       version: { type: 'string' },
       out: { type: 'string' },
+      agents: { type: 'string' },
       force: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: node scripts/package-hub.mjs [--arch x64,arm64] [--version V] [--out DIR] [--force]\n');
+    process.stdout.write('usage: node scripts/package-hub.mjs [--arch x64,arm64] [--version V] [--out DIR] [--agents DIR] [--force]\n');
     process.exit(0);
   }
   const env = process.env;
@@ -79,10 +81,12 @@ function options() {
   if (!/^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$/.test(version)) fail(`'${version}' is not a version (x.y.z, optionally -pre or +build)`);
   const epochText = env.SOURCE_DATE_EPOCH || String(DEFAULT_EPOCH);
   if (!/^\d+$/.test(epochText)) fail(`SOURCE_DATE_EPOCH '${epochText}' is not a number of seconds`);
+  const out = resolve(values.out ?? env.TETHER_PACKAGE_OUT ?? join(root, 'dist/artifacts'));
   return {
     arches: [...new Set(arches)],
     version,
-    out: resolve(values.out ?? env.TETHER_PACKAGE_OUT ?? join(root, 'dist/artifacts')),
+    out,
+    agents: values.agents ? resolve(values.agents) : out,
     force: values.force ?? env.TETHER_PACKAGE_FORCE === '1',
     epoch: Number(epochText),
   };
@@ -211,8 +215,20 @@ function sqliteSourceKey(arch, runtimeVersion) {
   return h.digest('hex');
 }
 
+/** run() without blocking: the architectures' SQLite builds (one compiler process each, ~1.5 min) run side by side. */
+function runAsync(cmd, args, opts) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', (err) => reject(new Failure(`${cmd}: ${err.message}`)));
+    child.on('close', (code, signal) => (code === 0 ? resolve(out) : reject(new Failure(`${[cmd, ...args].join(' ')} exited with ${code ?? signal}:\n${out.slice(-4000)}`.trimEnd()))));
+  });
+}
+
 /** better_sqlite3.node for `arch`, compiled against the runtime's headers (cached by its inputs). */
-function ensureSqlite(arch, runtimeDir) {
+async function ensureSqlite(arch, runtimeDir) {
   const key = sqliteSourceKey(arch, runtimeSpec().node).slice(0, 16);
   const cache = join(root, '.cache/better-sqlite3');
   const out = join(cache, `better_sqlite3-${arch}-${key}.node`);
@@ -235,7 +251,7 @@ function ensureSqlite(arch, runtimeDir) {
   try {
     const src = join(tmp, 'better-sqlite3');
     for (const f of ['package.json', 'binding.gyp', 'src', 'deps']) cpSync(join(sqliteDir(), f), join(src, f), { recursive: true });
-    run(process.execPath, [nodeGyp(), 'rebuild', '--release', `--arch=${arch}`, `--nodedir=${runtimeDir}`, '--silent'], { cwd: src, env });
+    await runAsync(process.execPath, [nodeGyp(), 'rebuild', '--release', `--arch=${arch}`, `--nodedir=${runtimeDir}`, '--silent'], { cwd: src, env });
     run(strip, ['--strip-unneeded', '-o', join(tmp, 'out.node'), join(src, 'build/Release/better_sqlite3.node')]);
     copyFileSync(join(tmp, 'out.node'), out);
     for (const f of readdirSync(cache)) if (f.startsWith(`better_sqlite3-${arch}-`) && join(cache, f) !== out) rmSync(join(cache, f)); // older inputs'
@@ -271,7 +287,7 @@ function artifactKey(arch, o, tree) {
     if (p.fetch) add(`fetch/${p.name}`, `${p.fetch.version} ${p.fetch.integrity}`);
     else for (const f of packageFiles(p.src, p.workspace)) add(`nm/${p.dest}/${f}`, readFileSync(join(p.src, f)));
   }
-  for (const a of Object.keys(ARCHES)) add(`agent/${a}`, readFileSync(`${join(o.out, agentArtifactName(o.version, a))}.sha256`));
+  for (const a of Object.keys(ARCHES)) add(`agent/${a}`, readFileSync(`${join(o.agents, agentArtifactName(o.version, a))}.sha256`));
   return h.digest('hex');
 }
 
@@ -305,8 +321,8 @@ function stage(top, arch, o, tree, runtimeDir, ptyNode, sqliteNode) {
   copy(ptyNode, join(pty, 'build/Release/pty.node'), 0o755);
   for (const a of Object.keys(ARCHES)) {
     const name = agentArtifactName(o.version, a);
-    copy(join(o.out, name), join(top, 'artifacts', name), 0o644);
-    copy(join(o.out, `${name}.sha256`), join(top, 'artifacts', `${name}.sha256`), 0o644);
+    copy(join(o.agents, name), join(top, 'artifacts', name), 0o644);
+    copy(join(o.agents, `${name}.sha256`), join(top, 'artifacts', `${name}.sha256`), 0o644);
   }
   const files = walk(top);
   writeFileSync(join(top, 'MANIFEST.sha256'), files.map((f) => `${fileSha256(join(top, f))}  ${f}\n`).join(''), { mode: 0o644 });
@@ -344,7 +360,7 @@ async function main() {
   const o = options();
   mkdirSync(o.out, { recursive: true });
   // the agents it carries, both architectures, same version and output folder (cached there)
-  const agents = spawnSync(process.execPath, [agentScript, '--arch', Object.keys(ARCHES).join(','), '--version', o.version, '--out', o.out], { stdio: 'inherit' });
+  const agents = spawnSync(process.execPath, [agentScript, '--arch', Object.keys(ARCHES).join(','), '--version', o.version, '--out', o.agents], { stdio: 'inherit' });
   if (agents.status !== 0) fail('scripts/package-agent.mjs failed: the hub artifact carries both agent artifacts');
   const stampFile = join(o.out, '.package-hub.json');
   let stamps = {};
@@ -353,6 +369,14 @@ async function main() {
   } catch {
     /* none yet */
   }
+  // the native builds of every architecture first, side by side (the compiler is single-threaded)
+  checkTar();
+  const built = {};
+  await Promise.all(o.arches.map(async (arch) => {
+    runnerFor(arch);
+    const runtimeDir = ensureRuntime(arch);
+    built[arch] = { runtimeDir, ptyNode: ensurePty(arch, runtimeDir), sqliteNode: await ensureSqlite(arch, runtimeDir) };
+  }));
   for (const arch of o.arches) {
     const name = `tether-hub-${o.version}-linux-${arch}`;
     const file = join(o.out, `${name}.tar.gz`);
@@ -364,11 +388,7 @@ async function main() {
       continue;
     }
     const t0 = performance.now();
-    checkTar();
-    runnerFor(arch);
-    const runtimeDir = ensureRuntime(arch);
-    const ptyNode = ensurePty(arch, runtimeDir);
-    const sqliteNode = ensureSqlite(arch, runtimeDir);
+    const { runtimeDir, ptyNode, sqliteNode } = built[arch];
     const stageDir = mkdtempSync(join(o.out, '.stage-'));
     try {
       const top = join(stageDir, name);
@@ -381,7 +401,7 @@ async function main() {
       writeFileSync(join(stageDir, 'sha256'), `${hex}  ${name}.tar.gz\n`);
       renameSync(tmp, file);
       renameSync(join(stageDir, 'sha256'), `${file}.sha256`);
-      const agentsBytes = Object.keys(ARCHES).reduce((n, a) => n + statSync(join(o.out, agentArtifactName(o.version, a))).size, 0);
+      const agentsBytes = Object.keys(ARCHES).reduce((n, a) => n + statSync(join(o.agents, agentArtifactName(o.version, a))).size, 0);
       stamps[`${name}.tar.gz`] = { key, size, sha256: hex, unpacked, agents: agentsBytes, packages: tree.length, sqlite: ran.sqlite };
       writeFileSync(stampFile, JSON.stringify(stamps, null, 2) + '\n');
       log(`${shown(file)}: ${mb(size)} (${mb(size - agentsBytes)} without the agents it carries; ${mb(unpacked)} unpacked; ${tree.length} packages; SQLite ${ran.sqlite}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

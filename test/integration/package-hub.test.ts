@@ -115,7 +115,7 @@ for (const arch of ARCHES) {
 test('the same tree packages to the same bytes: x64 again, its tarball cache bypassed, in another folder', () => {
   const out = tempDir('tether-package-hub-again-');
   try {
-    const r = packageHub(['--arch', 'x64', '--out', out, '--force']);
+    const r = packageHub(['--arch', 'x64', '--out', out, '--agents', OUT, '--force']);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.equal(sha256(join(out, `${name('x64')}.tar.gz`)), sha256(tarball('x64')));
   } finally {
