@@ -43,6 +43,10 @@ set -eu
 
 TETHER_HUB_DEFAULT='@@TETHER_HUB@@'
 TETHER_VERSION_DEFAULT='@@TETHER_VERSION@@'
+# A hub with a self-issued TLS certificate fills these in: curl talks to it by the pin of its key
+# (the line that fetched this script did too), and the agent pins its certificate (hub_fingerprint).
+TETHER_PIN_DEFAULT='@@TETHER_PIN@@'
+TETHER_FINGERPRINT_DEFAULT='@@TETHER_FINGERPRINT@@'
 
 PREFIX=${TETHER_PREFIX:-/opt/tether-agent}
 ETC=${TETHER_ETC:-/etc/tether}
@@ -62,6 +66,8 @@ auto_update=false timeout=60 uninstall=false purge=false
 hub=false archive='' listen='' public_url=''
 case $TETHER_HUB_DEFAULT in [@]*) TETHER_HUB_DEFAULT='' ;; esac
 case $TETHER_VERSION_DEFAULT in [@]*) TETHER_VERSION_DEFAULT='' ;; esac
+case $TETHER_PIN_DEFAULT in [@]*) TETHER_PIN_DEFAULT='' ;; esac
+case $TETHER_FINGERPRINT_DEFAULT in [@]*) TETHER_FINGERPRINT_DEFAULT='' ;; esac
 need_arg() { [ $# -ge 2 ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -279,6 +285,14 @@ done
 if command -v curl >/dev/null 2>&1; then fetcher=curl
 elif command -v wget >/dev/null 2>&1; then fetcher=wget
 else die "neither curl nor wget is installed"; fi
+pin=$TETHER_PIN_DEFAULT fingerprint=$TETHER_FINGERPRINT_DEFAULT curl_pin=''
+if [ -n "$pin" ]; then
+  printf '%s' "$pin" | grep -Eq '^sha256//[A-Za-z0-9+/]{43}=$' || die "not a public key pin: $pin"
+  printf '%s' "$fingerprint" | grep -Eq '^sha256:[0-9a-f]{64}$' || die "not a certificate fingerprint: $fingerprint"
+  [ $fetcher = curl ] || die "this hub's TLS certificate is its own (self-signed): install curl, which can pin its key (wget cannot)"
+  # -k: no authority vouches for the certificate; --pinnedpubkey: its key must be this one (checked with -k too)
+  curl_pin="-k --pinnedpubkey $pin"
+fi
 
 case $(uname -m) in
   x86_64|amd64) arch=x64 ;;
@@ -332,7 +346,8 @@ trap 'rm -rf "$work"' EXIT INT TERM
 # fetch URL FILE: the body into FILE; prints the HTTP status (000: no answer).
 fetch() {
   if [ $fetcher = curl ]; then
-    curl -sS -L --connect-timeout 10 --max-time 300 -o "$2" -w '%{http_code}' "$1" 2>"$work/fetch.err" || true
+    # shellcheck disable=SC2086 # curl_pin is words on purpose
+    curl -sS -L $curl_pin --connect-timeout 10 --max-time 300 -o "$2" -w '%{http_code}' "$1" 2>"$work/fetch.err" || true
   else
     if wget -q -T 30 -O "$2" "$1" 2>"$work/fetch.err"; then echo 200; else echo 404; fi
   fi
@@ -340,7 +355,8 @@ fetch() {
 # post URL BODYFILE OUTFILE (the body from a file: a token on a command line is visible to every user)
 post() {
   if [ $fetcher = curl ]; then
-    curl -sS --connect-timeout 10 --max-time 30 -o "$3" -w '%{http_code}' -H 'content-type: application/json' --data-binary "@$2" "$1" 2>"$work/fetch.err" || true
+    # shellcheck disable=SC2086
+    curl -sS $curl_pin --connect-timeout 10 --max-time 30 -o "$3" -w '%{http_code}' -H 'content-type: application/json' --data-binary "@$2" "$1" 2>"$work/fetch.err" || true
   else
     if wget -q -T 30 -O "$3" --header='content-type: application/json' --post-file="$2" "$1" 2>"$work/fetch.err"; then echo 200; else echo 401; fi
   fi
@@ -404,6 +420,7 @@ chmod 0755 "$ETC"
   echo "# Written by the Tether installer. This file is the agent's capability lock: the hub cannot"
   echo "# change it. Edit it here (as root) and restart: systemctl restart tether-agent"
   echo "hub = \"$url\""
+  [ -z "$fingerprint" ] || echo "hub_fingerprint = \"$fingerprint\""
   echo "state = \"$STATE\""
   echo "token_file = \"$STATE/enroll.token\""
   echo "capabilities = [$caps_toml]"

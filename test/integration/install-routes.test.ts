@@ -78,7 +78,8 @@ test('GET /install.sh: the hub URL from the request and the newest version fille
   assert.equal(r.headers.get('cache-control'), 'no-store');
   const script = await r.text();
   const template = readFileSync(join(REPO, 'packaging/install.sh'), 'utf8');
-  assert.equal(script, template.replaceAll('@@TETHER_HUB@@', hub.url).replaceAll('@@TETHER_VERSION@@', '0.1.10'));
+  // a plain-HTTP hub pins nothing: its pins are empty
+  assert.equal(script, template.replaceAll('@@TETHER_HUB@@', hub.url).replaceAll('@@TETHER_VERSION@@', '0.1.10').replaceAll('@@TETHER_PIN@@', '').replaceAll('@@TETHER_FINGERPRINT@@', ''));
   assert.ok(script.includes(`'${hub.url}'`) && script.includes("'0.1.10'"), script);
   assert.ok(!script.includes('@@'), 'no placeholder left');
   writeFileSync(join(dir, 'served.sh'), script);
@@ -197,7 +198,7 @@ test('GET /api/v1/agent-artifacts: login required; newest first with sizes, hash
     assert.equal(a.url, `${hub.url}/dl/agent/${a.file}`);
   }
   const p = await pub.api('GET', '/api/v1/agent-artifacts');
-  assert.deepEqual(p, { publicUrl: 'https://hub.example.com:8443/tether', latest: null, capabilities: r.capabilities, artifacts: [] });
+  assert.deepEqual(p, { publicUrl: 'https://hub.example.com:8443/tether', latest: null, capabilities: r.capabilities, artifacts: [], tlsPin: null });
 });
 
 /** The words after `sh -s --`, as sh reads them. */

@@ -1,1 +1,2 @@
 export const PACKAGE = '@tether/cli';
+export { installLine, type InstallLineOptions } from './install-line.js';

@@ -49,11 +49,17 @@ export function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-export function installLine(hub: string, token: string, o: InstallLineOptions = {}): string {
+/**
+ * `pubkeyPin`: for a hub whose certificate is self-issued (GET /api/v1/agent-artifacts' tlsPin), curl
+ * fetches install.sh with `-k --pinnedpubkey sha256//…`: no authority vouches for the certificate, so
+ * the pin of its key does (curl checks it with -k too), and the script it gets carries the same pins.
+ */
+export function installLine(hub: string, token: string, o: InstallLineOptions = {}, pubkeyPin?: string): string {
   const args = ['--token', token];
   if (o.allow?.length) args.push('--allow', o.allow.join(','));
   if (o.fileRoot) args.push('--file-root', o.fileRoot);
   if (o.cpu) args.push('--cpu', o.cpu);
   if (o.memory) args.push('--memory', o.memory);
-  return `curl -fsSL ${shellQuote(hub.replace(/\/+$/, '') + '/install.sh')} | sudo sh -s -- ${args.map(shellQuote).join(' ')}`;
+  const pin = pubkeyPin ? ` -k --pinnedpubkey ${shellQuote(pubkeyPin)}` : '';
+  return `curl -fsSL${pin} ${shellQuote(hub.replace(/\/+$/, '') + '/install.sh')} | sudo sh -s -- ${args.map(shellQuote).join(' ')}`;
 }

@@ -436,14 +436,16 @@ token
         // The hub's public_url when it has one (hosts may reach it by another name than this CLI does).
         let hub = c.hub;
         let held: number | undefined;
+        let pin: string | undefined;
         try {
-          const a = await c.call<{ publicUrl: string | null; artifacts: unknown[] }>('GET', '/api/v1/agent-artifacts');
+          const a = await c.call<{ publicUrl: string | null; artifacts: unknown[]; tlsPin?: { pubkey: string } | null }>('GET', '/api/v1/agent-artifacts');
           hub = a.publicUrl ?? hub;
           held = a.artifacts.length;
+          pin = a.tlsPin?.pubkey;
         } catch {
           /* an older hub: no artifacts to speak of, the URL this CLI uses */
         }
-        const line = installLine(hub, r.token, lineOpts);
+        const line = installLine(hub, r.token, lineOpts, pin);
         if (!o.json) {
           process.stderr.write(`${expiry}\n`);
           if (!held) process.stderr.write("tether: the hub holds no agent artifact for this line to install: run `npm run package:agent` in the hub's checkout (or put tether-agent-*.tar.gz in its artifacts_dir)\n");

@@ -17,6 +17,28 @@ export interface HubTls {
   fingerprint: string;
   source: 'files' | 'self-signed';
   certFile: string;
+  /**
+   * For a certificate no public authority vouches for (generated here, or a self-issued one in
+   * files): its public key as curl pins it (`--pinnedpubkey sha256//…`), so the one-line install
+   * can trust this hub and no other. Undefined for a certificate issued by someone else.
+   */
+  installPin?: InstallPin;
+}
+
+export interface InstallPin {
+  /** `sha256//` + base64 of the SHA-256 of the certificate's SubjectPublicKeyInfo (curl's --pinnedpubkey) */
+  pubkey: string;
+  /** the certificate's fingerprint, which the installed agent pins (hub_fingerprint) */
+  fingerprint: string;
+}
+
+/** The pins for a self-issued certificate (its issuer is itself and its signature checks with its own key), else undefined. */
+export function installPin(pem: string): InstallPin | undefined {
+  const c = new X509Certificate(pem);
+  // (not checkIssued: OpenSSL wants keyCertSign there, which a server certificate does not carry)
+  if (!(c.issuer === c.subject && c.verify(c.publicKey))) return undefined;
+  const spki = c.publicKey.export({ type: 'spki', format: 'der' });
+  return { pubkey: 'sha256//' + createHash('sha256').update(spki).digest('base64'), fingerprint: certFingerprint(pem) };
 }
 
 export function certFingerprint(pem: string): string {
@@ -28,7 +50,8 @@ export async function loadTls(cfg: Pick<HubConfig, 'tls' | 'dataDir' | 'listen'>
   if (cfg.tls.kind === 'files') {
     const cert = readFileSync(cfg.tls.cert, 'utf8');
     const key = readFileSync(cfg.tls.key, 'utf8');
-    return { cert, key, fingerprint: certFingerprint(cert), source: 'files', certFile: cfg.tls.cert };
+    const pin = installPin(cert);
+    return { cert, key, fingerprint: certFingerprint(cert), source: 'files', certFile: cfg.tls.cert, ...(pin ? { installPin: pin } : {}) };
   }
   const dir = join(cfg.dataDir, 'tls');
   const certFile = join(dir, 'hub-cert.pem');
@@ -57,5 +80,6 @@ export async function loadTls(cfg: Pick<HubConfig, 'tls' | 'dataDir' | 'listen'>
     writeFileSync(certFile, pems.cert, { mode: 0o644 });
   }
   const cert = readFileSync(certFile, 'utf8');
-  return { cert, key: readFileSync(keyFile, 'utf8'), fingerprint: certFingerprint(cert), source: 'self-signed', certFile };
+  const pin = installPin(cert);
+  return { cert, key: readFileSync(keyFile, 'utf8'), fingerprint: certFingerprint(cert), source: 'self-signed', certFile, ...(pin ? { installPin: pin } : {}) };
 }

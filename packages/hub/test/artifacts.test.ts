@@ -7,13 +7,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { ArtifactStore, compareVersions } from '../src/modules/artifacts/store.js';
 import { BASE_URL_RE, parsePublicUrl, renderInstaller, requestBaseUrl } from '../src/modules/artifacts/installer.js';
 import { loadHubConfig } from '../src/config.js';
+import { certFingerprint, installPin } from '../src/tls.js';
 
 let root: string;
 let dir: string;
@@ -118,4 +119,30 @@ test('the installer gets only values that match their patterns', () => {
   assert.throws(() => requestBaseUrl('http', "evil'$(id)"), /cannot go into the installer/);
   assert.throws(() => requestBaseUrl('http', undefined), /no Host header/);
   assert.ok(BASE_URL_RE.test('http://[fe80::1]:8080'));
+  // a self-issued certificate's pins, only in their exact shapes
+  const pinned = "P='@@TETHER_PIN@@'\nF='@@TETHER_FINGERPRINT@@'\n";
+  const pin = { pubkey: `sha256//${'A'.repeat(42)}b=`, fingerprint: `sha256:${'0a'.repeat(32)}` };
+  assert.equal(renderInstaller(pinned, 'https://hub', '0.1.0', pin), `P='${pin.pubkey}'\nF='${pin.fingerprint}'\n`);
+  assert.equal(renderInstaller(pinned, 'https://hub', '0.1.0'), "P=''\nF=''\n");
+  assert.throws(() => renderInstaller(pinned, 'https://hub', '0.1.0', { ...pin, pubkey: "sha256//x'; reboot; '" }), /TLS pins cannot go into the installer/);
+  assert.throws(() => renderInstaller(pinned, 'https://hub', '0.1.0', { ...pin, fingerprint: 'sha256:zz' }), /TLS pins cannot go into the installer/);
+});
+
+test('install pins: a self-issued certificate gets curl\'s key pin (as openssl computes it) and its fingerprint; one issued by a CA gets none', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tether-pin-'));
+  try {
+    const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    ossl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'self.key', '-out', 'self.pem', '-subj', '/CN=hub', '-days', '2');
+    const self = readFileSync(join(dir, 'self.pem'), 'utf8');
+    const pin = installPin(self);
+    // curl's documented recipe for --pinnedpubkey
+    const want = execFileSync('sh', ['-c', 'openssl x509 -in self.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64'], { cwd: dir, encoding: 'utf8' }).trim();
+    assert.deepEqual(pin, { pubkey: `sha256//${want}`, fingerprint: certFingerprint(self) });
+    ossl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=Some CA', '-days', '2');
+    ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=hub.example.com');
+    ossl('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2');
+    assert.equal(installPin(readFileSync(join(dir, 'leaf.pem'), 'utf8')), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -30,6 +30,8 @@ interface ArtifactsInfo {
   latest: string | null;
   capabilities: string[];
   artifacts: { version: string; arch: string; file: string; size: number; sha256: string; url: string }[];
+  /** a self-issued hub certificate's pins: the line fetches install.sh pinned to this key */
+  tlsPin?: { pubkey: string; fingerprint: string } | null;
 }
 
 export interface InstallOptions {
@@ -53,7 +55,7 @@ export function shellQuote(s: string): string {
 }
 
 /** The same line as `tether token create --install-line`. */
-export function installLine(hub: string, token: string, o: InstallOptions, capabilities: string[]): string {
+export function installLine(hub: string, token: string, o: InstallOptions, capabilities: string[], pubkeyPin?: string): string {
   const allow = capabilities.filter((c) => c === 'metrics' || o.allow.includes(c));
   const args = ['--token', token];
   if (allow.length > 1) args.push('--allow', allow.join(','));
@@ -63,7 +65,8 @@ export function installLine(hub: string, token: string, o: InstallOptions, capab
   if (fileRoot && INSTALL_CHECKS.fileRoot(fileRoot)) args.push('--file-root', fileRoot);
   if (cpu && INSTALL_CHECKS.cpu(cpu)) args.push('--cpu', cpu);
   if (memory && INSTALL_CHECKS.memory(memory)) args.push('--memory', memory);
-  return `curl -fsSL ${shellQuote(hub.replace(/\/+$/, '') + '/install.sh')} | sudo sh -s -- ${args.map(shellQuote).join(' ')}`;
+  const pin = pubkeyPin ? ` -k --pinnedpubkey ${shellQuote(pubkeyPin)}` : '';
+  return `curl -fsSL${pin} ${shellQuote(hub.replace(/\/+$/, '') + '/install.sh')} | sudo sh -s -- ${args.map(shellQuote).join(' ')}`;
 }
 
 export function EnrollPage() {
@@ -101,7 +104,7 @@ export function EnrollPage() {
     ? `TETHER_TOKEN=${created.token} tether agent --hub ${hub} --state /var/lib/tether-agent${created.hubFingerprint ? ` --hub-fingerprint ${created.hubFingerprint}` : ''}`
     : '';
   const capabilities = arts.data?.capabilities ?? ['metrics'];
-  const line = created ? installLine(arts.data?.publicUrl ?? hub, created.token, opts, capabilities) : '';
+  const line = created ? installLine(arts.data?.publicUrl ?? hub, created.token, opts, capabilities, arts.data?.tlsPin?.pubkey) : '';
   const bad = (k: 'fileRoot' | 'cpu' | 'memory') => opts[k].trim() !== '' && !INSTALL_CHECKS[k](opts[k].trim());
   // Newest version first (the hub's order), each with its architectures.
   const versions: [string, string[]][] = [];

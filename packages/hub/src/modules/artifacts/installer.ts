@@ -1,6 +1,8 @@
 /**
  * `install.sh` as the hub serves it: packaging/install.sh with `@@TETHER_HUB@@` replaced by the
- * hub's public base URL and `@@TETHER_VERSION@@` by the newest artifact version. Both land in a
+ * hub's public base URL, `@@TETHER_VERSION@@` by the newest artifact version, and, for a hub whose
+ * TLS certificate is self-issued, `@@TETHER_PIN@@` and `@@TETHER_FINGERPRINT@@` by the pins of its
+ * key and certificate (the script then talks to this hub only, and its agent pins it). All land in a
  * shell script that runs as root, so each is checked against a pattern with no shell
  * metacharacters before it is put in; a value that fails is an error, never a script.
  */
@@ -64,9 +66,17 @@ export async function readInstaller(candidates: string[]): Promise<{ path: strin
   return undefined;
 }
 
-/** The template with both placeholders replaced; throws InstallerError (500) when a value fails its pattern. */
-export function renderInstaller(template: string, hub: string, version: string): string {
+export const PUBKEY_PIN_RE = /^sha256\/\/[A-Za-z0-9+/]{43}=$/;
+export const FINGERPRINT_RE = /^sha256:[0-9a-f]{64}$/;
+
+/** The template with its placeholders replaced; throws InstallerError (500) when a value fails its pattern. */
+export function renderInstaller(template: string, hub: string, version: string, pin?: { pubkey: string; fingerprint: string }): string {
   if (!BASE_URL_RE.test(hub)) throw new InstallerError(500, 'bad_hub_url', `the hub's URL ${JSON.stringify(hub.slice(0, 120))} cannot go into the installer`);
   if (version !== '' && !VERSION_RE.test(version)) throw new InstallerError(500, 'bad_version', `the artifact version ${JSON.stringify(version.slice(0, 120))} cannot go into the installer`);
-  return template.replaceAll('@@TETHER_HUB@@', hub).replaceAll('@@TETHER_VERSION@@', version);
+  if (pin && !(PUBKEY_PIN_RE.test(pin.pubkey) && FINGERPRINT_RE.test(pin.fingerprint))) throw new InstallerError(500, 'bad_pin', 'the TLS pins cannot go into the installer');
+  return template
+    .replaceAll('@@TETHER_HUB@@', hub)
+    .replaceAll('@@TETHER_VERSION@@', version)
+    .replaceAll('@@TETHER_PIN@@', pin?.pubkey ?? '')
+    .replaceAll('@@TETHER_FINGERPRINT@@', pin?.fingerprint ?? '');
 }

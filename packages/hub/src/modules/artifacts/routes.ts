@@ -19,6 +19,8 @@ export interface ArtifactRoutesOptions {
   publicUrl?: string;
   /** where install.sh is looked for, first found wins (see paths.ts) */
   installer: string[];
+  /** the pins of a self-issued TLS certificate (tls.ts): put into install.sh and offered to install lines */
+  installPin?: { pubkey: string; fingerprint: string };
 }
 
 const ArtifactView = Type.Object({
@@ -47,7 +49,7 @@ export function artifactRoutes(store: ArtifactStore, o: ArtifactRoutesOptions) {
           const hub = baseUrl(req);
           const template = await readInstaller(o.installer);
           if (!template) return reply.code(500).send({ error: 'installer_missing', message: `the hub has no installer script (looked for ${o.installer.join(', ')}; TETHER_PACKAGING_DIR names another directory)` });
-          const script = renderInstaller(template.text, hub, (await store.latest()) ?? '');
+          const script = renderInstaller(template.text, hub, (await store.latest()) ?? '', o.installPin);
           return reply.type('text/x-shellscript; charset=utf-8').header('cache-control', 'no-store').send(script);
         } catch (err) {
           if (err instanceof InstallerError) return reply.code(err.status).header('cache-control', 'no-store').send({ error: err.code, message: err.message });
@@ -104,6 +106,13 @@ export function artifactRoutes(store: ArtifactStore, o: ArtifactRoutesOptions) {
               latest: Type.Union([Type.String(), Type.Null()]),
               capabilities: Type.Array(Type.String()),
               artifacts: Type.Array(ArtifactView),
+              tlsPin: Type.Union([
+                Type.Object({
+                  pubkey: Type.String({ description: "curl's --pinnedpubkey for this hub's self-issued certificate: the install line fetches install.sh with it" }),
+                  fingerprint: Type.String({ description: 'the certificate fingerprint the installed agent pins (hub_fingerprint)' }),
+                }),
+                Type.Null(),
+              ]),
             }),
             ...errors(401),
           },
@@ -122,6 +131,7 @@ export function artifactRoutes(store: ArtifactStore, o: ArtifactRoutesOptions) {
           latest: list[0]?.version ?? null,
           capabilities: [...CAPABILITIES],
           artifacts: list.map((a) => ({ version: a.version, arch: a.arch, file: a.file, size: a.size, sha256: a.sha256, url: `${base ?? ''}/dl/agent/${a.file}` })),
+          tlsPin: o.installPin ?? null,
         };
       },
     );
