@@ -192,6 +192,34 @@ describe('one-line install on hosts without Node.js', { timeout: 600_000 }, () =
     assert.match((await h.exec(['cat', '/opt/tether-agent/update.json'])).stdout, /"state":"rolled-back".*did not reach the hub within 60 s/);
   });
 
+  test('an upgrade whose hub restarts while the agent restarts into it still ends by the version the agent comes back as', async () => {
+    // back from NEXT to the first build: installed (the agent's result recorded), then the hub goes
+    // away and comes back before, or while, the agent reconnects as the version it installed
+    const r = await cli(['agent', 'upgrade', '-t', hostId, '--version', VERSION, '--detach'], cliEnv, undefined, 60_000);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const jobId = r.stdout.trim();
+    type JobView = { job: { state: string }; tasks: { state: string; exitCode: number | null; stdout: string | null; error: string | null }[] };
+    let seen = '';
+    const installed = await waitFor('the agent’s "installed" result recorded', async () => {
+      const j = await hub.api<JobView>('GET', `/api/v1/jobs/${jobId}`);
+      seen = JSON.stringify(j.tasks[0]);
+      return /^installed /m.test(j.tasks[0]?.stdout ?? '') ? j : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 100 }).catch((err: Error) => {
+      throw new Error(`${err.message}; the task: ${seen}`);
+    });
+    assert.equal(installed.tasks[0]!.state, 'running', 'still waiting for the agent to come back when the hub stops');
+    await hub.restart();
+    const done = await waitFor('the upgrade job finished', async () => {
+      const j = await hub.api<JobView>('GET', `/api/v1/jobs/${jobId}`);
+      return j.tasks[0]?.state === 'done' ? j : undefined;
+    }, { timeoutMs: 120_000 });
+    const t = done.tasks[0]!;
+    assert.equal(t.exitCode, 0, `${t.error} ${t.stdout}`);
+    assert.match(t.stdout ?? '', new RegExp(`the agent is back as ${VERSION.replace(/\./g, '\\.')}`));
+    assert.equal((await hub.api('GET', `/api/v1/hosts/${hostId}`)).agentVersion, VERSION);
+    cliEnv = await hub.cliEnv(tempDir('tether-cli-'));
+  });
+
   test('--uninstall --purge leaves nothing', async () => {
     const r = await sh(h, line('--uninstall --purge'));
     assert.equal(r.code, 0, r.stderr);

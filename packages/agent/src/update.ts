@@ -94,6 +94,17 @@ async function sha256File(path: string): Promise<string> {
 }
 
 /** Checks every line of MANIFEST.sha256 (sha256sum format) and that nothing else is there. */
+/** Whether `dir` holds version `version`, every file as its manifest says. */
+async function intactVersion(dir: string, version: string): Promise<boolean> {
+  try {
+    if (readFileSync(join(dir, 'VERSION'), 'utf8').trim() !== version) return false;
+    await verifyManifest(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function verifyManifest(dir: string): Promise<void> {
   const lines = readFileSync(join(dir, 'MANIFEST.sha256'), 'utf8').split('\n').filter(Boolean);
   const listed = new Set<string>();
@@ -220,8 +231,14 @@ export class Updater {
       if (version !== spec.version) throw new Error(`the artifact says it is version ${version}, not ${spec.version}`);
       const target = join(prefix, spec.version);
       if (spec.version !== inst.version) {
-        rmSync(target, { recursive: true, force: true });
-        renameSync(dir, target);
+        if (await intactVersion(target, spec.version)) {
+          // Already there and whole (the version install.sh put there, going back to it): kept as it
+          // is. It may be root's, which an unprivileged agent could not replace anyway.
+          say(`${target} is already there and intact: switching to it`);
+        } else {
+          rmSync(target, { recursive: true, force: true });
+          renameSync(dir, target);
+        }
       }
       writeTrial(prefix, { state: 'trial', from: inst.version, to: spec.version, deadline: Math.ceil((this.now() + (this.o.trialMs ?? TRIAL_MS)) / 1000) + 5, at: new Date(this.now()).toISOString() });
       switchCurrent(prefix, spec.version);

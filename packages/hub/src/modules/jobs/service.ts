@@ -163,6 +163,12 @@ export class JobService extends EventEmitter {
     for (const job of await this.store.runningJobs()) {
       const tasks = await this.store.tasksOf(job.id);
       const run = this.makeRun(job, tasks.filter((t) => t.phase === 'main'), tasks.filter((t) => t.phase === 'health'));
+      if (job.kind === 'upgrade') {
+        // Installed before the previous hub went away (the agent's "installed …" result is recorded,
+        // the task still running): it ends by the version the agent comes back as, as it would have.
+        const version = (run.spec as UpgradeJobSpec).version;
+        for (const t of run.tasks) if (t.state === 'running' && /^installed /.test(t.stdout ?? '')) this.verifying.set(t.id, { run, task: t, version, until: this.now() + UPGRADE_VERIFY_MS });
+      }
       this.log.info({ jobId: job.id, tasks: tasks.length }, 'resuming job');
       void this.pump(run);
     }
