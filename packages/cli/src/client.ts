@@ -16,10 +16,14 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
-import http from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import type WebSocket from 'ws';
+
+// Not `import http from 'node:http'`: on Node 24 that import reads every export of node:http, its
+// lazy WebSocket getter among them, which loads undici; `tether agent` loads this file too.
+const http = process.getBuiltinModule('node:http');
 
 export interface CliState {
   hub: string;
@@ -335,7 +339,7 @@ export class Client {
    * Resolves with the response as soon as its head arrives, whatever the status; an early error
    * answer stops the upload.
    */
-  stream(method: string, path: string, opts: { body?: Readable; size?: number; headers?: Record<string, string> } = {}): Promise<http.IncomingMessage> {
+  stream(method: string, path: string, opts: { body?: Readable; size?: number; headers?: Record<string, string> } = {}): Promise<IncomingMessage> {
     const u = new URL(this.hub.replace(/\/$/, '') + path);
     const mod = u.protocol === 'https:' ? https : http;
     const headers: Record<string, string> = { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...opts.headers };
@@ -347,7 +351,7 @@ export class Client {
     // answering its health check: before the answer's head and while its body flows.
     const head = this.answered(
       (signal) =>
-        new Promise<http.IncomingMessage>((resolve, reject) => {
+        new Promise<IncomingMessage>((resolve, reject) => {
           const req = mod.request(u, { method, headers, signal }, (res) => {
             if (opts.body && res.statusCode !== 200) {
               opts.body.unpipe(req);
@@ -371,7 +375,7 @@ export class Client {
   }
 
   /** The ApiError an error response carries (reads its small JSON body). */
-  static async errorOf(res: http.IncomingMessage): Promise<ApiError> {
+  static async errorOf(res: IncomingMessage): Promise<ApiError> {
     let text = '';
     for await (const c of res) if (text.length < 8192) text += (c as Buffer).toString('utf8');
     let e: { error?: string; message?: string } = {};

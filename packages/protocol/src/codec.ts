@@ -1,16 +1,38 @@
-import { Compile } from 'typebox/compile';
-import type { Validator } from 'typebox/compile';
+import { Build } from 'typebox/schema';
+import { Errors } from 'typebox/value';
+import type { TSchema } from 'typebox';
 import { randomBytes } from 'node:crypto';
-import { Envelope, MESSAGE_BODIES, PROTOCOL_VERSION, type BodyOf, type Message, type MessageType } from './messages.js';
+import { Envelope, MESSAGE_BODIES, PROTOCOL_VERSION, type Envelope as EnvelopeT, type BodyOf, type Message, type MessageType } from './messages.js';
 import { MAX_FRAME_BYTES } from './limits.js';
 
-const envelopeCheck = Compile(Envelope);
+/**
+ * A compiled check and its schema (for the reasons of a failure). Not typebox's Compile: its
+ * Validator also keeps the build the check was generated from, for life. Here only the evaluated
+ * check stays, and the reasons come from the schema, as the Validator's own Errors does.
+ *
+ * The evaluated check still keeps its generated source (Code()), a string built piece by piece:
+ * V8 holds it as a tree of thousands of concatenations, about 5 times the text's size (375 KB for
+ * the dozen message types an agent handles). Reading a character of it makes V8 flatten it in
+ * place into one plain string.
+ */
+interface Validator {
+  Check(value: unknown): boolean;
+  schema: TSchema;
+}
+function compile(schema: TSchema): Validator {
+  const evaluated = Build(schema).Evaluate();
+  const code = evaluated.Code();
+  code.charCodeAt(code.length - 1);
+  return { Check: (value) => evaluated.Check(value), schema };
+}
+
+const envelopeCheck = compile(Envelope);
 // Validators are compiled on first use: a process pays only for the message types it handles.
 const bodyChecks = new Map<string, Validator>();
 function bodyCheck(type: string): Validator | undefined {
   let v = bodyChecks.get(type);
   if (!v && Object.prototype.hasOwnProperty.call(MESSAGE_BODIES, type)) {
-    v = Compile(MESSAGE_BODIES[type as MessageType]) as unknown as Validator;
+    v = compile(MESSAGE_BODIES[type as MessageType]);
     bodyChecks.set(type, v);
   }
   return v;
@@ -19,7 +41,7 @@ function bodyCheck(type: string): Validator | undefined {
 export type DecodeResult = { ok: true; msg: Message } | { ok: false; code: 'too_large' | 'not_json' | 'bad_envelope' | 'unknown_type' | 'bad_body'; error: string; id?: string };
 
 function describe(v: Validator, value: unknown): string {
-  const errs = v.Errors(value).slice(0, 5);
+  const errs = Errors(v.schema, value).slice(0, 5);
   return errs.map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ') || 'invalid';
 }
 
@@ -33,8 +55,8 @@ export function decodeFrame(data: string | Buffer, maxBytes: number = MAX_FRAME_
   } catch {
     return { ok: false, code: 'not_json', error: 'frame is not valid JSON' };
   }
-  if (!envelopeCheck.Check(value)) return { ok: false, code: 'bad_envelope', error: `bad envelope: ${describe(envelopeCheck as unknown as Validator, value)}` };
-  const env = value;
+  if (!envelopeCheck.Check(value)) return { ok: false, code: 'bad_envelope', error: `bad envelope: ${describe(envelopeCheck, value)}` };
+  const env = value as EnvelopeT;
   const check = bodyCheck(env.type);
   if (!check) return { ok: false, code: 'unknown_type', error: `unknown message type ${JSON.stringify(env.type)}`, id: env.id };
   const body = env.body ?? {};

@@ -3,10 +3,15 @@
  * the hub (`/agent/transfers/<id>`), never over the control WebSocket. A transfer is signed with
  * the agent's key over the single-use transfer id.
  */
-import http from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { authPayload, signPayload, TETHER_VERSION } from '@tether/protocol';
+
+// Not `import http from 'node:http'`: on Node 24 that import reads every export of node:http,
+// among them its lazy WebSocket getter, which loads undici (its 770 KB of source and everything it
+// sets up: about 3 MB of an idle agent's memory) though the agent never uses it.
+const http = process.getBuiltinModule('node:http');
 
 export interface TransferCredentials {
   agentId: string;
@@ -47,7 +52,7 @@ export function hubRequestOptions(hubUrl: string, method: 'GET' | 'PUT', path: s
   };
 }
 
-async function errorOf(res: http.IncomingMessage): Promise<Error> {
+async function errorOf(res: IncomingMessage): Promise<Error> {
   let text = '';
   for await (const c of res) {
     if (text.length < 2000) text += (c as Buffer).toString('utf8');
@@ -62,7 +67,7 @@ async function errorOf(res: http.IncomingMessage): Promise<Error> {
 }
 
 /** GET the transfer: resolves with the response stream (the caller consumes it) and the announced size. */
-export function openDownload(hubUrl: string, transferId: string, c: TransferCredentials): Promise<{ body: http.IncomingMessage; size: number | undefined }> {
+export function openDownload(hubUrl: string, transferId: string, c: TransferCredentials): Promise<{ body: IncomingMessage; size: number | undefined }> {
   const { mod, options } = hubRequestOptions(hubUrl, 'GET', `/agent/transfers/${encodeURIComponent(transferId)}`, transferHeaders(transferId, c));
   return new Promise((resolve, reject) => {
     const req = mod.request(options, (res) => {

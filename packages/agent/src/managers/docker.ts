@@ -5,7 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { request, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import {
   DOCKER_READ_OPS,
@@ -24,6 +24,10 @@ import {
 } from '@tether/protocol';
 import { ManagerFailure, refusal, serve, type ManagerLink, type StreamRegistry } from './common.js';
 import { FileOpError, resolveInRoots } from '../files/paths.js';
+
+// Not an import of node:http: on Node 24 that loads undici for node:http's lazy WebSocket export
+// (see files/http.ts).
+const { request } = process.getBuiltinModule('node:http');
 
 export interface DockerConfig {
   capabilities: Capability[];
