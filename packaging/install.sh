@@ -60,6 +60,26 @@ KNOWN_CAPS='metrics exec files docker systemd cron process power terminal'
 say() { printf 'tether-install: %s\n' "$*"; }
 die() { printf 'tether-install: error: %s\n' "$*" >&2; exit 1; }
 
+# remove_service UNIT DROPIN_DIR PREFIX STATE USER CONFIG...: --uninstall for the agent and the hub alike:
+# the unit stopped and gone, the installed versions and config files gone; with --purge the state
+# and the system user too. Prints nothing: the caller says what it removed.
+remove_service() {
+  r_unit=$1 r_dropin=$2 r_prefix=$3 r_state=$4 r_user=$5
+  shift 5
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$r_unit" >/dev/null 2>&1 || true; fi
+  rm -rf "$r_dropin"
+  rm -f "/etc/systemd/system/$r_unit"
+  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1 || true
+  rm -rf "$r_prefix"
+  rm -f "$@"
+  rmdir "$ETC" 2>/dev/null || true
+  if $purge; then
+    rm -rf "$r_state"
+    if getent passwd "$r_user" >/dev/null 2>&1; then userdel "$r_user" >/dev/null 2>&1 || true; fi
+    if getent group "$r_user" >/dev/null 2>&1; then groupdel "$r_user" >/dev/null 2>&1 || true; fi
+  fi
+}
+
 # --- arguments -----------------------------------------------------------------------------
 token='' url='' version='' allow='metrics' roots='' cpu='' memory='' io_read='' io_write=''
 auto_update=false timeout=60 uninstall=false purge=false
@@ -109,17 +129,8 @@ if $hub; then
   HUB_USER=tether
   if $uninstall; then
     [ -z "$archive$listen$public_url" ] || die "--uninstall takes no --archive, --listen or --public-url"
-    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$HUB_UNIT" >/dev/null 2>&1 || true; fi
-    rm -rf "$HUB_DROPIN"
-    rm -f "$HUB_UNIT_FILE"
-    command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1 || true
-    rm -rf "$HUB_PREFIX"
-    rm -f "$ETC/hub.toml"
-    rmdir "$ETC" 2>/dev/null || true
+    remove_service "$HUB_UNIT" "$HUB_DROPIN" "$HUB_PREFIX" "$HUB_STATE" "$HUB_USER" "$ETC/hub.toml"
     if $purge; then
-      rm -rf "$HUB_STATE"
-      if getent passwd "$HUB_USER" >/dev/null 2>&1; then userdel "$HUB_USER" >/dev/null 2>&1 || true; fi
-      if getent group "$HUB_USER" >/dev/null 2>&1; then groupdel "$HUB_USER" >/dev/null 2>&1 || true; fi
       say "removed the hub, its state (database, keys) and its user"
     else
       say "removed the hub; its state (database, keys) is kept in $HUB_STATE (--purge removes it)"
@@ -257,19 +268,8 @@ if [ -n "$archive$listen$public_url" ]; then die "--archive, --listen and --publ
 
 # --- uninstall -----------------------------------------------------------------------------
 if $uninstall; then
-  if command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now "$UNIT" >/dev/null 2>&1 || true
-  fi
-  rm -rf "$DROPIN_DIR"
-  rm -f "$UNIT_FILE"
-  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1 || true
-  rm -rf "$PREFIX"
-  rm -f "$ETC/agent.toml" "$ETC/agent.toml.new"
-  rmdir "$ETC" 2>/dev/null || true
+  remove_service "$UNIT" "$DROPIN_DIR" "$PREFIX" "$STATE" "$AGENT_USER" "$ETC/agent.toml" "$ETC/agent.toml.new"
   if $purge; then
-    rm -rf "$STATE"
-    if getent passwd "$AGENT_USER" >/dev/null 2>&1; then userdel "$AGENT_USER" >/dev/null 2>&1 || true; fi
-    if getent group "$AGENT_USER" >/dev/null 2>&1; then groupdel "$AGENT_USER" >/dev/null 2>&1 || true; fi
     say "removed the agent, its state and its user"
   else
     say "removed the agent; its state (identity) is kept in $STATE (--purge removes it)"

@@ -76,19 +76,23 @@ export const shown = (f) => (relative(process.cwd(), f).startsWith('..') ? f : r
 
 // ---------------------------------------------------------------- arguments
 
-function options() {
+/**
+ * The options both packaging scripts take: --arch --version --out --force (and TETHER_PACKAGE_* in the
+ * environment), plus `extra` (parseArgs' form); `usage` is printed for --help.
+ */
+export function packagingOptions(usage, extra = {}) {
   const { values } = parseArgs({
     options: {
       arch: { type: 'string' },
       version: { type: 'string' },
       out: { type: 'string' },
       force: { type: 'boolean' },
-      'skip-missing-tools': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      ...extra,
     },
   });
   if (values.help) {
-    process.stdout.write('usage: node scripts/package-agent.mjs [--arch x64,arm64] [--version V] [--out DIR] [--force] [--skip-missing-tools]\n');
+    process.stdout.write(`${usage}\n`);
     process.exit(0);
   }
   const env = process.env;
@@ -100,13 +104,18 @@ function options() {
   const epochText = env.SOURCE_DATE_EPOCH || String(DEFAULT_EPOCH);
   if (!/^\d+$/.test(epochText)) fail(`SOURCE_DATE_EPOCH '${epochText}' is not a number of seconds`);
   return {
+    values,
     arches: [...new Set(arches)],
     version,
     out: resolve(values.out ?? env.TETHER_PACKAGE_OUT ?? join(root, 'dist/artifacts')),
     force: values.force ?? env.TETHER_PACKAGE_FORCE === '1',
-    skipMissingTools: values['skip-missing-tools'] ?? false,
     epoch: Number(epochText),
   };
+}
+
+function options() {
+  const o = packagingOptions('usage: node scripts/package-agent.mjs [--arch x64,arm64] [--version V] [--out DIR] [--force] [--skip-missing-tools]', { 'skip-missing-tools': { type: 'boolean' } });
+  return { ...o, skipMissingTools: o.values['skip-missing-tools'] ?? false };
 }
 
 // ---------------------------------------------------------------- tools
@@ -477,8 +486,8 @@ async function main() {
   if (process.env.TETHER_PACKAGE_TIMING) log(`done in ${(performance.now() - started).toFixed(0)} ms`);
 }
 
-// Run as a script; imported (scripts/package-hub.mjs uses the runtime, native-build and tarball parts), do nothing.
-if (process.argv[1] && realpathSync(resolve(process.argv[1])) === self) {
+/** Runs a packaging script's main: a Failure is one line on stderr and exit status 1, anything else a crash. */
+export async function runScript(main) {
   try {
     await main();
   } catch (err) {
@@ -487,3 +496,6 @@ if (process.argv[1] && realpathSync(resolve(process.argv[1])) === self) {
     process.exit(1);
   }
 }
+
+// Run as a script; imported (scripts/package-hub.mjs uses the runtime, native-build and tarball parts), do nothing.
+if (process.argv[1] && realpathSync(resolve(process.argv[1])) === self) await runScript(main);

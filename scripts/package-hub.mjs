@@ -40,10 +40,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
-  ARCHES, DEFAULT_EPOCH, Failure, MissingTool, binutilsPackage, bundleFiles, checkTar, copy, crossPrefix, ensurePty, ensureRuntime, fail, fileSha256, isHost, log, mb, nodeGyp,
-  ptyDir, ptyRuntimeFiles, run, runnerFor, runtimeSpec, shown, stampVersion, tarball, tool, walk, walkDirs,
+  ARCHES, Failure, MissingTool, binutilsPackage, bundleFiles, checkTar, copy, crossPrefix, ensurePty, ensureRuntime, fail, fileSha256, isHost, log, mb, nodeGyp,
+  packagingOptions, ptyDir, ptyRuntimeFiles, run, runScript, runnerFor, runtimeSpec, shown, stampVersion, tarball, tool, walk, walkDirs,
 } from './package-agent.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -59,37 +58,8 @@ const PRUNE_DIRS = new Set(['test', 'tests', '__tests__', '.github', 'docs', 'ex
 const PRUNE_FILE = /(\.d\.[cm]?ts|\.map|\.md|\.markdown|(?<!\.d)\.[cm]?tsx?|\.gyp|\.gypi|\.cc|\.c|\.h|\.o|\.tsbuildinfo)$/i;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
-      arch: { type: 'string' },
-      version: { type: 'string' },
-      out: { type: 'string' },
-      agents: { type: 'string' },
-      force: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write('usage: node scripts/package-hub.mjs [--arch x64,arm64] [--version V] [--out DIR] [--agents DIR] [--force]\n');
-    process.exit(0);
-  }
-  const env = process.env;
-  const arches = (values.arch ?? env.TETHER_PACKAGE_ARCH ?? 'x64,arm64').split(',').map((a) => a.trim()).filter(Boolean);
-  for (const a of arches) if (!Object.hasOwn(ARCHES, a)) fail(`unknown architecture '${a}' (known: ${Object.keys(ARCHES).join(', ')})`);
-  if (arches.length === 0) fail('no architecture given');
-  const version = values.version ?? env.TETHER_PACKAGE_VERSION ?? JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
-  if (!/^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$/.test(version)) fail(`'${version}' is not a version (x.y.z, optionally -pre or +build)`);
-  const epochText = env.SOURCE_DATE_EPOCH || String(DEFAULT_EPOCH);
-  if (!/^\d+$/.test(epochText)) fail(`SOURCE_DATE_EPOCH '${epochText}' is not a number of seconds`);
-  const out = resolve(values.out ?? env.TETHER_PACKAGE_OUT ?? join(root, 'dist/artifacts'));
-  return {
-    arches: [...new Set(arches)],
-    version,
-    out,
-    agents: values.agents ? resolve(values.agents) : out,
-    force: values.force ?? env.TETHER_PACKAGE_FORCE === '1',
-    epoch: Number(epochText),
-  };
+  const o = packagingOptions('usage: node scripts/package-hub.mjs [--arch x64,arm64] [--version V] [--out DIR] [--agents DIR] [--force]', { agents: { type: 'string' } });
+  return { ...o, agents: o.values.agents ? resolve(o.values.agents) : o.out };
 }
 
 // ---------------------------------------------------------------- the hub's tree
@@ -411,10 +381,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-} catch (err) {
-  if (!(err instanceof Failure)) throw err;
-  log(err.message);
-  process.exit(1);
-}
+await runScript(main);

@@ -9,10 +9,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, openSync, readSync, closeSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import WebSocket from 'ws';
+import { MACHINE, elfMachine, sha256, walk, type Arch } from './artifact-files.js';
 import { Proc, REPO, TERMINAL_USER_TOML, TestHub, tempDir, waitFor, writeAgentConfig } from '@tether/testkit';
 
 const SCRIPT = join(REPO, 'scripts/package-agent.mjs');
@@ -20,28 +20,13 @@ const OUT = join(REPO, 'dist/artifacts');
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const NODE = (JSON.parse(readFileSync(join(REPO, 'scripts/runtime.json'), 'utf8')) as { node: string }).node;
 const ARCHES = ['x64', 'arm64'] as const;
-type Arch = (typeof ARCHES)[number];
 const name = (arch: Arch) => `tether-agent-${VERSION}-linux-${arch}`;
 const tarball = (arch: Arch) => join(OUT, `${name(arch)}.tar.gz`);
-// ELF e_machine
-const MACHINE: Record<Arch, number> = { x64: 0x3e, arm64: 0xb7 };
 const EXECUTABLES = ['bin/tether', 'bin/tether-agent', 'runtime/node', 'lib/node_modules/node-pty/build/Release/pty.node'];
 
-const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const packageAgent = (args: string[], timeout = 600_000) => spawnSync(process.execPath, [SCRIPT, ...args], { encoding: 'utf8', timeout });
 
-function walk(dir: string, base = dir): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name), base) : [relative(base, join(dir, e.name))]));
-}
 
-function elfMachine(path: string): number {
-  const b = Buffer.alloc(20);
-  const fd = openSync(path, 'r');
-  readSync(fd, b, 0, 20, 0);
-  closeSync(fd);
-  assert.equal(b.subarray(0, 4).toString('latin1'), '\x7fELF', `${path} is not ELF`);
-  return b.readUInt16LE(18);
-}
 
 const scratch = tempDir('tether-package-');
 const unpacked = {} as Record<Arch, string>;

@@ -10,9 +10,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { MACHINE, elfMachine, sha256, walk, type Arch } from './artifact-files.js';
 import { Proc, REPO, tempDir, waitFor } from '@tether/testkit';
 
 const SCRIPT = join(REPO, 'scripts/package-hub.mjs');
@@ -20,27 +20,13 @@ const OUT = join(REPO, 'dist/artifacts');
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const NODE = (JSON.parse(readFileSync(join(REPO, 'scripts/runtime.json'), 'utf8')) as { node: string }).node;
 const ARCHES = ['x64', 'arm64'] as const;
-type Arch = (typeof ARCHES)[number];
 const name = (arch: Arch) => `tether-hub-${VERSION}-linux-${arch}`;
 const tarball = (arch: Arch) => join(OUT, `${name(arch)}.tar.gz`);
-const MACHINE: Record<Arch, number> = { x64: 0x3e, arm64: 0xb7 };
 const ARGON2: Record<Arch, string> = { x64: '@node-rs/argon2-linux-x64-gnu', arm64: '@node-rs/argon2-linux-arm64-gnu' };
 
-const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const packageHub = (args: string[], timeout = 900_000) => spawnSync(process.execPath, [SCRIPT, ...args], { encoding: 'utf8', timeout });
 
-function walk(dir: string, base = dir): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name), base) : [relative(base, join(dir, e.name))]));
-}
 
-function elfMachine(path: string): number {
-  const b = Buffer.alloc(20);
-  const fd = openSync(path, 'r');
-  readSync(fd, b, 0, 20, 0);
-  closeSync(fd);
-  assert.equal(b.subarray(0, 4).toString('latin1'), '\x7fELF', `${path} is not ELF`);
-  return b.readUInt16LE(18);
-}
 
 const scratch = tempDir('tether-package-hub-');
 const unpacked = {} as Record<Arch, string>;
