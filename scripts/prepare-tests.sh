@@ -26,6 +26,15 @@ fi
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where datname='test'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -d postgres -c 'create database test' >/dev/null
 
+# NATS with JetStream for the cluster tests (each test uses a subject prefix of its own). Debian's
+# package does not start it without systemd as PID 1; the machine's own, when running, is used as is.
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  log "starting nats-server on 127.0.0.1:4222"
+  mkdir -p /var/lib/nats-server
+  setsid nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log </dev/null >/dev/null 2>&1 &
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
+fi
+
 # The terminal tests log in as this account, not as root: root's login profile is the machine's
 # (here it runs `pyenv rehash`, which leaves a lock behind when a login is hung up mid-start and then
 # holds every root login for 60 s). It also has a group of its own to show that a terminal gets the

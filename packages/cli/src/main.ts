@@ -56,11 +56,13 @@ const hubOptions = (c: Command) =>
     .option('--tls-self-signed', 'serve HTTPS with a certificate generated on first start under <data>/tls (TETHER_TLS_SELF_SIGNED)')
     .option('--artifacts-dir <dir>', 'agent artifacts served for the one-line install (TETHER_ARTIFACTS_DIR; default: the checkout\'s dist/artifacts, else <data>/artifacts)')
     .option('--public-url <url>', 'the URL hosts reach the hub at, put into install.sh (TETHER_PUBLIC_URL; default: each request\'s scheme and Host)')
+    .option('--nats <urls>', 'join a cluster of hubs: NATS servers, comma-separated nats://host:port (TETHER_NATS; needs a postgres:// --db shared by all hubs)')
+    .option('--cluster-prefix <name>', 'NATS subject prefix of this cluster (TETHER_CLUSTER_PREFIX; default tether)')
     .option('--config <file>', 'TOML config file (TETHER_CONFIG)');
 
 function hubFlags(o: Record<string, unknown>): HubFlags {
   const f: HubFlags = {};
-  for (const k of ['listen', 'data', 'db', 'heartbeat', 'handshakeTimeout', 'logLevel', 'tlsCert', 'tlsKey', 'tlsSelfSigned', 'artifactsDir', 'publicUrl', 'config'] as const) if (o[k] !== undefined) (f as Record<string, unknown>)[k] = o[k];
+  for (const k of ['listen', 'data', 'db', 'heartbeat', 'handshakeTimeout', 'logLevel', 'tlsCert', 'tlsKey', 'tlsSelfSigned', 'artifactsDir', 'publicUrl', 'nats', 'clusterPrefix', 'config'] as const) if (o[k] !== undefined) (f as Record<string, unknown>)[k] = o[k];
   return f;
 }
 

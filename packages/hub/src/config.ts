@@ -44,8 +44,28 @@ const hubSpec = {
   maxBodyBytes: { toml: 'max_body_bytes', env: 'TETHER_MAX_BODY_BYTES', default: 1024 * 1024, parse: int(1024, 1024 * 1024 * 1024) } as Field<number>,
   // the one-line install
   artifactsDir: { toml: 'artifacts_dir', env: 'TETHER_ARTIFACTS_DIR', default: '', parse: str({ max: 1024 }) } as Field<string>,
+  nats: { toml: 'nats', env: 'TETHER_NATS', default: [], parse: parseNatsUrls } as Field<string[]>,
+  clusterPrefix: { toml: 'cluster_prefix', env: 'TETHER_CLUSTER_PREFIX', default: 'tether', parse: str({ max: 64, pattern: /^[A-Za-z0-9_-]+$/, what: 'letters, digits, _ and - (a NATS subject token)' }) } as Field<string>,
   publicUrl: { toml: 'public_url', env: 'TETHER_PUBLIC_URL', default: '', parse: parsePublicUrl } as Field<string>,
 };
+
+/** `nats://host:port` servers of one NATS cluster: a list in TOML, comma-separated in the environment and on the command line. */
+function parseNatsUrls(raw: unknown): string[] {
+  const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+  if (!Array.isArray(list)) throw new Error('expected nats://host:port or a list of them');
+  if (list.length > 16) throw new Error('at most 16 NATS servers');
+  return list.map((o) => {
+    const s = String(o);
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      throw new Error(`expected nats://host:port, got ${JSON.stringify(s)}`);
+    }
+    if ((u.protocol !== 'nats:' && u.protocol !== 'tls:') || !u.hostname || (u.pathname && u.pathname !== '/') || u.search || u.hash) throw new Error(`expected nats://host:port (or tls://host:port) with nothing after it, got ${JSON.stringify(s)}`);
+    return s.replace(/\/$/, '');
+  });
+}
 
 /** Names the hub answers to besides its own (see allowed-hosts.ts): a list in TOML, comma-separated in the environment. */
 function hostList(raw: unknown): string[] {
@@ -110,6 +130,12 @@ export interface HubConfig {
   artifactsDir: string;
   /** the base URL hosts reach the hub at (http(s)://host[:port][/path], no trailing slash); unset: each request's scheme and Host */
   publicUrl?: string;
+  /**
+   * Clustered mode (several hubs on one PostgreSQL): the NATS servers the hubs talk through, and the
+   * subject prefix of this cluster (several clusters, or test runs, can share one NATS). Absent: one
+   * hub alone, no NATS.
+   */
+  cluster?: { nats: string[]; prefix: string };
   /** From TETHER_ADMIN_PASSWORD only: a password on a command line is visible to every user of the host. */
   adminPassword?: string;
 }
@@ -123,10 +149,12 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
   if (!c.tlsCert !== !c.tlsKey) throw new ConfigError(['TLS needs both a certificate and a key (tls_cert and tls_key)']);
   if (c.tlsCert && c.tlsSelfSigned) throw new ConfigError(['give either tls_cert/tls_key or tls_self_signed, not both']);
   const dataDir = resolve(cwd, c.data);
+  const db = c.db || `sqlite:${join(dataDir, 'tether.db')}`;
+  if (c.nats.length && !/^postgres(ql)?:/.test(db)) throw new ConfigError(['nats (clustered hubs) needs a PostgreSQL database that all hubs share: give db = "postgres://…" too']);
   return {
     listen: c.listen,
     dataDir,
-    db: c.db || `sqlite:${join(dataDir, 'tether.db')}`,
+    db,
     heartbeatSec: c.heartbeat,
     handshakeTimeoutSec: c.handshakeTimeout,
     maxFrameBytes: c.maxFrameBytes,
@@ -149,6 +177,7 @@ export function loadHubConfig(flags: HubFlags, env: NodeJS.ProcessEnv = process.
     artifactsDir: c.artifactsDir ? resolve(cwd, c.artifactsDir) : defaultArtifactsDir(dataDir),
     ...(c.publicUrl ? { publicUrl: c.publicUrl } : {}),
     alerts: { evalIntervalSec: c.alertEvalInterval, retryBaseSec: c.alertRetryBase, retryAttempts: c.alertRetryAttempts, sendTimeoutSec: c.alertSendTimeout, certCheckIntervalSec: c.alertCertCheckInterval, historyRetentionSec: c.alertHistoryRetention },
+    ...(c.nats.length ? { cluster: { nats: c.nats, prefix: c.clusterPrefix } } : {}),
     ...(env.TETHER_ADMIN_PASSWORD ? { adminPassword: env.TETHER_ADMIN_PASSWORD } : {}),
   };
 }

@@ -25,6 +25,10 @@ export interface ScheduledTaskStatus {
   lastOkAt?: number;
   lastDurationMs?: number;
   lastError?: string;
+  /** a singleton's lease: in a cluster the task runs only on the hub that holds it */
+  lease?: string;
+  /** the lease is held by another hub, so this one does not run it */
+  standby?: boolean;
 }
 
 interface Task {
@@ -38,16 +42,21 @@ interface Task {
 export class Scheduler {
   private readonly tasks = new Map<string, Task>();
   private stopped = false;
+  /** whether this hub holds a lease now (a hub alone holds them all; cluster/leases.ts) */
+  gate: (lease: string) => boolean = () => true;
 
   constructor(
     readonly clock: Clock,
     private readonly log: Logger,
   ) {}
 
-  /** Runs `run` every `everyMs` of the clock's time, never two runs of it at once. */
-  every(name: string, everyMs: number, run: (now: number) => Promise<void> | void): void {
+  /**
+   * Runs `run` every `everyMs` of the clock's time, never two runs of it at once; with `lease`, only
+   * while this hub holds that lease (a singleton of the cluster).
+   */
+  every(name: string, everyMs: number, run: (now: number) => Promise<void> | void, opts: { lease?: string } = {}): void {
     if (this.tasks.has(name)) throw new Error(`scheduler: a task named ${name} exists`);
-    const t: Task = { status: { name, everyMs, runs: 0, failures: 0, skipped: 0, running: false }, run, timer: undefined, current: undefined, startedPerf: 0 };
+    const t: Task = { status: { name, everyMs, runs: 0, failures: 0, skipped: 0, running: false, ...(opts.lease ? { lease: opts.lease } : {}) }, run, timer: undefined, current: undefined, startedPerf: 0 };
     this.tasks.set(name, t);
     if (!this.stopped) t.timer = this.clock.setInterval(() => void this.start(t), everyMs);
   }
@@ -66,6 +75,10 @@ export class Scheduler {
     }
     if (this.stopped) return Promise.resolve();
     const s = t.status;
+    if (s.lease) {
+      s.standby = !this.gate(s.lease);
+      if (s.standby) return Promise.resolve();
+    }
     s.running = true;
     s.lastStartAt = this.clock.now();
     t.startedPerf = performance.now();

@@ -62,6 +62,7 @@ import { consoleRoutes } from './console.js';
 import { ArtifactStore } from './modules/artifacts/store.js';
 import { artifactRoutes } from './modules/artifacts/routes.js';
 import { installerCandidates } from './modules/artifacts/paths.js';
+import { clusterMigrations, joinCluster, soloCluster, type Cluster, type LeaseName } from './cluster/index.js';
 
 /** SIGTERM to exit: everything the hub does on stop fits in this (the process manager's kill comes later). */
 export const STOP_BOUND_MS = 8000; // + up to 500 ms for the database to close
@@ -76,7 +77,7 @@ export interface StopResult {
 /** A refused body (413) of a declared length up to this is read and dropped so that the client gets the answer. */
 const DRAIN_REFUSED_BODY_BYTES = 64 * 1024 * 1024;
 
-export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations, terminalMigrations, alertsMigrations];
+export const ALL_MIGRATIONS = [hostsMigrations, enrollMigrations, authMigrations, metricsMigrations, jobsMigrations, bundlesMigrations, auditMigrations, terminalMigrations, alertsMigrations, clusterMigrations];
 
 /** A route as declared: what the route × role matrix test and docs/access.md are made from. */
 export interface RouteInfo {
@@ -89,7 +90,10 @@ export interface RouteInfo {
 
 export interface Hub {
   app: FastifyInstance;
+  /** this hub's own agent sockets */
   link: AgentLink;
+  /** this hub's place in its cluster (a hub alone: `mode: 'single'`, every lease, its own agents) */
+  cluster: Cluster;
   metrics: MetricsService;
   live: LiveHub;
   jobs: JobService;
@@ -124,7 +128,13 @@ export interface Hub {
 async function ensureAdmin(auth: AuthStore, cfg: HubConfig, log: Logger, now: number): Promise<string | undefined> {
   if ((await auth.userCount()) > 0) return undefined;
   const generated = cfg.adminPassword ? undefined : randomBytes(15).toString('base64url');
-  await auth.createUser('admin', cfg.adminPassword ?? generated!, 'admin', now);
+  try {
+    await auth.createUser('admin', cfg.adminPassword ?? generated!, 'admin', now);
+  } catch (err) {
+    // Hubs of a cluster starting together on a new database: one of them made it.
+    if ((await auth.userCount()) > 0) return undefined;
+    throw err;
+  }
   if (generated) {
     const file = join(cfg.dataDir, 'initial-admin-password');
     writeFileSync(file, generated + '\n', { mode: 0o600 });
@@ -179,8 +189,22 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     clock,
   });
 
+  // Set once the hub listens: where agents and browsers reach it (told to the other hubs).
+  let url = '';
+  let cluster: Cluster;
+  try {
+    cluster = cfg.cluster
+      ? await joinCluster({ nats: cfg.cluster.nats, prefix: cfg.cluster.prefix, db: db.db, link, secrets, url: () => cfg.publicUrl ?? url, log: log.child({ module: 'cluster' }) })
+      : soloCluster(link);
+  } catch (err) {
+    await link.close();
+    await db.close();
+    throw err;
+  }
+  const holds = (lease: LeaseName) => cluster.leases.holds(lease);
   const scheduler = new Scheduler(clock, log.child({ module: 'scheduler' }));
-  const metrics = new MetricsService(new MetricStore(db.db, db.sqlite, clock), log.child({ module: 'metrics' }), { retention: cfg.retention, topN: cfg.topN, clock });
+  scheduler.gate = (lease) => holds(lease as LeaseName);
+  const metrics = new MetricsService(new MetricStore(db.db, db.sqlite, clock), log.child({ module: 'metrics' }), { retention: cfg.retention, topN: cfg.topN, clock, maintainer: () => holds('maintenance') });
   const reportTypes = new Set<string>(REPORT_TYPES);
   const workloads = new WorkloadService();
   link.on('message', (conn, msg, frame) => {
@@ -210,7 +234,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   });
   await jobs.start(scheduler);
   const a = cfg.alerts;
-  const alerts = new AlertService(alertStore, metrics, link, hosts, log.child({ module: 'alerts' }), {
+  const alerts = new AlertService(alertStore, metrics, cluster.reach, hosts, log.child({ module: 'alerts' }), {
     evalIntervalMs: a.evalIntervalSec * 1000,
     retryBaseMs: a.retryBaseSec * 1000,
     maxAttempts: a.retryAttempts,
@@ -223,6 +247,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     ...(tls ? { hubCertificate: tls.cert } : {}),
     clock,
   });
+  if (cluster.bus) alerts.clustered(cluster.bus, cluster.leases);
   await alerts.start(scheduler);
   alerts.addSource(new WorkloadSource(workloads, () => clock.now()));
 
@@ -318,9 +343,12 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     },
     async (_req, reply) => {
       const h: HealthReport = await health.report();
+      const c = cluster.status();
+      // A cluster cut off from NATS still serves (its own agents, the database): 200, "degraded".
+      const reasons = [...h.reasons, ...c.degraded];
       return reply.code(h.status === 'ok' ? 200 : 503).send({
-        status: h.status,
-        ...(h.reasons.length ? { reasons: h.reasons } : {}),
+        status: h.status === 'ok' && c.degraded.length ? 'degraded' : h.status,
+        ...(reasons.length ? { reasons } : {}),
         version: TETHER_VERSION,
         protocol: PROTOCOL_VERSION,
         uptimeSec: Math.round((performance.now() - startedAt) / 1000),
@@ -331,6 +359,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
         agentsOnline: link.onlineCount,
         ingest: h.ingest,
         tasks: h.tasks,
+        cluster: c,
       });
     },
   );
@@ -340,7 +369,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   await app.register(userRoutes(auth));
   await app.register(auditRoutes(audit));
   await app.register(
-    hostRoutes(hosts, link, async (id) => {
+    hostRoutes(hosts, cluster.reach, async (id) => {
       metrics.forget(id);
       await metrics.store.deleteHost(id);
       await jobs.forgetHost(id);
@@ -374,7 +403,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   await app.register(alertRoutes(alerts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
-  await app.register(managersRoutes({ hosts, link }));
+  await app.register(managersRoutes({ hosts, link, reach: cluster.reach }));
   await app.register(artifactRoutes(artifacts, { ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}), ...(tls?.installPin ? { installPin: tls.installPin } : {}), installer: installerCandidates() }));
   app.get('/api/v1/live', { ...access({ role: 'viewer', scope: 'read' }), websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.
@@ -408,13 +437,13 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     link.attach(socket, addr);
   });
 
-  scheduler.every('auth.prune', 3600_000, (now) => auth.pruneSessions(now).then(() => {}));
+  scheduler.every('auth.prune', 3600_000, (now) => auth.pruneSessions(now).then(() => {}), { lease: 'maintenance' });
 
   await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
   const host = cfg.listen.host === '0.0.0.0' || cfg.listen.host === '::' ? '127.0.0.1' : cfg.listen.host;
-  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url, listen: `${cfg.listen.host}:${port}`, heartbeatSec: cfg.heartbeatSec, artifacts: cfg.artifactsDir, ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}), ...(tls ? { tls: tls.source, tlsFingerprint: tls.fingerprint, tlsCert: tls.certFile } : {}) }, 'hub listening');
 
   /**
@@ -439,6 +468,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     pending.push(...(await scheduler.stop(Math.min(3000, STOP_BOUND_MS / 3))).map((t) => `task ${t}`));
     live.close();
     transfers.close();
+    // Singletons go to another hub now, not when their leases expire.
+    await step('cluster leave', () => cluster.leave());
     await step('alerts', () => alerts.stop());
     await step('agent link', () => link.close());
     await step('metrics', () => metrics.stop());
@@ -446,6 +477,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     await step('terminals', () => terminals.close());
     await step('http', () => app.close());
     await step('audit', () => audit.flush());
+    await step('cluster', () => cluster.stop());
     // Closing the database is quick unless a query holds it; it gets a moment even past the bound.
     await step('database', () => db.close(), 500);
     const clean = pending.length === 0;
@@ -456,6 +488,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   return {
     app: app as unknown as FastifyInstance,
     link,
+    cluster,
     metrics,
     live,
     jobs,

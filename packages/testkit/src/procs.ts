@@ -185,6 +185,10 @@ export interface HubOptions {
   extraArgs?: string[];
   /** arguments for node itself, e.g. --cpu-prof (benchmarks) */
   nodeArgs?: string[];
+  /** a database shared with other hubs (a cluster): used as is, never dropped by this hub's cleanup */
+  dbUrl?: string;
+  /** the sealing key (64 hex digits) put in the data directory first: hubs of one cluster share one */
+  secretKeyHex?: string;
 }
 
 /** A hub process with its own data dir (and PostgreSQL schema), a logged-in API client, restart and cleanup. */
@@ -201,7 +205,8 @@ export class TestHub {
   private readonly listenHost: string;
 
   private constructor(readonly opts: HubOptions) {
-    if (opts.db === 'postgres') {
+    if (opts.dbUrl) this.dbUrl = opts.dbUrl;
+    else if (opts.db === 'postgres') {
       this.pgs = pgSchema();
       this.dbUrl = this.pgs.url;
     } else this.dbUrl = `sqlite:${join(this.dataDir, 'tether.db')}`;
@@ -224,6 +229,7 @@ export class TestHub {
   }
 
   private async launch(): Promise<void> {
+    if (this.opts.secretKeyHex) writeFileSync(join(this.dataDir, 'secret.key'), this.opts.secretKeyHex + '\n', { mode: 0o600 });
     const args = ['hub', '--listen', `${this.listenHost}:${this.port}`, '--data', this.dataDir, '--db', this.dbUrl, '--heartbeat', this.opts.heartbeat ?? '1s', ...(this.opts.handshakeTimeout ? ['--handshake-timeout', this.opts.handshakeTimeout] : []), ...(this.opts.extraArgs ?? [])];
     this.proc = runCli(args, { env: { TETHER_ADMIN_PASSWORD: ADMIN_PASSWORD, TETHER_LOG_LEVEL: 'debug', ...this.opts.env }, name: 'hub', ...(this.opts.nodeArgs ? { nodeArgs: this.opts.nodeArgs } : {}) });
     const line = await Promise.race([

@@ -104,7 +104,27 @@ export interface AgentLinkEvents {
   message: [conn: AgentConnection, msg: Message, frame: string];
 }
 
-export class AgentLink extends EventEmitter<AgentLinkEvents> {
+/**
+ * "Reach agent X": what modules that ask an agent something (managers, files, host status) need,
+ * wherever the agent is connected. `AgentLink` is the one-hub implementation (its own sockets);
+ * `cluster/reach.ts` adds the agents other hubs of the cluster hold, over NATS request/reply.
+ */
+export interface AgentReach {
+  /** connected to this hub or, in a cluster, to any hub */
+  isOnline(agentId: string): boolean;
+  readonly onlineCount: number;
+  /** see AgentLink.request: rejects with AgentUnavailable at once when the agent is connected nowhere */
+  request<T extends MessageType>(agentId: string, type: T, body: BodyOf<T>, timeoutMs: number): Promise<Message>;
+  /** ends the agent's connection wherever it is (revocation, deletion); true when it was online */
+  disconnect(agentId: string, code: RefusalCode, reason: string): boolean;
+  on(event: 'online', fn: (agentId: string) => void): unknown;
+  on(event: 'offline', fn: (agentId: string, reason: string) => void): unknown;
+  /** messages from the agents connected to this hub (each reaches only the hub holding it) */
+  on(event: 'message', fn: (conn: AgentConnection, msg: Message, frame: string) => void): unknown;
+  off(event: 'online' | 'offline' | 'message', fn: (...a: any[]) => void): unknown;
+}
+
+export class AgentLink extends EventEmitter<AgentLinkEvents> implements AgentReach {
   private readonly conns = new Map<string, AgentConnection>();
   private readonly pendingSockets = new Set<WebSocket>();
   private readonly sweeper: NodeJS.Timeout;
@@ -364,6 +384,21 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     conn.send('refused', { code, reason, retry: false });
     conn.ws.close(code === 'revoked' ? CLOSE.revoked : CLOSE.auth, reason);
     // Stop treating it as online at once, even before the close handshake completes.
+    this.conns.delete(agentId);
+    this.failPending(agentId);
+    this.emit('offline', agentId, reason);
+    setTimeout(() => conn.ws.terminate(), 2000).unref();
+    return true;
+  }
+
+  /**
+   * Closes an agent's socket without refusing it (it may connect again at once): a stale socket
+   * of an agent that connected to another hub, or this hub draining.
+   */
+  drop(agentId: string, reason: string, code: number = CLOSE.conflict): boolean {
+    const conn = this.conns.get(agentId);
+    if (!conn) return false;
+    conn.ws.close(code, reason.slice(0, 120));
     this.conns.delete(agentId);
     this.failPending(agentId);
     this.emit('offline', agentId, reason);

@@ -13,7 +13,7 @@
  *   event(host, 'container_oom', containerName)
  */
 import { connect, type PeerCertificate } from 'node:tls';
-import type { AgentLink } from '../agents/link.js';
+import type { AgentReach } from '../agents/link.js';
 import { systemClock, type Clock } from '../../clock.js';
 import type { HostStore } from '../hosts/store.js';
 
@@ -48,7 +48,7 @@ export class LinkSource implements AnomalySource {
   private readonly off: (() => void)[] = [];
 
   constructor(
-    private readonly link: AgentLink,
+    private readonly link: AgentReach,
     private readonly hosts: HostStore,
     /** after a hub start, agents are reconnecting: hosts are not called offline before this (real time) */
     private readonly graceMs: number,

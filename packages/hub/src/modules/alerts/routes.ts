@@ -173,7 +173,7 @@ export function alertRoutes(alerts: AlertService, o: AlertRouteOptions) {
         },
       },
       async (req) => ({
-        alerts: alerts.active().filter((a) => (!req.query.rule || a.ruleId === req.query.rule) && (!req.query.host || a.hostId === req.query.host) && (!req.query.state || a.state === req.query.state) && visible(req, a.hostId)),
+        alerts: (await alerts.activeNow()).filter((a) => (!req.query.rule || a.ruleId === req.query.rule) && (!req.query.host || a.hostId === req.query.host) && (!req.query.state || a.state === req.query.state) && visible(req, a.hostId)),
       }),
     );
     r.get(
@@ -254,7 +254,7 @@ export function alertRoutes(alerts: AlertService, o: AlertRouteOptions) {
       alerts.on('change', onChange);
       socket.on('close', () => alerts.off('change', onChange));
       socket.on('error', () => {});
-      send({ type: 'snapshot', alerts: alerts.active().filter((a) => visible(req, a.hostId)) });
+      void alerts.activeNow().then((list) => send({ type: 'snapshot', alerts: list.filter((a) => visible(req, a.hostId)) }));
     });
 
     // ---- rules

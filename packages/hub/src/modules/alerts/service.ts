@@ -10,7 +10,9 @@ import { EventEmitter } from 'node:events';
 import { createHash, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { matchesSelector, parseSelector, SelectorError, type Labels, type Selector } from '@tether/protocol';
-import type { AgentLink } from '../agents/link.js';
+import type { AgentReach } from '../agents/link.js';
+import type { ClusterBus } from '../../cluster/bus.js';
+import type { Leases } from '../../cluster/leases.js';
 import type { HostStore } from '../hosts/store.js';
 import type { MetricsService } from '../metrics/service.js';
 import { FAMILIES } from '../metrics/series.js';
@@ -22,6 +24,12 @@ import { LinkSource, probeCertificate, type AnomalySink, type AnomalySource } fr
 import { CHANNEL_TYPES, validateChannel } from './channels.js';
 import { Notifier, type AlertView } from './notifier.js';
 import { newId, type AlertRow, type AlertStore, type Channel, type ChannelType, type Delivery, type Silence } from './store.js';
+
+/** What a hub that is not the evaluator sends it: one sink call or one filtered sample. */
+interface PeerInput {
+  t: 'sample' | 'level' | 'event' | 'levels';
+  a: unknown[];
+}
 
 export interface AlertServiceOptions {
   /** how often durations, resolutions and event windows are advanced */
@@ -111,7 +119,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
   constructor(
     readonly store: AlertStore,
     private readonly metrics: MetricsService,
-    private readonly link: AgentLink,
+    private readonly link: AgentReach,
     private readonly hosts: HostStore,
     private readonly log: Logger,
     readonly o: AlertServiceOptions,
@@ -120,12 +128,14 @@ export class AlertService extends EventEmitter<AlertEvents> {
     this.setMaxListeners(0);
     this.clock = o.clock ?? systemClock;
     this.notifier = new Notifier(store, () => this.channelList, log.child({ part: 'notifier' }), { retryBaseMs: o.retryBaseMs, maxAttempts: o.maxAttempts, sendTimeoutMs: o.sendTimeoutMs, clock: this.clock, ...(o.hubUrl ? { hubUrl: o.hubUrl } : {}) });
+    // On a hub that is not the evaluator (a cluster's other hubs), what its agents' sources signal
+    // and what its agents report goes to the evaluator over the bus instead (see `clustered`).
     this.sink = {
-      level: (hostId, signal, subject, value, detail) => this.onLevel(hostId, signal, subject, value, detail),
-      event: (hostId, event, subject, at, detail) => this.onEvent(hostId, event, subject, at ?? this.now(), detail),
-      levels: (hostId, signal, current) => this.onLevels(hostId, signal, current),
+      level: (hostId, signal, subject, value, detail) => (this.evaluating ? this.onLevel(hostId, signal, subject, value, detail) : this.forward({ t: 'level', a: [hostId, signal, subject, value, detail] })),
+      event: (hostId, event, subject, at, detail) => (this.evaluating ? this.onEvent(hostId, event, subject, at ?? this.now(), detail) : this.forward({ t: 'event', a: [hostId, event, subject, at ?? this.now(), detail] })),
+      levels: (hostId, signal, current) => (this.evaluating ? this.onLevels(hostId, signal, current) : this.forward({ t: 'levels', a: [hostId, signal, current] })),
     };
-    this.onSample = (hostId, kind, ts, series, keys, values) => this.sample(hostId, kind, ts, series, keys, values);
+    this.onSample = (hostId, kind, ts, series, keys, values) => (this.evaluating ? this.sample(hostId, kind, ts, series, keys, values) : this.forwardSample(hostId, kind, ts, series, keys, values));
   }
 
   // ---- lifecycle ------------------------------------------------------------------------------
@@ -142,12 +152,147 @@ export class AlertService extends EventEmitter<AlertEvents> {
     this.channelList = await this.store.channels();
     this.silenceList = await this.store.silences();
     await this.refreshHosts();
-    await this.restore();
+    if (this.evaluating) await this.restore();
     this.metrics.on('sample', this.onSample);
     this.addSource(new LinkSource(this.link, this.hosts, this.o.reconnectGraceMs, this.clock));
     this.link.on('online', (id) => void this.refreshHost(id));
-    scheduler.every('alerts.evaluate', this.o.evalIntervalMs, () => this.tickAll());
+    scheduler.every('alerts.evaluate', this.o.evalIntervalMs, () => this.tickAll(), { lease: 'alerts' });
     scheduler.every('alerts.hosts', 15_000, () => this.refreshHosts());
+  }
+
+  // ---- one evaluator in a cluster ---------------------------------------------------------------
+
+  /** false on a hub of a cluster that does not hold the alerts lease */
+  private evaluating = true;
+  private cluster: { bus: ClusterBus; leases: Leases } | undefined;
+
+  /**
+   * In a cluster the rules engine and its notifier run on the one hub holding the alerts lease.
+   * The others forward their agents' samples (only the series some rule reads) and anomaly signals
+   * to it, hand their API's rule, channel and silence changes to every hub, and ask it for the
+   * active alerts; it publishes every alert change for their browsers. On gaining the lease a hub
+   * reloads rules and the firing alerts from the database (notified ones are not notified again);
+   * on losing it, it forgets its instances.
+   */
+  clustered(bus: ClusterBus, leases: Leases): void {
+    this.cluster = { bus, leases };
+    this.evaluating = leases.holds('alerts');
+    if (!this.evaluating) this.instances.clear();
+    const input = bus.subject('alerts', 'in');
+    let unIn: (() => void) | undefined;
+    let unActive: (() => void) | undefined;
+    const lead = () => {
+      unIn ??= bus.subscribe(input, (d) => this.fromPeer(d as PeerInput));
+      unActive ??= bus.subscribe(bus.subject('alerts', 'active'), (_d, msg) => bus.reply(msg, this.active()));
+    };
+    const follow = () => {
+      unIn?.();
+      unActive?.();
+      unIn = unActive = undefined;
+    };
+    if (this.evaluating) lead();
+    leases.on('gained', (name) => {
+      if (name !== 'alerts') return;
+      void this.reload()
+        .then(() => this.restore())
+        .then(() => {
+          this.evaluating = true;
+          lead();
+          this.log.info({ restored: this.instances.size }, 'alert evaluator active on this hub');
+        })
+        .catch((err: Error) => this.log.error({ err: err.message }, 'alert evaluator could not load its state'));
+    });
+    leases.on('lost', (name) => {
+      if (name !== 'alerts') return;
+      this.evaluating = false;
+      follow();
+      this.instances.clear();
+      this.events.clear();
+      this.dirtyPeaks.clear();
+    });
+    bus.subscribe(bus.subject('alerts', 'config'), () => void this.reload().catch((err: Error) => this.log.warn({ err: err.message }, 'alert configuration reload failed')));
+    bus.subscribe(bus.subject('alerts', 'change'), (d) => {
+      if (!this.evaluating) this.emit('change', d as AlertView);
+    });
+    this.on('change', (v) => {
+      if (this.evaluating) bus.publish(bus.subject('alerts', 'change'), v);
+    });
+  }
+
+  private forward(m: PeerInput): void {
+    this.cluster?.bus.publish(this.cluster.bus.subject('alerts', 'in'), m);
+  }
+
+  /** Only the series some rule reads leave the hub. */
+  private forwardSample(hostId: string, kind: string, ts: number, series: Record<string, number>, keys: readonly string[], values: Float64Array): void {
+    if (!this.cluster || !this.byFamily.size) return;
+    const plan = this.planOf(keys);
+    const out: Record<string, number> = {};
+    let n = 0;
+    for (let j = 0; j < plan.at.length; j++) {
+      const i = plan.at[j]!;
+      out[keys[i]!] = values[i]!;
+      n++;
+    }
+    if (kind === 'usage' && this.derivedWatched) {
+      const d = derive(series);
+      for (const k in d) if (this.rulesReading(k)) (out[k] = d[k]!), n++;
+    }
+    if (n) this.forward({ t: 'sample', a: [hostId, kind, ts, out] });
+  }
+
+  private fromPeer(m: PeerInput): void {
+    if (!this.evaluating || !m || !Array.isArray(m.a)) return;
+    const a = m.a as any[];
+    switch (m.t) {
+      case 'sample': {
+        const series = a[3] as Record<string, number>;
+        if (!series || typeof series !== 'object') return;
+        const keys = Object.keys(series);
+        const values = Float64Array.from(keys, (k) => Number(series[k]));
+        this.sample(String(a[0]), String(a[1]), Number(a[2]), {}, keys, values);
+        return;
+      }
+      case 'level':
+        return this.onLevel(String(a[0]), String(a[1]), String(a[2]), Number(a[3]), a[4] === undefined || a[4] === null ? undefined : String(a[4]));
+      case 'event':
+        return this.onEvent(String(a[0]), String(a[1]), String(a[2]), Number(a[3]), a[4] === undefined || a[4] === null ? undefined : String(a[4]));
+      case 'levels':
+        if (Array.isArray(a[2])) this.onLevels(String(a[0]), String(a[1]), a[2] as { subject: string; value: number; detail?: string }[]);
+        return;
+    }
+  }
+
+  /** Rules, channels and silences as the database has them (changed through another hub). */
+  private async reload(): Promise<void> {
+    const rules = await this.store.rules();
+    if (this.evaluating) {
+      // The evaluator ends the alerts of rules removed or changed elsewhere, as if changed here.
+      const next = new Map(rules.map((r) => [r.id, r]));
+      for (const old of this.listRules()) {
+        const now = next.get(old.id);
+        if (!now || now.updatedAt !== old.updatedAt) this.replaceRule(old, now, false);
+      }
+    }
+    this.index(rules);
+    this.channelList = await this.store.channels();
+    this.silenceList = await this.store.silences();
+  }
+
+  /** Tells every hub that rules, channels or silences changed. */
+  private changedConfig(): void {
+    this.cluster?.bus.publish(this.cluster.bus.subject('alerts', 'config'), {});
+  }
+
+  /** The pending and firing alerts wherever the evaluator runs. */
+  async activeNow(): Promise<AlertView[]> {
+    if (this.evaluating || !this.cluster) return this.active();
+    try {
+      return (await this.cluster.bus.request(this.cluster.bus.subject('alerts', 'active'), {}, 3000)) as AlertView[];
+    } catch {
+      // No evaluator right now (hand-over, or the bus is down): what the database says is firing.
+      return (await this.store.history({ state: 'firing', limit: 10_000 })).map((a): AlertView => ({ ...a, hostname: this.hostname(a.hostId), value: Number.isFinite(a.value) ? a.value : null, peak: Number.isFinite(a.peak) ? a.peak : null }));
+    }
   }
 
   /** Sends what is waiting and writes what is pending (call after the scheduler has stopped). */
@@ -260,6 +405,19 @@ export class AlertService extends EventEmitter<AlertEvents> {
     const now = this.now();
     if (ts < now - MAX_SAMPLE_AGE_MS) return;
     // Runs for every report of every host: no copies, and derived series only when a rule reads one.
+    const plan = this.planOf(keys);
+    for (let j = 0; j < plan.at.length; j++) {
+      const i = plan.at[j]!;
+      for (const ix of plan.rules[j]!) this.feed(ix, hostId, keys[i]!, values[i]!, now);
+    }
+    if (kind === 'usage' && this.derivedWatched) {
+      // derived series are a new object per report (no shared key list to plan for), and few
+      const d = derive(series);
+      for (const k in d) for (const ix of this.rulesReading(k) ?? []) this.feed(ix, hostId, k, d[k]!, now);
+    }
+  }
+
+  private planOf(keys: readonly string[]): { version: number; at: Int32Array; rules: Indexed[][] } {
     let plan = this.plans.get(keys);
     if (!plan || plan.version !== this.rulesVersion) {
       const at: number[] = [];
@@ -273,15 +431,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
       plan = { version: this.rulesVersion, at: Int32Array.from(at), rules };
       this.plans.set(keys, plan);
     }
-    for (let j = 0; j < plan.at.length; j++) {
-      const i = plan.at[j]!;
-      for (const ix of plan.rules[j]!) this.feed(ix, hostId, keys[i]!, values[i]!, now);
-    }
-    if (kind === 'usage' && this.derivedWatched) {
-      // derived series are a new object per report (no shared key list to plan for), and few
-      const d = derive(series);
-      for (const k in d) for (const ix of this.rulesReading(k) ?? []) this.feed(ix, hostId, k, d[k]!, now);
-    }
+    return plan;
   }
 
   /** The enabled rules that read series `k` (`family|dim`): its family's, for every or this dimension. */
@@ -652,6 +802,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     const rule: Rule = { ...spec, id: newId('rule'), preset: null, createdAt: now, updatedAt: now };
     await this.store.putRule(rule);
     this.index([...this.listRules(), rule]);
+    this.changedConfig();
     return rule;
   }
 
@@ -667,7 +818,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     return rule;
   }
 
-  private replaceRule(old: Rule | undefined, rule: Rule | undefined): void {
+  private replaceRule(old: Rule | undefined, rule: Rule | undefined, publish = true): void {
     const id = (old ?? rule)!.id;
     const what = (old?.metric ?? '') + (old?.anomaly ?? '') + JSON.stringify(old?.params ?? {});
     const same = old && rule && what === (rule.metric ?? '') + (rule.anomaly ?? '') + JSON.stringify(rule.params);
@@ -682,6 +833,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
       }
     }
     this.index([...this.listRules().filter((r) => r.id !== id), ...(rule ? [rule] : [])].sort((a, b) => a.createdAt - b.createdAt));
+    if (publish) this.changedConfig();
   }
 
   async deleteRule(id: string): Promise<void> {
@@ -736,6 +888,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     const c: Channel = { id: old?.id ?? newId('ch'), name, type, enabled: input.enabled ?? old?.enabled ?? true, config, secret, createdAt: old?.createdAt ?? now, updatedAt: now };
     await this.store.putChannel(c);
     this.channelList = [...this.channelList.filter((x) => x.id !== c.id), c].sort((a, b) => a.createdAt - b.createdAt);
+    this.changedConfig();
     return c;
   }
 
@@ -745,6 +898,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
     if (users.length) throw new AlertError(409, 'in_use', `rules send to this channel: ${users.map((r) => r.name).join(', ')}; remove it from them first`);
     await this.store.deleteChannel(id);
     this.channelList = this.channelList.filter((c) => c.id !== id);
+    this.changedConfig();
   }
 
   async testChannel(id: string): Promise<Delivery> {
@@ -777,12 +931,14 @@ export class AlertService extends EventEmitter<AlertEvents> {
     const s: Silence = { id: newId('sil'), ruleId: input.ruleId ?? null, hostId: input.hostId ?? null, selector: input.selector ?? null, startsAt: input.startsAt ?? now, endsAt: input.endsAt, reason: input.reason.trim(), createdBy: by, createdAt: now };
     await this.store.addSilence(s);
     this.silenceList = [s, ...this.silenceList];
+    this.changedConfig();
     return s;
   }
 
   async deleteSilence(id: string): Promise<void> {
     if (!(await this.store.deleteSilence(id))) throw new AlertError(404, 'not_found', 'no such silence');
     this.silenceList = this.silenceList.filter((s) => s.id !== id);
+    this.changedConfig();
   }
 
   // ---- alerts ---------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { parseSelector, SelectorError, validateLabels, type Labels } from '@tether/protocol';
 import type { Host, HostStore } from './store.js';
-import type { AgentLink } from '../agents/link.js';
+import type { AgentReach } from '../agents/link.js';
 import { access, errors, hostAllowed } from '../../http.js';
 
 const HostView = Type.Object({
@@ -20,7 +20,7 @@ const HostView = Type.Object({
   facts: Type.Unknown(),
 });
 
-export function hostRoutes(hosts: HostStore, link: AgentLink, onDelete: (id: string) => Promise<void> = async () => {}) {
+export function hostRoutes(hosts: HostStore, link: AgentReach, onDelete: (id: string) => Promise<void> = async () => {}) {
   const view = (h: Host, now: number) => ({
     id: h.id,
     hostname: h.hostname,

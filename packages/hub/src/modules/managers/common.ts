@@ -8,12 +8,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import { STREAM_WINDOW, type BodyOf, type ManagerErrorCode, type MessageType } from '@tether/protocol';
 import type { Host, HostStore } from '../hosts/store.js';
-import { AgentTimeout, AgentUnavailable, type AgentLink, type AgentConnection } from '../agents/link.js';
+import { AgentTimeout, AgentUnavailable, type AgentLink, type AgentConnection, type AgentReach } from '../agents/link.js';
 import { ErrorSchema, hostAllowed } from '../../http.js';
 
 export interface ManagersDeps {
   hosts: HostStore;
+  /** this hub's own agents: follow streams are relayed from these */
   link: AgentLink;
+  /** any agent of the cluster (the link itself on a hub alone): requests */
+  reach: AgentReach;
 }
 
 export class HttpError extends Error {
@@ -72,7 +75,7 @@ export class Managers {
     if (!h) throw new HttpError(404, 'not_found', 'no such host');
     if (!hostAllowed(req, h.labels)) throw new HttpError(404, 'not_found', 'no such host');
     if (h.revokedAt !== null) throw new HttpError(409, 'revoked', `host ${h.hostname} is revoked`);
-    if (!this.d.link.isOnline(h.id)) throw new HttpError(409, 'agent_offline', `host ${h.hostname} is offline`);
+    if (!this.d.reach.isOnline(h.id)) throw new HttpError(409, 'agent_offline', `host ${h.hostname} is offline`);
     return h;
   }
 
@@ -80,7 +83,7 @@ export class Managers {
   async ask<T extends MessageType>(h: Host, type: T, body: BodyOf<T>, timeoutMs = 60_000): Promise<Answer & Record<string, unknown>> {
     let res: Answer;
     try {
-      const m = await this.d.link.request(h.id, type, body, timeoutMs);
+      const m = await this.d.reach.request(h.id, type, body, timeoutMs);
       if (m.type !== type.replace('.request', '.response')) throw new HttpError(502, 'bad_agent_answer', `the agent answered ${m.type}${m.type === 'error' ? `: ${(m.body as { message?: string }).message}` : ''}`);
       res = m.body as Answer;
     } catch (err) {
@@ -117,6 +120,10 @@ export class Managers {
    * the source (the agent pauses the log reader) instead of filling memory.
    */
   async follow<T extends MessageType>(req: FastifyRequest, reply: FastifyReply, h: Host, type: T, body: (streamId: string) => BodyOf<T>, opts: { ndjson?: boolean } = {}): Promise<FastifyReply> {
+    if (!this.d.link.isOnline(h.id)) {
+      // Not relayed between hubs yet (issue 23's next step): the request goes to the hub holding the agent.
+      throw new HttpError(409, 'held_elsewhere', `host ${h.hostname} is connected to another hub of the cluster; follow streams are served by that hub for now`);
+    }
     const id = randomBytes(18).toString('base64url');
     const s = new HubStream(id, h.id, this.d.link, Boolean(opts.ndjson), () => this.streams.delete(id));
     this.streams.set(id, s);

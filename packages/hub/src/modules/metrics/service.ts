@@ -32,6 +32,11 @@ export interface MetricsOptions {
   graceMs?: number;
   /** the hub's clock (rollups, compaction and retention follow it) */
   clock?: Clock;
+  /**
+   * Whether this hub compacts and prunes the shared tables now (in a cluster, the holder of the
+   * maintenance lease; a hub alone always). Every hub closes the minutes of its own agents.
+   */
+  maintainer?: () => boolean;
 }
 
 export interface LatestState {
@@ -603,6 +608,7 @@ export class MetricsService extends EventEmitter<MetricsEvents> {
       }
     }
     await this.recomputeDirty();
+    if (this.opts.maintainer && !this.opts.maintainer()) return;
     if (now - this.lastCompact >= MINUTE / 2) {
       this.lastCompact = now;
       await this.compact(now);
