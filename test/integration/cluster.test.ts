@@ -13,7 +13,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import pg from 'pg';
-import { PG_URL, TestAgent, TestHub, pgSchema, waitFor, type PgSchema } from '@tether/testkit';
+import WebSocket from 'ws';
+import { PG_URL, TERMINAL_USER_TOML, TestAgent, TestHub, pgSchema, waitFor, type PgSchema } from '@tether/testkit';
 import { receiver } from './alert-helpers.js';
 
 const NATS = process.env.TETHER_TEST_NATS ?? 'nats://127.0.0.1:4222';
@@ -57,7 +58,7 @@ describe('a cluster of three hubs on PostgreSQL and NATS', () => {
     // The first creates the schema and takes the singletons; the others join it.
     a = await startHub(shared);
     [b, c] = await Promise.all([startHub(shared), startHub(shared)]);
-    agent = TestAgent.start(b.url, { token: await a.enrollToken(), capabilities: ['metrics', 'process'], env: FAST });
+    agent = TestAgent.start(b.url, { token: await a.enrollToken(), capabilities: ['metrics', 'process', 'exec'], env: FAST });
     agentId = await agent.waitConnected();
     for (const r of (await a.api('GET', '/api/v1/alerts/rules')).rules) await a.api('PATCH', `/api/v1/alerts/rules/${r.id}`, { enabled: false });
   });
@@ -167,6 +168,177 @@ describe('a cluster of three hubs on PostgreSQL and NATS', () => {
       await waitFor(async () => (await health(holder!)).cluster.hubs.length === 3, 'the restarted hub rejoins');
     } finally {
       hook.server.close();
+    }
+  });
+
+  test('live metrics from agents on all three hubs reach one browser on hub A', async () => {
+    const extra = await Promise.all([a, c].map(async (h) => TestAgent.start(h.url, { token: await a.enrollToken(), env: FAST })));
+    const ws = new WebSocket(a.url.replace('http', 'ws') + '/api/v1/live', { headers: { authorization: `Bearer ${a.token}` } });
+    const open = new Promise((res, rej) => ws.once('open', res).once('error', rej));
+    try {
+      const ids = [agentId, ...(await Promise.all(extra.map((x) => x.waitConnected())))];
+      const seen = new Map<string, number>();
+      ws.on('message', (d) => {
+        const m = JSON.parse(d.toString());
+        if (m.type === 'sample' && m.kind === 'usage') seen.set(m.hostId, (seen.get(m.hostId) ?? 0) + 1);
+      });
+      await open;
+      ws.send(JSON.stringify({ op: 'subscribe', hosts: '*' }));
+      await waitFor(() => ids.every((id) => (seen.get(id) ?? 0) >= 2), `usage samples of ${ids.length} hosts on three hubs`, 10_000);
+      // Each sample once: one per report, not one per hub.
+      const before = seen.get(agentId)!;
+      const t0 = performance.now();
+      await waitFor(() => performance.now() - t0 > 3000 && true, 'three seconds', 5000, 100);
+      const per = (seen.get(agentId)! - before) / 3;
+      assert.ok(per >= 0.6 && per <= 1.5, `about one usage sample a second for the agent on hub B: ${per.toFixed(2)}/s`);
+    } finally {
+      ws.close();
+      for (const x of extra) {
+        await x.stop();
+        x.cleanup();
+      }
+    }
+  });
+
+  test('a terminal opened on hub A to an agent held by hub B works, and its recording is kept once', async () => {
+    const term = TestAgent.start(b.url, { token: await a.enrollToken(), capabilities: ['metrics', 'terminal'], toml: TERMINAL_USER_TOML, env: FAST });
+    try {
+      const id = await term.waitConnected();
+      await a.waitOnline(id, true, 5000);
+      const ws = new WebSocket(`${a.url.replace('http', 'ws')}/api/v1/hosts/${id}/terminal?cols=80&rows=24`, { headers: { authorization: `Bearer ${a.token}` } });
+      let text = '';
+      let opened = false;
+      ws.on('message', (raw) => {
+        const m = JSON.parse(String(raw)) as { type: string; data?: string };
+        if (m.type === 'output') text += m.data!;
+        else if (m.type === 'opened') opened = true;
+      });
+      await waitFor(() => opened, 'the terminal opens through hub B', 10_000);
+      ws.send(JSON.stringify({ type: 'input', data: 'echo cluster-$((6*7))\n' }));
+      await waitFor(() => text.includes('cluster-42'), 'the command’s output', 10_000);
+      ws.send(JSON.stringify({ type: 'input', data: 'exit\n' }));
+      await new Promise((r) => ws.once('close', r));
+      const sessions = await waitFor(async () => {
+        const l = (await a.api('GET', `/api/v1/terminal/sessions?host=${id}`)).sessions;
+        return l.length && l[0].endedAt && l;
+      }, 'the session recorded as ended', 10_000);
+      assert.equal(sessions.length, 1, 'one session row');
+      const rec = await a.raw('GET', `/api/v1/terminal/sessions/${sessions[0].id}/recording`);
+      assert.equal(rec.status, 200);
+      assert.match(await rec.text(), /cluster-42/);
+      // Only hub A, where the browser was, keeps the recording; hub B relayed without recording.
+      const { existsSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      assert.equal(existsSync(join(a.dataDir, 'recordings', `${sessions[0].id}.cast`)), true);
+      assert.equal(existsSync(join(b.dataDir, 'recordings', `${sessions[0].id}.cast`)), false);
+    } finally {
+      await term.stop();
+      term.cleanup();
+    }
+  });
+
+  test('a command through hub A on an agent held by hub B, synchronously and streamed, wherever the scheduler runs', async () => {
+    for (const via of [a, c]) {
+      const r = await via.api('POST', '/api/v1/exec', { target: { hosts: [agentId] }, command: ['sh', '-c', 'echo ran-on-$(hostname)'], wait: 30 });
+      assert.equal(r.job.state, 'succeeded');
+      assert.match(r.tasks[0].stdout, /^ran-on-/);
+    }
+    // Streamed: output and the end reach a subscriber on a hub that neither holds the agent nor (maybe) schedules.
+    const job = await c.api('POST', '/api/v1/exec', { target: { hosts: [agentId] }, command: ['sh', '-c', 'echo first; sleep 1; echo second'], mode: 'async' });
+    const got: any[] = [];
+    const ws = new WebSocket(c.url.replace('http', 'ws') + `/api/v1/jobs/${job.job.id}/stream`, { headers: { authorization: `Bearer ${c.token}` } });
+    await new Promise<void>((res, rej) => {
+      ws.on('message', (d) => got.push(JSON.parse(d.toString())));
+      ws.on('close', () => res());
+      ws.on('error', rej);
+    });
+    const end = got.find((m) => m.type === 'job' && m.job.state !== 'running');
+    assert.equal(end?.job.state, 'succeeded');
+    const final = got.filter((m) => m.type === 'task').at(-1);
+    assert.equal(final.task.stdout, 'first\nsecond\n');
+  });
+
+  test('killing the job scheduler’s hub mid-job loses no result and runs nothing twice', async (t) => {
+    const marks = `/tmp/tether-cluster-runs-${randomBytes(4).toString('hex')}`;
+    const hubs = [a, b, c];
+    const ids = await Promise.all(hubs.map(async (h) => (await health(h)).cluster.hubId));
+    const holderIdx = (await Promise.all(hubs.map(health))).findIndex((x) => x.cluster.leases.includes('jobs'));
+    assert.ok(holderIdx >= 0, 'one hub schedules jobs');
+    const holder = hubs[holderIdx]!;
+    // Two agents on the hubs that stay.
+    const stay = hubs.filter((h) => h !== holder);
+    const agents = await Promise.all(stay.map(async (h) => TestAgent.start(h.url, { token: await a.enrollToken(), capabilities: ['exec'], env: FAST })));
+    try {
+      const hostIds = await Promise.all(agents.map((x) => x.waitConnected()));
+      for (const id of hostIds) await holder.waitOnline(id, true, 5000);
+      const job = await stay[0]!.api('POST', '/api/v1/exec', { target: { hosts: hostIds }, command: ['sh', '-c', `echo $$ >> ${marks}; sleep 2; echo finished`], mode: 'async' });
+      await waitFor(async () => (await stay[0]!.api('GET', `/api/v1/jobs/${job.job.id}`)).tasks.every((x: any) => x.state === 'running'), 'both tasks running', 10_000);
+      const t0 = performance.now();
+      await holder.kill('SIGKILL');
+      const done = await waitFor(async () => {
+        const j = await stay[1]!.api('GET', `/api/v1/jobs/${job.job.id}`);
+        return j.job.state !== 'running' && j;
+      }, 'the job ends under the next scheduler', 30_000, 200);
+      t.diagnostic(`job ended ${Math.round(performance.now() - t0)} ms after the scheduler's hub was killed`);
+      assert.equal(done.job.state, 'succeeded', JSON.stringify(done.tasks.map((x: any) => [x.state, x.status, x.error])));
+      for (const task of done.tasks) assert.equal(task.stdout, 'finished\n');
+      const { readFileSync } = await import('node:fs');
+      assert.equal(readFileSync(marks, 'utf8').trim().split('\n').length, 2, 'each host ran it once');
+      void ids;
+    } finally {
+      for (const x of agents) {
+        await x.stop();
+        x.cleanup();
+      }
+      const { rmSync } = await import('node:fs');
+      rmSync(marks, { force: true });
+      await holder.restart();
+      await waitFor(async () => (await health(holder)).cluster.hubs.length === 3, 'the restarted hub rejoins');
+    }
+  });
+
+  test('a hub drained for an upgrade moves its agents to the others and gives up its singletons', async () => {
+    const moving = TestAgent.start(c.url, { token: await a.enrollToken(), env: FAST });
+    try {
+      const id = await moving.waitConnected();
+      await a.waitOnline(id, true, 5000);
+      const cId = (await health(c)).cluster.hubId;
+      const r = await a.api('POST', `/api/v1/cluster/hubs/${cId}/drain`);
+      assert.equal(r.hub, cId);
+      assert.ok(r.moved >= 1);
+      await moving.proc.waitForLine(new RegExp(`"hub":"(${a.url}|${b.url})","msg":"connected to hub"`), 5000);
+      const hc = await health(c);
+      assert.deepEqual(hc.cluster.leases, [], 'a draining hub runs no singleton');
+      assert.equal((await c.api('GET', '/api/v1/cluster')).hubs[0].draining, true);
+      await a.waitOnline(id, true, 5000);
+      // The audit log names the hub drained.
+      const audit = await a.api('GET', '/api/v1/audit?limit=20');
+      assert.ok(audit.entries.some((e: any) => e.action?.includes('drain') || JSON.stringify(e).includes(cId)));
+    } finally {
+      await moving.stop();
+      moving.cleanup();
+      await c.restart();
+      await waitFor(async () => (await health(c)).cluster.hubs.length === 3, 'the drained hub back after its restart');
+    }
+  });
+
+  test('an agent whose hub is killed is connected to another hub within 5 s', async (t) => {
+    const moving = TestAgent.start(c.url, { token: await a.enrollToken(), env: FAST });
+    try {
+      await moving.waitConnected();
+      // It learns the other hubs after its welcome.
+      await moving.proc.waitForLine(/learned the other hubs of the cluster/, 5000);
+      const t0 = performance.now();
+      await c.kill('SIGKILL');
+      await moving.proc.waitForLine(new RegExp(`"hub":"(${a.url}|${b.url})","msg":"connected to hub"`), 5000);
+      const took = performance.now() - t0;
+      t.diagnostic(`agent reconnected to another hub ${Math.round(took)} ms after its hub was killed`);
+      assert.ok(took < 5000);
+    } finally {
+      await moving.stop();
+      moving.cleanup();
+      await c.restart();
+      await waitFor(async () => (await health(c)).cluster.hubs.length === 3, 'the killed hub back');
     }
   });
 

@@ -4,7 +4,8 @@
  * What it may do is decided by its local configuration (capabilities), never by the hub.
  */
 import { EventEmitter } from 'node:events';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
 import {
@@ -24,7 +25,7 @@ import {
   type RefusedBody,
 } from '@tether/protocol';
 import type { AgentConfig } from './config.js';
-import { loadOrCreateIdentity, saveAgentId, writeStatus, type Identity } from './identity.js';
+import { loadOrCreateIdentity, saveAgentId, writePrivate, writeStatus, type Identity } from './identity.js';
 import { accessFacts, gatherFacts } from './facts.js';
 import { fullJitterMs } from './backoff.js';
 import { pinnedTls } from './tls.js';
@@ -50,7 +51,15 @@ export interface AgentEvents {
 interface ConnOutcome {
   welcomed: boolean;
   refused?: RefusedBody;
+  /** the WebSocket close code */
+  closeCode?: number;
 }
+
+/** The cluster's other hubs as the last hub said (`cluster.hubs`), kept across restarts. */
+export const CLUSTER_FILE = 'cluster.json';
+
+/** Close codes after which an agent goes to another hub of its cluster: draining, shutting down, gone. */
+const MOVE_ON = new Set([4503, 1001, 1006, 4409]);
 
 export class Agent extends EventEmitter<AgentEvents> {
   private identity: Identity;
@@ -62,12 +71,24 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** bytesIn/bytesOut: WebSocket payload bytes since the agent started (the self collector reports them) */
   readonly stats = { reconnects: 0, connectedSince: 0, bytesIn: 0, bytesOut: 0 };
 
+  /** the hub connected to now, or tried next: the configured one, or another of its cluster */
+  private current: string;
+  /** the cluster's other hubs (same scheme as the configured hub's), from `cluster.hubs` */
+  private others: string[] = [];
+
   constructor(
     readonly cfg: AgentConfig,
     private readonly log: Logger,
     private readonly opts: { factsIntervalMs?: number; gather?: () => HostFacts } = {},
   ) {
     super();
+    this.current = cfg.hubUrl;
+    try {
+      const saved = JSON.parse(readFileSync(join(cfg.stateDir, CLUSTER_FILE), 'utf8')) as { hubs?: unknown };
+      this.others = this.acceptable(saved.hubs);
+    } catch {
+      /* none yet */
+    }
     // One 'message' listener per service (tasks, files, terminals, reporter, each host manager):
     // eleven in `tether agent`, a fixed set, not a leak. Node warns past ten by default.
     this.setMaxListeners(32);
@@ -103,7 +124,9 @@ export class Agent extends EventEmitter<AgentEvents> {
           return { code: out.refused.code, reason: out.refused.reason };
         }
         if (out.welcomed) attempt = 0;
-        const delay = fullJitterMs(attempt, this.cfg.reconnectCapSec * 1000);
+        const moved = this.chooseHub(out);
+        // Moving off a draining hub: at once (spread over half a second), not after a backoff.
+        const delay = moved && out.closeCode === 4503 ? Math.floor(Math.random() * 500) : fullJitterMs(attempt, this.cfg.reconnectCapSec * 1000);
         attempt++;
         this.stats.reconnects++;
         this.log.info({ delayMs: delay, attempt }, 'reconnecting');
@@ -128,8 +151,55 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.ws?.close(1001, 'agent stopping');
   }
 
+  /** Hub URLs an agent may be sent to: http(s) with the configured hub's scheme (never a downgrade to http). */
+  private acceptable(list: unknown): string[] {
+    if (!Array.isArray(list)) return [];
+    const scheme = new URL(this.cfg.hubUrl).protocol;
+    const out: string[] = [];
+    for (const x of list.slice(0, 32)) {
+      if (typeof x !== 'string' || x.length > 2048) continue;
+      try {
+        const u = new URL(x);
+        if (u.protocol === scheme && !out.includes(x)) out.push(x);
+      } catch {
+        /* not a URL */
+      }
+    }
+    return out;
+  }
+
+  /** A hub told this agent where else it may go. */
+  private learnHubs(list: unknown): void {
+    const next = this.acceptable(list);
+    if (JSON.stringify(next) === JSON.stringify(this.others)) return;
+    this.others = next;
+    try {
+      writePrivate(join(this.cfg.stateDir, CLUSTER_FILE), JSON.stringify({ hubs: next, at: new Date().toISOString() }) + '\n');
+    } catch {
+      /* a read-only state directory: kept in memory */
+    }
+    this.log.info({ hubs: next }, 'learned the other hubs of the cluster');
+  }
+
+  /**
+   * Where to connect next. With no other hub known: the same one. After a connection that ended
+   * because its hub drains, stops or died (or could not be made): another hub of the cluster, at
+   * random among the rest, so that a dead hub's agents spread over the others.
+   */
+  private chooseHub(out: ConnOutcome): boolean {
+    const all = [...new Set([this.cfg.hubUrl, ...this.others])];
+    if (all.length < 2) return false;
+    const leave = !out.welcomed || MOVE_ON.has(out.closeCode ?? 0);
+    if (!leave) return false;
+    const rest = all.filter((u) => u !== this.current);
+    const next = rest[Math.floor(Math.random() * rest.length)]!;
+    this.log.info({ from: this.current, to: next, closeCode: out.closeCode }, 'moving to another hub of the cluster');
+    this.current = next;
+    return true;
+  }
+
   private wsUrl(): string {
-    const u = new URL(this.cfg.hubUrl);
+    const u = new URL(this.current);
     u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
     u.pathname = u.pathname.replace(/\/$/, '') + '/api/v1/agent/ws';
     return u.toString();
@@ -236,7 +306,7 @@ export class Agent extends EventEmitter<AgentEvents> {
             // The token has done its work: a token file written by install.sh goes (it may be reusable).
             if (this.cfg.tokenFile) rmSync(this.cfg.tokenFile, { force: true });
           }
-          writeStatus(this.cfg.stateDir, { state: 'online', agentId: w.agentId, hub: this.cfg.hubUrl, version: AGENT_VERSION });
+          writeStatus(this.cfg.stateDir, { state: 'online', agentId: w.agentId, hub: this.current, version: AGENT_VERSION });
           this.identity.agentId = w.agentId;
           this.identity.hubUrl = this.cfg.hubUrl;
           phase = 'ready';
@@ -244,12 +314,16 @@ export class Agent extends EventEmitter<AgentEvents> {
           out.welcomed = true;
           this.stats.connectedSince = Date.now();
           startHeartbeat(w.heartbeatSec);
-          this.log.info({ agentId: w.agentId, heartbeatSec: w.heartbeatSec }, 'connected to hub');
+          this.log.info({ agentId: w.agentId, heartbeatSec: w.heartbeatSec, hub: this.current }, 'connected to hub');
           this.emit('connected', w.agentId);
           return;
         }
         if (msg.type === 'error') {
           this.log.warn({ re: msg.re, ...(msg.body as BodyOf<'error'>) }, 'hub reported an error');
+          return;
+        }
+        if (msg.type === 'cluster.hubs' && phase === 'ready') {
+          this.learnHubs((msg.body as BodyOf<'cluster.hubs'>).hubs);
           return;
         }
         if (phase === 'ready') {
@@ -261,11 +335,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       ws.on('error', (err) => this.log.warn({ err: err.message }, 'hub connection error'));
       ws.on('close', (code, reason) => {
         this.ready = false;
+        out.closeCode = code;
         clearTimeout(handshakeTimer);
         clearInterval(hbTimer);
         const why = `${code}${reason.length ? ' ' + reason.toString() : ''}`;
         if (out.welcomed) {
-          writeStatus(this.cfg.stateDir, { state: 'offline', ...(this.identity.agentId ? { agentId: this.identity.agentId } : {}), hub: this.cfg.hubUrl, version: AGENT_VERSION, why });
+          writeStatus(this.cfg.stateDir, { state: 'offline', ...(this.identity.agentId ? { agentId: this.identity.agentId } : {}), hub: this.current, version: AGENT_VERSION, why });
           this.log.info({ why }, 'disconnected from hub');
           this.emit('disconnected', why);
         }

@@ -16,7 +16,7 @@ export interface Identity {
 const KEY_FILE = 'agent.key';
 const ID_FILE = 'identity.json';
 
-function writePrivate(path: string, data: string): void {
+export function writePrivate(path: string, data: string): void {
   const tmp = path + '.tmp';
   writeFileSync(tmp, data, { mode: 0o600 });
   chmodSync(tmp, 0o600);

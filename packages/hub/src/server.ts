@@ -63,6 +63,8 @@ import { ArtifactStore } from './modules/artifacts/store.js';
 import { artifactRoutes } from './modules/artifacts/routes.js';
 import { installerCandidates } from './modules/artifacts/paths.js';
 import { clusterMigrations, joinCluster, soloCluster, type Cluster, type LeaseName } from './cluster/index.js';
+import { clusterRoutes } from './cluster/routes.js';
+import { relayLive } from './cluster/live.js';
 
 /** SIGTERM to exit: everything the hub does on stop fits in this (the process manager's kill comes later). */
 export const STOP_BOUND_MS = 8000; // + up to 500 ms for the database to close
@@ -212,10 +214,11 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
     else if (reportTypes.has(msg.type)) metrics.handleReport(conn.agentId, msg.type, msg.body, performance.now(), () => conn.send('ack', {}, msg.id), frame);
   });
   metrics.start(scheduler);
-  const live = new LiveHub(metrics, link, log.child({ module: 'live' }), clock);
+  const live = new LiveHub(metrics, cluster.reach, log.child({ module: 'live' }), clock);
+  if (cluster.bus && cluster.clusterReach) relayLive(metrics, live, cluster.clusterReach, cluster.bus, cluster.hubId);
   const transfers = new TransferRegistry(hosts, log.child({ module: 'transfers' }));
   const bundles = new BundleStore(db.db, cfg.dataDir);
-  const jobs = new JobService(new JobStore(db.db), link, hosts, log.child({ module: 'jobs' }), {
+  const jobs = new JobService(new JobStore(db.db), cluster.jobAgents ?? link, hosts, log.child({ module: 'jobs' }), {
     lostAfterMs: cfg.taskLostAfterSec * 1000,
     reconnectGraceMs: cfg.reconnectGraceSec * 1000,
     clock,
@@ -232,6 +235,7 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
       return offer.transferId;
     },
   });
+  if (cluster.jobAgents) jobs.clustered(cluster.jobAgents);
   await jobs.start(scheduler);
   const a = cfg.alerts;
   const alerts = new AlertService(alertStore, metrics, cluster.reach, hosts, log.child({ module: 'alerts' }), {
@@ -396,14 +400,15 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
   };
   const artifacts = new ArtifactStore(cfg.artifactsDir, log.child({ module: 'artifacts' }));
   await app.register(jobRoutes(jobs, hosts, { trackSocket, artifacts, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
-  const terminals = new TerminalService(db.db, cfg.dataDir, link, log.child({ module: 'terminal' }), { clock });
+  const terminals = new TerminalService(db.db, cfg.dataDir, cluster.reach, log.child({ module: 'terminal' }), { clock });
   terminals.start(scheduler);
-  await app.register(terminalRoutes({ terminals, hosts, link, audit, trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
+  await app.register(terminalRoutes({ terminals, hosts, link: cluster.reach, audit, trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
   await app.register(bundleRoutes(bundles, jobs, hosts));
   await app.register(alertRoutes(alerts, { trackSocket, originAllowed: (req) => originAllowed(req, cfg.allowedOrigins) }));
   await app.register(transfers.routes());
   await app.register(filesRoutes({ hosts, link, transfers, maxBytes: cfg.maxUploadBytes }));
   await app.register(managersRoutes({ hosts, link, reach: cluster.reach }));
+  await app.register(clusterRoutes(cluster));
   await app.register(artifactRoutes(artifacts, { ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}), ...(tls?.installPin ? { installPin: tls.installPin } : {}), installer: installerCandidates() }));
   app.get('/api/v1/live', { ...access({ role: 'viewer', scope: 'read' }), websocket: true, schema: { hide: true } }, (socket, req) => {
     // Browsers send Origin; a page from another site must not ride on the session cookie.

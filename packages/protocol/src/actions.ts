@@ -165,6 +165,13 @@ export type TaskResultBody = Static<typeof TaskResultBody>;
 /** hub → agent: the result of this task is committed; drop it from the outbox. */
 export const TaskAckBody = Type.Object({ taskId: Id }, { additionalProperties: false });
 
+/**
+ * hub → agent: send `task.sync` and the results not yet acknowledged again, as after connecting.
+ * A cluster's job scheduler moving to another hub asks this of every agent, so that the new one
+ * learns what each agent runs and holds without waiting for reconnections.
+ */
+export const TaskResyncBody = Type.Object({}, { additionalProperties: false });
+
 /** agent → hub, first after every handshake: tasks running now, and tasks whose results wait in the outbox. */
 export const TaskSyncBody = Type.Object(
   {
@@ -246,6 +253,7 @@ export const ACTION_BODIES = {
   'task.start': TaskStartBody,
   'task.kill': TaskKillBody,
   'task.ack': TaskAckBody,
+  'task.resync': TaskResyncBody,
   'task.accepted': TaskAcceptedBody,
   'task.output': TaskOutputBody,
   'task.result': TaskResultBody,
@@ -253,5 +261,5 @@ export const ACTION_BODIES = {
   'file.request': FileRequestBody,
   'file.response': FileResponseBody,
 };
-export const ACTIONS_HUB_TO_AGENT = ['task.start', 'task.kill', 'task.ack', 'file.request'] as const;
+export const ACTIONS_HUB_TO_AGENT = ['task.start', 'task.kill', 'task.ack', 'task.resync', 'file.request'] as const;
 export const ACTIONS_AGENT_TO_HUB = ['task.accepted', 'task.output', 'task.result', 'task.sync', 'file.response'] as const;

@@ -118,6 +118,19 @@ export const MAX_BACKLOG_PER_FRAME = 120;
 /** hub → agent: the report named by `re` is committed; the agent may forget it. */
 export const AckBody = Type.Object({}, { additionalProperties: false });
 
+/**
+ * hub → agent, after the welcome and whenever the cluster changes: the other hubs of the cluster
+ * (JKStack's `redirect`), so that an agent whose hub dies or drains connects to another. An agent
+ * that predates it answers `error` and keeps its one hub: nothing breaks.
+ */
+export const ClusterHubsBody = Type.Object(
+  {
+    hubs: Type.Array(Type.String({ minLength: 8, maxLength: 2048, pattern: '^https?://' }), { maxItems: 32 }),
+  },
+  { additionalProperties: false },
+);
+export type ClusterHubsBody = Static<typeof ClusterHubsBody>;
+
 /** The registry: every message type and the schema of its body. Adding a type is one line here. */
 export const MESSAGE_BODIES = {
   challenge: ChallengeBody,
@@ -138,6 +151,7 @@ export const MESSAGE_BODIES = {
   'report.units': UnitsSummarySchema,
   'report.backlog': BacklogBody,
   ack: AckBody,
+  'cluster.hubs': ClusterHubsBody,
   // Actions: tasks and files (see actions.ts).
   ...ACTION_BODIES,
   // Host managers: docker, systemd, cron, processes, power, hosts file; follow streams (see managers.ts).
@@ -154,6 +168,6 @@ export type Message<T extends MessageType = MessageType> = { v: number; type: T;
 export const REPORT_TYPES = ['report.static', 'report.usage', 'report.processes', 'report.connections', 'report.sensors', 'report.gpu', 'report.self', 'report.containers', 'report.units', 'report.backlog'] as const;
 export type ReportType = (typeof REPORT_TYPES)[number];
 export const AGENT_TO_HUB: ReadonlySet<MessageType> = new Set<MessageType>(['hello', 'error', 'facts', ...REPORT_TYPES, ...ACTIONS_AGENT_TO_HUB, ...MANAGERS_AGENT_TO_HUB, ...TERMINAL_AGENT_TO_HUB]);
-export const HUB_TO_AGENT: ReadonlySet<MessageType> = new Set<MessageType>(['challenge', 'welcome', 'refused', 'error', 'ack', ...ACTIONS_HUB_TO_AGENT, ...MANAGERS_HUB_TO_AGENT, ...TERMINAL_HUB_TO_AGENT]);
+export const HUB_TO_AGENT: ReadonlySet<MessageType> = new Set<MessageType>(['challenge', 'welcome', 'refused', 'error', 'ack', 'cluster.hubs', ...ACTIONS_HUB_TO_AGENT, ...MANAGERS_HUB_TO_AGENT, ...TERMINAL_HUB_TO_AGENT]);
 
 export { PROTOCOL_VERSION };

@@ -254,6 +254,8 @@ export class TestHub {
       method,
       headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(auth && this.token ? { authorization: `Bearer ${this.token}` } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      // A hub that stopped answering fails the test with the call named, instead of hanging it.
+      signal: AbortSignal.timeout(120_000),
     });
   }
 

@@ -123,6 +123,8 @@ export class TaskManager {
       case 'task.ack':
         this.ledger.acked((msg.body as BodyOf<'task.ack'>).taskId);
         return;
+      case 'task.resync':
+        return this.onConnected();
     }
   }
 

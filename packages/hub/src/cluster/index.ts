@@ -12,7 +12,8 @@ import { PROTOCOL_VERSION, TETHER_VERSION } from '@tether/protocol';
 import type { AgentLink, AgentReach } from '../modules/agents/link.js';
 import type { SecretBox } from '../secret-box.js';
 import { ClusterBus, type BusState } from './bus.js';
-import { ClusterLeases, SoloLeases, type LeaseName, type Leases } from './leases.js';
+import { ClusterLeases, LEASES, SoloLeases, type LeaseName, type Leases } from './leases.js';
+import { ClusterJobAgents } from './jobs.js';
 import { ClusterReach, type HubBeat } from './reach.js';
 import { ClusterStore } from './store.js';
 
@@ -40,9 +41,18 @@ export interface Cluster {
   readonly leases: Leases;
   /** the bus, in a cluster */
   readonly bus?: ClusterBus;
+  /** the job scheduler's agents and fencing, in a cluster */
+  readonly jobAgents?: ClusterJobAgents;
+  /** presence and forwarding, in a cluster */
+  readonly clusterReach?: ClusterReach;
   status(): ClusterStatus;
   /** stop taking singletons and tell the others this hub is leaving; its agents are closed by the link afterwards */
   leave(): Promise<void>;
+  /**
+   * Drains hub `id` (this one or another, over the bus) for an upgrade: it gives its singletons
+   * up, takes no new agents and moves its agents to the other hubs. Resolves with how many moved.
+   */
+  drain(id: string): Promise<{ hub: string; moved: number }>;
   stop(): Promise<void>;
 }
 
@@ -56,8 +66,11 @@ export function soloCluster(link: AgentLink): Cluster {
     mode: 'single',
     reach: link,
     leases,
-    status: () => ({ mode: 'single', hubId, hubs: [], leases: ['alerts', 'maintenance'], degraded: [] }),
+    status: () => ({ mode: 'single', hubId, hubs: [], leases: Object.values(LEASES), degraded: [] }),
     leave: async () => {},
+    drain: async () => {
+      throw Object.assign(new Error('this hub is not in a cluster: there is no other hub to move its agents to'), { statusCode: 409 });
+    },
     stop: async () => {},
   };
 }
@@ -118,8 +131,24 @@ export async function joinCluster(o: JoinOptions): Promise<Cluster> {
   const reach = new ClusterReach(o.link, bus, me, log.child({ part: 'reach' }));
   reach.start();
   const leases = new ClusterLeases(store, hubId, log.child({ part: 'leases' }), o.lease ?? { ttlMs: 6000, renewMs: 1500 });
+  const jobAgents = new ClusterJobAgents(o.link, reach, bus, leases, hubId, log.child({ part: 'jobs' }));
   await leases.start();
-  log.info({ hubId, nats: o.nats, prefix: o.prefix, bus: bus.state, leases: (['alerts', 'maintenance'] as const).filter((n) => leases.holds(n)) }, 'joined the cluster');
+  const held = () => (Object.values(LEASES) as LeaseName[]).filter((n) => leases.holds(n));
+  log.info({ hubId, nats: o.nats, prefix: o.prefix, bus: bus.state, leases: held() }, 'joined the cluster');
+
+  const drainHere = async () => {
+    draining = true;
+    await leases.releaseAll();
+    const moved = await reach.drain();
+    await writeRow().catch(() => {});
+    return { hub: hubId, moved };
+  };
+  bus.subscribe(bus.subject('hub', hubId, 'drain'), (_d, msg) => {
+    void drainHere().then(
+      (r) => bus.reply(msg, r),
+      (err: Error) => bus.reply(msg, { error: err.message }),
+    );
+  });
 
   let left = false;
   const leave = async () => {
@@ -135,6 +164,8 @@ export async function joinCluster(o: JoinOptions): Promise<Cluster> {
     reach,
     leases,
     bus,
+    jobAgents,
+    clusterReach: reach,
     status: () => {
       const degraded: string[] = [];
       if (!bus.connected) degraded.push(`cluster degraded: NATS unreachable (${bus.lastError || bus.state}); serving this hub's own agents only`);
@@ -143,11 +174,18 @@ export async function joinCluster(o: JoinOptions): Promise<Cluster> {
         hubId,
         bus: { state: bus.state, servers: bus.servers, prefix: bus.prefix, ...(bus.lastError ? { error: bus.lastError } : {}), stats: { ...bus.stats } },
         hubs: reach.hubs(),
-        leases: (['alerts', 'maintenance'] as const).filter((n) => leases.holds(n)),
+        leases: held(),
         degraded,
       };
     },
     leave,
+    drain: async (id: string) => {
+      if (id === hubId) return drainHere();
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(id) || !reach.hubs().some((h) => h.id === id)) throw Object.assign(new Error(`no live hub ${id} in this cluster`), { statusCode: 404 });
+      const r = (await bus.request(bus.subject('hub', id, 'drain'), {}, 60_000)) as { hub: string; moved: number; error?: string };
+      if (r.error) throw Object.assign(new Error(r.error), { statusCode: 502 });
+      return r;
+    },
     stop: async () => {
       await leave();
       await leases.stop();

@@ -22,8 +22,10 @@ import type { ClusterStore } from './store.js';
 export const LEASES = {
   /** the alert evaluator and its notifier */
   alerts: 'alerts',
-  /** metric compaction and retention, session and recording pruning */
+  /** metric compaction and retention, session pruning */
   maintenance: 'maintenance',
+  /** the job scheduler: every running job's strategy, dispatch, results and sweeps */
+  jobs: 'jobs',
 } as const;
 export type LeaseName = (typeof LEASES)[keyof typeof LEASES];
 

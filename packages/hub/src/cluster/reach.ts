@@ -15,8 +15,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { BodyOf, Message, MessageType, RefusalCode } from '@tether/protocol';
-import { AgentTimeout, AgentUnavailable, type AgentConnection, type AgentLink, type AgentReach } from '../modules/agents/link.js';
+import { TERMINAL_AGENT_TO_HUB, TERMINAL_HUB_TO_AGENT, newMessageId, type BodyOf, type Message, type MessageType, type RefusalCode } from '@tether/protocol';
+import { AgentTimeout, AgentUnavailable, CLOSE, type AgentLink, type AgentPort, type AgentReach } from '../modules/agents/link.js';
 import { BusDown, BusTimeout, NoResponders, type ClusterBus } from './bus.js';
 
 export interface HubBeat {
@@ -27,6 +27,8 @@ export interface HubBeat {
   protocol: number;
   agents: number;
   draining: boolean;
+  /** it has live browser clients: other hubs relay their agents' samples to it */
+  watching?: boolean;
 }
 
 interface Peer extends HubBeat {
@@ -44,14 +46,19 @@ interface PresenceMsg {
 
 type RemoteAnswer = { ok: true; msg: Message } | { ok: false; code: string; message: string };
 
+/** What another hub may have this one write to its agents' sockets: the job scheduler's and terminals' messages. */
+export const FORWARDED_TO_AGENT: ReadonlySet<MessageType> = new Set<MessageType>(['task.start', 'task.kill', 'task.ack', 'task.resync', ...TERMINAL_HUB_TO_AGENT]);
+/** An agent's terminal messages, passed on to the hub whose browser opened the session. */
+const TERMINAL_FROM_AGENT: ReadonlySet<MessageType> = new Set<MessageType>(TERMINAL_AGENT_TO_HUB);
+
 const BEAT_MS = 1000;
 const PEER_GONE_MS = 3500;
 const FULL_EVERY_MS = 20_000;
 const FULL_PART = 4000;
 
 export interface ReachEvents {
-  /** this hub's own agents' messages, passed on */
-  message: [conn: AgentConnection, msg: Message, frame: string];
+  /** this hub's own agents' messages, and terminal messages other hubs pass on for this hub's sessions */
+  message: [conn: AgentPort, msg: Message, frame: string];
   online: [agentId: string];
   offline: [agentId: string, reason: string];
   /** the set of live hubs changed */
@@ -71,6 +78,9 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
   private readonly unsubs: (() => void)[] = [];
   private fullSeq = 0;
   private draining = false;
+  private watching = false;
+  /** terminal sessions of this hub's agents opened by another hub: session id → that hub */
+  private readonly termOwner = new Map<string, string>();
   readonly stats = { forwarded: 0, answered: 0, moved: 0 };
 
   constructor(
@@ -84,12 +94,28 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
   }
 
   start(): void {
+    this.on('peers', () => this.tellAll());
     this.link.on('online', (id) => this.localOnline(id));
     this.link.on('offline', (id, why) => this.localOffline(id, why));
     this.link.on('message', (conn, msg, frame) => {
+      if (TERMINAL_FROM_AGENT.has(msg.type)) {
+        const sid = (msg.body as { sessionId?: string }).sessionId ?? '';
+        const owner = this.termOwner.get(sid);
+        if (owner) {
+          if (msg.type === 'term.exit') this.termOwner.delete(sid);
+          this.flushPresence();
+          this.bus.publish(this.bus.subject('hub', owner, 'agent'), { agentId: conn.agentId, msg });
+          return;
+        }
+      }
       if (this.listenerCount('message')) this.emit('message', conn, msg, frame);
     });
     this.unsubs.push(
+      this.bus.subscribe(this.bus.subject('hub', this.me.id, 'agent'), (d) => {
+        const f = d as { agentId?: string; msg?: Message };
+        if (!f || typeof f.agentId !== 'string' || !f.msg || !TERMINAL_FROM_AGENT.has(f.msg.type)) return;
+        this.emit('message', this.port(f.agentId) ?? this.remotePort(f.agentId), f.msg, '');
+      }),
       this.bus.subscribe(this.bus.subject('presence'), (d) => this.onPresence(d as PresenceMsg)),
       this.bus.subscribe(this.bus.subject('hub', 'beat'), (d) => this.onBeat(d as HubBeat)),
       this.bus.subscribe(this.bus.subject('hub', 'bye'), (d) => this.peerGone((d as { id: string }).id, 'hub stopped')),
@@ -121,6 +147,28 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
 
   get onlineCount(): number {
     return this.link.onlineCount + this.remote.size;
+  }
+
+  port(agentId: string): AgentPort | undefined {
+    return this.link.get(agentId) ?? (this.remote.has(agentId) ? this.remotePort(agentId) : undefined);
+  }
+
+  /** A port for an agent whose message came over the bus, held here or not (cluster/jobs.ts). */
+  portVia(agentId: string): AgentPort {
+    return this.link.get(agentId) ?? this.remotePort(agentId);
+  }
+
+  /** Sends through the bus to the hub holding the agent (which writes it to the agent's socket). */
+  private remotePort(agentId: string): AgentPort {
+    return {
+      agentId,
+      agentVersion: '',
+      send: <T extends MessageType>(type: T, body: BodyOf<T>, re?: string) => {
+        if (!FORWARDED_TO_AGENT.has(type) || !/^[A-Za-z0-9_-]{1,64}$/.test(agentId) || !this.bus.connected) return undefined;
+        this.bus.publish(this.bus.subject('agent', agentId, 'send'), { type, body, from: this.me.id, ...(re ? { re } : {}) });
+        return newMessageId();
+      },
+    };
   }
 
   /** the hub holding the agent (this one's id for a local agent) */
@@ -162,9 +210,43 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
     return [{ id: this.me.id, url: this.me.url, version: this.me.version, protocol: this.me.protocol, agents: this.link.onlineCount, draining: this.draining }, ...[...this.peers.values()].map(({ lastBeat: _l, ...p }) => p)];
   }
 
-  setDraining(on: boolean): void {
-    this.draining = on;
+  /**
+   * Drains this hub: it takes no new agents, tells its agents where else to go, and closes their
+   * sockets in slices (4503 "hub draining"), so that they reconnect to the others spread over
+   * time. Tasks are not touched: an agent runs them through the move and reports to the cluster's
+   * scheduler from its new hub. Resolves with how many agents were asked to move.
+   */
+  async drain(): Promise<number> {
+    this.draining = true;
+    this.link.draining = true;
     this.beat();
+    const ids = this.link.onlineIds();
+    const urls = this.otherHubUrls();
+    for (let i = 0; i < ids.length; i += 100) {
+      for (const id of ids.slice(i, i + 100)) {
+        this.tellHubs(id, urls);
+        this.link.drop(id, 'hub draining', CLOSE.draining);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.log.info({ agents: ids.length, to: urls }, 'hub drained: its agents were asked to move');
+    return ids.length;
+  }
+
+  /** whether another hub has live clients (see cluster/live.ts) */
+  peersWatching(): boolean {
+    for (const p of this.peers.values()) if (p.watching) return true;
+    return false;
+  }
+
+  setWatching(on: boolean): void {
+    if (this.watching === on) return;
+    this.watching = on;
+    this.beat();
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
   }
 
   // ---- this hub's agents -----------------------------------------------------------------------
@@ -176,7 +258,14 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
       const c = (d as { disconnect?: { code: RefusalCode; reason: string } }).disconnect;
       if (c) this.link.disconnect(id, c.code, String(c.reason).slice(0, 200));
     });
-    this.localSubs.set(id, () => (unReq(), unCtl()));
+    const unSend = this.bus.subscribe(this.bus.subject('agent', id, 'send'), (d) => {
+      const m = d as { type?: MessageType; body?: unknown; re?: string; from?: string };
+      if (!m || !m.type || !FORWARDED_TO_AGENT.has(m.type)) return;
+      if (m.type === 'term.open' && typeof m.from === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(m.from)) this.termOwner.set(String((m.body as { sessionId?: string }).sessionId), m.from);
+      this.link.get(id)?.send(m.type, m.body as never, typeof m.re === 'string' ? m.re : undefined);
+    });
+    this.localSubs.set(id, () => (unReq(), unCtl(), unSend()));
+    this.tellHubs(id);
     const wasRemote = this.remote.delete(id);
     this.pendingOff.delete(id);
     this.pendingOn.add(id);
@@ -193,6 +282,26 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
     if (!this.remote.has(id)) this.emit('offline', id, why);
   }
 
+  /** Where this hub's agents may go: the other hubs that are not draining. */
+  otherHubUrls(): string[] {
+    return [...this.peers.values()].filter((p) => !p.draining && /^https?:\/\//.test(p.url)).map((p) => p.url).slice(0, 32);
+  }
+
+  private tellHubs(id: string, urls = this.otherHubUrls()): void {
+    if (urls.length) this.link.get(id)?.send('cluster.hubs', { hubs: urls });
+  }
+
+  /** Tells every agent of this hub the current list (in slices: a hub may hold thousands). */
+  private tellAll(): void {
+    const urls = this.otherHubUrls();
+    const ids = this.link.onlineIds();
+    const slice = (i: number) => {
+      for (const id of ids.slice(i, i + 500)) this.tellHubs(id, urls);
+      if (i + 500 < ids.length) setImmediate(() => slice(i + 500));
+    };
+    slice(0);
+  }
+
   private async answer(id: string, r: { type: MessageType; body: unknown; timeoutMs: number }): Promise<RemoteAnswer> {
     this.stats.answered++;
     const timeoutMs = Math.max(100, Math.min(Number(r.timeoutMs) || 30_000, 600_000));
@@ -206,14 +315,23 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
 
   private schedule(): void {
     if (this.batchTimer) return;
-    this.batchTimer = setTimeout(() => {
-      this.batchTimer = undefined;
-      if (!this.pendingOn.size && !this.pendingOff.size) return;
-      this.bus.publish(this.bus.subject('presence'), { hub: this.me.id, ...(this.pendingOn.size ? { on: [...this.pendingOn] } : {}), ...(this.pendingOff.size ? { off: [...this.pendingOff] } : {}) } satisfies PresenceMsg);
-      this.pendingOn = new Set();
-      this.pendingOff = new Set();
-    }, 100);
+    this.batchTimer = setTimeout(() => this.flushPresence(), 100);
     this.batchTimer.unref();
+  }
+
+  /**
+   * Publishes the batch of comings and goings now. Called before an agent's message is passed on
+   * to another hub: NATS keeps one publisher's messages in order, so that hub hears the agent came
+   * online before it hears the agent speak (else a job scheduler would take the late "online" for
+   * a new connection and wait for a sync it already had).
+   */
+  flushPresence(): void {
+    clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
+    if (!this.pendingOn.size && !this.pendingOff.size) return;
+    this.bus.publish(this.bus.subject('presence'), { hub: this.me.id, ...(this.pendingOn.size ? { on: [...this.pendingOn] } : {}), ...(this.pendingOff.size ? { off: [...this.pendingOff] } : {}) } satisfies PresenceMsg);
+    this.pendingOn = new Set();
+    this.pendingOff = new Set();
   }
 
   private publishFull(): void {
@@ -226,19 +344,20 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
   }
 
   private beat(): void {
-    this.bus.publish(this.bus.subject('hub', 'beat'), { id: this.me.id, url: this.me.url, version: this.me.version, protocol: this.me.protocol, agents: this.link.onlineCount, draining: this.draining } satisfies HubBeat);
+    this.bus.publish(this.bus.subject('hub', 'beat'), { id: this.me.id, url: this.me.url, version: this.me.version, protocol: this.me.protocol, agents: this.link.onlineCount, draining: this.draining, watching: this.watching } satisfies HubBeat);
   }
 
   // ---- other hubs ------------------------------------------------------------------------------
 
   private onBeat(b: HubBeat): void {
     if (!b || typeof b.id !== 'string' || b.id === this.me.id) return;
-    const known = this.peers.has(b.id);
-    this.peers.set(b.id, { id: b.id, url: String(b.url), version: String(b.version), protocol: Number(b.protocol), agents: Number(b.agents) || 0, draining: Boolean(b.draining), lastBeat: performance.now() });
+    const prev = this.peers.get(b.id);
+    const known = prev !== undefined;
+    this.peers.set(b.id, { id: b.id, url: String(b.url), version: String(b.version), protocol: Number(b.protocol), agents: Number(b.agents) || 0, draining: Boolean(b.draining), watching: Boolean(b.watching), lastBeat: performance.now() });
     if (!known) {
       this.log.info({ hub: b.id, url: b.url }, 'cluster: hub joined');
       this.emit('peers');
-    }
+    } else if (prev.draining !== Boolean(b.draining) || prev.url !== String(b.url)) this.emit('peers');
   }
 
   private onPresence(p: PresenceMsg): void {

@@ -34,6 +34,8 @@ export const CLOSE = {
   conflict: 4409,
   shutdown: 1001,
   dead: 4410,
+  /** this hub is draining (cluster): connect to another one of the cluster */
+  draining: 4503,
 } as const;
 
 export interface AgentLinkOptions {
@@ -109,9 +111,17 @@ export interface AgentLinkEvents {
  * wherever the agent is connected. `AgentLink` is the one-hub implementation (its own sockets);
  * `cluster/reach.ts` adds the agents other hubs of the cluster hold, over NATS request/reply.
  */
+/** One agent as a module talks to it: a socket of this hub, or (in a cluster) one held by another hub. */
+export type AgentPort = Pick<AgentConnection, 'agentId' | 'agentVersion' | 'send'>;
+
 export interface AgentReach {
   /** connected to this hub or, in a cluster, to any hub */
   isOnline(agentId: string): boolean;
+  /**
+   * Sends to the agent wherever it is held (for the message kinds that may cross hubs: tasks,
+   * terminals); the agent's answers come back as 'message' events of this reach.
+   */
+  port(agentId: string): AgentPort | undefined;
   readonly onlineCount: number;
   /** see AgentLink.request: rejects with AgentUnavailable at once when the agent is connected nowhere */
   request<T extends MessageType>(agentId: string, type: T, body: BodyOf<T>, timeoutMs: number): Promise<Message>;
@@ -119,8 +129,8 @@ export interface AgentReach {
   disconnect(agentId: string, code: RefusalCode, reason: string): boolean;
   on(event: 'online', fn: (agentId: string) => void): unknown;
   on(event: 'offline', fn: (agentId: string, reason: string) => void): unknown;
-  /** messages from the agents connected to this hub (each reaches only the hub holding it) */
-  on(event: 'message', fn: (conn: AgentConnection, msg: Message, frame: string) => void): unknown;
+  /** messages from agents: this hub's own, and in a cluster those other hubs pass on for this hub's terminals */
+  on(event: 'message', fn: (conn: AgentPort, msg: Message, frame: string) => void): unknown;
   off(event: 'online' | 'offline' | 'message', fn: (...a: any[]) => void): unknown;
 }
 
@@ -130,6 +140,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> implements AgentRea
   private readonly sweeper: NodeJS.Timeout;
   private readonly flusher: NodeJS.Timeout;
   private closing = false;
+  /** refuses new agents (a draining hub of a cluster): they go to another hub */
+  draining = false;
   readonly stats: LinkStats = { handshakesOk: 0, enrollments: 0, refused: {}, badFrames: 0 };
   /** hub-clock time, for what is stored and what expires */
   private readonly now: () => number;
@@ -156,6 +168,9 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> implements AgentRea
   get(agentId: string): AgentConnection | undefined {
     return this.conns.get(agentId);
   }
+  port(agentId: string): AgentConnection | undefined {
+    return this.conns.get(agentId);
+  }
   onlineIds(): string[] {
     return [...this.conns.keys()];
   }
@@ -167,6 +182,10 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> implements AgentRea
   attach(ws: WebSocket, addr: string): void {
     if (this.closing) {
       ws.close(CLOSE.shutdown, 'hub shutting down');
+      return;
+    }
+    if (this.draining) {
+      ws.close(CLOSE.draining, 'hub draining');
       return;
     }
     this.pendingSockets.add(ws);

@@ -25,6 +25,7 @@ const PATH_PARAMS: { pattern: RegExp; param: string; type: string; onHost?: bool
   { pattern: /^\/api\/v1\/bundles\/:id(\/|$)/, param: 'id', type: 'bundle' },
   { pattern: /^\/api\/v1\/jobs\/:id(\/|$)/, param: 'id', type: 'job' },
   { pattern: /^\/api\/v1\/tasks\/:id(\/|$)/, param: 'id', type: 'task' },
+  { pattern: /^\/api\/v1\/cluster\/hubs\/:id(\/|$)/, param: 'id', type: 'hub' },
 ];
 
 /** Calls on the caller's own account or session. */

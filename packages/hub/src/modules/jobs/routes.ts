@@ -357,7 +357,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         if (!j) return reply.code(404).send({ error: 'not_found', message: 'no such job' });
         if (!(await allowedTasks(req, j.tasks))) return reply.code(404).send({ error: 'not_found', message: 'no such job' });
         noteAudit(req, { type: 'job', id: j.job.id, name: j.job.name }, ...j.tasks.map((t) => ({ type: 'host', id: t.hostId, name: t.hostname })));
-        if (!jobs.cancel(req.params.id)) return reply.code(409).send({ error: 'not_running', message: `job already ${j.job.state}` });
+        if (!(await jobs.cancel(req.params.id))) return reply.code(409).send({ error: 'not_running', message: `job already ${j.job.state}` });
         return { ok: true };
       },
     );
@@ -401,7 +401,7 @@ export function jobRoutes(jobs: JobService, hosts: HostStore, opts: JobRouteOpti
         if (!t) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
         if (!(await allowedTasks(req, [t]))) return reply.code(404).send({ error: 'not_found', message: 'no such task' });
         noteAudit(req, { type: 'host', id: t.hostId, name: t.hostname }, { type: 'job', id: t.jobId });
-        const result = jobs.kill(t.id, signalName(req.body?.signal ?? 'SIGTERM')!);
+        const result = await jobs.kill(t.id, signalName(req.body?.signal ?? 'SIGTERM')!);
         if (result === 'not_running') return reply.code(409).send({ error: 'not_running', message: `task already ${t.state}` });
         if (result === 'offline') return reply.code(409).send({ error: 'agent_offline', message: 'the host is not connected; try again when it is' });
         return { result };

@@ -17,7 +17,10 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BodyOf, BundleSpec, ExecSpec, Message } from '@tether/protocol';
-import type { AgentConnection, AgentLink } from '../agents/link.js';
+import type { Kysely } from 'kysely';
+import type { AgentPort } from '../agents/link.js';
+import type { ClusterBus } from '../../cluster/bus.js';
+import type { Leases } from '../../cluster/leases.js';
 import type { HostStore } from '../hosts/store.js';
 import { JobStore, clean, type HubTaskStatus, type Job, type Task } from './store.js';
 import { plan, type Plan, type Strategy } from './strategy.js';
@@ -66,6 +69,33 @@ interface Run {
   pumping: boolean;
   repump: boolean;
 }
+
+export type { AgentPort };
+
+/**
+ * What the scheduler needs of agents: `AgentLink` on a hub alone; in a cluster, the cluster's
+ * agents, with the task messages of agents held by other hubs forwarded to this one
+ * (cluster/jobs.ts).
+ */
+export interface JobAgents {
+  get(agentId: string): AgentPort | undefined;
+  isOnline(agentId: string): boolean;
+  on(event: 'online', fn: (agentId: string) => void): unknown;
+  on(event: 'offline', fn: (agentId: string, reason: string) => void): unknown;
+  on(event: 'message', fn: (conn: AgentPort, msg: Message) => void): unknown;
+}
+
+/** A cluster's scheduler: the bus, the leases, and the fencing check for its writes. */
+export interface JobCluster {
+  bus: ClusterBus;
+  leases: Leases;
+  /** throws unless this hub still holds the jobs lease at `epoch` (run inside the write's transaction) */
+  fence(tx: Kysely<any>, epoch: number): Promise<void>;
+  /** asks every agent of the cluster to send task.sync and its unacknowledged results again */
+  resyncAll(): void;
+}
+
+type Control = { op: 'kill'; taskId: string; signal: BodyOf<'task.kill'>['signal'] } | { op: 'cancel'; jobId: string };
 
 export interface JobServiceOptions {
   /** a task sent to a host that then stays disconnected this long is marked lost (default 10 min) */
@@ -145,7 +175,7 @@ export class JobService extends EventEmitter {
 
   constructor(
     readonly store: JobStore,
-    private readonly link: AgentLink,
+    private readonly link: JobAgents,
     private readonly hosts: HostStore,
     private readonly log: Logger,
     private readonly o: JobServiceOptions = {},
@@ -160,7 +190,24 @@ export class JobService extends EventEmitter {
 
   /** Loads the jobs a previous run of the hub left running and starts listening to agents. */
   async start(scheduler: Scheduler): Promise<void> {
+    if (this.leading) await this.resume();
+    this.link.on('online', (id) => {
+      this.synced.delete(id);
+      this.offlineSince.delete(id);
+      this.verifyUpgrades(id);
+    });
+    this.link.on('offline', (id) => {
+      this.synced.delete(id);
+      this.offlineSince.set(id, this.now());
+    });
+    this.link.on('message', (conn, msg) => this.leading && this.onMessage(conn, msg));
+    scheduler.every('jobs.sweep', 1000, () => this.sweep(), { lease: 'jobs' });
+  }
+
+  /** Takes up the jobs the database says are running (a hub's start, or a cluster's scheduler moving here). */
+  private async resume(): Promise<void> {
     for (const job of await this.store.runningJobs()) {
+      if (this.runs.has(job.id)) continue;
       const tasks = await this.store.tasksOf(job.id);
       const run = this.makeRun(job, tasks.filter((t) => t.phase === 'main'), tasks.filter((t) => t.phase === 'health'));
       if (job.kind === 'upgrade') {
@@ -172,17 +219,84 @@ export class JobService extends EventEmitter {
       this.log.info({ jobId: job.id, tasks: tasks.length }, 'resuming job');
       void this.pump(run);
     }
-    this.link.on('online', (id) => {
-      this.synced.delete(id);
-      this.offlineSince.delete(id);
-      this.verifyUpgrades(id);
+  }
+
+  // ---------------------------------------------------------------- one scheduler in a cluster
+
+  /** false on a hub of a cluster that does not hold the jobs lease */
+  private leading = true;
+  private cluster: JobCluster | undefined;
+  private epoch = 0;
+
+  /**
+   * In a cluster the scheduler runs on the one hub holding the jobs lease. Any hub creates jobs
+   * (written to the database, then handed to the scheduler over the bus), answers reads from the
+   * database, relays the scheduler's job events to its own subscribers, and forwards kill and
+   * cancel. The scheduler's writes are fenced by its lease's epoch. On gaining the lease a hub
+   * takes up every running job and asks every agent to resync (`task.resync`): what the agents
+   * run and the results they still hold come to it, so a result the old scheduler did not commit
+   * is delivered to the new one, and nothing already started is started again.
+   */
+  clustered(c: JobCluster): void {
+    this.cluster = c;
+    this.leading = c.leases.holds('jobs');
+    if (this.leading) this.epoch = c.leases.epoch('jobs') ?? 0;
+    const { bus } = c;
+    c.leases.on('gained', (name, epoch) => {
+      if (name !== 'jobs') return;
+      this.epoch = epoch;
+      this.synced.clear();
+      void this.resume()
+        .then(() => {
+          this.leading = true;
+          c.resyncAll();
+          this.log.info({ jobs: this.runs.size }, 'job scheduler active on this hub');
+        })
+        .catch((err: Error) => this.log.error({ err: err.message }, 'job scheduler could not take up the running jobs'));
     });
-    this.link.on('offline', (id) => {
-      this.synced.delete(id);
-      this.offlineSince.set(id, this.now());
+    c.leases.on('lost', (name) => {
+      if (name !== 'jobs') return;
+      this.leading = false;
+      this.runs.clear();
+      this.active.clear();
+      this.verifying.clear();
+      this.synced.clear();
+      this.outputs.clear();
+      // What it had not written is not written now (the fence would refuse it): agents send again.
+      this.dirtyTasks = new Set();
+      this.dirtyJobs = new Set();
+      this.afterCommit = [];
     });
-    this.link.on('message', (conn, msg) => this.onMessage(conn, msg));
-    scheduler.every('jobs.sweep', 1000, () => this.sweep());
+    bus.subscribe(bus.subject('jobs', 'new'), (d) => {
+      if (this.leading) void this.adopt(String((d as { jobId?: unknown }).jobId)).catch((err: Error) => this.log.error({ err: err.message }, 'could not take up a job made on another hub'));
+    });
+    bus.subscribe(bus.subject('jobs', 'ev'), (d) => {
+      const m = d as { jobId: string; e: JobEvent };
+      if (!this.leading && m && typeof m.jobId === 'string') this.deliver(m.jobId, m.e);
+    });
+    bus.subscribe(bus.subject('jobs', 'ctl'), (d, msg) => {
+      if (!this.leading) return;
+      const r = d as Control;
+      bus.reply(msg, r.op === 'kill' ? this.killHere(String(r.taskId), r.signal) : this.cancelHere(String(r.jobId)));
+    });
+  }
+
+  /** A job another hub made: the scheduler takes it from the database. */
+  private async adopt(jobId: string): Promise<void> {
+    if (this.runs.has(jobId)) return;
+    const job = await this.store.getJob(jobId);
+    if (!job || job.state !== 'running' || this.runs.has(jobId)) return;
+    const tasks = await this.store.tasksOf(jobId);
+    void this.pump(this.makeRun(job, tasks.filter((t) => t.phase === 'main'), tasks.filter((t) => t.phase === 'health')));
+  }
+
+  /** A job event from the scheduler on another hub, for this hub's subscribers and waiters. */
+  private deliver(jobId: string, e: JobEvent): void {
+    for (const s of this.subscribers.get(jobId) ?? []) s(e);
+    if (e.type === 'job' && e.job.state !== 'running') {
+      for (const w of this.waiters.get(jobId) ?? []) w();
+      this.waiters.delete(jobId);
+    }
   }
 
   /** Writes what is waiting (call after the scheduler has stopped). */
@@ -249,6 +363,11 @@ export class JobService extends EventEmitter {
       return t;
     });
     await this.store.createJob(job, tasks);
+    if (!this.leading && this.cluster) {
+      this.log.info({ jobId: job.id, hosts: tasks.length, strategy: c.strategy.kind, by: c.createdBy }, 'job created; handed to the cluster’s scheduler');
+      this.cluster.bus.publish(this.cluster.bus.subject('jobs', 'new'), { jobId: job.id });
+      return { job, tasks };
+    }
     const run = this.makeRun(job, tasks);
     this.log.info({ jobId: job.id, hosts: tasks.length, strategy: c.strategy.kind, by: c.createdBy }, 'job created');
     void this.pump(run);
@@ -351,7 +470,7 @@ export class JobService extends EventEmitter {
     }
   }
 
-  private send(conn: AgentConnection, run: Run, t: Task, now: number): void {
+  private send(conn: AgentPort, run: Run, t: Task, now: number): void {
     let body: BodyOf<'task.start'>;
     if (t.phase === 'health') body = { taskId: t.id, exec: run.strategy.health! };
     else if (run.job.kind === 'bundle') {
@@ -421,7 +540,7 @@ export class JobService extends EventEmitter {
 
   // ---------------------------------------------------------------- agents
 
-  private onMessage(conn: AgentConnection, msg: Message): void {
+  private onMessage(conn: AgentPort, msg: Message): void {
     switch (msg.type) {
       case 'task.sync':
         return this.onSync(conn, msg.body as BodyOf<'task.sync'>);
@@ -452,7 +571,7 @@ export class JobService extends EventEmitter {
     }
   }
 
-  private onSync(conn: AgentConnection, b: BodyOf<'task.sync'>): void {
+  private onSync(conn: AgentPort, b: BodyOf<'task.sync'>): void {
     const id = conn.agentId;
     const running = new Set(b.running);
     const done = new Set(b.done);
@@ -491,9 +610,24 @@ export class JobService extends EventEmitter {
     this.scheduleFlush();
   }
 
-  private onResult(conn: AgentConnection, r: BodyOf<'task.result'>): void {
+  private onResult(conn: AgentPort, r: BodyOf<'task.result'>): void {
     const a = this.active.get(r.taskId);
     const ack = () => conn.send('task.ack', { taskId: r.taskId });
+    if (!a && this.cluster) {
+      // In a cluster a result may reach a scheduler that has not taken up its job yet (a hand-over,
+      // a job just made on another hub): acknowledged only if the database has it final or has no
+      // such task; otherwise the agent keeps it and sends it again on the next resync.
+      void this.store.getTask(r.taskId).then(
+        (t) => {
+          if (t && !isFinal(t)) return void this.log.info({ taskId: r.taskId }, 'result for a task not taken up yet; not acknowledged (the agent keeps it)');
+          this.stats.duplicateResults++;
+          this.afterCommit.push(ack);
+          this.scheduleFlush();
+        },
+        () => {},
+      );
+      return;
+    }
     if (!a) {
       // Already recorded (a result re-sent after a lost ack) or not ours to keep: let the agent forget it.
       this.stats.duplicateResults++;
@@ -609,7 +743,9 @@ export class JobService extends EventEmitter {
     this.afterCommit = [];
     this.flushing = (async () => {
       try {
-        await this.store.save(tasks, jobs);
+        const c = this.cluster;
+        const epoch = this.epoch;
+        await this.store.save(tasks, jobs, c ? (tx) => c.fence(tx, epoch) : undefined);
         for (const f of after) f();
       } catch (err) {
         // Not acknowledged, so agents re-send; keep the changes for the next attempt.
@@ -649,6 +785,7 @@ export class JobService extends EventEmitter {
 
   private publish(jobId: string, e: JobEvent): void {
     for (const s of this.subscribers.get(jobId) ?? []) s(e);
+    if (this.cluster && this.leading) this.cluster.bus.publish(this.cluster.bus.subject('jobs', 'ev'), { jobId, e });
   }
 
   /**
@@ -662,6 +799,8 @@ export class JobService extends EventEmitter {
       if (!job) return undefined;
       for (const t of await this.store.tasksOf(jobId)) listener({ type: 'task', task: t });
       listener({ type: 'job', job });
+      // The scheduler runs on another hub: its events come over the bus.
+      if (job.state === 'running' && this.cluster && !this.leading) return this.listen(jobId, listener);
       return () => {};
     }
     for (const t of [...run.tasks, ...run.health]) {
@@ -669,6 +808,10 @@ export class JobService extends EventEmitter {
       if (!isFinal(t)) for (const c of this.liveOutput(t.id)) listener({ type: 'output', taskId: t.id, hostId: t.hostId, hostname: t.hostname, ...c });
       listener({ type: 'task', task: t });
     }
+    return this.listen(jobId, listener);
+  }
+
+  private listen(jobId: string, listener: (e: JobEvent) => void): () => void {
     let set = this.subscribers.get(jobId);
     if (!set) this.subscribers.set(jobId, (set = new Set()));
     set.add(listener);
@@ -680,18 +823,28 @@ export class JobService extends EventEmitter {
 
   /** Resolves when the job has ended (true), or the time is up or the hub is stopping (false). */
   waitFor(jobId: string, timeoutMs: number): Promise<boolean> {
-    if (!this.runs.has(jobId)) return Promise.resolve(true);
+    const remote = Boolean(this.cluster) && !this.leading;
+    if (!remote && !this.runs.has(jobId)) return Promise.resolve(true);
     if (this.stopping) return Promise.resolve(false);
     return new Promise((resolve) => {
       let set = this.waiters.get(jobId);
       if (!set) this.waiters.set(jobId, (set = new Set()));
+      let poll: NodeJS.Timeout | undefined;
       const done = (ended = true) => {
         clearTimeout(timer);
+        clearInterval(poll);
         set.delete(done);
         resolve(ended);
       };
       const timer = setTimeout(() => done(false), timeoutMs);
       set.add(done);
+      if (remote) {
+        // The end comes as an event from the scheduler's hub; the database is asked too, in case
+        // that event was missed (a hand-over, the bus reconnecting) or the job ended already.
+        const check = () => void this.store.getJob(jobId).then((j) => (!j || j.state !== 'running') && done(), () => {});
+        check();
+        poll = setInterval(check, 1000);
+      }
     });
   }
 
@@ -712,8 +865,32 @@ export class JobService extends EventEmitter {
     return this.runs.has(jobId);
   }
 
-  /** Signals a task's process group on its host. */
-  kill(taskId: string, signal: BodyOf<'task.kill'>['signal']): 'sent' | 'cancelled' | 'not_running' | 'offline' {
+  /** Signals a task's process group on its host (through the scheduler's hub in a cluster). */
+  async kill(taskId: string, signal: BodyOf<'task.kill'>['signal']): Promise<'sent' | 'cancelled' | 'not_running' | 'offline'> {
+    if (this.leading || !this.cluster) return this.killHere(taskId, signal);
+    return (await this.control({ op: 'kill', taskId, signal })) as 'sent' | 'cancelled' | 'not_running' | 'offline';
+  }
+
+  /** Cancels a job: nothing new starts, running tasks get SIGTERM. */
+  async cancel(jobId: string): Promise<boolean> {
+    if (this.leading || !this.cluster) return this.cancelHere(jobId);
+    return (await this.control({ op: 'cancel', jobId })) === true;
+  }
+
+  private async control(c: Control): Promise<unknown> {
+    const bus = this.cluster!.bus;
+    // A hand-over in progress: the next scheduler is a few seconds away.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await bus.request(bus.subject('jobs', 'ctl'), c, 5000);
+      } catch (err) {
+        if (attempt >= 5) throw Object.assign(new Error(`the cluster's job scheduler did not answer (${(err as Error).message})`), { statusCode: 503 });
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private killHere(taskId: string, signal: BodyOf<'task.kill'>['signal']): 'sent' | 'cancelled' | 'not_running' | 'offline' {
     const a = this.active.get(taskId);
     if (!a) return 'not_running';
     if (a.task.state === 'pending') {
@@ -726,8 +903,7 @@ export class JobService extends EventEmitter {
     return 'sent';
   }
 
-  /** Cancels a job: nothing new starts, running tasks get SIGTERM. */
-  cancel(jobId: string): boolean {
+  private cancelHere(jobId: string): boolean {
     const run = this.runs.get(jobId);
     if (!run) return false;
     run.cancelled = true;

@@ -263,9 +263,15 @@ export class JobStore {
   }
 
   /** Writes the changed tasks (and jobs) in one transaction. */
-  async save(tasks: Task[], jobs: Job[] = []): Promise<void> {
+  /**
+   * `fence` runs first inside the transaction, through its executor: in a cluster it checks that
+   * this hub still holds the job scheduler's lease at the epoch it acted under, and throws when
+   * not, so that a scheduler that lost its lease cannot write over the next one's.
+   */
+  async save(tasks: Task[], jobs: Job[] = [], fence?: (tx: Kysely<any>) => Promise<void>): Promise<void> {
     if (tasks.length === 0 && jobs.length === 0) return;
     await this.db.transaction().execute(async (tx) => {
+      if (fence) await fence(tx);
       // Tasks always exist already: one multi-row upsert per slice instead of a statement per task
       // (at a thousand hosts, building and preparing per-row UPDATEs was a third of the hub's CPU).
       for (let i = 0; i < tasks.length; i += 200) {

@@ -5,7 +5,7 @@
  */
 import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
-import type { AgentLink } from '../agents/link.js';
+import type { AgentReach } from '../agents/link.js';
 import type { MetricsService } from './service.js';
 import type { SeriesKind } from './series.js';
 import { systemClock, type Clock } from '../../clock.js';
@@ -26,9 +26,12 @@ export class LiveHub {
   private readonly subs = new Set<Sub>();
   readonly stats = { clients: 0, pushed: 0, droppedSlow: 0 };
 
+  /** called when the number of live clients changes (a cluster relays other hubs' samples only while someone watches) */
+  onClients: ((n: number) => void) | undefined;
+
   constructor(
     metrics: MetricsService,
-    link: AgentLink,
+    link: AgentReach,
     private readonly log: Logger,
     clock: Clock = systemClock,
   ) {
@@ -42,13 +45,20 @@ export class LiveHub {
     return this.subs.size;
   }
 
+  /** A sample of an agent held by another hub of the cluster (cluster/live.ts). */
+  remoteSample(hostId: string, kind: SeriesKind, ts: number, series: Record<string, number>): void {
+    if (this.subs.size > 0) this.push(hostId, kind, { type: 'sample', hostId, kind, ts, series });
+  }
+
   attach(ws: WebSocket, opts: { allow?: (hostId: string) => boolean } = {}): void {
     const sub: Sub = { ws, all: false, hosts: new Set(), kinds: null, ...(opts.allow ? { allow: opts.allow } : {}) };
     this.subs.add(sub);
     this.stats.clients = this.subs.size;
+    this.onClients?.(this.subs.size);
     ws.on('close', () => {
       this.subs.delete(sub);
       this.stats.clients = this.subs.size;
+      this.onClients?.(this.subs.size);
     });
     ws.on('error', () => {});
     ws.on('message', (raw, isBinary) => {

@@ -10,7 +10,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { WebSocket } from 'ws';
 import { Account } from '@tether/protocol';
 import type { HostStore } from '../hosts/store.js';
-import type { AgentLink } from '../agents/link.js';
+import type { AgentReach } from '../agents/link.js';
 import type { AuditLog } from '../audit/log.js';
 import { authMethodOf } from '../audit/routes.js';
 import { access, errors, hostAllowed } from '../../http.js';
@@ -37,7 +37,7 @@ const SessionView = Type.Object({
 export function terminalRoutes(o: {
   terminals: TerminalService;
   hosts: HostStore;
-  link: AgentLink;
+  link: AgentReach;
   audit: AuditLog;
   trackSocket?: (credHash: string, socket: WebSocket) => void;
   originAllowed?: (req: FastifyRequest) => boolean;
@@ -78,7 +78,8 @@ export function terminalRoutes(o: {
         const q = req.query as { cols?: number; rows?: number; user?: string };
         const host = await o.hosts.get(id);
         if (!host || !hostAllowed(req, host.labels)) return close(4404, 'no such host');
-        const conn = o.link.get(id);
+        // Wherever the agent is held: in a cluster, another hub relays the session's frames.
+        const conn = o.link.port(id);
         if (!conn) return close(4409, 'the host is not connected');
         if (req.auth) o.trackSocket?.(req.auth.credHash, socket);
         const actor = req.user!.username;

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { BodyOf, Message } from '@tether/protocol';
 import type { ModuleMigrations } from '../../db/migrate.js';
-import type { AgentConnection, AgentLink } from '../agents/link.js';
+import type { AgentPort, AgentReach } from '../agents/link.js';
 
 interface SessionsTable {
   id: string;
@@ -112,7 +112,7 @@ export interface TerminalOptions {
 
 interface Live {
   s: TerminalSession;
-  conn: AgentConnection;
+  conn: AgentPort;
   browser: WebSocket;
   rec: WriteStream;
   /** performance.now() at the start: recording offsets are real elapsed time, whatever the wall clock does */
@@ -132,7 +132,7 @@ export class TerminalService {
   constructor(
     db: Kysely<any>,
     dataDir: string,
-    private readonly link: AgentLink,
+    private readonly link: AgentReach,
     private readonly log: Logger,
     private readonly o: TerminalOptions = {},
   ) {
@@ -163,7 +163,7 @@ export class TerminalService {
    * Opens a session on `conn`'s host for `browser`. Browser frames (JSON): in `{type:'input', data}`,
    * `{type:'resize', cols, rows}`; out `{type:'opened', …}`, `{type:'output', data}`, `{type:'exit', …}`.
    */
-  async open(o: { conn: AgentConnection; hostname: string; username: string; browser: WebSocket; cols: number; rows: number; runAs?: string; onEnd: (s: TerminalSession) => void; takeEarly?: () => string[] }): Promise<TerminalSession> {
+  async open(o: { conn: AgentPort; hostname: string; username: string; browser: WebSocket; cols: number; rows: number; runAs?: string; onEnd: (s: TerminalSession) => void; takeEarly?: () => string[] }): Promise<TerminalSession> {
     const now = this.clock.now();
     const s: TerminalSession = {
       id: 'ts_' + randomBytes(12).toString('base64url'),
@@ -240,11 +240,13 @@ export class TerminalService {
     if (l.browser.readyState === l.browser.OPEN) l.browser.send(JSON.stringify(msg));
   }
 
-  private onAgent(conn: AgentConnection, msg: Message): void {
+  private onAgent(conn: AgentPort, msg: Message): void {
     if (!msg.type.startsWith('term.')) return;
     const b = msg.body as { sessionId: string };
     const l = this.live.get(b.sessionId);
-    if (!l || l.conn !== conn) return; // not a session of this agent's
+    // Not a session of this agent's. By id, not by object: in a cluster the frames of an agent held
+    // by another hub come through a port made for each.
+    if (!l || l.conn.agentId !== conn.agentId) return;
     switch (msg.type) {
       case 'term.opened': {
         const o = msg.body as BodyOf<'term.opened'>;
