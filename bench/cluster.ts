@@ -36,12 +36,19 @@ const INTERVAL = 5000;
 const WARMUP_MS = 10_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** CPU seconds of processes found by their command line (nats-server, postgres and its backends). */
+/** utime + stime + cutime + cstime: a PostgreSQL backend that ends is counted in its parent's. */
+function cpuAll(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const r = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(r[11]) + Number(r[12]) + Number(r[13]) + Number(r[14])) / 100;
+}
+
+/** CPU seconds of processes found by their command line (nats-server; postgres and its backends). */
 function cpuOfCommand(re: RegExp): number {
   let s = 0;
   for (const pid of readdirPids()) {
     try {
-      if (re.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '))) s += cpuSec(pid);
+      if (re.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '))) s += cpuAll(pid);
     } catch {
       /* gone */
     }
@@ -60,7 +67,7 @@ interface Shared {
   prefix: string;
 }
 async function clusterHubs(n: number, shared: Shared): Promise<TestHub[]> {
-  const start = () => TestHub.start({ db: 'postgres', dbUrl: shared.url, secretKeyHex: shared.key, heartbeat: '10s', env: { TETHER_LOG_LEVEL: 'warn' }, extraArgs: ['--nats', NATS, '--cluster-prefix', shared.prefix] });
+  const start = () => TestHub.start({ db: 'postgres', dbUrl: shared.url, secretKeyHex: shared.key, heartbeat: '10s', env: { TETHER_LOG_LEVEL: 'info' }, extraArgs: ['--nats', NATS, '--cluster-prefix', shared.prefix] });
   const first = await start();
   const rest = await Promise.all(Array.from({ length: n - 1 }, start));
   return [first, ...rest];
@@ -95,6 +102,8 @@ interface IngestResult {
   rttP99: number;
   /** CPU ms per acknowledged report: hubs, NATS, PostgreSQL */
   cpuMsPerReport: { hubs: number; nats: number; postgres: number };
+  /** each hub's CPU per report of the whole fleet, and the leases it held */
+  perHub: { cpuMsPerReport: number; leases: string[] }[];
 }
 
 async function ingest(hubs: TestHub[], label: string): Promise<IngestResult> {
@@ -133,13 +142,16 @@ async function ingest(hubs: TestHub[], label: string): Promise<IngestResult> {
     );
   });
   await sleep(WARMUP_MS);
-  const hubCpu0 = hubs.reduce((s, h) => s + cpuSec(h.proc.pid!), 0);
+  const each0 = hubs.map((h) => cpuSec(h.proc.pid!));
+  const hubCpu0 = each0.reduce((x, y) => x + y, 0);
   const nats0 = cpuOfCommand(/nats-server/);
   const pg0 = cpuOfCommand(/^postgres/);
   measuring = true;
   await sleep(SECONDS * 1000);
   measuring = false;
+  const each = hubs.map((h, i) => cpuSec(h.proc.pid!) - each0[i]!);
   const hubCpu = hubs.reduce((s, h) => s + cpuSec(h.proc.pid!), 0) - hubCpu0;
+  const leases = await Promise.all(hubs.map(async (h) => ((await h.api('GET', '/api/v1/health')).cluster?.leases ?? []) as string[]));
   const nats = cpuOfCommand(/nats-server/) - nats0;
   const pg = cpuOfCommand(/^postgres/) - pg0;
   for (const t of timers) clearInterval(t);
@@ -151,8 +163,9 @@ async function ingest(hubs: TestHub[], label: string): Promise<IngestResult> {
     agents: AGENTS,
     reports: sent,
     acked,
-    rttP50: +percentile(rtt, 0.5).toFixed(1),
-    rttP99: +percentile(rtt, 0.99).toFixed(1),
+    rttP50: +percentile(rtt, 50).toFixed(1),
+    rttP99: +percentile(rtt, 99).toFixed(1),
+    perHub: each.map((c, i) => ({ cpuMsPerReport: +((c * 1000) / Math.max(1, acked)).toFixed(3), leases: hubs.length > 1 ? leases[i]! : [] })),
     cpuMsPerReport: { hubs: +((hubCpu * 1000) / Math.max(1, acked)).toFixed(3), nats: +((nats * 1000) / Math.max(1, acked)).toFixed(3), postgres: +((pg * 1000) / Math.max(1, acked)).toFixed(3) },
   };
   console.log(label, JSON.stringify(r));
@@ -161,27 +174,51 @@ async function ingest(hubs: TestHub[], label: string): Promise<IngestResult> {
 
 // ------------------------------------------------------------------------------------ 2 and 3. tasks
 
-/** Answers task.start like an agent (accepted, then a result with uptime's output); counts starts per task. */
-function answerTasks(a: RawAgent, starts: Map<string, number>, delayMs = 0): void {
+/**
+ * What a simulated agent remembers across connections, as the agent's ledger does: tasks running,
+ * results not yet acknowledged. Each id is run once, whatever the hub sends.
+ */
+interface SimTasks {
+  conn: RawAgent;
+  running: Set<string>;
+  unacked: Map<string, BodyOf<'task.result'>>;
+}
+
+/** Answers task.start like an agent (accepted, then a result with uptime's output after `delayMs`); counts starts per task. */
+function answerTasks(st: SimTasks, a: RawAgent, starts: Map<string, number>, delayMs = 0): void {
+  st.conn = a;
+  const sync = () => {
+    a.sendRaw(encodeFrame('task.sync', { running: [...st.running], done: [...st.unacked.keys()] }));
+    for (const r of st.unacked.values()) a.sendRaw(encodeFrame('task.result', r));
+  };
   a.onMessage = (m) => {
-    if (m.type === 'task.resync') a.sendRaw(encodeFrame('task.sync', { running: [], done: [] }));
+    if (m.type === 'task.resync') return sync();
+    if (m.type === 'task.ack') return void st.unacked.delete((m.body as BodyOf<'task.ack'>).taskId);
     if (m.type !== 'task.start') return;
     const b = m.body as BodyOf<'task.start'>;
     starts.set(b.taskId, (starts.get(b.taskId) ?? 0) + 1);
+    if (st.running.has(b.taskId) || st.unacked.has(b.taskId) || (starts.get(b.taskId) ?? 0) > 1) return;
+    st.running.add(b.taskId);
     const startedAt = Date.now();
     a.sendRaw(encodeFrame('task.accepted', { taskId: b.taskId, pid: 4242, startedAt }));
-    const finish = () =>
-      a.sendRaw(encodeFrame('task.result', { taskId: b.taskId, status: 'exited', exitCode: 0, signal: null, stdout: ' 10:00:00 up 1 day,  load average: 0.00, 0.00, 0.00\n', stderr: '', stdoutBytes: 60, stderrBytes: 0, truncated: false, startedAt, endedAt: Date.now() } as BodyOf<'task.result'>));
+    const finish = () => {
+      const r = { taskId: b.taskId, status: 'exited', exitCode: 0, signal: null, stdout: ' 10:00:00 up 1 day,  load average: 0.00, 0.00, 0.00\n', stderr: '', stdoutBytes: 60, stderrBytes: 0, truncated: false, startedAt, endedAt: Date.now() } as BodyOf<'task.result'>;
+      st.running.delete(b.taskId);
+      st.unacked.set(b.taskId, r);
+      // Sent on the connection the agent has now (it may have moved to another hub meanwhile).
+      if (st.conn.ws.readyState === st.conn.ws.OPEN) st.conn.sendRaw(encodeFrame('task.result', r));
+    };
     if (delayMs) setTimeout(finish, delayMs);
     else finish();
   };
-  a.sendRaw(encodeFrame('task.sync', { running: [], done: [] }));
+  sync();
 }
+const simTasks = (a: RawAgent): SimTasks => ({ conn: a, running: new Set(), unacked: new Map() });
 
 async function fanout(hubs: TestHub[]): Promise<{ sims: number; rounds: number[]; p50: number; max: number; startsTwice: number }> {
   const sims = await connectSims(hubs, SIMS, ['metrics', 'exec']);
   const starts = new Map<string, number>();
-  for (const s of sims) answerTasks(s.a, starts);
+  for (const s of sims) answerTasks(simTasks(s.a), s.a, starts);
   await sleep(3000);
   const ids = sims.map((s) => s.id.agentId!);
   const rounds: number[] = [];
@@ -194,7 +231,7 @@ async function fanout(hubs: TestHub[]): Promise<{ sims: number; rounds: number[]
   }
   for (const s of sims) s.a.close();
   const sorted = [...rounds].sort((x, y) => x - y);
-  const r = { sims: SIMS, rounds, p50: percentile(sorted, 0.5), max: sorted.at(-1)!, startsTwice: [...starts.values()].filter((n) => n > 1).length };
+  const r = { sims: SIMS, rounds, p50: percentile(sorted, 50), max: sorted.at(-1)!, startsTwice: [...starts.values()].filter((n) => n > 1).length };
   console.log('fanout', JSON.stringify(r));
   return r;
 }
@@ -202,13 +239,15 @@ async function fanout(hubs: TestHub[]): Promise<{ sims: number; rounds: number[]
 async function failover(hubs: TestHub[]): Promise<{ moved: number; p50: number; p99: number; max: number; tasks: number; lost: number; twice: number; jobState: string }> {
   const sims = await connectSims(hubs, SIMS, ['metrics', 'exec']);
   const starts = new Map<string, number>();
-  for (const s of sims) answerTasks(s.a, starts, 3000);
+  const state = sims.map((s) => simTasks(s.a));
+  sims.forEach((s, i) => answerTasks(state[i]!, s.a, starts, 3000));
   await sleep(3000);
   const urls = hubs.map((h) => h.url);
   const victim = 2;
   const welcomedAfter: number[] = [];
   let killedAt = 0;
-  for (const s of sims.filter((x) => x.hub === victim)) {
+  for (const [i, s] of sims.entries()) {
+    if (s.hub !== victim) continue;
     s.a.ws.on('close', () => {
       const others = urls.filter((_, i) => i !== victim);
       setTimeout(async () => {
@@ -217,7 +256,7 @@ async function failover(hubs: TestHub[]): Promise<{ moved: number; p50: number; 
             const a = await simConnect(others[Math.floor(Math.random() * others.length)]!, s.id, { facts: simFacts(`moved-${s.id.agentId}`), capabilities: ['metrics', 'exec'] });
             a.keep = false;
             welcomedAfter.push(performance.now() - killedAt);
-            answerTasks(a, starts, 0);
+            answerTasks(state[i]!, a, starts, 3000);
             s.a = a;
             return;
           } catch {
@@ -243,7 +282,7 @@ async function failover(hubs: TestHub[]): Promise<{ moved: number; p50: number; 
   const sorted = [...welcomedAfter].sort((x, y) => x - y);
   const tasks = final.tasks.length;
   const lost = final.tasks.filter((t: any) => t.status !== 'exited').length;
-  const r = { moved: welcomedAfter.length, p50: +percentile(sorted, 0.5).toFixed(0), p99: +percentile(sorted, 0.99).toFixed(0), max: +(sorted.at(-1) ?? 0).toFixed(0), tasks, lost, twice: [...starts.values()].filter((n) => n > 1).length, jobState: final.job.state };
+  const r = { moved: welcomedAfter.length, p50: +percentile(sorted, 50).toFixed(0), p99: +percentile(sorted, 99).toFixed(0), max: +(sorted.at(-1) ?? 0).toFixed(0), tasks, lost, twice: [...starts.values()].filter((n) => n > 1).length, jobState: final.job.state };
   console.log('failover', JSON.stringify(r));
   return r;
 }
@@ -252,7 +291,7 @@ async function main(): Promise<void> {
   const out: Record<string, unknown> = { at: new Date().toISOString(), machine: machine(), agents: AGENTS, seconds: SECONDS, sims: SIMS };
   const lines: string[] = [`## Cluster: three hubs on PostgreSQL + NATS against one hub — ${out.at}`, '', `Machine: ${machine()}. Hubs, NATS, PostgreSQL and the simulated agents share the machine's cores.`, ''];
   if (ONLY.has('ingest')) {
-    const one = await TestHub.start({ db: 'postgres', heartbeat: '10s', env: { TETHER_LOG_LEVEL: 'warn' } });
+    const one = await TestHub.start({ db: 'postgres', heartbeat: '10s', env: { TETHER_LOG_LEVEL: 'info' } });
     let single: IngestResult;
     try {
       single = await ingest([one], 'single');
@@ -280,6 +319,7 @@ async function main(): Promise<void> {
       `| hub CPU per report | ${single.cpuMsPerReport.hubs} ms | ${three.cpuMsPerReport.hubs} ms (three hubs together) |`,
       `| NATS CPU per report | ${single.cpuMsPerReport.nats} ms | ${three.cpuMsPerReport.nats} ms |`,
       `| PostgreSQL CPU per report | ${single.cpuMsPerReport.postgres} ms | ${three.cpuMsPerReport.postgres} ms |`,
+      `| each hub's CPU per report of the fleet (leases held) | — | ${three.perHub.map((h) => `${h.cpuMsPerReport} ms (${h.leases.join(', ') || 'none'})`).join('; ')} |`,
       '',
       `Cluster efficiency (one hub's CPU per report / three hubs' together): **${eff.toFixed(2)}** (target ≥ 0.8).`,
       '',

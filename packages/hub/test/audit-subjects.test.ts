@@ -93,6 +93,8 @@ const CALLS: Record<string, (c: Ctx) => Promise<Call> | Call> = {
   // A version the hub does not hold: refused before any host is touched.
   'POST /api/v1/agents/upgrade': (c) => ({ body: { target: { hosts: [c.host.id] }, version: '99.0.0' } }),
   'POST /api/v1/exec': (c) => ({ body: { target: { hosts: [c.host.id] }, command: ['uname', '-a'], mode: 'async' }, creates: 'job', ok: true, names: [['host', c.host.id]] }),
+  // A hub alone refuses to drain (409), and its entry still names the hub asked for.
+  'POST /api/v1/cluster/hubs/:id/drain': () => ({ params: { id: 'hub-a-1234' } }),
   'POST /api/v1/jobs/:id/cancel': async (c) => {
     const r = await c.app.call(c.adminSession, 'POST', '/api/v1/exec', { target: { hosts: [c.host.id] }, command: ['sleep', '60'], mode: 'async' });
     return { params: { id: r.json.job.id }, names: [['host', c.host.id]] };

@@ -27,7 +27,7 @@ import { newId, type AlertRow, type AlertStore, type Channel, type ChannelType, 
 
 /** What a hub that is not the evaluator sends it: one sink call or one filtered sample. */
 interface PeerInput {
-  t: 'sample' | 'level' | 'event' | 'levels';
+  t: 'sample' | 'level' | 'event' | 'levels' | 'batch';
   a: unknown[];
 }
 
@@ -219,9 +219,28 @@ export class AlertService extends EventEmitter<AlertEvents> {
     });
   }
 
+  /** Inputs for the evaluator, sent in batches (one NATS message per 20 ms or 256 inputs, not per report). */
+  private outbox: PeerInput[] = [];
+  private outboxTimer: NodeJS.Timeout | undefined;
   private forward(m: PeerInput): void {
-    this.cluster?.bus.publish(this.cluster.bus.subject('alerts', 'in'), m);
+    if (!this.cluster) return;
+    this.outbox.push(m);
+    if (this.outbox.length >= 256) this.flushOutbox();
+    else if (!this.outboxTimer) {
+      this.outboxTimer = setTimeout(() => this.flushOutbox(), 20);
+      this.outboxTimer.unref();
+    }
   }
+  private flushOutbox(): void {
+    clearTimeout(this.outboxTimer);
+    this.outboxTimer = undefined;
+    if (!this.outbox.length || !this.cluster) return;
+    const batch = this.outbox;
+    this.outbox = [];
+    this.cluster.bus.publish(this.cluster.bus.subject('alerts', 'in'), { t: 'batch', a: batch } satisfies PeerInput);
+  }
+  /** Key lists of forwarded samples, shared by alike hosts (so the per-list plan is made once). */
+  private readonly peerKeys = new Map<string, string[]>();
 
   /** Only the series some rule reads leave the hub. */
   private forwardSample(hostId: string, kind: string, ts: number, series: Record<string, number>, keys: readonly string[], values: Float64Array): void {
@@ -245,10 +264,19 @@ export class AlertService extends EventEmitter<AlertEvents> {
     if (!this.evaluating || !m || !Array.isArray(m.a)) return;
     const a = m.a as any[];
     switch (m.t) {
+      case 'batch':
+        for (const x of a.slice(0, 10_000)) if (x && (x as PeerInput).t !== 'batch') this.fromPeer(x as PeerInput);
+        return;
       case 'sample': {
         const series = a[3] as Record<string, number>;
         if (!series || typeof series !== 'object') return;
-        const keys = Object.keys(series);
+        const fresh = Object.keys(series);
+        const sig = fresh.join('\n');
+        let keys = this.peerKeys.get(sig);
+        if (!keys) {
+          if (this.peerKeys.size >= 1000) this.peerKeys.clear();
+          this.peerKeys.set(sig, (keys = fresh));
+        }
         const values = Float64Array.from(keys, (k) => Number(series[k]));
         this.sample(String(a[0]), String(a[1]), Number(a[2]), {}, keys, values);
         return;
