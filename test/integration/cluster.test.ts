@@ -24,10 +24,15 @@ const FAST = { TETHER_COLLECTOR_INTERVALS: 'usage=1s,processes=30s,connections=3
 interface Health {
   status: string;
   reasons?: string[];
-  cluster: { mode: string; hubId: string; hubs: { id: string; url: string }[]; leases: string[]; bus?: { state: string } };
+  /** GET /api/v1/cluster (the public health route says less: no addresses) */
+  cluster: { mode: string; hubId: string; hubs: { id: string; url: string; draining: boolean }[]; leases: string[]; bus?: { state: string; servers: string[] } };
 }
 
-const health = async (h: TestHub): Promise<Health> => (await (await h.raw('GET', '/api/v1/health', undefined, false)).json()) as Health;
+const health = async (h: TestHub): Promise<Health> => {
+  const pub = (await (await h.raw('GET', '/api/v1/health', undefined, false)).json()) as { status: string; reasons?: string[] };
+  const cluster = await h.api('GET', '/api/v1/cluster');
+  return { status: pub.status, ...(pub.reasons ? { reasons: pub.reasons } : {}), cluster };
+};
 
 async function startHub(shared: { url: string; key: string; prefix: string; nats?: string }, env: NodeJS.ProcessEnv = {}): Promise<TestHub> {
   return TestHub.start({ db: 'postgres', dbUrl: shared.url, secretKeyHex: shared.key, heartbeat: '0.5s', env: { ...HUB_ENV, ...env }, extraArgs: ['--nats', shared.nats ?? NATS, '--cluster-prefix', shared.prefix] });
@@ -79,6 +84,11 @@ describe('a cluster of three hubs on PostgreSQL and NATS', () => {
       assert.equal(hl.cluster.mode, 'cluster');
       assert.equal(hl.cluster.bus?.state, 'connected');
     }
+    // The health route needs no login: it counts hubs and names singletons, never an address.
+    const pub = (await (await a.raw('GET', '/api/v1/health', undefined, false)).json()) as { cluster: { hubs: number; bus: string } };
+    assert.equal(pub.cluster.hubs, 3);
+    assert.equal(pub.cluster.bus, 'connected');
+    assert.doesNotMatch(JSON.stringify(pub), /nats:\/\/|127\.0\.0\.1:\d+/);
     const all = await Promise.all([a, b, c].map(health));
     for (const lease of ['alerts', 'maintenance']) assert.equal(all.filter((x) => x.cluster.leases.includes(lease)).length, 1, `one holder of ${lease}`);
     assert.equal(new Set(all.map((x) => x.cluster.hubId)).size, 3);
@@ -383,7 +393,8 @@ describe('a cluster whose NATS goes away and comes back', () => {
   test('hubs say "cluster degraded", keep serving their own agents, and converge when NATS returns', async () => {
     const db = pgSchema();
     let nats = await privateNats();
-    const shared = { url: db.url, key: randomBytes(32).toString('hex'), prefix: `t${randomBytes(5).toString('hex')}`, nats: nats.url };
+    // With a user and password in the URL (a server without authorization takes any): never shown.
+    const shared = { url: db.url, key: randomBytes(32).toString('hex'), prefix: `t${randomBytes(5).toString('hex')}`, nats: nats.url.replace('nats://', 'nats://tether:n4ts-s3cret@') };
     const a = await startHub(shared);
     const b = await startHub(shared);
     const agent = TestAgent.start(b.url, { token: await a.enrollToken(), capabilities: ['metrics', 'process'], env: FAST });
@@ -410,6 +421,9 @@ describe('a cluster whose NATS goes away and comes back', () => {
         return x.status === 200 && x;
       }, 'requests through hub A again', 10_000);
       assert.equal(again.status, 200);
+      const shown = JSON.stringify(await a.api('GET', '/api/v1/cluster'));
+      assert.match(shown, /nats:\/\/\*\*\*@127\.0\.0\.1/);
+      for (const text of [shown, a.proc.output(), b.proc.output()]) assert.doesNotMatch(text, /n4ts-s3cret/);
     } finally {
       await agent.stop();
       agent.cleanup();

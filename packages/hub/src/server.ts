@@ -363,7 +363,8 @@ export async function createHub(cfg: HubConfig, opts: { log?: Logger; clock?: Cl
         agentsOnline: link.onlineCount,
         ingest: h.ingest,
         tasks: h.tasks,
-        cluster: c,
+        // No login here: how many hubs and which singletons, not their addresses (GET /api/v1/cluster).
+        cluster: { mode: c.mode, hubId: c.hubId, hubs: Math.max(1, c.hubs.length), leases: c.leases, ...(c.bus ? { bus: c.bus.state } : {}), ...(c.degraded.length ? { degraded: c.degraded } : {}) },
       });
     },
   );

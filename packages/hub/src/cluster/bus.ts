@@ -39,6 +39,11 @@ export class BusDown extends Error {
   }
 }
 
+/** A NATS URL as shown in logs and the API: a user or password in it is replaced by `***`. */
+export function redactNatsUrl(u: string): string {
+  return u.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1***@');
+}
+
 /** Largest message a hub puts on the bus (NATS's default max_payload is 1 MiB). */
 export const MAX_BUS_MESSAGE = 1024 * 1024;
 
@@ -93,7 +98,7 @@ export class ClusterBus extends EventEmitter<BusEvents> {
       } catch (err) {
         this.lastError = (err as Error).message;
         if (this.state !== 'disconnected') {
-          this.log.warn({ servers: this.servers, err: this.lastError }, 'cluster bus: NATS not reachable; serving local agents only until it is');
+          this.log.warn({ servers: this.servers.map(redactNatsUrl), err: this.lastError }, 'cluster bus: NATS not reachable; serving local agents only until it is');
           this.setState('disconnected');
         }
         await new Promise((r) => setTimeout(r, delay).unref());

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { PROTOCOL_VERSION, TETHER_VERSION } from '@tether/protocol';
 import type { AgentLink, AgentReach } from '../modules/agents/link.js';
 import type { SecretBox } from '../secret-box.js';
-import { ClusterBus, type BusState } from './bus.js';
+import { ClusterBus, redactNatsUrl, type BusState } from './bus.js';
 import { ClusterLeases, LEASES, SoloLeases, type LeaseName, type Leases } from './leases.js';
 import { ClusterJobAgents } from './jobs.js';
 import { ClusterReach, type HubBeat } from './reach.js';
@@ -134,7 +134,7 @@ export async function joinCluster(o: JoinOptions): Promise<Cluster> {
   const jobAgents = new ClusterJobAgents(o.link, reach, bus, leases, hubId, log.child({ part: 'jobs' }));
   await leases.start();
   const held = () => (Object.values(LEASES) as LeaseName[]).filter((n) => leases.holds(n));
-  log.info({ hubId, nats: o.nats, prefix: o.prefix, bus: bus.state, leases: held() }, 'joined the cluster');
+  log.info({ hubId, nats: o.nats.map(redactNatsUrl), prefix: o.prefix, bus: bus.state, leases: held() }, 'joined the cluster');
 
   const drainHere = async () => {
     draining = true;
@@ -172,7 +172,7 @@ export async function joinCluster(o: JoinOptions): Promise<Cluster> {
       return {
         mode: 'cluster',
         hubId,
-        bus: { state: bus.state, servers: bus.servers, prefix: bus.prefix, ...(bus.lastError ? { error: bus.lastError } : {}), stats: { ...bus.stats } },
+        bus: { state: bus.state, servers: bus.servers.map(redactNatsUrl), prefix: bus.prefix, ...(bus.lastError ? { error: bus.lastError } : {}), stats: { ...bus.stats } },
         hubs: reach.hubs(),
         leases: held(),
         degraded,

@@ -247,8 +247,11 @@ export class JobService extends EventEmitter {
       this.epoch = epoch;
       this.synced.clear();
       void this.resume()
-        .then(() => {
+        .then(async () => {
           this.leading = true;
+          // A job handed over while the first pass ran (its `jobs.new` came before this hub led) is
+          // in the database: a second pass takes it (known runs are skipped).
+          await this.resume();
           c.resyncAll();
           this.log.info({ jobs: this.runs.size }, 'job scheduler active on this hub');
         })
