@@ -39,6 +39,9 @@ export class BusDown extends Error {
   }
 }
 
+/** An id that may stand as one subject token (agent ids, hub ids). */
+export const SUBJECT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 /** A NATS URL as shown in logs and the API: a user or password in it is replaced by `***`. */
 export function redactNatsUrl(u: string): string {
   return u.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1***@');

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { PROTOCOL_VERSION, TETHER_VERSION } from '@tether/protocol';
 import type { AgentLink, AgentReach } from '../modules/agents/link.js';
 import type { SecretBox } from '../secret-box.js';
-import { ClusterBus, redactNatsUrl, type BusState } from './bus.js';
+import { ClusterBus, SUBJECT_ID, redactNatsUrl, type BusState } from './bus.js';
 import { ClusterLeases, LEASES, SoloLeases, type LeaseName, type Leases } from './leases.js';
 import { ClusterJobAgents } from './jobs.js';
 import { ClusterReach, type HubBeat } from './reach.js';
@@ -181,7 +181,7 @@ export async function joinCluster(o: JoinOptions): Promise<Cluster> {
     leave,
     drain: async (id: string) => {
       if (id === hubId) return drainHere();
-      if (!/^[A-Za-z0-9_-]{1,64}$/.test(id) || !reach.hubs().some((h) => h.id === id)) throw Object.assign(new Error(`no live hub ${id} in this cluster`), { statusCode: 404 });
+      if (!SUBJECT_ID.test(id) || !reach.hubs().some((h) => h.id === id)) throw Object.assign(new Error(`no live hub ${id} in this cluster`), { statusCode: 404 });
       const r = (await bus.request(bus.subject('hub', id, 'drain'), {}, 60_000)) as { hub: string; moved: number; error?: string };
       if (r.error) throw Object.assign(new Error(r.error), { statusCode: 502 });
       return r;

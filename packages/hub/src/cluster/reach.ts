@@ -17,7 +17,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { TERMINAL_AGENT_TO_HUB, TERMINAL_HUB_TO_AGENT, newMessageId, type BodyOf, type Message, type MessageType, type RefusalCode } from '@tether/protocol';
 import { AgentTimeout, AgentUnavailable, CLOSE, type AgentLink, type AgentPort, type AgentReach } from '../modules/agents/link.js';
-import { BusDown, BusTimeout, NoResponders, type ClusterBus } from './bus.js';
+import { BusDown, BusTimeout, NoResponders, SUBJECT_ID, type ClusterBus } from './bus.js';
 
 export interface HubBeat {
   id: string;
@@ -164,7 +164,7 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
       agentId,
       agentVersion: '',
       send: <T extends MessageType>(type: T, body: BodyOf<T>, re?: string) => {
-        if (!FORWARDED_TO_AGENT.has(type) || !/^[A-Za-z0-9_-]{1,64}$/.test(agentId) || !this.bus.connected) return undefined;
+        if (!FORWARDED_TO_AGENT.has(type) || !SUBJECT_ID.test(agentId) || !this.bus.connected) return undefined;
         this.bus.publish(this.bus.subject('agent', agentId, 'send'), { type, body, from: this.me.id, ...(re ? { re } : {}) });
         return newMessageId();
       },
@@ -178,7 +178,7 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
 
   async request<T extends MessageType>(agentId: string, type: T, body: BodyOf<T>, timeoutMs: number): Promise<Message> {
     if (this.link.isOnline(agentId)) return this.link.request(agentId, type, body, timeoutMs);
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(agentId)) throw new AgentUnavailable(agentId);
+    if (!SUBJECT_ID.test(agentId)) throw new AgentUnavailable(agentId);
     this.stats.forwarded++;
     let a: RemoteAnswer;
     try {
@@ -200,7 +200,7 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
   disconnect(agentId: string, code: RefusalCode, reason: string): boolean {
     if (this.link.isOnline(agentId)) return this.link.disconnect(agentId, code, reason);
     const was = this.remote.has(agentId);
-    if (/^[A-Za-z0-9_-]{1,64}$/.test(agentId)) this.bus.publish(this.bus.subject('agent', agentId, 'ctl'), { disconnect: { code, reason } });
+    if (SUBJECT_ID.test(agentId)) this.bus.publish(this.bus.subject('agent', agentId, 'ctl'), { disconnect: { code, reason } });
     if (was) this.forgetRemote(agentId, reason);
     return was;
   }
@@ -252,7 +252,7 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
   // ---- this hub's agents -----------------------------------------------------------------------
 
   private localOnline(id: string): void {
-    if (this.localSubs.has(id) || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) return;
+    if (this.localSubs.has(id) || !SUBJECT_ID.test(id)) return;
     const unReq = this.bus.subscribe(this.bus.subject('agent', id, 'req'), (d, msg) => void this.answer(id, d as { type: MessageType; body: unknown; timeoutMs: number }).then((a) => this.bus.reply(msg, a)));
     const unCtl = this.bus.subscribe(this.bus.subject('agent', id, 'ctl'), (d) => {
       const c = (d as { disconnect?: { code: RefusalCode; reason: string } }).disconnect;
@@ -261,7 +261,7 @@ export class ClusterReach extends EventEmitter<ReachEvents> implements AgentReac
     const unSend = this.bus.subscribe(this.bus.subject('agent', id, 'send'), (d) => {
       const m = d as { type?: MessageType; body?: unknown; re?: string; from?: string };
       if (!m || !m.type || !FORWARDED_TO_AGENT.has(m.type)) return;
-      if (m.type === 'term.open' && typeof m.from === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(m.from)) this.termOwner.set(String((m.body as { sessionId?: string }).sessionId), m.from);
+      if (m.type === 'term.open' && typeof m.from === 'string' && SUBJECT_ID.test(m.from)) this.termOwner.set(String((m.body as { sessionId?: string }).sessionId), m.from);
       this.link.get(id)?.send(m.type, m.body as never, typeof m.re === 'string' ? m.re : undefined);
     });
     this.localSubs.set(id, () => (unReq(), unCtl(), unSend()));
